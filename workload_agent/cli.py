@@ -1,0 +1,60 @@
+"""Command-line entry points: `workload-agent <command>` and `instrument`.
+
+Each subsystem owns its subcommand in its own module, which exposes
+``register(subparsers)``; the parser is assembled here so that the `instrument`
+fast path never imports the subsystems it does not use.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> module exposing register(subparsers)
+SUBCOMMANDS = {
+    "run": "workload_agent.runner",
+    "rules": "workload_agent.rules.cli",
+    "patch": "workload_agent.patch.cli",
+    "orchestrator": "workload_agent.orchestrator.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="workload-agent",
+        description="Runtime threat detection for containers, by ptrace and Falco-syntax rules.",
+    )
+    parser.add_argument("--version", action="version", version=f"workload-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, modname in SUBCOMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            # A subsystem that has not landed yet; anything else broken must surface.
+            if exc.name and modname.startswith(exc.name):
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args) or 0)
+
+
+def instrument_main(argv: list[str] | None = None) -> int:
+    """`instrument CMD ARGS...` == `workload-agent run -- CMD ARGS...`, configured from the environment."""
+    from .runner import instrument
+
+    return instrument(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
