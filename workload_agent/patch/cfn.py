@@ -157,10 +157,14 @@ def _patch_resource(res: dict, cfg: PatchConfig, resolver, ctx: Context, where: 
         return 0
     if "ContainerDefinitions" not in props:
         raise PatchError(f"{where}: no ContainerDefinitions")
-    containers = rename_keys(props["ContainerDefinitions"], _camel)
+    from .docio import attach_tail, hoist_item_tails
+
+    original = props["ContainerDefinitions"]
+    tail = hoist_item_tails(original) if isinstance(original, list) and not intrinsic(original) else None
+    containers = rename_keys(original, _camel)
     new, wrapped = core.patch_ecs_containers(containers, cfg, resolver, ctx, where, arch, tags)
-    if wrapped or new is not containers:
-        props["ContainerDefinitions"] = rename_keys(new, _pascal)
+    props["ContainerDefinitions"] = rename_keys(new, _pascal)
+    attach_tail(props["ContainerDefinitions"], tail)
     return wrapped
 
 

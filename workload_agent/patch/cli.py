@@ -143,7 +143,7 @@ def run(args) -> int:
     except UnicodeDecodeError as exc:
         print(f"workload-agent patch: {source}: not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
         return EXIT_ERROR
-    ctx = Context(strict=args.strict, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    ctx = Context(strict=args.strict, report=lambda level, m: print(f"{level}: {m}", file=sys.stderr))
     try:
         cfg = build_config(args)
         configs = load_image_configs(args.image_config)

@@ -100,26 +100,26 @@ ImageResolver = Callable[[Any, "str | None", str], "ImageConfig | None"]
 class Context:
     """Where we are (for messages) and the warnings collected on the way."""
 
-    def __init__(self, strict: bool = False, warn: Callable[[str], None] | None = None):
+    def __init__(self, strict: bool = False, report: Callable[[str, str], None] | None = None):
         self.strict = strict
         self.warnings: list[str] = []
         self.notes: list[str] = []
-        self._warn = warn
+        self._report = report  # (level "warning" | "note", text)
 
     def note(self, where: str, msg: str) -> None:
         """Something the user should know that is not a problem (e.g. a skipped task)."""
         text = f"{where}: {msg}"
         self.notes.append(text)
-        if self._warn:
-            self._warn(text)
+        if self._report:
+            self._report("note", text)
 
     def warn(self, where: str, msg: str) -> None:
         text = f"{where}: {msg}"
         if self.strict:
             raise PatchError(text + " (--strict)")
         self.warnings.append(text)
-        if self._warn:
-            self._warn(text)
+        if self._report:
+            self._report("warning", text)
 
 
 # ---------------------------------------------------------------- intrinsics
@@ -157,16 +157,36 @@ def map_if(value: Any, fn: Callable[[Any], Any]) -> Any:
         args = i[1]
         if not isinstance(args, list) or len(args) != 3:
             raise PatchError("Fn::If needs [condition, value_if_true, value_if_false]")
-        new_args = copy.copy(args)  # keeps the ruamel tag on a short-form !If
+        new_args = shallow_copy(args)  # keeps the ruamel tag on a short-form !If
         new_args[1] = map_if(args[1], fn)
         new_args[2] = map_if(args[2], fn)
         if isinstance(value, dict):
-            out = copy.copy(value)
+            out = shallow_copy(value)
             (key,) = value.keys()
             out[key] = new_args
             return out
         return new_args
     return fn(value)
+
+
+def shallow_copy(node: Any) -> Any:
+    """A new list/dict holding the same items, with ruamel's comments, style and tag.
+
+    copy.copy() is not enough for ruamel nodes: it rebuilds a list by appending, which
+    shifts the comments attached to its items.
+    """
+    if isinstance(node, list):
+        new = type(node)()
+        new.extend(node) if type(node) is list else list.extend(new, node)
+    elif isinstance(node, dict):
+        new = type(node)()
+        for k, v in node.items():
+            new[k] = v
+    else:
+        return copy.copy(node)
+    if hasattr(node, "copy_attributes"):
+        node.copy_attributes(new)
+    return new
 
 
 def describe(value: Any) -> str:
@@ -238,8 +258,12 @@ def wrapped_argv(entry: Any, cmd: Any, image: Any, cfg: PatchConfig, resolver: I
                  arch: str | None, where: str, name: str, entry_name: str = "entryPoint",
                  cmd_name: str = "command") -> Any:
     """The argv to hand to instrument; an Fn::If in either field becomes an Fn::If of argvs."""
-    return map_if(entry, lambda e: map_if(cmd, lambda c: resolve_argv(
-        e, c, image, cfg.instrument, resolver, arch, where, name, entry_name, cmd_name)))
+    def leaf(e: Any, c: Any) -> Any:
+        argv = resolve_argv(e, c, image, cfg.instrument, resolver, arch, where, name, entry_name, cmd_name)
+        # a fresh copy of every element: a shared node would come out as a YAML alias
+        return _like(c, copy.deepcopy(argv), e)
+
+    return map_if(entry, lambda e: map_if(cmd, lambda c: leaf(e, c)))
 
 
 def _norm_arch(a: str) -> str:
@@ -254,12 +278,14 @@ def union_strings(existing: Any, items: Iterable[str], where: str, field_name: s
     if existing is None or is_no_value(existing):
         out: list = []
     elif isinstance(existing, list):
-        out = copy.copy(existing)
+        out = shallow_copy(existing)
     else:
         raise PatchError(f"{where}: {field_name} is {describe(existing)}, expected a list")
     for item in items:
         if item not in out:
             out.append(item)
+        while out.count(item) > 1:  # a duplicate left by an earlier, non-idempotent tool
+            del out[len(out) - 1 - out[::-1].index(item)]
     return out
 
 
@@ -311,7 +337,7 @@ def _checked_list(value: Any, field_name: str, where: str) -> list:
         return []
     if not isinstance(value, list) or intrinsic(value):
         raise PatchError(f"{where}: {field_name} is {describe(value)}, expected a list")
-    return copy.copy(value)
+    return shallow_copy(value)
 
 
 # ---------------------------------------------------------------- selection
@@ -386,8 +412,8 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
     c = copy.deepcopy(c)
     entry, cmd = c.get("entryPoint"), c.get("command")
     argv = wrapped_argv(entry, cmd, c.get("image"), cfg, resolver, arch, where, c.get("name", ""))
-    c["entryPoint"] = _like(entry, [cfg.instrument], entry)
-    set_after(c, "command", argv if intrinsic(argv) else _like(cmd, argv, entry), "entryPoint")
+    set_near(c, "entryPoint", _like(entry, [cfg.instrument], entry), before="command")
+    set_near(c, "command", argv, after="entryPoint")
 
     if cfg.add_ptrace_cap:
         lp = c.get("linuxParameters")
@@ -489,7 +515,7 @@ def patch_ecs_containers(containers: Any, cfg: PatchConfig, resolver: ImageResol
 
 def _replace_items(original: list, items: list) -> list:
     """original's list (type, comments between items) holding items."""
-    new = copy.copy(original)
+    new = shallow_copy(original)
     for i, item in enumerate(items):
         if i < len(new):
             if new[i] is not item:
@@ -499,12 +525,12 @@ def _replace_items(original: list, items: list) -> list:
     return new
 
 
-def set_after(mapping: dict, key: str, value: Any, after: str) -> None:
-    """mapping[key] = value; a new key goes right after `after` so related fields stay together."""
-    if key in mapping or after not in mapping:
+def set_near(mapping: dict, key: str, value: Any, after: str | None = None, before: str | None = None) -> None:
+    """mapping[key] = value; a new key goes next to a related one so they stay together."""
+    if key in mapping or (after not in mapping and before not in mapping):
         mapping[key] = value
         return
-    pos = list(mapping).index(after) + 1
+    pos = list(mapping).index(after) + 1 if after in mapping else list(mapping).index(before)
     if hasattr(mapping, "insert"):  # ruamel CommentedMap keeps comments this way
         mapping.insert(pos, key, value)
         return
@@ -516,7 +542,7 @@ def set_after(mapping: dict, key: str, value: Any, after: str) -> None:
 
 def _update(existing: dict, desired: dict) -> dict:
     """existing with desired's keys set, existing key order and extra keys kept."""
-    out = copy.copy(existing)
+    out = shallow_copy(existing)
     for k, v in desired.items():
         out[k] = v
     return out

@@ -41,8 +41,15 @@ def _yaml():
     return y
 
 
+def _flow_list(representer, data: list):
+    """Lists we create are argv-like or short: flow style unless they hold mappings."""
+    flow = all(not isinstance(v, (dict, list)) for v in data)
+    return representer.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
 def _dump_yaml(docs: list, indent: tuple, explicit_start: bool) -> str:
     y = _yaml()
+    y.representer.add_representer(list, _flow_list)
     y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
     y.explicit_start = explicit_start
     buf = io.StringIO()
@@ -100,3 +107,89 @@ def _yaml_indent(text: str, docs: list, explicit: bool) -> tuple:
         if score > best_score:
             best, best_score = cand, score
     return best
+
+
+# ---------------------------------------------------------------- comments that follow a node
+#
+# ruamel attaches the comment lines and blank lines that follow a block mapping to its
+# deepest last key. When we append keys to a container, those lines would end up in the
+# middle of it; so they are detached first and re-attached to the new deepest last key.
+
+def _is_block(v: Any) -> bool:
+    fa = getattr(v, "fa", None)
+    return isinstance(v, (dict, list)) and len(v) > 0 and fa is not None and not fa.flow_style()
+
+
+def _last_slot(node: Any, create: bool):
+    """(comment entry list, position) where a comment after node would live, or None."""
+    ca = getattr(node, "ca", None)
+    if ca is None or not len(node):
+        return None
+    if isinstance(node, dict):
+        key = list(node.keys())[-1]
+        pos = 2
+    else:
+        key = len(node) - 1
+        pos = 0
+    value = node[key]
+    if _is_block(value) and not getattr(getattr(value, "tag", None), "value", None):
+        return _last_slot(value, create)
+    if key not in ca.items:
+        if not create:
+            return None
+        ca.items[key] = [None, None, None, None]
+    return ca.items[key], pos
+
+
+def detach_tail(node: Any) -> str | None:
+    """Remove and return the lines following node (keeping an end-of-line comment)."""
+    slot = _last_slot(node, create=False)
+    if slot is None or slot[0][slot[1]] is None:
+        return None
+    entry, pos = slot
+    tok = entry[pos]
+    eol, nl, rest = tok.value.partition("\n")
+    if not rest:
+        return None
+    if eol.strip():
+        tok.value = eol + nl
+    else:
+        entry[pos] = None
+    return rest
+
+
+def attach_tail(node: Any, text: str | None) -> None:
+    if not text:
+        return
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    slot = _last_slot(node, create=True)
+    if slot is None:
+        return
+    entry, pos = slot
+    if entry[pos] is not None:
+        entry[pos].value = entry[pos].value.rstrip("\n") + "\n" + text
+    else:
+        entry[pos] = CommentToken("\n" + text, CommentMark(0))
+
+
+def hoist_item_tails(seq: Any) -> str | None:
+    """Move each item's following lines to the next item's leading comment; return the last's."""
+    if getattr(seq, "ca", None) is None:
+        return None
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    tail = None
+    for i, item in enumerate(seq):
+        text = detach_tail(item)
+        if i == len(seq) - 1:
+            tail = text
+        elif text:
+            tokens = [CommentToken((line.strip() + "\n") if line.strip() else "\n",
+                                   CommentMark(len(line) - len(line.lstrip())))
+                      for line in text.split("\n")[:-1]]
+            entry = seq.ca.items.setdefault(i + 1, [None, None, None, None])
+            entry[1] = tokens + (entry[1] or [])
+    return tail

@@ -93,8 +93,8 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
     entry, args = c.get("command"), c.get("args")
     argv = core.wrapped_argv(entry, args, c.get("image"), cfg, resolver, arch, where, c.get("name", ""),
                              "command", "args")
-    c["command"] = core._like(entry, [cfg.instrument], entry)
-    core.set_after(c, "args", argv if core.intrinsic(argv) else core._like(args, argv, entry), "command")
+    core.set_near(c, "command", core._like(entry, [cfg.instrument], entry), before="args")
+    core.set_near(c, "args", argv, after="command")
 
     mounts = core._checked_list(c.get("volumeMounts"), "volumeMounts", where)
     for m in mounts:
@@ -137,6 +137,19 @@ def patch_pod_spec(spec: dict, cfg: PatchConfig, resolver, ctx: Context, where: 
     containers = spec.get("containers")
     if not isinstance(containers, list):
         raise PatchError(f"{where}: spec.containers must be a list")
+    from .docio import attach_tail, detach_tail, hoist_item_tails
+
+    spec_tail = detach_tail(spec)
+    tail = hoist_item_tails(containers)
+    try:
+        return _patch_pod_spec(spec, containers, cfg, resolver, ctx, where, arch, want)
+    finally:
+        attach_tail(containers, tail)
+        attach_tail(spec, spec_tail)
+
+
+def _patch_pod_spec(spec: dict, containers: list, cfg: PatchConfig, resolver, ctx: Context, where: str,
+                    arch: Any, want) -> int:
     errors: list[str] = []
     wrapped = 0
     seen: set = set()
