@@ -291,15 +291,16 @@ def union_strings(existing: Any, items: Iterable[str], where: str, field_name: s
 
 def merge_env(env_list: Any, secret_list: Any, wanted: list[EnvVar], ctx: Context, where: str,
               value_key: str = "value", secret_key: str = "valueFrom",
-              secret_wrap: Callable[[Any], Any] | None = None) -> tuple[list | None, list | None]:
+              secret_wrap: Callable[[Any], Any] | None = None,
+              combined: bool = False) -> tuple[list | None, list | None]:
     """Union of the container's variables with the recipe's, by name.
 
     A user variable of the same name with a different value is replaced with a warning
     (an error under --strict); a variable moves between the plain and the secret list
-    when the recipe says so. When env_list and secret_list are the same object (k8s keeps
-    both in `env`), secrets go there too.
+    when the recipe says so. With combined (Kubernetes keeps both kinds in `env`),
+    env_list holds both.
     """
-    same = env_list is secret_list
+    same = combined
     envs = _checked_list(env_list, "environment", where)
     secrets = envs if same else _checked_list(secret_list, "secrets", where)
     for var in wanted:

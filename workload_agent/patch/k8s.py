@@ -115,7 +115,7 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
         c["securityContext"] = sc
     env = c.get("env")
     env = [] if env is None else env
-    new_env, _ = core.merge_env(env, env, cfg.env, ctx, where, secret_wrap=_secret_ref)
+    new_env, _ = core.merge_env(env, None, cfg.env, ctx, where, secret_wrap=_secret_ref, combined=True)
     if new_env is not None:
         c["env"] = new_env
     return c
