@@ -103,8 +103,8 @@ def test_failures_report_every_problem_and_keep_the_fragment():
     assert resp["status"] == "failure" and resp["requestId"] == "req-9"
     assert resp["fragment"] == fragment
     msg = resp["errorMessage"]
-    assert "resource Task: container 'App': entryPoint is a string" in msg
-    assert "resource Other: container 'App': command is Ref(Cmd)" in msg
+    assert "resource Task: container 'App': EntryPoint is a string" in msg
+    assert "resource Other: container 'App': Command is Ref(Cmd)" in msg
 
 
 def test_bad_parameters_and_events_fail_cleanly():

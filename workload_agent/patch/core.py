@@ -100,11 +100,25 @@ ImageResolver = Callable[[Any, "str | None", str], "ImageConfig | None"]
 class Context:
     """Where we are (for messages) and the warnings collected on the way."""
 
-    def __init__(self, strict: bool = False, report: Callable[[str, str], None] | None = None):
+    def __init__(self, strict: bool = False, report: Callable[[str, str], None] | None = None,
+                 field_case: Callable[[str], str] | None = None):
         self.strict = strict
+        self._case = field_case  # how the adapter's format spells our camelCase field names
         self.warnings: list[str] = []
         self.notes: list[str] = []
         self._report = report  # (level "warning" | "note", text)
+
+    def with_field_case(self, case: Callable[[str], str]) -> "Context":
+        """The same context (shared warnings) speaking another format's field names."""
+        other = copy.copy(self)
+        other._case = case
+        return other
+
+    def field(self, path: str) -> str:
+        """A field path as the user's format spells it (EntryPoint in CloudFormation)."""
+        if not self._case:
+            return path
+        return ".".join(self._case(part) for part in path.split("."))
 
     def note(self, where: str, msg: str) -> None:
         """Something the user should know that is not a problem (e.g. a skipped task)."""
@@ -301,8 +315,8 @@ def merge_env(env_list: Any, secret_list: Any, wanted: list[EnvVar], ctx: Contex
     env_list holds both.
     """
     same = combined
-    envs = _checked_list(env_list, "environment", where)
-    secrets = envs if same else _checked_list(secret_list, "secrets", where)
+    envs = _checked_list(env_list, ctx.field("env" if same else "environment"), where)
+    secrets = envs if same else _checked_list(secret_list, ctx.field("secrets"), where)
     for var in wanted:
         if var.secret is not None:
             target, other = secrets, (None if same else envs)
@@ -412,7 +426,8 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
     """One app container, wrapped: argv, capability, volumesFrom, environment."""
     c = copy.deepcopy(c)
     entry, cmd = c.get("entryPoint"), c.get("command")
-    argv = wrapped_argv(entry, cmd, c.get("image"), cfg, resolver, arch, where, c.get("name", ""))
+    argv = wrapped_argv(entry, cmd, c.get("image"), cfg, resolver, arch, where, c.get("name", ""),
+                        ctx.field("entryPoint"), ctx.field("command"))
     set_near(c, "entryPoint", _like(entry, [cfg.instrument], entry), before="command")
     set_near(c, "command", argv, after="entryPoint")
 
@@ -421,20 +436,21 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
         if lp is None or is_no_value(lp):
             lp = {}
         elif not isinstance(lp, dict) or intrinsic(lp):
-            raise PatchError(f"{where}: linuxParameters is {describe(lp)}, expected a mapping")
+            raise PatchError(f"{where}: {ctx.field('linuxParameters')} is {describe(lp)}, expected a mapping")
         caps = lp.get("capabilities")
         if caps is None or is_no_value(caps):
             caps = {}
         elif not isinstance(caps, dict) or intrinsic(caps):
-            raise PatchError(f"{where}: linuxParameters.capabilities is {describe(caps)}, expected a mapping")
+            raise PatchError(f"{where}: {ctx.field('linuxParameters.capabilities')} is {describe(caps)}, "
+                             "expected a mapping")
         drop = caps.get("drop")
         if isinstance(drop, list) and PTRACE_CAP in drop:
-            ctx.warn(where, f"capabilities.drop lists {PTRACE_CAP}, which the agent needs")
-        caps["add"] = union_strings(caps.get("add"), [PTRACE_CAP], where, "linuxParameters.capabilities.add")
+            ctx.warn(where, f"{ctx.field('capabilities.drop')} lists {PTRACE_CAP}, which the agent needs")
+        caps["add"] = union_strings(caps.get("add"), [PTRACE_CAP], where, ctx.field("linuxParameters.capabilities.add"))
         lp["capabilities"] = caps
         c["linuxParameters"] = lp
 
-    vf = _checked_list(c.get("volumesFrom"), "volumesFrom", where)
+    vf = _checked_list(c.get("volumesFrom"), ctx.field("volumesFrom"), where)
     mine = {"sourceContainer": cfg.sidecar_name, "readOnly": True}
     for i, cur in enumerate(vf):
         if isinstance(cur, dict) and cur.get("sourceContainer") == cfg.sidecar_name:
@@ -468,7 +484,7 @@ def patch_ecs_containers(containers: Any, cfg: PatchConfig, resolver: ImageResol
         if lst is None or is_no_value(lst):
             return lst
         if intrinsic(lst) or not isinstance(lst, list):
-            raise PatchError(f"{where}: containerDefinitions is {describe(lst)}, expected a list")
+            raise PatchError(f"{where}: {ctx.field('containerDefinitions')} is {describe(lst)}, expected a list")
         errors: list[str] = []
         seen: list[str] = []
         state = {"wrapped": 0, "sidecar": False}
@@ -482,7 +498,7 @@ def patch_ecs_containers(containers: Any, cfg: PatchConfig, resolver: ImageResol
             name = c.get("name")
             cwhere = f"{where}: container {name!r}" if isinstance(name, str) else f"{where}: container #{i}"
             if not isinstance(name, str):
-                errors.append(f"{cwhere}: name is {describe(name)}, expected a string")
+                errors.append(f"{cwhere}: {ctx.field('name')} is {describe(name)}, expected a string")
                 return c
             if name == cfg.sidecar_name:
                 state["sidecar"] = True
