@@ -126,3 +126,25 @@ def test_strict_turns_a_replaced_user_variable_into_a_failure():
     assert ok["status"] == "success"
     strict = handler(_event(copy.deepcopy(fragment), {"Logging": "info", "Strict": "true"}))
     assert strict["status"] == "failure" and "WORKLOAD_AGENT_LOGGING" in strict["errorMessage"]
+
+
+def test_macro_needs_only_the_standard_library():
+    """The Lambda package is just workload_agent/: no ruamel, PyYAML or boto imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\n"
+        "for m in ('ruamel', 'yaml', 'botocore', 'boto3', 'cffi'):\n"
+        "    sys.modules[m] = None\n"
+        "import json\n"
+        "from workload_agent.patch.cfn_macro import handler\n"
+        f"event = {{'requestId': 'r', 'fragment': {json.dumps(TEMPLATE)}, 'params': {{}}}}\n"
+        "r = handler(event, None)\n"
+        "print(r['status'], r.get('errorMessage', ''))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code.replace("true", "True").replace("false", "False")],
+                         cwd=repo, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "success", out.stdout + out.stderr

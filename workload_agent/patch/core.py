@@ -263,6 +263,8 @@ def resolve_argv(entry: Any, cmd: Any, image: Any, instrument: str, resolver: Im
         argv = list(img.entrypoint or []) + list(c)
     else:
         argv = list(img.entrypoint or []) + list(img.cmd or [])
+    if argv and argv[0] == instrument:
+        argv = argv[1:]  # the image embeds the agent already (COPY --from): never wrap twice
     if not argv:
         raise PatchError(f"{where}: the image {describe(image)} has neither ENTRYPOINT nor CMD, nothing to run")
     return argv
