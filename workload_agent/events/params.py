@@ -413,7 +413,9 @@ SPECS: Dict[str, Spec] = {
     "recvfrom": Spec(_args(K.NONE, K.NONE, K.NONE, K.NONE, (K.SOCKADDR_OUT, 5)), True, (
         RES, P("data", "BYTEBUF", NA), P("tuple", "SOCKTUPLE", ("tuple", "recv", 3, 4)),
         _fd("fd", 0), P("size", "UINT32", ("uint", 2)))),
-    "recvmsg": Spec(_args(K.NONE, K.MSGHDR_NAME), True, (
+    # MSGHDR_NAME is read at entry, when recvmsg's msg_name is not filled yet:
+    # the source comes from state (ctx.sock_peer) instead.
+    "recvmsg": Spec(_args(), True, (
         RES, P("size", "UINT32", NA), P("data", "BYTEBUF", NA),
         P("tuple", "SOCKTUPLE", ("tuple", "recv", 0, 1)), P("msgcontrol", "BYTEBUF", NA),
         _fd("fd", 0))),
