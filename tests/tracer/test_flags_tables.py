@@ -9,7 +9,7 @@ import socket
 import stat
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from workload_agent.events import flags as F
 
@@ -79,6 +79,7 @@ def test_kernel_largefile_bit_is_mapped_even_though_glibc_says_zero():
     assert F.open_flags_to_ppm(bit) & PPM["O_LARGEFILE"]
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=(1 << 32) - 1))
 def test_open_flags_ppm_only_uses_table_bits(kernel):
     ppm = F.open_flags_to_ppm(kernel)

@@ -8,7 +8,7 @@ import socket
 import struct
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from workload_agent.events.sockaddr import (SockAddr, format_sockaddr, format_tuple, make_tuple,
                                             parse_sockaddr)
@@ -136,6 +136,7 @@ def test_tuple_of_nothing_is_none():
     assert format_tuple(None) == "NULL"
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_raise(data):
     sa = parse_sockaddr(data)
@@ -145,6 +146,7 @@ def test_arbitrary_bytes_never_raise(data):
     assert isinstance(format_tuple(t), str)
 
 
+@settings(deadline=None)
 @given(st.sampled_from([socket.AF_INET, socket.AF_INET6, socket.AF_UNIX, socket.AF_NETLINK]),
        st.binary(max_size=130))
 def test_arbitrary_bodies_of_known_families_never_raise(family, body):
