@@ -334,10 +334,19 @@ static void task_forget(struct task *tk)
     memset(tk, 0, sizeof *tk);
 }
 
+/* Inside a syscall whose exit we want, every resume must keep the exit stop armed. */
 static void resume(struct wa_tracer *t, pid_t tid, int sig)
 {
-    int req = t->filter ? PTRACE_CONT : PTRACE_SYSCALL;
+    struct task *tk = task_of(t, tid);
+    int req = (!t->filter || (tk && (tk->state & T_IN_SYSCALL))) ? PTRACE_SYSCALL : PTRACE_CONT;
     ptrace(req, tid, 0, (void *)(long)sig);
+}
+
+/* A syscall recorded at entry only: it is complete as it is. */
+static void commit_now(struct wa_tracer *t, struct task *tk)
+{
+    commit(t, tk);
+    tk->state &= ~T_IN_SYSCALL;
 }
 
 /* Flushes a syscall record whose exit will never be seen. */
@@ -456,12 +465,8 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         uint32_t data = si.seccomp.ret_data;
         int foreign = (data & DATA_FOREIGN) || si.arch != NATIVE_ARCH;
         begin_syscall(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args, foreign);
-        if (data & DATA_EXIT) {
-            ptrace(PTRACE_SYSCALL, tid, 0, 0);
-            return;
-        }
-        flush_pending(t, tk);
-        tk->state &= ~T_IN_SYSCALL;
+        if (!(data & DATA_EXIT))
+            commit_now(t, tk);
         break;
     }
     case PTRACE_EVENT_CLONE:
@@ -521,10 +526,7 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
         if (si.arch == NATIVE_ARCH && nr < WA_MAX_NR && t->specs[nr].traced)
             begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, 0);
     }
-    if (t->filter)
-        ptrace(PTRACE_CONT, tid, 0, 0);
-    else
-        ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    resume(t, tid, 0);
 }
 
 static void trace_loop(struct wa_tracer *t)

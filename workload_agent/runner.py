@@ -136,6 +136,19 @@ def default_capture(names=None):
     return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
 
 
+def _deliver(sink, batch):
+    """A consumer bug must never take the workload down: report it and stop consuming."""
+    try:
+        sink.handle(batch)
+        return sink
+    except Exception as exc:  # noqa: BLE001 - anything; the workload keeps running
+        import traceback
+
+        _warn(f"event processing failed and is disabled for this run: {exc!r}")
+        traceback.print_exc(file=sys.stderr)
+        return None
+
+
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
         syscalls=None, ring_bytes: int = 8 << 20, env=None) -> int:
     env = dict(os.environ if env is None else env)
@@ -184,11 +197,11 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             status = tracer.done()
             batch = tracer.read()
             if sink is not None and batch:
-                sink.handle(batch)
+                sink = _deliver(sink, batch)
         rest = tracer.read()
         while rest:
             if sink is not None:
-                sink.handle(rest)
+                sink = _deliver(sink, rest)
             rest = tracer.read()
         stats = tracer.stats()
         if sink is not None:

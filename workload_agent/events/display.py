@@ -79,8 +79,13 @@ class EventPrinter:
                 ret = r.ret if r.has_exit else None
                 params = decode_params(name, r.args, ret, r.blobs, v, tid=r.tid)
                 params.pop("res", None)
-                result = "?" if ret is None else (f"{ret} {errno_name(ret)}" if ret < 0 else str(ret))
                 notes = []
+                # Unavailable values are noise in a debugging view; env is summarised.
+                params = {k: v for k, v in params.items() if v is not None}
+                env = params.pop("env", None)
+                if isinstance(env, bytes):
+                    notes.append("[env: %d vars]" % env.count(b"\0"))
+                result = "?" if ret is None else (f"{ret} {errno_name(ret)}" if ret < 0 else str(ret))
                 if r.flags & R.F_FOREIGN_ARCH:
                     notes.append("[foreign arch]")
                 if r.flags & R.F_TRUNCATED:
