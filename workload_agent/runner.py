@@ -95,6 +95,25 @@ def resolve_command(cmd: str, env) -> str | None:
     return shutil.which(cmd, path=env.get("PATH", os.defpath))
 
 
+def original_environment() -> dict:
+    """The environment this process was started with.
+
+    os.environ is not it: CPython's C-locale coercion (PEP 538) adds LC_CTYPE at
+    start-up. /proc/self/environ still holds the block execve gave us.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            env.setdefault(os.fsdecode(k), os.fsdecode(v))
+    return env
+
+
 def _mask_bits(mask) -> int:
     bits = 0
     for s in mask:
@@ -113,15 +132,30 @@ def _run_untraced(path: str, argv: list[str], env, old_mask) -> int:
     return EXIT_NOT_EXECUTABLE  # not reached
 
 
-def _forward_signals(pid: int) -> None:
-    while True:
-        info = signal.sigwaitinfo(FORWARDED)
-        if info.si_code == SI_KERNEL:
-            continue  # from our terminal: the kernel already sent it to the workload's group
-        try:
-            os.kill(pid, info.si_signo)
-        except ProcessLookupError:
-            return
+class _SignalForwarder(threading.Thread):
+    """Relays the signals sent to the agent to the workload (they are blocked in every
+    agent thread and taken here with sigtimedwait, so nothing runs in a handler)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name="signal-forwarder", daemon=True)
+        self.pid = pid
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            info = signal.sigtimedwait(FORWARDED, 0.2)
+            if info is None:
+                continue
+            if info.si_code == SI_KERNEL:
+                continue  # from our terminal: the kernel already sent it to the workload's group
+            try:
+                os.kill(self.pid, info.si_signo)
+            except ProcessLookupError:
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
 
 
 def default_capture(names=None):
@@ -151,7 +185,7 @@ def _deliver(sink, batch):
 
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
         syscalls=None, ring_bytes: int = 8 << 20, env=None) -> int:
-    env = dict(os.environ if env is None else env)
+    env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
     if path is None:
         _warn(f"{argv[0]}: command not found")
@@ -189,7 +223,8 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         _warn("!" * 70)
         return _run_untraced(path, argv, env, old_mask)
 
-    threading.Thread(target=_forward_signals, args=(pid,), name="signal-forwarder", daemon=True).start()
+    forwarder = _SignalForwarder(pid)
+    forwarder.start()
     status = None
     try:
         while status is None:
@@ -209,5 +244,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         if stats["drops"]:
             _warn(f"{stats['drops']} events were dropped: the ring was full (raise --ring-size)")
     finally:
+        forwarder.stop()
         tracer.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return exit_code(status)
