@@ -407,19 +407,33 @@ static void emit_simple(struct wa_tracer *t, uint16_t kind, int32_t tgid, int32_
     commit(t, b);
 }
 
+#define NR_CLONE3 435   /* same number on x86_64 and aarch64 */
+
+/* The clone flags of the syscall a task is stopped in: clone takes them in the first
+ * register, clone3 (allowed in full-ptrace mode) in struct clone_args's first field. */
 static uint64_t clone_flags_of(pid_t tid)
 {
+    uint64_t nr = 0, arg0 = 0;
 #if defined(__x86_64__)
     struct user_regs_struct regs;
-    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0)
-        return regs.rdi;
+    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
+        return 0;
+    nr = regs.orig_rax;
+    arg0 = regs.rdi;
 #elif defined(__aarch64__)
     struct user_regs_struct regs;
     struct iovec iov = { &regs, sizeof regs };
-    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) == 0)
-        return regs.regs[0];
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) != 0)
+        return 0;
+    nr = regs.regs[8];
+    arg0 = regs.regs[0];
 #endif
-    return 0;
+    if (nr == NR_CLONE3) {
+        uint64_t flags = 0;
+        wa_mem_read(tid, arg0, &flags, sizeof flags);
+        return flags;
+    }
+    return arg0;
 }
 
 /* ---- the loop ------------------------------------------------------------- */
