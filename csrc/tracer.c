@@ -610,6 +610,9 @@ static void child_exec(struct wa_tracer *t, int wfd)
     signal(SIGXFSZ, SIG_DFL);
     sigprocmask(SIG_SETMASK, &t->child_mask, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* A process whose credentials changed (setuid without exec) is not dumpable, and an
+     * unprivileged tracer may not seize it; exec resets this for the workload anyway. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     raise(SIGSTOP);             /* the tracer seizes us here */
     if (t->filter) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
