@@ -334,10 +334,19 @@ static void task_forget(struct task *tk)
     memset(tk, 0, sizeof *tk);
 }
 
+/* Inside a syscall whose exit we want, every resume must keep the exit stop armed. */
 static void resume(struct wa_tracer *t, pid_t tid, int sig)
 {
-    int req = t->filter ? PTRACE_CONT : PTRACE_SYSCALL;
+    struct task *tk = task_of(t, tid);
+    int req = (!t->filter || (tk && (tk->state & T_IN_SYSCALL))) ? PTRACE_SYSCALL : PTRACE_CONT;
     ptrace(req, tid, 0, (void *)(long)sig);
+}
+
+/* A syscall recorded at entry only: it is complete as it is. */
+static void commit_now(struct wa_tracer *t, struct task *tk)
+{
+    commit(t, tk);
+    tk->state &= ~T_IN_SYSCALL;
 }
 
 /* Flushes a syscall record whose exit will never be seen. */
@@ -398,19 +407,33 @@ static void emit_simple(struct wa_tracer *t, uint16_t kind, int32_t tgid, int32_
     commit(t, b);
 }
 
+#define NR_CLONE3 435   /* same number on x86_64 and aarch64 */
+
+/* The clone flags of the syscall a task is stopped in: clone takes them in the first
+ * register, clone3 (allowed in full-ptrace mode) in struct clone_args's first field. */
 static uint64_t clone_flags_of(pid_t tid)
 {
+    uint64_t nr = 0, arg0 = 0;
 #if defined(__x86_64__)
     struct user_regs_struct regs;
-    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0)
-        return regs.rdi;
+    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
+        return 0;
+    nr = regs.orig_rax;
+    arg0 = regs.rdi;
 #elif defined(__aarch64__)
     struct user_regs_struct regs;
     struct iovec iov = { &regs, sizeof regs };
-    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) == 0)
-        return regs.regs[0];
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) != 0)
+        return 0;
+    nr = regs.regs[8];
+    arg0 = regs.regs[0];
 #endif
-    return 0;
+    if (nr == NR_CLONE3) {
+        uint64_t flags = 0;
+        wa_mem_read(tid, arg0, &flags, sizeof flags);
+        return flags;
+    }
+    return arg0;
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -456,12 +479,8 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         uint32_t data = si.seccomp.ret_data;
         int foreign = (data & DATA_FOREIGN) || si.arch != NATIVE_ARCH;
         begin_syscall(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args, foreign);
-        if (data & DATA_EXIT) {
-            ptrace(PTRACE_SYSCALL, tid, 0, 0);
-            return;
-        }
-        flush_pending(t, tk);
-        tk->state &= ~T_IN_SYSCALL;
+        if (!(data & DATA_EXIT))
+            commit_now(t, tk);
         break;
     }
     case PTRACE_EVENT_CLONE:
@@ -521,10 +540,7 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
         if (si.arch == NATIVE_ARCH && nr < WA_MAX_NR && t->specs[nr].traced)
             begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, 0);
     }
-    if (t->filter)
-        ptrace(PTRACE_CONT, tid, 0, 0);
-    else
-        ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    resume(t, tid, 0);
 }
 
 static void trace_loop(struct wa_tracer *t)
@@ -594,6 +610,9 @@ static void child_exec(struct wa_tracer *t, int wfd)
     signal(SIGXFSZ, SIG_DFL);
     sigprocmask(SIG_SETMASK, &t->child_mask, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* A process whose credentials changed (setuid without exec) is not dumpable, and an
+     * unprivileged tracer may not seize it; exec resets this for the workload anyway. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     raise(SIGSTOP);             /* the tracer seizes us here */
     if (t->filter) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "rules": "workload_agent.rules.cli",
     "patch": "workload_agent.patch.cli",
     "orchestrator": "workload_agent.orchestrator.cli",
+    "config": "workload_agent.configuration",
 }
 
 

@@ -1,0 +1,250 @@
+"""`workload-agent run` and `instrument`: start the workload under the tracer.
+
+The workload's contract: same argv, environment, stdio and TTY; signals sent to the
+agent reach it; its exit status becomes ours (a signal death is 128+N). When tracing
+cannot start, `--priority availability` runs it untraced with a loud warning and
+`--priority security` refuses.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sys
+import threading
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+SI_KERNEL = 0x80  # si_code of a signal the kernel raised itself (e.g. from the TTY)
+
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+EXIT_REFUSED = 125
+
+
+def _warn(msg: str) -> None:
+    sys.stderr.write(f"workload-agent: {msg}\n")
+    sys.stderr.flush()
+
+
+def register(subparsers) -> None:
+    from .configuration import add_arguments
+
+    p = subparsers.add_parser(
+        "run", help="run a command under the tracer",
+        description="Run CMD with its whole process tree traced. The command keeps its stdio, "
+                    "TTY, environment, signals and exit status.",
+        usage="workload-agent run [options] -- CMD [ARGS...]")
+    p.add_argument("--events", action="store_true",
+                   help="print every decoded event, one line each (to stderr or --events-file)")
+    p.add_argument("--events-file", metavar="PATH", help="write the --events lines to PATH")
+    p.add_argument("--no-seccomp", dest="seccomp", action="store_false",
+                   help="full-ptrace mode: stop on every syscall, no seccomp filter and no "
+                        "NO_NEW_PRIVS (setuid binaries keep working; about twice the cost)")
+    p.add_argument("--syscalls", metavar="LIST",
+                   help="comma-separated syscalls to trace instead of the default set")
+    p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
+                   help="event ring size (default 8 MiB); a full ring drops events and reports it")
+    add_arguments(p, names=["priority"])
+    p.add_argument("command", nargs="+", metavar="CMD", help="the workload and its arguments")
+    p.set_defaults(func=_run_command)
+
+
+def _run_command(args) -> int:
+    from .configuration import ConfigError, load_config
+
+    try:
+        config = load_config({"priority": args.priority})
+    except ConfigError as exc:
+        _warn(str(exc))
+        return 2
+    sink = None
+    if args.events or args.events_file:
+        from .events.display import EventPrinter
+        out = open(args.events_file, "w", buffering=1) if args.events_file else sys.stderr
+        sink = EventPrinter(out)
+    syscalls = None
+    if args.syscalls:
+        syscalls = [s.strip() for s in args.syscalls.split(",") if s.strip()]
+    return run(args.command, priority=config.priority, use_seccomp=args.seccomp, sink=sink,
+               syscalls=syscalls, ring_bytes=args.ring_size)
+
+
+def instrument(argv: list[str]) -> int:
+    """The entrypoint prefix: `instrument CMD ARGS...`, configured from the environment."""
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write("usage: instrument CMD [ARGS...]\n"
+                         "Runs CMD traced by workload-agent; configured from WORKLOAD_AGENT_* "
+                         "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
+        return 2 if not argv else 0
+    from .configuration import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        _warn(f"{exc}; running with defaults")
+        config = None
+    priority = config.priority if config else "availability"
+    return run(argv, priority=priority)
+
+
+def resolve_command(cmd: str, env) -> str | None:
+    if "/" in cmd:
+        return cmd
+    return shutil.which(cmd, path=env.get("PATH", os.defpath))
+
+
+def original_environment() -> dict:
+    """The environment this process was started with.
+
+    os.environ is not it: CPython's C-locale coercion (PEP 538) adds LC_CTYPE at
+    start-up. /proc/self/environ still holds the block execve gave us.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            env.setdefault(os.fsdecode(k), os.fsdecode(v))
+    return env
+
+
+def _mask_bits(mask) -> int:
+    bits = 0
+    for s in mask:
+        if 1 <= int(s) <= 64:
+            bits |= 1 << (int(s) - 1)
+    return bits
+
+
+def _run_untraced(path: str, argv: list[str], env, old_mask) -> int:
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)  # Python ignores these; the workload must not inherit that
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(path, argv, env)
+    return EXIT_NOT_EXECUTABLE  # not reached
+
+
+class _SignalForwarder(threading.Thread):
+    """Relays the signals sent to the agent to the workload (they are blocked in every
+    agent thread and taken here with sigtimedwait, so nothing runs in a handler)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name="signal-forwarder", daemon=True)
+        self.pid = pid
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            info = signal.sigtimedwait(FORWARDED, 0.2)
+            if info is None:
+                continue
+            if info.si_code == SI_KERNEL:
+                continue  # from our terminal: the kernel already sent it to the workload's group
+            try:
+                os.kill(self.pid, info.si_signo)
+            except ProcessLookupError:
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+def default_capture(names=None):
+    from .events.params import DEFAULT_SYSCALLS, capture_table
+    from .tracer.core import CaptureSpec
+
+    table = capture_table()
+    wanted = DEFAULT_SYSCALLS if names is None else names
+    unknown = [n for n in wanted if n not in table]
+    if unknown:
+        raise ValueError(f"no capture spec for: {', '.join(sorted(unknown))}")
+    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
+
+
+def _deliver(sink, batch):
+    """A consumer bug must never take the workload down: report it and stop consuming."""
+    try:
+        sink.handle(batch)
+        return sink
+    except Exception as exc:  # noqa: BLE001 - anything; the workload keeps running
+        import traceback
+
+        _warn(f"event processing failed and is disabled for this run: {exc!r}")
+        traceback.print_exc(file=sys.stderr)
+        return None
+
+
+def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
+        syscalls=None, ring_bytes: int = 8 << 20, env=None) -> int:
+    env = original_environment() if env is None else dict(env)
+    path = resolve_command(argv[0], env)
+    if path is None:
+        _warn(f"{argv[0]}: command not found")
+        return EXIT_NOT_FOUND
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+
+    from .tracer.core import TraceStartError, Tracer, WorkloadExecError, available, exit_code
+
+    try:
+        ok, why = available()
+        if not ok:
+            raise TraceStartError(why)
+        try:
+            capture = default_capture(syscalls)
+        except ValueError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _warn(str(exc))
+            return 2
+        tracer = Tracer(argv, path=path, env=env, syscalls=capture, use_seccomp=use_seccomp,
+                        ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask))
+        pid = tracer.start()
+    except WorkloadExecError as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        _warn(str(exc))
+        return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+    except TraceStartError as exc:
+        if priority == "security":
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _warn(f"tracing could not start: {exc}\nworkload-agent: refusing to start the workload "
+                  f"untraced (priority: security)")
+            return EXIT_REFUSED
+        _warn("!" * 70)
+        _warn(f"WARNING: tracing could not start: {exc}")
+        _warn("WARNING: running the workload UNTRACED: no detection (priority: availability)")
+        _warn("!" * 70)
+        return _run_untraced(path, argv, env, old_mask)
+
+    forwarder = _SignalForwarder(pid)
+    forwarder.start()
+    status = None
+    try:
+        while status is None:
+            tracer.wait(0.5)
+            status = tracer.done()
+            batch = tracer.read()
+            if sink is not None and batch:
+                sink = _deliver(sink, batch)
+        rest = tracer.read()
+        while rest:
+            if sink is not None:
+                sink = _deliver(sink, rest)
+            rest = tracer.read()
+        stats = tracer.stats()
+        if sink is not None:
+            sink.close(stats)
+        if stats["drops"]:
+            _warn(f"{stats['drops']} events were dropped: the ring was full (raise --ring-size)")
+    finally:
+        forwarder.stop()
+        tracer.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return exit_code(status)
