@@ -69,20 +69,13 @@ def trace(code: str, cwd: str, use_seccomp: bool = True):
     assert status is not None and core.exit_code(status) == 0
     state = MiniState(cwd)
     events = []
-    exec_tids = set()
     for r in recs:
-        if r.kind == records.K_EXEC:
-            exec_tids.add(r.tid)
         if r.kind != records.K_SYSCALL:
             continue
         name = nr_names.get(r.nr)
         if name is None:
             continue
         ret = r.ret if r.has_exit else None
-        if ret is None and name in ("execve", "execveat") and r.tid in exec_tids:
-            # The core reports a successful exec as an EXEC record (committed
-            # before the syscall record, whose exit stop is not taken).
-            ret = 0
         params = decode_params(name, r.args, ret, r.blobs, state, tid=r.tid, strict=True)
         state.update(name, params)
         events.append((event_type(name, ret), params))
