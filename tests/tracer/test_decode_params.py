@@ -453,3 +453,12 @@ def test_fs_path_is_a_plain_string_for_comparisons():
     import pickle
     again = pickle.loads(pickle.dumps(p["path"]))
     assert (again, again.raw) == (p["path"], p["path"].raw)
+
+
+def test_non_utf8_path_bytes_survive_and_render_safely():
+    raw = b"/tmp/caf\xe9\xff"
+    p = decode_params("unlink", args6(0), 0, {0: Blob(K.PATH, raw + b"\0")}, None)
+    assert os.fsencode(p["path"]) == raw  # lossless for state and rules
+    line = render_params("unlink", p)
+    line.encode("utf-8")  # writable to any UTF-8 stream
+    assert "path=/tmp/caf\\xe9\\xff" in line

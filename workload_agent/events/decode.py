@@ -489,4 +489,14 @@ def render_params(name: str, params: Mapping[str, object], resolver=None) -> str
         plain, resolved = render_param(_param(name, pname, value), value, resolver)
         parts.append("%s=%s(%s)" % (pname, plain, resolved) if resolved
                      else "%s=%s" % (pname, plain))
-    return " ".join(parts)
+    return _printable_text(" ".join(parts))
+
+
+def _printable_text(text: str) -> str:
+    """Tracee bytes that are not UTF-8 (kept as surrogate escapes) shown as ``\\xNN``,
+    so the line can be written to any UTF-8 stream."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
