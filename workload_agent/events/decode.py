@@ -111,7 +111,7 @@ class _Event:
 
     def __init__(self, name, args, ret, blobs, ctx, tid):
         self.name = name
-        self.args = tuple(args) + (0,) * (6 - len(args))
+        self.args = args if len(args) == 6 else tuple(args) + (0,) * (6 - len(args))
         self.ret = None if ret is None else _s64(ret)
         self.blobs = blobs or {}
         self.ctx = ctx
@@ -339,6 +339,23 @@ def _finish_path(ev: _Event, p: Param, value):
     return FsPath(value, resolve_relative(base, value))
 
 
+_PATH_TYPES = frozenset({"FSPATH", "FSRELPATH"})
+_Step = Tuple[str, Callable, tuple, Optional[Param]]
+
+
+def _compile(layout: Sequence[Param]) -> Tuple[_Step, ...]:
+    """Bind each param's source handler once, so decoding an event is a flat loop."""
+    return tuple((p.name, _SOURCES[p.src[0]], tuple(p.src[1:]),
+                  p if p.type in _PATH_TYPES else None) for p in layout)
+
+
+_COMPILED: Dict[str, Tuple[Tuple[_Step, ...], Optional[Tuple[_Step, ...]]]] = {
+    name: (_compile(spec.params),
+           _compile(spec.success_params) if spec.success_params is not None else None)
+    for name, spec in SPECS.items()
+}
+
+
 def decode_params(name: str, args: Sequence[int], ret: Optional[int],
                   blobs: Optional[Mapping[int, Blob]], ctx=None, *,
                   tid: Optional[int] = None, strict: bool = False) -> Dict[str, object]:
@@ -355,26 +372,31 @@ def decode_params(name: str, args: Sequence[int], ret: Optional[int],
     if tid is None:
         tid = getattr(ctx, "tid", None)
     ev = _Event(name, args, ret, blobs, ctx, tid)
-    spec = SPECS.get(name)
-    if spec is None:
+    compiled = _COMPILED.get(name)
+    if compiled is None:
         return {"res": ev.ret}
-    for p in spec.params_for(ev.ret):
+    steps, success_steps = compiled
+    if success_steps is not None and ev.ret == 0:
+        steps = success_steps
+    out = ev.out
+    for pname, fn, extra, path_param in steps:
         try:
-            value = _SOURCES[p.src[0]](ev, *p.src[1:])
-            if p.type in ("FSPATH", "FSRELPATH"):
-                value = _finish_path(ev, p, value)
+            value = fn(ev, *extra)
+            if path_param is not None:
+                value = _finish_path(ev, path_param, value)
         except Exception:
             # Tracee data is hostile input: one bad param must not lose the event.
             if strict:
                 raise
             value = None
-        ev.out[p.name] = value
-    extra = ev.ctx_call("proc_params", tid, name, ev.ret)
-    if extra:
-        for key, value in extra.items():
-            if key in ev.out and ev.out[key] is None:
-                ev.out[key] = value
-    return ev.out
+        out[pname] = value
+    if ctx is not None:
+        extra_params = ev.ctx_call("proc_params", tid, name, ev.ret)
+        if extra_params:
+            for key, value in extra_params.items():
+                if key in out and out[key] is None:
+                    out[key] = value
+    return out
 
 
 # --- rendering ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ the values it lacks are written out here.
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import os
 import platform
 import signal as _signal
@@ -104,6 +105,7 @@ _OPEN_BITS = (
 _O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 
 
+@functools.lru_cache(maxsize=4096)
 def open_flags_to_ppm(flags: int, access_mode: bool = True) -> int:
     """Kernel open(2) flags -> Falco file_flags encoding.
 
