@@ -462,3 +462,8 @@ def test_non_utf8_path_bytes_survive_and_render_safely():
     line = render_params("unlink", p)
     line.encode("utf-8")  # writable to any UTF-8 stream
     assert "path=/tmp/caf\\xe9\\xff" in line
+
+
+def test_render_tolerates_values_of_unexpected_types():
+    params = {"res": "0", "addr": "x", "data": "y", "request": "z", "pid": 1.5}
+    assert render_params("ptrace", params) == "res=0 addr=x data=y request=z pid=1.5"

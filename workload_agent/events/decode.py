@@ -434,6 +434,14 @@ def render_param(p: Param, value, resolver=None) -> Tuple[str, str]:
     ``resolver`` (optional) may provide ``fd_name(fd)`` (e.g. ``<f>/etc/passwd``),
     ``comm(pid)``, ``user_name(uid)`` and ``group_name(gid)``.
     """
+    try:
+        return _render(p, value, resolver)
+    except (TypeError, ValueError, KeyError):
+        # A value of an unexpected type (e.g. from a state provider) is shown as is.
+        return str(value), ""
+
+
+def _render(p: Param, value, resolver) -> Tuple[str, str]:
     t = p.type
     if value is None:
         return ("NULL" if t in _NULL_TYPES else "<NA>"), ""
