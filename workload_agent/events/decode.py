@@ -21,6 +21,8 @@ from . import capture_kinds as K
 from . import flags as F
 from .flags import errno_name
 from .params import SPECS, Param, param_types
+# The record decoder's Blob (kind, data, truncated, unreadable) is the one blob type.
+from .records import Blob
 from .sockaddr import (AF_UNIX, SockAddr, SockTuple, decode_text, format_sockaddr, format_tuple,
                        make_tuple, parse_sockaddr)
 
@@ -35,23 +37,6 @@ SNAPLEN = 80
 #: struct open_how { __u64 flags; __u64 mode; __u64 resolve; } (size 24 in v1)
 _OPEN_HOW_FIELDS = ("flags", "mode", "resolve")
 _INT_PAIR = struct.Struct("=ii")
-
-
-class Blob:
-    """Memory the tracer read for one argument."""
-    __slots__ = ("kind", "data", "truncated", "unreadable")
-
-    def __init__(self, kind: int, data: bytes = b"", truncated: bool = False,
-                 unreadable: bool = False) -> None:
-        self.kind = kind
-        self.data = data
-        self.truncated = truncated
-        self.unreadable = unreadable
-
-    def __repr__(self) -> str:
-        return "Blob(%s, %r%s%s)" % (K.NAMES.get(self.kind, self.kind), self.data,
-                                     ", truncated" if self.truncated else "",
-                                     ", unreadable" if self.unreadable else "")
 
 
 class FsPath(str):
@@ -504,4 +489,14 @@ def render_params(name: str, params: Mapping[str, object], resolver=None) -> str
         plain, resolved = render_param(_param(name, pname, value), value, resolver)
         parts.append("%s=%s(%s)" % (pname, plain, resolved) if resolved
                      else "%s=%s" % (pname, plain))
-    return " ".join(parts)
+    return _printable_text(" ".join(parts))
+
+
+def _printable_text(text: str) -> str:
+    """Tracee bytes that are not UTF-8 (kept as surrogate escapes) shown as ``\\xNN``,
+    so the line can be written to any UTF-8 stream."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -4,8 +4,10 @@ This table is the single source of truth for both sides of the tracer:
 
 * ``Spec.args``: for each of the six register arguments, ``(capture kind,
   len_arg)`` telling csrc/ what memory to read (see capture_kinds);
-* ``Spec.exit_needed``: whether the syscall-exit stop must be taken (return
-  value, out-parameters, or state that only changes on success);
+* ``Spec.exit_needed``: whether the syscall-exit stop is taken by default.
+  Falco evaluates every event with its result (``evt.res``, outputs print it,
+  failed calls are evaluated too), so it is True everywhere except close; the
+  rules engine may drop it for syscalls no enabled rule or state needs;
 * ``Spec.params``: Falco's exit-event parameters in Falco's order, each with
   its Falco type, its rendering table/format and the *source* decode.py uses
   to compute it from registers, return value and blobs.
@@ -202,7 +204,7 @@ SPECS: Dict[str, Spec] = {
     "clone3": Spec(_args(), True, _clone_params(NA)),
     "fork": Spec(_args(), True, _clone_params(("const", 0))),
     "vfork": Spec(_args(), True, _clone_params(("const", _VFORK_PPM))),
-    "ptrace": Spec(_args(), False, (
+    "ptrace": Spec(_args(), True, (
         RES,
         P("addr", "DYN", ("u64", 2), fmt="hex"),
         P("data", "DYN", ("u64", 3), fmt="hex"),
@@ -215,9 +217,9 @@ SPECS: Dict[str, Spec] = {
         P("arg2_str", "CHARBUF", ("prctl_str",)),
         P("arg2_int", "INT64", ("prctl_int",)),
     )),
-    "kill": Spec(_args(), False, (RES, P("pid", "PID", ("int", 0)), P("sig", "SIGTYPE", ("uint", 1)))),
-    "tkill": Spec(_args(), False, (RES, P("tid", "PID", ("int", 0)), P("sig", "SIGTYPE", ("uint", 1)))),
-    "tgkill": Spec(_args(), False, (
+    "kill": Spec(_args(), True, (RES, P("pid", "PID", ("int", 0)), P("sig", "SIGTYPE", ("uint", 1)))),
+    "tkill": Spec(_args(), True, (RES, P("tid", "PID", ("int", 0)), P("sig", "SIGTYPE", ("uint", 1)))),
+    "tgkill": Spec(_args(), True, (
         RES, P("pid", "PID", ("int", 0)), P("tid", "PID", ("int", 1)),
         P("sig", "SIGTYPE", ("uint", 2)))),
     "setns": Spec(_args(), True, (
@@ -242,15 +244,15 @@ SPECS: Dict[str, Spec] = {
         P("cap_effective", "UINT64", CTX, fmt="hex"))),
     "setsid": Spec(_args(), True, (P("res", "PID", ("ret",)),)),
     "chroot": Spec(_args(K.PATH), True, (RES, _path("path", 0))),
-    "process_vm_writev": Spec(_args(), False, (
+    "process_vm_writev": Spec(_args(), True, (
         RES, P("pid", "PID", ("int", 0)), P("liovcnt", "UINT64", ("u64", 2)),
         P("riovcnt", "UINT64", ("u64", 4))), falco=False),
-    "pivot_root": Spec(_args(K.PATH, K.PATH), False, (
+    "pivot_root": Spec(_args(K.PATH, K.PATH), True, (
         RES, _path("new_root", 0), _path("put_old", 1)), falco=False),
-    "init_module": Spec(_args((K.BUF, 1), K.NONE, K.STR), False, (
+    "init_module": Spec(_args((K.BUF, 1), K.NONE, K.STR), True, (
         RES, P("img", "BYTEBUF", ("buf", 0)), P("length", "UINT64", ("u64", 1)),
         P("uargs", "CHARBUF", ("str", 2)))),
-    "finit_module": Spec(_args(K.NONE, K.STR), False, (
+    "finit_module": Spec(_args(K.NONE, K.STR), True, (
         RES, _fd("fd", 0), P("uargs", "CHARBUF", ("str", 1)),
         P("flags", "FLAGS32", ("uint", 2), table="finit_module_flags"))),
     "bpf": Spec(_args(), True, (
@@ -277,52 +279,53 @@ SPECS: Dict[str, Spec] = {
         P("flags", "FLAGS32", ("open_flags", 2), table="file_flags"),
         P("path", "FSPATH", CTX), P("dev", "UINT32", NA, fmt="hex"), P("ino", "UINT64", NA))),
     # close is decoded without its exit: the kernel releases the fd even when
-    # close() reports an error (EINTR/EIO), so state may drop it at entry.
+    # close() reports an error (EINTR/EIO), so state may drop it at entry, and
+    # close is too frequent to pay for a second stop.
     "close": Spec(_args(), False, (RES, _fd("fd", 0))),
     "close_range": Spec(_args(), True, (
         RES, P("first", "UINT32", ("uint", 0)), P("last", "UINT32", ("uint", 1)),
         P("flags", "UINT32", ("uint", 2))), falco=False),
     "chdir": Spec(_args(K.PATH), True, (RES, P("path", "CHARBUF", ("str", 0)))),
     "fchdir": Spec(_args(), True, (RES, _fd("fd", 0))),
-    "unlink": Spec(_args(K.PATH), False, (RES, _path("path", 0))),
-    "unlinkat": Spec(_args(K.NONE, K.PATH), False, (
+    "unlink": Spec(_args(K.PATH), True, (RES, _path("path", 0))),
+    "unlinkat": Spec(_args(K.NONE, K.PATH), True, (
         RES, _fd("dirfd", 0), _relpath("name", 1, "dirfd"),
         P("flags", "FLAGS32", ("uint", 2), table="unlinkat_flags"))),
-    "rmdir": Spec(_args(K.PATH), False, (RES, _path("path", 0))),
-    "rename": Spec(_args(K.PATH, K.PATH), False, (RES, _path("oldpath", 0), _path("newpath", 1))),
-    "renameat": Spec(_args(K.NONE, K.PATH, K.NONE, K.PATH), False, (
+    "rmdir": Spec(_args(K.PATH), True, (RES, _path("path", 0))),
+    "rename": Spec(_args(K.PATH, K.PATH), True, (RES, _path("oldpath", 0), _path("newpath", 1))),
+    "renameat": Spec(_args(K.NONE, K.PATH, K.NONE, K.PATH), True, (
         RES, _fd("olddirfd", 0), _relpath("oldpath", 1, "olddirfd"),
         _fd("newdirfd", 2), _relpath("newpath", 3, "newdirfd"))),
-    "renameat2": Spec(_args(K.NONE, K.PATH, K.NONE, K.PATH), False, (
+    "renameat2": Spec(_args(K.NONE, K.PATH, K.NONE, K.PATH), True, (
         RES, _fd("olddirfd", 0), _relpath("oldpath", 1, "olddirfd"),
         _fd("newdirfd", 2), _relpath("newpath", 3, "newdirfd"),
         P("flags", "FLAGS32", ("uint", 4), table="renameat2_flags"))),
-    "mkdir": Spec(_args(K.PATH), False, (
+    "mkdir": Spec(_args(K.PATH), True, (
         RES, _path("path", 0), P("mode", "UINT32", ("uint", 1), fmt="hex"))),
-    "mkdirat": Spec(_args(K.NONE, K.PATH), False, (
+    "mkdirat": Spec(_args(K.NONE, K.PATH), True, (
         RES, _fd("dirfd", 0), _relpath("path", 1, "dirfd"),
         P("mode", "UINT32", ("uint", 2), fmt="hex"))),
-    "symlink": Spec(_args(K.STR, K.PATH), False, (
+    "symlink": Spec(_args(K.STR, K.PATH), True, (
         RES, P("target", "CHARBUF", ("str", 0)), _path("linkpath", 1))),
-    "symlinkat": Spec(_args(K.STR, K.NONE, K.PATH), False, (
+    "symlinkat": Spec(_args(K.STR, K.NONE, K.PATH), True, (
         RES, P("target", "CHARBUF", ("str", 0)), _fd("linkdirfd", 1),
         _relpath("linkpath", 2, "linkdirfd"))),
-    "link": Spec(_args(K.PATH, K.PATH), False, (RES, _path("oldpath", 0), _path("newpath", 1))),
-    "linkat": Spec(_args(K.NONE, K.PATH, K.NONE, K.PATH), False, (
+    "link": Spec(_args(K.PATH, K.PATH), True, (RES, _path("oldpath", 0), _path("newpath", 1))),
+    "linkat": Spec(_args(K.NONE, K.PATH, K.NONE, K.PATH), True, (
         RES, _fd("olddir", 0), _relpath("oldpath", 1, "olddir"),
         _fd("newdir", 2), _relpath("newpath", 3, "newdir"),
         P("flags", "FLAGS32", ("uint", 4), table="linkat_flags"))),
-    "chmod": Spec(_args(K.PATH), False, (
+    "chmod": Spec(_args(K.PATH), True, (
         RES, _path("filename", 0), P("mode", "MODE", ("uint", 1), table="chmod_mode", fmt="oct"))),
-    "fchmod": Spec(_args(), False, (
+    "fchmod": Spec(_args(), True, (
         RES, _fd("fd", 0), P("mode", "MODE", ("uint", 1), table="chmod_mode", fmt="oct"))),
-    "fchmodat": Spec(_args(K.NONE, K.PATH), False, (
+    "fchmodat": Spec(_args(K.NONE, K.PATH), True, (
         RES, _fd("dirfd", 0), _relpath("filename", 1, "dirfd"),
         P("mode", "MODE", ("uint", 2), table="chmod_mode", fmt="oct"))),
-    "mount": Spec(_args(K.STR, K.PATH, K.STR), False, (
+    "mount": Spec(_args(K.STR, K.PATH, K.STR), True, (
         RES, P("dev", "CHARBUF", ("str", 0)), _path("dir", 1), P("type", "CHARBUF", ("str", 2)),
         P("flags", "FLAGS32", ("mount_flags", 3), table="mount_flags"))),
-    "umount2": Spec(_args(K.PATH), False, (
+    "umount2": Spec(_args(K.PATH), True, (
         RES, _path("name", 0), P("flags", "FLAGS32", ("uint", 1), table="umount_flags"))),
     "memfd_create": Spec(_args(K.STR), True, (
         FD_RET, P("name", "CHARBUF", ("str", 0)),
@@ -385,7 +388,7 @@ SPECS: Dict[str, Spec] = {
         P("addr", "SOCKADDR", ("sockaddr", 1)))),
     "bind": Spec(_args(K.NONE, (K.SOCKADDR, 2)), True, (
         RES, P("addr", "SOCKADDR", ("sockaddr", 1)), _fd("fd", 0))),
-    "listen": Spec(_args(), False, (RES, _fd("fd", 0), P("backlog", "INT32", ("int", 1)))),
+    "listen": Spec(_args(), True, (RES, _fd("fd", 0), P("backlog", "INT32", ("int", 1)))),
     "accept": Spec(_args(K.NONE, (K.SOCKADDR_OUT, 2)), True, (
         FD_RET, P("tuple", "SOCKTUPLE", ("tuple", "accept", 0, 1)),
         P("queuepct", "UINT8", ("const", 0)), P("queuelen", "UINT32", ("const", 0)),
@@ -399,7 +402,7 @@ SPECS: Dict[str, Spec] = {
         RES, _fd("fd", 0), P("addr", "SOCKADDR", ("sockaddr", 1))), falco=False),
     "getsockname": Spec(_args(K.NONE, (K.SOCKADDR_OUT, 2)), True, (
         RES, _fd("fd", 0), P("addr", "SOCKADDR", ("sockaddr", 1))), falco=False),
-    "shutdown": Spec(_args(), False, (RES, _fd("fd", 0), P("how", "INT32", ("int", 1))),
+    "shutdown": Spec(_args(), True, (RES, _fd("fd", 0), P("how", "INT32", ("int", 1))),
                      falco=False),
     "sendto": Spec(_args(K.NONE, (K.BUF, 2), K.NONE, K.NONE, (K.SOCKADDR, 5)), True, (
         RES, P("data", "BYTEBUF", ("buf", 1)), _fd("fd", 0), P("size", "UINT32", ("uint", 2)),
@@ -413,7 +416,9 @@ SPECS: Dict[str, Spec] = {
     "recvfrom": Spec(_args(K.NONE, K.NONE, K.NONE, K.NONE, (K.SOCKADDR_OUT, 5)), True, (
         RES, P("data", "BYTEBUF", NA), P("tuple", "SOCKTUPLE", ("tuple", "recv", 3, 4)),
         _fd("fd", 0), P("size", "UINT32", ("uint", 2)))),
-    "recvmsg": Spec(_args(K.NONE, K.MSGHDR_NAME), True, (
+    # MSGHDR_NAME is read at entry, when recvmsg's msg_name is not filled yet:
+    # the source comes from state (ctx.sock_peer) instead.
+    "recvmsg": Spec(_args(), True, (
         RES, P("size", "UINT32", NA), P("data", "BYTEBUF", NA),
         P("tuple", "SOCKTUPLE", ("tuple", "recv", 0, 1)), P("msgcontrol", "BYTEBUF", NA),
         _fd("fd", 0))),
