@@ -213,6 +213,12 @@ def _transform(node: Transform, reg: Registry, kw) -> Operand:
         op = _inner(node.args[0], reg, kw, name)
         opt = node.args[1].value
         get = op.get
+        target = node.args[0]
+        if isinstance(target, Field) and target.name == "proc.args" and target.arg is None:
+            # Keep argument boundaries: read argv rather than its space-joined text.
+            def get(e):
+                p = e.proc
+                return None if p is None else list(p.args)
 
         def getopt(e):
             v = get(e)
