@@ -5,6 +5,11 @@ from typing import Optional
 
 COMPILE_CONDITION = "LOAD_ERR_COMPILE_CONDITION"
 COMPILE_OUTPUT = "LOAD_ERR_COMPILE_OUTPUT"
+VALIDATE = "LOAD_ERR_VALIDATE"
+
+# ConditionError.kind values.
+KINDS = ("syntax", "unknown_field", "unknown_evttype", "undefined_macro", "undefined_list",
+         "argument", "operator", "value")
 
 
 class ConditionError(Exception):
