@@ -99,10 +99,11 @@ def test_validate_directory_loads_yaml_files_alphabetically(tmp_path):
 
 
 def test_validate_json_shape(files):
-    p = run("validate", "--json", str(files / "bad.yaml"), str(files / "warned.yaml"))
+    # warned.yaml first: as in Falco, a later file's compile would include bad.yaml's rule again.
+    p = run("validate", "--json", str(files / "warned.yaml"), str(files / "bad.yaml"))
     assert p.returncode == 1
     doc = json.loads(p.stdout)
-    bad, warned = doc["falco_load_results"]
+    warned, bad = doc["falco_load_results"]
     assert bad["name"].endswith("bad.yaml") and bad["successful"] is False
     err = bad["errors"][0]
     assert set(err) == {"code", "codedesc", "message", "context"}
@@ -115,6 +116,15 @@ def test_validate_json_shape(files):
     assert warned["successful"] is True
     assert [w["code"] for w in warned["warnings"]] == ["LOAD_UNUSED_LIST"]
     assert any("container" in n for n in warned["notes"])
+
+
+def test_a_broken_rule_is_reported_again_by_later_files_like_falco(files):
+    # Falco compiles everything collected so far after each file, so the broken rule from
+    # bad.yaml fails the compile after good.yaml too; the message still points into bad.yaml.
+    p = run("validate", "--json", str(files / "bad.yaml"), str(files / "good.yaml"))
+    bad, good = json.loads(p.stdout)["falco_load_results"]
+    assert not bad["successful"] and not good["successful"]
+    assert good["errors"][0]["context"]["locations"][-1]["position"]["name"].endswith("bad.yaml")
 
 
 def test_validate_missing_file_and_malformed_yaml(tmp_path):

@@ -110,7 +110,7 @@ def test_tags_must_be_a_sequence_of_scalars():
     err = only_error(load(RULE + "  tags: notalist\n"))
     assert err.text == "Value is not a sequence"
     err = only_error(load(RULE + "  tags: [a, [b]]\n"))
-    assert err.text == "sequence value is not scalar" and pos(err) == (6, 15)
+    assert err.text == "sequence value is not scalar" and pos(err) == (6, 13)
 
 
 def test_unknown_key_and_unknown_item_are_warnings():
@@ -175,7 +175,7 @@ def test_first_error_stops_the_file_but_not_the_next_file():
 
 
 def test_several_documents():
-    res = load("- list: l\n  items: [a]\n---\n" + RULE.replace("evt.type = open", "proc.name in (l)")
+    res = load("- list: l\n  items: [a]\n---\n" + RULE.replace("evt.type = open", "proc.name in (l) and evt.type = open")
                + "---\n")
     assert res.ok and not res.warnings
 

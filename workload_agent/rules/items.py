@@ -169,10 +169,14 @@ class PluginReq:
     ctx: tuple
 
 
-def parse_priority(text: str) -> Optional[int]:
-    from .priorities import priority_from_name
+def parse_priority(text: str):
+    """The Priority for a name (case-insensitive, `info` accepted), or None."""
+    from .priority import parse_priority as parse
 
-    return priority_from_name(text)
+    try:
+        return parse(text)
+    except ValueError:
+        return None
 
 
 class Reader:

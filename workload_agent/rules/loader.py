@@ -338,12 +338,19 @@ def read_file(collector: Collector, name: str, text: str, result: m.FileResult) 
     return True
 
 
+def _is_unknown_filter(err) -> bool:
+    """Errors that skip-if-unknown-filter downgrades: an unknown field or event type."""
+    return getattr(err, "kind", None) in ("unknown_field", "unknown_evttype")
+
+
 def _field_checker():
-    """The field registry's 'is this a field?' test, when the registry is available."""
-    try:
-        from .fields import is_field_defined  # type: ignore
-    except ImportError:
-        return None
+    """The field registry's 'is this a field?' test, for exception fields."""
+    from .fields import REGISTRY
+
+    def is_field_defined(text: str) -> bool:
+        # Exceptions name fields as written in conditions: proc.aname[2], evt.arg.flags.
+        return text.split("[", 1)[0] in REGISTRY
+
     return is_field_defined
 
 
@@ -554,7 +561,7 @@ class Compiler:
             try:
                 output = compile_output(output_text)
             except ConditionError as err:
-                if d.skip_if_unknown_filter and err.field:
+                if d.skip_if_unknown_filter and _is_unknown_filter(err):
                     self._add(result, m.WARNING, "LOAD_UNKNOWN_FILTER", err.message, d.output_ctx)
                     continue
                 raise self._error("LOAD_ERR_COMPILE_OUTPUT", err.message, d.output_ctx)
@@ -567,7 +574,7 @@ class Compiler:
                 evaluate = compile_condition(node)
             except ConditionError as err:
                 where = self._compile_error_location(err, cond, sub, node, seen_macros, macros, ctx + (d.cond_ctx[-1],))
-                if d.skip_if_unknown_filter and err.field:
+                if d.skip_if_unknown_filter and _is_unknown_filter(err):
                     self._add(result, m.WARNING, "LOAD_UNKNOWN_FILTER", err.message, where)
                     continue
                 raise self._error(err.code or "LOAD_ERR_COMPILE_CONDITION", err.message, where)

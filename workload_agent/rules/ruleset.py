@@ -49,9 +49,10 @@ class Rule:
 
     @property
     def priority_name(self) -> str:
-        from .priority import priority_name
+        """Falco's long form: Critical, Warning, Informational, ..."""
+        from .priority import Priority
 
-        return priority_name(self.priority)
+        return Priority(self.priority).long
 
 
 class Ruleset:
@@ -151,11 +152,18 @@ def _selector(sel) -> tuple:
     raise ValueError(f"a selector is a rule name pattern or {{'rule': pattern}} / {{'tag': name}}: {sel!r}")
 
 
+def _priority_threshold(value):
+    """None, a Priority/number, or a name -> severity number; ValueError for an unknown name."""
+    if value is None or isinstance(value, int):
+        return value
+    from .priority import parse_priority
+
+    return parse_priority(value)
+
+
 def build_ruleset(compiled: list, *, min_priority=None, enable=(), disable=(), rules_config=()) -> Ruleset:
     """Ruleset from the compiler's output, with selections and the minimum priority applied."""
-    from .priority import parse_priority_arg
-
-    threshold = parse_priority_arg(min_priority)
+    threshold = _priority_threshold(min_priority)
     rules = []
     for cr in compiled:
         d = cr.info

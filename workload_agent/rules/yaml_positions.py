@@ -113,9 +113,14 @@ def scalar_char_index(node: ScalarNode, content: str, offset: int) -> int:
     elif node.style in ("|", ">"):
         nl = content.find("\n", i)  # the header line (indicator, chomping, indent) produces nothing
         i = nl + 1 if 0 <= nl < end else i
-    last = i
-    target = min(offset, len(value))
-    for k in range(target):
+    offset = max(offset, 0)
+    if offset >= len(value):
+        # End of input: just after the last character that shows (not a trailing line break).
+        stripped = len(value.rstrip())
+        if stripped == 0:
+            return i
+        return scalar_char_index(node, content, stripped - 1) + 1
+    for k in range(offset):
         c = value[k]
         matched = False
         while i < end:
@@ -123,29 +128,24 @@ def scalar_char_index(node: ScalarNode, content: str, offset: int) -> int:
             if dq and s == "\\":
                 produced, n = _escape_at(content, i)
                 if produced == c:
-                    last = i
                     i += n
                     matched = True
                     break
                 i += n
                 continue
             if s == c or (c.isspace() and s.isspace()):
-                last = i
                 i += 1
                 matched = True
                 break
             i += 1
         if not matched:  # could not align: point at the scalar rather than somewhere wrong
             return start
-    if offset >= len(value) and value:
-        return last + 1
     # Skip what produces nothing before the target character (indentation, quotes, escapes).
-    if offset < len(value):
-        c = value[offset]
-        j = i
-        while j < end:
-            s = content[j]
-            if s == c or (c.isspace() and s.isspace()) or (dq and s == "\\"):
-                return j
-            j += 1
+    c = value[offset]
+    j = i
+    while j < end:
+        s = content[j]
+        if s == c or (c.isspace() and s.isspace()) or (dq and s == "\\"):
+            return j
+        j += 1
     return i
