@@ -81,3 +81,22 @@ def outputs() -> Iterator[Tuple[str, str, str]]:
         for it in load(fname):
             if "rule" in it and "output" in it:
                 yield fname, it["rule"], str(it["output"])
+
+
+def resolved_rules(fname: str):
+    """(rule name, rule item, condition tree with macros substituted) for a file."""
+    from workload_agent.rules.condition import parse_condition, substitute_macros
+
+    items = load(fname)
+    lists = lists_of(items)
+    macros = {}
+    for it in items:  # a macro sees the macros defined before it
+        if "macro" in it:
+            tree = parse_condition(substitute_lists(str(it["condition"]), lists))
+            macros[it["macro"]] = substitute_macros(tree, macros)
+    out = []
+    for it in items:  # rules see all macros
+        if "rule" in it and "condition" in it:
+            tree = parse_condition(substitute_lists(str(it["condition"]), lists))
+            out.append((it["rule"], it, substitute_macros(tree, macros)))
+    return out

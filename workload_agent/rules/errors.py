@@ -16,18 +16,19 @@ class ConditionError(Exception):
     """A condition or output format that cannot be parsed or compiled.
 
     ``offset`` is the 0-based index into the text where the problem is (-1 if
-    unknown); ``code`` is the Falco load-result code. ``field`` names the unknown
-    field or event type when that is the problem, so the loader can honour
-    ``skip-if-unknown-filter``.
+    unknown); ``code`` is the Falco load-result code; ``kind`` says what went
+    wrong (one of KINDS); ``field`` names the unknown field or event type when
+    that is the problem, so the loader can honour ``skip-if-unknown-filter``.
     """
 
     def __init__(self, message: str, offset: int = -1, code: str = COMPILE_CONDITION,
-                 field: Optional[str] = None) -> None:
+                 field: Optional[str] = None, kind: str = "syntax") -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
         self.code = code
         self.field = field
+        self.kind = kind
 
     def __str__(self) -> str:
         if self.offset >= 0:
@@ -35,4 +36,5 @@ class ConditionError(Exception):
         return self.message
 
     def __repr__(self) -> str:
-        return f"ConditionError({self.message!r}, offset={self.offset}, code={self.code!r})"
+        return (f"ConditionError({self.message!r}, offset={self.offset}, code={self.code!r}, "
+                f"kind={self.kind!r})")

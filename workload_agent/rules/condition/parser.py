@@ -11,9 +11,11 @@ from .lexer import Scanner
 
 # Python frames per parenthesis level are few, but hostile input could still nest
 # deeply; Falco itself stops at a small depth.
-MAX_DEPTH = 200
+MAX_DEPTH = 100
 
-_MODIFIER_AHEAD = re.compile(r"(oneof|anyof|allof)[ \t\b\r\n]*\(")
+# A modifier word is one only when a list follows: `(` or a list name (not a keyword).
+_MODIFIER_AHEAD = re.compile(r"(oneof|anyof|allof)(?:[ \t\b\r\n]*\(|[ \t\b\r\n]+"
+                             r"(?!(?:and|or|not)(?![a-zA-Z0-9_]))[a-zA-Z])")
 _TRANSFORMER_AHEAD = re.compile(r"(" + "|".join(lx.TRANSFORMERS) + r")\(")
 _VAL_AHEAD = re.compile(r"val\(")
 
@@ -22,7 +24,10 @@ def parse_condition(text: str) -> Node:
     """Parse a condition into its syntax tree; raises ConditionError with offset."""
     if not isinstance(text, str):
         raise ConditionError("condition must be a string", -1)
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except RecursionError:
+        raise ConditionError("condition nested too deeply", -1) from None
 
 
 class _Parser:
@@ -183,6 +188,13 @@ class _Parser:
     def parse_transformer_arg(self, name: str, shape, index: int) -> Node:
         s = self.s
         at = s.pos
+        if index < len(shape) and shape[index] == "s":
+            value = s.quoted_string()
+            if value is None:
+                value = s.bare_string()
+            if value is None:
+                raise self.error(f"expected a string argument in '{name}'", at)
+            return Literal(value, at)
         if s.field_name() is not None:
             return self.parse_field_rest(s.last, at)
         if s.ahead(_TRANSFORMER_AHEAD)[0] is not None:
@@ -304,6 +316,8 @@ class _Parser:
             return t
         ident = s.identifier()
         if ident is not None:
+            if ident in lx.KEYWORDS:
+                raise self.error(f"unexpected keyword '{ident}': expected a list", at)
             return ListRef(ident, at)
         raise self.error("expected a list, an identifier, or a field with a valid transformer", at)
 

@@ -49,7 +49,9 @@ def _operand(node: Node) -> str:
         arg = node.arg if lx.FIELD_ARG_BARE_RE.match(node.arg) else lx.quote(node.arg)
         return f"{node.name}[{arg}]"
     if isinstance(node, Transform):
-        return f"{node.name}({', '.join(_operand(a) for a in node.args)})"
+        # Literal arguments are always quoted: bare they could read back as fields.
+        args = (lx.quote(a.value) if isinstance(a, Literal) else _operand(a) for a in node.args)
+        return f"{node.name}({', '.join(args)})"
     if isinstance(node, Literal):
         return string_value(node.value)
     if isinstance(node, ListLit):
