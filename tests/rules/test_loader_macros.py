@@ -198,3 +198,35 @@ def test_rule_without_event_type_warns_unless_told_not_to():
     assert res.ruleset.by_name["r"].event_types is None
     res = load(rule_text("proc.name = bash") + "  warn_evttypes: false\n")
     assert not res.warnings
+
+
+def test_unknown_field_in_output_points_into_the_output():
+    res = load(rule_text("evt.type = open").replace("output: o", 'output: "file=%fd.name who=%proc.nosuch"'))
+    err = only_error(res)
+    assert err.code == "LOAD_ERR_COMPILE_OUTPUT"
+    assert err.item.item_name == "r"
+    line = '  output: "file=%fd.name who=%proc.nosuch"'
+    assert pos(err) == ("f0.yaml", 4, line.index("proc.nosuch") + 1)
+
+
+def test_replaced_output_is_located_in_the_override():
+    res = load(rule_text("evt.type = open"),
+               "- rule: r\n  output: bad %proc.nosuch\n  override:\n    output: replace\n")
+    err = only_error(res)
+    assert err.code == "LOAD_ERR_COMPILE_OUTPUT"
+    assert pos(err) == ("f1.yaml", 2, 16)
+
+
+def test_bad_regex_is_a_compile_error_with_position():
+    res = load(rule_text("evt.type = open and proc.name regex '(unclosed'"))
+    err = only_error(res)
+    assert err.code == "LOAD_ERR_COMPILE_CONDITION"
+    assert pos(err)[:2] == ("f0.yaml", 3)
+
+
+def test_innermost_macro_gets_the_blame():
+    res = load("- macro: inner\n  condition: proc.nosuch = 1\n- macro: outer\n  condition: evt.type = open and inner\n"
+               + rule_text("outer"))
+    err = only_error(res)
+    assert pos(err) == ("f0.yaml", 2, 14)
+    assert [l.item_name for l in err.locations if l.item_type == "macro"] == ["inner"]

@@ -130,7 +130,10 @@ class RuleUpdate:
     ctx: tuple
     mode: str  # "append" or "replace"
     cond: Optional[CondText] = None
+    cond_ctx: Optional[tuple] = None
     output: Optional[str] = None
+    output_ctx: Optional[tuple] = None
+    output_origin: Optional[Origin] = None
     desc: Optional[str] = None
     tags: Optional[tuple] = None
     exceptions: Optional[list] = None
@@ -481,11 +484,12 @@ class Reader:
                 continue
             upd = RuleUpdate(name, ctx, mode)
             if take("condition", mode):
-                upd.cond, _ = self.get_condition(item, "condition", ctx)
+                upd.cond, cnode = self.get_condition(item, "condition", ctx)
+                upd.cond_ctx = self.child(ctx, cnode, m.RULE_CONDITION)
             if take("exceptions", mode):
                 upd.exceptions = self.read_exceptions(item, ctx, append=(mode == "append"))
             if take("output", mode):
-                upd.output = self.get_str(item, "output", ctx)
+                upd.output, upd.output_ctx, upd.output_origin = self.read_output(item, ctx)
             if take("desc", mode):
                 upd.desc = self.get_str(item, "desc", ctx)
             if take("tags", mode):

@@ -209,6 +209,10 @@ class Collector:
                 val = getattr(u, attr)
                 if val is not None:
                     setattr(d, attr, val)
+            if u.cond is not None:
+                d.cond_ctx = u.cond_ctx
+            if u.output is not None:
+                d.output_ctx, d.output_origin = u.output_ctx, u.output_origin
             if u.exceptions is not None:
                 for ex in u.exceptions:
                     if ex.fields is None:
@@ -564,7 +568,8 @@ class Compiler:
                 if d.skip_if_unknown_filter and _is_unknown_filter(err):
                     self._add(result, m.WARNING, "LOAD_UNKNOWN_FILTER", err.message, d.output_ctx)
                     continue
-                raise self._error("LOAD_ERR_COMPILE_OUTPUT", err.message, d.output_ctx)
+                raise self._error("LOAD_ERR_COMPILE_OUTPUT", err.message,
+                                  self._output_location(d, output_text, err.offset))
             ctx = d.ctx
             node, sub, used = self.parse(cond, lists, list_used, ctx + (d.cond_ctx[-1],))
             seen_macros, seen_lists = [], list(used)
@@ -598,6 +603,18 @@ class Compiler:
         out.sort(key=lambda cr: self.c.rules[cr.info.name].index)
         return out
 
+    def _output_location(self, d: RuleDef, output_text: str, offset: int) -> tuple:
+        """Output errors point into the output scalar when the offset lies in its own text."""
+        scalar = d.output_origin.scalar
+        own = scalar.value.strip()
+        if offset is None or offset < 0 or not output_text.startswith(own) or offset >= len(own):
+            return d.output_ctx
+        lead = len(scalar.value) - len(scalar.value.lstrip())
+        src = d.output_origin.source
+        index = scalar_char_index(scalar, src.content, lead + offset)
+        line, col = src.line_col(index)
+        return d.output_ctx + (m.Location(m.RULE_OUTPUT_EXPRESSION, "", src.name, line, col, index),)
+
     def _compile_error_location(self, err, cond, sub, node, used_macros, macros, ctx) -> tuple:
         """Where a compile error is: in the rule's own text, or inside a macro it uses.
 
@@ -608,14 +625,20 @@ class Compiler:
         from .compiler import compile_condition
         from .errors import ConditionError
 
-        for name in reversed(used_macros):
+        failing = {}
+        for name in used_macros:
             mac = macros[name]
             try:
                 compile_condition(mac.node)
             except ConditionError as merr:
                 if merr.message == err.message:
-                    info = mac.info
-                    return ctx + info.ctx[-1:] + (self._cond_location(info.cond, mac.sub, merr.offset),)
-            except Exception:
+                    failing[name] = merr
+            except Exception:  # noqa: BLE001 - only a hint for the position; the rule's error stands
                 continue
+        # The innermost one: a failing macro none of whose own macros fail the same way.
+        for name, merr in failing.items():
+            mac = macros[name]
+            if not any(n in failing for n in mac.macros):
+                info = mac.info
+                return ctx + info.ctx[-1:] + (self._cond_location(info.cond, mac.sub, merr.offset),)
         return ctx + (self._cond_location(cond, sub, err.offset),)

@@ -57,6 +57,7 @@ RULE = "rule"
 RULE_CONDITION = "rule condition"
 CONDITION_EXPRESSION = "condition expression"
 RULE_OUTPUT = "rule output"
+RULE_OUTPUT_EXPRESSION = "rule output expression"
 RULE_PRIORITY = "rule priority"
 EXCEPTIONS = "exceptions"
 EXCEPTION = "exception"
@@ -169,7 +170,7 @@ class FileResult:
             lines.append(f"  note: {note}")
         for kind, msgs in (("Errors", self.errors), ("Warnings", self.warnings)):
             if msgs:
-                lines.append(f"{len(msgs)} {kind}:")
+                lines.append(f"{kind} ({len(msgs)}):")
                 lines.extend(m.as_text() for m in msgs)
         return "\n".join(lines)
 
