@@ -392,7 +392,14 @@ class CompiledRule:
 class Compiler:
     def __init__(self, collector: Collector):
         self.c = collector
-        self._parse_cache: dict = {}
+        # Falco recompiles everything after each file; these caches make the repeats cheap.
+        # Trees are immutable, so a result is reused when its inputs are the same objects.
+        self._parse_cache: dict = {}  # substituted text -> tree
+        self._subst_cache: dict = {}  # (text, lists fingerprint) -> (Substituted, used)
+        self._resolve_cache: dict = {}  # (id tree, ids of macro trees) -> (inputs, result)
+        self._compile_cache: dict = {}  # id(resolved tree) -> (tree, evaluate, types, fields)
+        self._output_cache: dict = {}  # output text -> OutputFormat
+        self._lists_fp = None
 
     # position helpers -------------------------------------------------------------------------
 
@@ -453,6 +460,7 @@ class Compiler:
                 else:
                     items.append(item)
             lists[info.name] = items
+        self._lists_fp = hash(tuple((name, tuple(items)) for name, items in lists.items()))
         return lists, used
 
     def parse(self, cond: CondText, lists: dict, list_used: dict, ctx: tuple) -> tuple:
@@ -460,7 +468,11 @@ class Compiler:
         from .condition import parse_condition
         from .errors import ConditionError
 
-        sub, used = substitute_lists(cond.text, lists.items())
+        key = (cond.text, self._lists_fp)
+        hit = self._subst_cache.get(key)
+        if hit is None:
+            hit = self._subst_cache[key] = substitute_lists(cond.text, lists.items())
+        sub, used = hit
         for name in used:
             list_used[name] = True
         node = self._parse_cache.get(sub.text)
@@ -508,7 +520,13 @@ class Compiler:
             for n in mac.lists:
                 if n not in seen_lists:
                     seen_lists.append(n)
-        return substitute_macros(node, mapping) if mapping else node
+        if not mapping:
+            return node
+        key = (id(node), tuple((n, id(t)) for n, t in mapping.items()))
+        hit = self._resolve_cache.get(key)
+        if hit is None:
+            hit = self._resolve_cache[key] = ((node, mapping), substitute_macros(node, mapping))
+        return hit[1]
 
     def compile_macros(self, lists: dict, list_used: dict) -> dict:
         macros = {}
@@ -563,7 +581,9 @@ class Compiler:
                           "every output anyway; it is dropped from this output", d.ctx)
                 output_text = output_text.replace(CONTAINER_INFO, "")
             try:
-                output = compile_output(output_text)
+                output = self._output_cache.get(output_text)
+                if output is None:
+                    output = self._output_cache[output_text] = compile_output(output_text)
             except ConditionError as err:
                 if d.skip_if_unknown_filter and _is_unknown_filter(err):
                     self._add(result, m.WARNING, "LOAD_UNKNOWN_FILTER", err.message, d.output_ctx)
@@ -576,7 +596,11 @@ class Compiler:
             node = self.resolve(node, cond, sub, ctx + (d.cond_ctx[-1],), lambda other: True, macros, (),
                                 seen_macros, seen_lists)
             try:
-                evaluate = compile_condition(node)
+                hit = self._compile_cache.get(id(node))
+                if hit is None:
+                    hit = self._compile_cache[id(node)] = (
+                        node, compile_condition(node), event_types(node), tuple(fields_used(node)))
+                _, evaluate, types, fields = hit
             except ConditionError as err:
                 where = self._compile_error_location(err, cond, sub, node, seen_macros, macros, ctx + (d.cond_ctx[-1],))
                 if d.skip_if_unknown_filter and _is_unknown_filter(err):
@@ -586,7 +610,6 @@ class Compiler:
             except RecursionError:
                 raise self._error("LOAD_ERR_COMPILE_CONDITION", "Condition is nested too deeply",
                                   ctx + (d.cond_ctx[-1],))
-            types = event_types(node)
             if d.source == "syscall" and d.warn_evttypes and (types is None or len(types) > NO_EVTTYPE_LIMIT):
                 self._add(result, m.WARNING, "LOAD_NO_EVTTYPE",
                           "Rule matches too many evt.type values. This has a significant "
@@ -597,7 +620,7 @@ class Compiler:
                 ex_fields.extend(f for f in fs if f not in ex_fields)
             out.append(CompiledRule(
                 info=d, index=r.index, node=node, evaluate=evaluate, output=output,
-                output_text=output_text, event_types=types, fields=tuple(fields_used(node)),
+                output_text=output_text, event_types=types, fields=fields,
                 macros=tuple(seen_macros), lists=tuple(seen_lists), exception_fields=tuple(ex_fields),
             ))
         out.sort(key=lambda cr: self.c.rules[cr.info.name].index)
