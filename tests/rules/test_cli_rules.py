@@ -164,3 +164,16 @@ def test_describe_unknown_rule_and_invalid_file(files):
     assert p.returncode == 1 and "-r " in p.stderr  # hint: a file given as a rule name
     p = run("describe", "-r", str(files / "bad.yaml"))
     assert p.returncode == 1 and "LOAD_ERR_COMPILE_CONDITION" in p.stderr
+
+
+def test_describe_selections_and_min_priority(files):
+    p = run("describe", "--json", "-r", str(files / "good.yaml"), "--disable-tag", "shell")
+    doc = json.loads(p.stdout)
+    assert doc["rules"][0]["enabled"] is False and doc["rules"][0]["enabled_in_file"] is True
+    assert doc["enabled_event_types"] == []
+    p = run("describe", "--json", "-r", str(files / "good.yaml"), "--disable", "*", "--enable", "sh*")
+    assert json.loads(p.stdout)["rules"][0]["enabled"] is True
+    p = run("describe", "--json", "-r", str(files / "good.yaml"), "--min-priority", "error")
+    assert json.loads(p.stdout)["rules"][0]["enabled"] is False
+    p = run("describe", "-r", str(files / "good.yaml"), "--min-priority", "loud")
+    assert p.returncode == 2 and "unknown priority" in p.stderr

@@ -230,3 +230,15 @@ def test_innermost_macro_gets_the_blame():
     err = only_error(res)
     assert pos(err) == ("f0.yaml", 2, 14)
     assert [l.item_name for l in err.locations if l.item_type == "macro"] == ["inner"]
+
+
+def test_too_many_event_types_warns():
+    from workload_agent.rules.fields import EVENT_TYPES
+
+    many = sorted(EVENT_TYPES)[:51]  # 51 syscalls = 102 enter/exit event codes in Falco's count
+    res = load(rule_text(f"evt.type in ({', '.join(many)})"))
+    assert [w.code for w in res.warnings] == ["LOAD_NO_EVTTYPE"]
+    res = load(rule_text(f"evt.type in ({', '.join(many[:50])})"))
+    assert not res.warnings
+    res = load(rule_text("evt.type != open"))
+    assert [w.code for w in res.warnings] == ["LOAD_NO_EVTTYPE"]

@@ -37,6 +37,14 @@ def register(subparsers) -> None:
                       metavar="FILE", help="rules file or directory; repeat for several, in load order")
     desc.add_argument("--min-priority", metavar="PRIORITY",
                       help="rules less severe than this are shown as disabled")
+    desc.add_argument("--disable", action="append", default=[], metavar="PATTERN",
+                      help="disable rules whose name matches (* wildcards); repeatable")
+    desc.add_argument("--disable-tag", action="append", default=[], metavar="TAG",
+                      help="disable rules with this tag; repeatable")
+    desc.add_argument("--enable", action="append", default=[], metavar="PATTERN",
+                      help="enable rules whose name matches, after the disables; repeatable")
+    desc.add_argument("--enable-tag", action="append", default=[], metavar="TAG",
+                      help="enable rules with this tag, after the disables; repeatable")
     desc.add_argument("names", nargs="*", metavar="RULE", help="rule names to describe (default: all)")
     desc.set_defaults(func=cmd_describe)
 
@@ -78,8 +86,12 @@ def cmd_describe(args) -> int:
     from .loader import load_rules
 
     try:
-        result = load_rules(args.rules_files, min_priority=args.min_priority)
-    except ValueError as exc:  # a bad --min-priority
+        result = load_rules(
+            args.rules_files, min_priority=args.min_priority,
+            disable=args.disable + [{"tag": t} for t in args.disable_tag],
+            enable=args.enable + [{"tag": t} for t in args.enable_tag],
+        )
+    except ValueError as exc:  # a bad --min-priority or selector
         print(f"workload-agent rules describe: {exc}", file=sys.stderr)
         return 2
     if not result.ok:

@@ -33,7 +33,10 @@ NATIVE_PLUGIN_NOTE = (
     "required plugin '{name}' (>= {version}) is satisfied natively: workload-agent provides "
     "its container.* and k8s.* fields itself"
 )
+# Falco warns when a rule matches more than 100 event codes; it counts the enter and the
+# exit event of each syscall, we count names, hence two codes per name.
 NO_EVTTYPE_LIMIT = 100
+CODES_PER_EVENT_TYPE = 2
 CONTAINER_INFO = "%container.info"
 
 
@@ -610,7 +613,7 @@ class Compiler:
             except RecursionError:
                 raise self._error("LOAD_ERR_COMPILE_CONDITION", "Condition is nested too deeply",
                                   ctx + (d.cond_ctx[-1],))
-            if d.source == "syscall" and d.warn_evttypes and (types is None or len(types) > NO_EVTTYPE_LIMIT):
+            if d.source == "syscall" and d.warn_evttypes and (types is None or len(types) * CODES_PER_EVENT_TYPE > NO_EVTTYPE_LIMIT):
                 self._add(result, m.WARNING, "LOAD_NO_EVTTYPE",
                           "Rule matches too many evt.type values. This has a significant "
                           "performance penalty.", d.ctx)
