@@ -94,8 +94,6 @@ def test_bad_priority_points_at_the_value():
 @pytest.mark.parametrize("word, level", [("info", "INFORMATIONAL"), ("Critical", "CRITICAL"),
                                          ("debug", "DEBUG"), ("EMERGENCY", "EMERGENCY")])
 def test_priority_is_case_insensitive(word, level):
-    from workload_agent.rules import priority
-
     res = load(RULE.replace("WARNING", word))
     assert res.ok
     assert res.ruleset.by_name["r1"].priority_name.upper() == level
@@ -201,6 +199,12 @@ def test_alternative_container_plugin_also_satisfies():
     res = load("- required_plugin_versions:\n  - name: k8smeta\n    version: 0.1.0\n"
                "    alternatives:\n    - name: container\n      version: 0.1.0\n")
     assert res.ok
+
+
+def test_unavailable_plugin_is_an_error_and_the_file_is_still_read():
+    res = load("- required_plugin_versions:\n  - name: cloudtrail\n    version: 0.1.0\n"
+               "- list: x\n  items: nope\n")
+    assert [e.code for e in res.errors] == ["LOAD_ERR_VALIDATE", "LOAD_ERR_YAML_VALIDATE"]
 
 
 def test_unavailable_plugin_is_an_error():

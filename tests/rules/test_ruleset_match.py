@@ -1,7 +1,6 @@
 """The ruleset: event-type index, first/all matching, enable/disable selections, priorities."""
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 

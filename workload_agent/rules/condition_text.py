@@ -11,7 +11,6 @@ line and column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 BLANKS = " \t\n\r"
 DELIMS = BLANKS + "(),="

@@ -612,11 +612,16 @@ ENGINE_VERSION = (0, 63, 0)  # the Falco engine whose rules language we implemen
 
 
 def parse_engine_version(text: str) -> Optional[tuple]:
-    """An integer N means 0.N.0; otherwise a semver x.y.z (pre-release/build ignored)."""
+    """An integer N means 0.N.0; otherwise a semver x.y.z."""
     text = text.strip()
     if text.isdigit():
         return (0, int(text), 0)
-    core = re.split(r"[-+]", text, maxsplit=1)[0]
+    return parse_semver(text)
+
+
+def parse_semver(text: str) -> Optional[tuple]:
+    """(x, y, z) from "x.y.z" (pre-release/build suffix ignored), or None."""
+    core = re.split(r"[-+]", text.strip(), maxsplit=1)[0]
     parts = core.split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None

@@ -14,7 +14,6 @@ compiled). The first compile error stops the compile.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -23,6 +22,7 @@ from . import messages as m
 from .condition_text import CondText, Origin, exception_condition, substitute_lists
 from .items import (
     ENGINE_VERSION, LoadError, Reader, RuleDef, RuleUpdate, check_exception_shape, make_message,
+    parse_semver,
 )
 from .yaml_positions import SourceFile, compose_documents, scalar_char_index
 
@@ -106,11 +106,9 @@ class Collector:
             self.engine_req = req
 
     def require_plugin(self, req) -> None:
-        from .items import parse_engine_version as parse_semver
-
         seen = set()
         for name, version in req.alternatives:
-            if parse_semver(version) is None or version.strip().isdigit():
+            if parse_semver(version) is None:
                 self._fail(f"Invalid required version '{version}' for plugin '{name}'", req.ctx)
             if name in seen:
                 self._fail(f"Defined multiple alternative version requirements for plugin '{name}'", req.ctx)
@@ -123,8 +121,12 @@ class Collector:
                 return
         wanted = " or ".join(f"'{n}' >= {v}" for n, v in req.alternatives)
         have = ", ".join(f"'{n}' {'.'.join(map(str, v))}" for n, v in NATIVE_PLUGINS.items())
-        self._fail(f"Rules require plugin {wanted}, which is not available "
-                   f"(only these plugins' fields are provided natively: {have})", req.ctx)
+        # Falco checks plugin requirements after reading, so the rest of the file is still read
+        # (and its other errors reported); the file then counts as failed and is not compiled.
+        self.result.add(make_message(
+            m.ERROR, "LOAD_ERR_VALIDATE",
+            f"Rules require plugin {wanted}, which is not available "
+            f"(only these plugins' fields are provided natively: {have})", req.ctx, self._source_of(req.ctx)))
 
     def add_list(self, d) -> None:
         prev = self.lists.get(d.name)
@@ -342,7 +344,7 @@ def read_file(collector: Collector, name: str, text: str, result: m.FileResult) 
     except RecursionError:
         result.add(m.Message(m.ERROR, "LOAD_ERR_YAML_VALIDATE", "Rules content is nested too deeply", root))
         return False
-    return True
+    return not result.errors
 
 
 def _is_unknown_filter(err) -> bool:
