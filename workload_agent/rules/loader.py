@@ -239,8 +239,9 @@ class Collector:
 @dataclass
 class LoadResult:
     files: list  # [messages.FileResult], one per file loaded, in order
-    ruleset: object  # ruleset.Ruleset (empty when nothing compiled)
-    # Falco answers for the last compile; a failed compile leaves the previous ruleset.
+    # ruleset.Ruleset from the last successful compile (empty when none succeeded): with
+    # errors (`ok` False) it may be missing rules, so callers should not run with it.
+    ruleset: object
 
     @property
     def ok(self) -> bool:
@@ -371,6 +372,7 @@ class CompiledMacro:
     name: str
     node: object
     info: MacroInfo
+    sub: object = None  # its condition after list substitution (maps offsets back)
     lists: tuple = ()  # lists substituted into this macro's text
     macros: tuple = ()  # macros it references, transitively
     resolved: bool = False
@@ -537,9 +539,7 @@ class Compiler:
         macros = {}
         for info in self.c.macros.values():
             node, sub, used = self.parse(info.cond, lists, list_used, info.ctx + (info.cond_ctx[-1],))
-            mac = CompiledMacro(info.name, node, info, lists=used)
-            mac.sub = sub
-            macros[info.name] = mac
+            macros[info.name] = CompiledMacro(info.name, node, info, sub=sub, lists=used)
         for mac in macros.values():
             info = mac.info
             seen_macros, seen_lists = [], list(mac.lists)
