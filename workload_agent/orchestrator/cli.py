@@ -38,6 +38,8 @@ def register(subparsers) -> None:
                    help="largest frame accepted from an agent (default 4 MiB)")
     p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
                    help="close agent connections silent this long (default 120)")
+    p.add_argument("--write-timeout", type=float, default=None, metavar="SECONDS",
+                   help="drop an agent that has not read what we sent for this long (default 30)")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"), help="log level (stderr)")
     p.set_defaults(func=run)
@@ -102,6 +104,8 @@ def run(args) -> int:
         limits.max_frame = args.max_frame
     if args.idle_timeout:
         limits.idle_timeout = args.idle_timeout
+    if args.write_timeout:
+        limits.write_timeout = args.write_timeout
 
     orch = Orchestrator(key, outputs, args.rules_dir, limits)
 
