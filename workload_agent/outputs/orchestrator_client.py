@@ -284,14 +284,16 @@ class OrchestratorClient:
     def _send_frame(self, sock: socket.socket, frame: dict) -> None:
         sock.sendall(protocol.encode(frame, self._max_frame))
 
-    def _hello(self, sock: socket.socket, decoder: protocol.FrameDecoder) -> None:
+    def _hello(self, sock: socket.socket, decoder: protocol.FrameDecoder) -> list:
         with self._lock:
             acked = self._acked
         self._send_frame(sock, protocol.hello(self.agent_id, self.instance, __version__, self._key,
                                               self.metadata, acked, self.bundle_hash or None))
         deadline = time.monotonic() + self._io_timeout
         while True:
-            for frame in self._recv(sock, decoder, deadline - time.monotonic()):
+            frames = self._recv(sock, decoder, deadline - time.monotonic())
+            while frames:
+                frame = frames.pop(0)
                 if frame["type"] == "welcome":
                     self._max_frame = min(frame["max_frame"], protocol.DEFAULT_MAX_FRAME) \
                         if frame["max_frame"] > 0 else protocol.DEFAULT_MAX_FRAME
@@ -299,7 +301,7 @@ class OrchestratorClient:
                         self._ack(frame["acked"])
                         self._resend_upto = max(self._resend_upto, self._sent_upto)
                         self._sent_upto = self._acked
-                    return
+                    return frames  # what came in the same read (a rules push) is next
                 self._handle(sock, frame)
             if time.monotonic() > deadline:
                 raise _Closed("no welcome from the orchestrator")
@@ -327,13 +329,15 @@ class OrchestratorClient:
     def _session(self, sock: socket.socket) -> None:
         decoder = protocol.FrameDecoder()
         self._last_rx = time.monotonic()
-        self._hello(sock, decoder)
+        early = self._hello(sock, decoder)
         self.n_connects += 1
         self._welcomed = True
         self.connected.set()
         if self._last_error:
             log.info("orchestrator %s:%d: connected", self.host, self.port)
             self._last_error = ""
+        for frame in early:
+            self._handle(sock, frame)
         next_hb = time.monotonic()
         while True:
             now = time.monotonic()
