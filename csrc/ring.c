@@ -86,7 +86,10 @@ int wa_ring_put(struct wa_ring *r, const void *rec, uint32_t len)
         return -1;
     }
     atomic_fetch_add_explicit(&r->records_total, 1, memory_order_relaxed);
-    wa_ring_wake(r);
+    /* Wake the consumer only when the ring is filling: it polls on a timer otherwise. */
+    if (atomic_load_explicit(&r->head, memory_order_relaxed) -
+            atomic_load_explicit(&r->tail, memory_order_relaxed) >= r->size / 8)
+        wa_ring_wake(r);
     return 0;
 }
 

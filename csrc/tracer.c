@@ -98,6 +98,8 @@ struct wa_tracer {
 
     struct task *tasks;
     uint32_t ntasks;
+    int32_t *seen;          /* every tid that got a slot, so freeing never walks all of pid_max */
+    uint32_t nseen, capseen;
     struct task scratch;    /* for records that are committed at once */
 
     _Atomic uint64_t stops, task_count, read_failures;
@@ -328,6 +330,19 @@ static struct task *task_of(struct wa_tracer *t, pid_t tid)
     return &t->tasks[tid];
 }
 
+static void task_note(struct wa_tracer *t, pid_t tid)
+{
+    if (t->nseen == t->capseen) {
+        uint32_t cap = t->capseen ? t->capseen * 2 : 256;
+        int32_t *p = realloc(t->seen, cap * sizeof *p);
+        if (!p)
+            return;
+        t->seen = p;
+        t->capseen = cap;
+    }
+    t->seen[t->nseen++] = tid;
+}
+
 static void task_forget(struct task *tk)
 {
     free(tk->buf);
@@ -363,6 +378,8 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
                           const uint64_t *args, int foreign)
 {
     flush_pending(t, tk);
+    if (!tk->buf)
+        task_note(t, tid);
     if (rec_start(tk, WA_K_SYSCALL, tk->tgid, tid) != 0)
         return;
     struct wa_record *r = rec(tk);
@@ -513,6 +530,8 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
                 struct task moved = *fk;
                 free(tk->buf);
                 *tk = moved;
+                if (tk->buf)
+                    task_note(t, tid);
                 memset(fk, 0, sizeof *fk);
             }
             tk->tgid = tid;
@@ -809,9 +828,14 @@ void wa_free(struct wa_tracer *t)
     pthread_join(t->thread, NULL);
     if (t->errpipe >= 0)
         close(t->errpipe);
-    for (uint32_t i = 0; t->tasks && i < t->ntasks; i++)
-        if (t->tasks[i].buf)
-            free(t->tasks[i].buf);
+    for (uint32_t i = 0; t->tasks && i < t->nseen; i++) {
+        struct task *tk = task_of(t, t->seen[i]);
+        if (tk && tk->buf) {
+            free(tk->buf);
+            tk->buf = NULL;
+        }
+    }
+    free(t->seen);
     free(t->scratch.buf);
     free(t->tasks);
     free(t->filter);

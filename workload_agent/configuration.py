@@ -99,8 +99,12 @@ def _positive(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check
 
 
-def split_host_port(text: str, default_port: int | None = None) -> tuple[str, int | None]:
-    """'host', 'host:port', '[v6]:port' or bare 'v6' -> (host, port or default)."""
+def split_host_port(text: str, default_port: int | None = None,
+                    allow_port_zero: bool = False) -> tuple[str, int | None]:
+    """'host', 'host:port', '[v6]:port' or bare 'v6' -> (host, port or default).
+
+    allow_port_zero: for listening addresses, where 0 means "any free port".
+    """
     text = text.strip()
     if not text:
         raise ValueError("empty address")
@@ -121,7 +125,7 @@ def split_host_port(text: str, default_port: int | None = None) -> tuple[str, in
         port = int(port_text)
     except ValueError:
         raise ValueError(f"bad address {text!r}: port {port_text!r} is not a number") from None
-    if not 0 < port < 65536:
+    if not (0 if allow_port_zero else 1) <= port < 65536:
         raise ValueError(f"bad address {text!r}: port {port} out of range 1-65535")
     return host, port
 

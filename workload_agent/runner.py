@@ -18,6 +18,10 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
              signal.SIGUSR2, signal.SIGWINCH)
 SI_KERNEL = 0x80  # si_code of a signal the kernel raised itself (e.g. from the TTY)
 
+# The consumer wakes at least this often; the tracer wakes it sooner only when the ring
+# fills up, so that a busy workload does not pay a context switch per event.
+POLL_SECONDS = 0.05
+
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 EXIT_REFUSED = 125
@@ -143,8 +147,8 @@ class _SignalForwarder(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            info = signal.sigtimedwait(FORWARDED, 0.2)
-            if info is None:
+            info = signal.sigtimedwait(FORWARDED, 1.0)
+            if info is None or self.stopping.is_set():
                 continue
             if info.si_code == SI_KERNEL:
                 continue  # from our terminal: the kernel already sent it to the workload's group
@@ -155,6 +159,10 @@ class _SignalForwarder(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+        try:
+            signal.pthread_kill(self.ident, signal.SIGWINCH)  # wakes sigtimedwait; not forwarded
+        except (ProcessLookupError, TypeError):
+            pass  # already gone
         self.join()
 
 
@@ -228,7 +236,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
     status = None
     try:
         while status is None:
-            tracer.wait(0.5)
+            tracer.wait(POLL_SECONDS)
             status = tracer.done()
             batch = tracer.read()
             if sink is not None and batch:
