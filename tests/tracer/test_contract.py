@@ -142,3 +142,17 @@ def test_pid1_exits_when_main_process_exits():
                        ["--", "sh", "-c", "sleep 30 & exit 4"], capture_output=True, timeout=60)
     assert p.returncode == 4
     assert time.time() - t0 < 15
+
+
+def test_instrument_is_run_configured_from_the_environment(tmp_path):
+    import shutil
+
+    exe = shutil.which("instrument")
+    if exe is None:
+        pytest.skip("the `instrument` console script is not installed (pip install .)")
+    p = subprocess.run([exe, "sh", "-c", "echo out; exit 3"], capture_output=True, timeout=60)
+    assert (p.returncode, p.stdout) == (3, b"out\n")
+    bad = subprocess.run([exe, "sh", "-c", "exit 0"], capture_output=True, timeout=60,
+                         env=dict(os.environ, SYSDIG_PRIORITY="sometimes"))
+    assert bad.returncode == 0 and b"SYSDIG_PRIORITY" in bad.stderr  # bad config: warned, still runs
+    assert subprocess.run([exe], capture_output=True).returncode == 2

@@ -45,7 +45,20 @@ def _core():
     return _ffi, _lib
 
 
+MIN_KERNEL = (5, 3)  # PTRACE_GET_SYSCALL_INFO; the seccomp stop after the entry stop (4.8)
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def available() -> tuple[bool, str]:
+    if kernel_version() < MIN_KERNEL:
+        return False, (f"kernel {os.uname().release} is too old: the tracer needs Linux "
+                       f">= {MIN_KERNEL[0]}.{MIN_KERNEL[1]} (PTRACE_GET_SYSCALL_INFO)")
     try:
         _core()
     except ImportError as exc:
