@@ -347,7 +347,7 @@ class Reader:
         """(keys to append, keys to replace) from the item's `override` map."""
         node = mapping_get(item, "override")
         appends, replaces = [], []
-        if node is None:
+        if node is None or is_null(node):  # an empty override names nothing, as in Falco
             return appends, replaces
         octx = self.child(ctx, node, m.OVERRIDE)
         if not isinstance(node, MappingNode):
