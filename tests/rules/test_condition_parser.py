@@ -5,7 +5,7 @@ import pytest
 
 from workload_agent.rules.condition import (
     And, Check, Field, ListLit, ListRef, Literal, MacroRef, Not, Or, Transform, list_refs, macro_refs,
-    fields_used, parse_condition, print_condition, substitute_macros)
+    fields_used, parse_condition, print_condition, substitute_macros, unsafe_na_checks)
 from workload_agent.rules.errors import ConditionError
 
 
@@ -213,3 +213,10 @@ def test_printer_canonical_forms():
     assert print_condition(parse_condition("not(a and b)")) == "not (a and b)"
     assert print_condition(parse_condition("proc.name in (a,'b c')")) == 'proc.name in (a, "b c")'
     assert print_condition(parse_condition("proc.env['A B']=''")) == 'proc.env["A B"] = ""'
+
+
+def test_unsafe_na_checks():
+    text = 'proc.name = x and not proc.pname in ("<NA>", "N/A") or user.name = "<NA>"'
+    assert unsafe_na_checks(parse_condition(text)) == [
+        ("proc.pname", text.index("proc.pname")), ("user.name", text.index("user.name"))]
+    assert unsafe_na_checks(parse_condition("proc.name = NA")) == []

@@ -52,19 +52,46 @@ class Operand:
 def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predicate:
     """Compile ``node`` into ``predicate(event) -> bool``; ConditionError if invalid."""
     reg = REGISTRY if registry is None else registry
-    checks: List[Predicate] = []
+    checks: List[Any] = []
     expr = _gen(node, reg, checks)
-    ns: Dict[str, Any] = {f"c{i}": c for i, c in enumerate(checks)}
     if len(checks) == 1 and expr == "c0(e)":
-        return checks[0]
+        return _closure(checks[0])
+    ns: Dict[str, Any] = {}
+    for i, c in enumerate(checks):
+        if isinstance(c, _Inline):
+            ns[f"g{i}"] = c.get
+            ns[f"k{i}"] = c.const
+        else:
+            ns[f"c{i}"] = c
     try:
         return eval(compile(f"lambda e: {expr}", "<condition>", "eval"), ns)  # noqa: S307 - our own code
     except (SyntaxError, RecursionError, MemoryError):
         # Too deeply nested for Python's own parser: combine closures instead.
-        return _combine(node, iter(checks))
+        return _combine(node, iter([_closure(c) for c in checks]))
 
 
-def _gen(node: Node, reg: Registry, checks: List[Predicate]) -> str:
+class _Inline:
+    """A check simple enough to be written into the generated lambda:
+    ``(v := g(e)) is not None and <test on v and k>``, saving a call per check."""
+    __slots__ = ("get", "const", "test")
+
+    def __init__(self, get, const, test: str) -> None:
+        self.get = get
+        self.const = const
+        self.test = test
+
+    def source(self, i: int) -> str:
+        return f"((v := g{i}(e)) is not None and {self.test.format(k=f'k{i}')})"
+
+
+def _closure(check) -> Predicate:
+    if isinstance(check, _Inline):
+        return eval(compile(f"lambda e: {check.source(0)}", "<check>", "eval"),  # noqa: S307
+                    {"g0": check.get, "k0": check.const})
+    return check
+
+
+def _gen(node: Node, reg: Registry, checks: List[Any]) -> str:
     if isinstance(node, And):
         return "(" + " and ".join(_gen(c, reg, checks) for c in node.children) + ")"
     if isinstance(node, Or):
@@ -72,8 +99,10 @@ def _gen(node: Node, reg: Registry, checks: List[Predicate]) -> str:
     if isinstance(node, Not):
         return "(not " + _gen(node.child, reg, checks) + ")"
     if isinstance(node, Check):
-        checks.append(_check(node, reg))
-        return f"c{len(checks) - 1}(e)"
+        check = _check(node, reg)
+        checks.append(check)
+        i = len(checks) - 1
+        return check.source(i) if isinstance(check, _Inline) else f"c{i}(e)"
     if isinstance(node, MacroRef):
         raise ConditionError(f"Undefined macro '{node.name}' used in filter.", node.offset,
                              code=VALIDATE, kind="undefined_macro")
@@ -213,6 +242,12 @@ def _transform(node: Transform, reg: Registry, kw) -> Operand:
         op = _inner(node.args[0], reg, kw, name)
         opt = node.args[1].value
         get = op.get
+        target = node.args[0]
+        if isinstance(target, Field) and target.name == "proc.args" and target.arg is None:
+            # Keep argument boundaries: read argv rather than its space-joined text.
+            def get(e):
+                p = e.proc
+                return None if p is None else list(p.args)
 
         def getopt(e):
             v = get(e)
@@ -265,6 +300,21 @@ def _pmatch(prefixes: FrozenSet[str]) -> Callable[[str], bool]:
     return pred
 
 
+def _in_networks(nets) -> Callable[[Any], bool]:
+    """Membership in any of ``nets`` by integer masking (ipaddress's own
+    ``in`` is several times slower on this hot path)."""
+    specs = tuple((n.version, int(n.network_address), int(n.netmask)) for n in nets)
+
+    def inside(v):
+        ver = v.version
+        iv = int(v)
+        for nver, base, mask in specs:
+            if nver == ver and iv & mask == base:
+                return True
+        return False
+    return inside
+
+
 def _value_pred(op: str, ftype: str, raw: str, offset: int, field_text: str) -> Callable[[Any], bool]:
     """Predicate on one extracted value for ``op`` against one rule value."""
     if op in ("bcontains", "bstartswith"):
@@ -285,10 +335,11 @@ def _value_pred(op: str, ftype: str, raw: str, offset: int, field_text: str) -> 
         return lambda v: fm(v) is not None
     c = _conv(ftype, raw, offset, field_text)
     if ftype == T.IPNET:
+        inside = _in_networks((c,))
         if op == "=":
-            return lambda v: v in c
+            return inside
         if op == "!=":
-            return lambda v: v not in c
+            return lambda v: not inside(v)
     if ftype == T.DYN:
         return _dyn_pred(op, c)
     if op == "=":
@@ -339,16 +390,19 @@ def _membership(ftype: str, lst: ListLit, field_text: str) -> Callable[[Any], bo
     offs = lst.item_offsets or (lst.offset,) * len(lst.values)
     vals = [_conv(ftype, v, o, field_text) for v, o in zip(lst.values, offs)]
     if ftype == T.IPNET:
-        nets = tuple(vals)
-        return lambda v: any(v in n for n in nets)
+        return _in_networks(vals)
     if ftype == T.DYN:
         preds = [_dyn_pred("=", c) for c in vals]
         return lambda v: any(p(v) for p in preds)
-    s = frozenset(vals)
-    return lambda v: v in s
+    return lambda v, s=frozenset(vals): v in s
 
 
-def _check(node: Check, reg: Registry) -> Predicate:
+_INLINE_TESTS = {"=": "v == {k}", "!=": "v != {k}", "<": "v < {k}", "<=": "v <= {k}",
+                 ">": "v > {k}", ">=": "v >= {k}", "contains": "{k} in v",
+                 "startswith": "v.startswith({k})", "endswith": "v.endswith({k})"}
+
+
+def _check(node: Check, reg: Registry):
     lhs = compile_operand(node.lhs, reg)
     op = "=" if node.op == "==" else node.op
     ftype = lhs.type
@@ -378,6 +432,8 @@ def _check(node: Check, reg: Registry) -> Predicate:
             pred = _pmatch(frozenset(_path_components(v) for v in lst.values))
         else:
             member = _membership(ftype, lst, lhs.text)
+            if multi is None and ftype not in (T.IPNET, T.DYN):
+                return _Inline(get, member.__defaults__[0], "v in {k}")
             if multi == MULTI_LIST:
                 if op == "in":
                     return lambda e: (v := get(e)) is not None and all(member(x) for x in v)
@@ -391,6 +447,8 @@ def _check(node: Check, reg: Registry) -> Predicate:
             eq = _value_pred("=", ftype, rhs.value, rhs.offset, lhs.text)
             return lambda e: (v := get(e)) is not None and not any(eq(x) for x in v)
         pred = _value_pred(op, ftype, rhs.value, rhs.offset, lhs.text)
+        if multi is None and op in _INLINE_TESTS and ftype not in (T.IPNET, T.DYN, T.BYTEBUF):
+            return _Inline(get, _conv(ftype, rhs.value, rhs.offset, lhs.text), _INLINE_TESTS[op])
     if multi in (MULTI_ANY, MULTI_EITHER, MULTI_LIST):
         return lambda e: (v := get(e)) is not None and any(pred(x) for x in v)
     return lambda e: (v := get(e)) is not None and pred(v)

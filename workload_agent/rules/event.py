@@ -138,6 +138,7 @@ class Process:
     container: Optional[Container] = None
     session_leader: Optional["Process"] = None
     vpgid_leader: Optional["Process"] = None
+    pgid_leader: Optional["Process"] = None
 
     def ancestors(self):
         """Parent, grandparent, ... (stops at a loop)."""
@@ -189,6 +190,7 @@ class Event:
     is_async: bool = False
     buffer: Optional[bytes] = None       # the `data` param of I/O events
     start_ts: int = 0                    # capture start (evt.reltime)
+    prev_ts: Optional[int] = None        # previous event's time (evt.deltatime)
     _by_name: Optional[Dict[str, Param]] = field(default=None, repr=False)
 
     def param(self, name: str) -> Optional[Param]:

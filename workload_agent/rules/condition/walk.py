@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from .ast import And, Check, Field, ListRef, MacroRef, Node, Not, Or, Transform
+from .ast import And, Check, Field, ListLit, ListRef, Literal, MacroRef, Node, Not, Or, Transform
+
+NA_VALUE = "<NA>"
 
 
 def iter_nodes(node: Node):
@@ -58,3 +60,16 @@ def substitute_macros(node: Node, mapping: Dict[str, Node]) -> Node:
     if isinstance(node, Not):
         return Not(substitute_macros(node.child, mapping), node.offset)
     return node
+
+
+def unsafe_na_checks(node: Node) -> List[Tuple[str, int]]:
+    """(field, offset) of checks comparing a field with the literal "<NA>"
+    (Falco warns LOAD_UNSAFE_NA_CHECK: such a value may mean "unavailable")."""
+    out = []
+    for n in iter_nodes(node):
+        if isinstance(n, Check) and isinstance(n.lhs, Field):
+            rhs = n.rhs
+            if (isinstance(rhs, Literal) and rhs.value == NA_VALUE) or \
+                    (isinstance(rhs, ListLit) and NA_VALUE in rhs.values):
+                out.append((n.lhs.text, n.offset))
+    return out

@@ -7,7 +7,7 @@ import time
 from typing import Any, List, Optional
 
 from . import types as T
-from .spec import ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec
+from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec
 
 # PPM open-flag bits (driver encoding, falco-fields.md §2.2.1) the is_open_* fields test.
 PPM_O_RDONLY = 1
@@ -231,6 +231,87 @@ def _fs_path(kind: str, raw: bool):
     return get
 
 
+_FILE_FD_TYPES = frozenset(("file", "directory"))
+_NET_FD_TYPES = frozenset(("ipv4", "ipv6", "unix"))
+
+
+def _buflen_variant(direction: Optional[str], kind: Optional[str]):
+    """evt.buflen.{in,out,file,file.in,...}: evt.buflen restricted by direction/fd kind."""
+    kinds = {None: None, "file": _FILE_FD_TYPES, "net": _NET_FD_TYPES}[kind]
+
+    def get(e):
+        n = _buflen(e)
+        if n is None:
+            return None
+        if direction == "in" and e.type not in IO_READ_EVENTS:
+            return None
+        if direction == "out" and e.type not in IO_WRITE_EVENTS:
+            return None
+        if kinds is not None and e.fd.type not in kinds:
+            return None
+        return n
+    return get
+
+
+def _count_error(category: Optional[str]):
+    known = ("file", "net", "memory")
+
+    def get(e):
+        if e.res is None:
+            return None
+        if category is not None:
+            cat = e.category
+            matches = cat not in known if category == "other" else cat == category
+            if not matches:
+                return None
+        return int(e.res < 0)
+    return get
+
+
+class _Around:
+    """evt.around[TS] = DELTA_MS: true when the event is within DELTA ms of TS."""
+    __slots__ = ("ts", "center")
+
+    def __init__(self, ts: int, center: int) -> None:
+        self.ts = ts
+        self.center = center
+
+    def __eq__(self, delta_ms) -> bool:
+        return isinstance(delta_ms, int) and abs(self.ts - self.center) <= delta_ms * 1_000_000
+
+    def __ne__(self, delta_ms) -> bool:
+        return not self.__eq__(delta_ms)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _around(center):
+    if not isinstance(center, int):
+        raise ValueError("evt.around needs [TIMESTAMP_NS]")
+    return lambda e, c=center: _Around(e.ts, c)
+
+
+def _fdlist(kind: str):
+    def get(e):
+        if e.type not in ("poll", "ppoll"):
+            return None
+        p = e.param("fds")
+        if p is None or not isinstance(p.raw, (list, tuple)):
+            return None
+        nums = [x[0] if isinstance(x, (list, tuple)) else x for x in p.raw]
+        if kind == "nums":
+            return ",".join(str(n) for n in nums)
+        fds = {} if e.proc is None else e.proc.fds
+        out = []
+        for n in nums:
+            fd = fds.get(n)
+            v = None if fd is None else getattr(fd, kind)
+            if v is not None:
+                out.append(str(v))
+        return ",".join(out)
+    return get
+
+
 def _f(name, type_, desc, get, **kw):
     return FieldSpec(name, type_, desc, get, **kw)
 
@@ -258,6 +339,14 @@ FIELDS = [
        event_types=IO_READ_EVENTS | IO_WRITE_EVENTS),
     _f("evt.buflen", T.UINT64, "Bytes transferred by an I/O event.", _buflen,
        event_types=IO_READ_EVENTS | IO_WRITE_EVENTS),
+    _f("evt.buflen.in", T.UINT64, "Bytes read.", _buflen_variant("in", None)),
+    _f("evt.buflen.out", T.UINT64, "Bytes written.", _buflen_variant("out", None)),
+    _f("evt.buflen.file", T.UINT64, "Bytes transferred on files.", _buflen_variant(None, "file")),
+    _f("evt.buflen.file.in", T.UINT64, "Bytes read from files.", _buflen_variant("in", "file")),
+    _f("evt.buflen.file.out", T.UINT64, "Bytes written to files.", _buflen_variant("out", "file")),
+    _f("evt.buflen.net", T.UINT64, "Bytes transferred on sockets.", _buflen_variant(None, "net")),
+    _f("evt.buflen.net.in", T.UINT64, "Bytes received on sockets.", _buflen_variant("in", "net")),
+    _f("evt.buflen.net.out", T.UINT64, "Bytes sent on sockets.", _buflen_variant("out", "net")),
     _f("evt.is_io", T.BOOL, "true for fd read/write events.",
        lambda e: e.type in IO_READ_EVENTS or e.type in IO_WRITE_EVENTS),
     _f("evt.is_io_read", T.BOOL, "true for fd read events.", lambda e: e.type in IO_READ_EVENTS),
@@ -270,6 +359,11 @@ FIELDS = [
     _f("evt.count", T.UINT32, "Always 1.", lambda e: 1),
     _f("evt.count.error", T.UINT32, "1 if the event failed, else 0.",
        lambda e: None if e.res is None else int(e.res < 0)),
+    _f("evt.count.error.file", T.UINT32, "1 if a file event failed.", _count_error("file")),
+    _f("evt.count.error.net", T.UINT32, "1 if a network event failed.", _count_error("net")),
+    _f("evt.count.error.memory", T.UINT32, "1 if a memory event failed.", _count_error("memory")),
+    _f("evt.count.error.other", T.UINT32, "1 if another kind of event failed.",
+       _count_error("other")),
     _f("evt.count.exit", T.UINT32, "1 for exit events.", lambda e: 1 if e.dir == "<" else None),
     _f("evt.abspath", T.CHARBUF, "Absolute path from a dirfd+path param pair (.src/.dst for "
        "two-path calls).", _abspath, dotted=True),
@@ -298,6 +392,34 @@ FIELDS = [
        lambda e: (e.ts - e.start_ts) // 1_000_000_000),
     _f("evt.reltime.ns", T.RELTIME, "Nanoseconds part of evt.reltime.",
        lambda e: (e.ts - e.start_ts) % 1_000_000_000),
+    _f("evt.deltatime", T.RELTIME, "ns since the previous event.",
+       lambda e: None if e.prev_ts is None else e.ts - e.prev_ts),
+    _f("evt.deltatime.s", T.RELTIME, "Seconds part of evt.deltatime.",
+       lambda e: None if e.prev_ts is None else (e.ts - e.prev_ts) // 1_000_000_000),
+    _f("evt.deltatime.ns", T.RELTIME, "Nanoseconds part of evt.deltatime.",
+       lambda e: None if e.prev_ts is None else (e.ts - e.prev_ts) % 1_000_000_000),
+    _f("evt.latency", T.RELTIME, "Deprecated: always 0 (no enter events).", lambda e: 0),
+    _f("evt.latency.s", T.RELTIME, "Deprecated: always 0.", lambda e: 0),
+    _f("evt.latency.ns", T.RELTIME, "Deprecated: always 0.", lambda e: 0),
+    _f("evt.latency.quantized", T.UINT64, "Deprecated: always 0.", lambda e: 0),
+    _f("evt.latency.human", T.CHARBUF, "Deprecated: always 0ns.", lambda e: "0ns"),
+    _f("evt.wait_latency", T.RELTIME, "Deprecated: always 0.", lambda e: 0),
+    _f("evt.outputtime", T.CHARBUF, "Event time as outputs print it (evt.time).",
+       lambda e: _local(e.ts, "%H:%M:%S", True)),
+    _f("evt.around", T.UINT64, "evt.around[TS_NS] = DELTA_MS: the event is within DELTA ms of TS.",
+       _around, arg=ARG_INDEX, arg_required=True, filter_only=True),
+    _f("fdlist.nums", T.CHARBUF, "poll/ppoll: polled fd numbers, comma separated.",
+       _fdlist("nums"), event_types=frozenset(("poll", "ppoll"))),
+    _f("fdlist.names", T.CHARBUF, "poll/ppoll: names of the polled fds.", _fdlist("name"),
+       event_types=frozenset(("poll", "ppoll"))),
+    _f("fdlist.cips", T.CHARBUF, "poll/ppoll: client IPs of the polled fds.", _fdlist("cip"),
+       event_types=frozenset(("poll", "ppoll"))),
+    _f("fdlist.sips", T.CHARBUF, "poll/ppoll: server IPs of the polled fds.", _fdlist("sip"),
+       event_types=frozenset(("poll", "ppoll"))),
+    _f("fdlist.cports", T.CHARBUF, "poll/ppoll: client ports of the polled fds.", _fdlist("cport"),
+       event_types=frozenset(("poll", "ppoll"))),
+    _f("fdlist.sports", T.CHARBUF, "poll/ppoll: server ports of the polled fds.", _fdlist("sport"),
+       event_types=frozenset(("poll", "ppoll"))),
     _f("evt.hostname", T.CHARBUF, "Host name.", lambda e: e.hostname),
     _f("evt.source", T.CHARBUF, "Event source (syscall).", lambda e: e.source),
     _f("evt.is_async", T.BOOL, "true for asynchronous (injected) events.", lambda e: e.is_async),
