@@ -278,6 +278,9 @@ class Reader:
             if not isinstance(doc, (MappingNode, SequenceNode)):
                 self.fail("Rules content is not yaml", self.child(root_ctx, doc, m.RULES_CONTENT))
             if not isinstance(doc, SequenceNode):
+                self.result.notes.append(
+                    "hint: a rules file is a YAML list of rule, macro and list items; "
+                    "a Falco configuration file (a mapping) is not a rules file")
                 self.fail("Rules content is not yaml array of objects",
                           self.child(root_ctx, doc, m.RULES_CONTENT))
             for item in doc.value:
