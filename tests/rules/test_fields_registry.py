@@ -20,7 +20,7 @@ def test_every_spec_is_well_formed():
     for spec in REGISTRY:
         assert spec.type in T.ALL_TYPES, spec.name
         assert spec.arg in ARG_FORMS, spec.name
-        assert len(spec.desc) > 8, spec.name
+        assert len(spec.desc) > 5 and spec.desc.endswith((".", ")")), spec.name
         assert "." in spec.name
 
 

@@ -153,3 +153,31 @@ def test_condtext_locates_pieces():
     assert c.locate(1) == (o1, 1)
     assert c.locate(5) == (o2, 1)
     assert c.locate(99)[0] == o2  # past the end: the last piece
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+TOKENS = ["l1", "l2", "lx", "a", " ", "(", ")", ",", "=", "\n", "l1_b", "x.l1"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=25).map("".join),
+       st.lists(st.sampled_from(["p", "q r", "", "l2"]), max_size=3),
+       st.lists(st.sampled_from(["s", "t"]), max_size=2))
+def test_offsets_outside_substitutions_map_to_the_same_character(text, items1, items2):
+    s, used = substitute_lists(text, [("l1", items1), ("l2", items2)])
+
+    def inside_a_substitution(k):
+        for new_start, new_end, old_start, old_end, _ in reversed(s.edits):
+            if new_start <= k < new_end:
+                return True
+            if k >= new_end:
+                k += (old_end - old_start) - (new_end - new_start)
+        return False
+
+    for k, c in enumerate(s.text):
+        if not inside_a_substitution(k):
+            assert text[s.original_offset(k)] == c
+    for k in range(len(s.text)):
+        assert 0 <= s.original_offset(k) <= len(text)
+    assert set(used) <= {"l1", "l2"}

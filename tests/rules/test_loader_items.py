@@ -51,8 +51,10 @@ def test_valid_rule_loads():
     ("plain words\n", "Rules content is not yaml"),
 ])
 def test_top_level_shape(text, message):
-    err = only_error(load(text))
+    res = load(text)
+    err = only_error(res)
     assert (err.code, err.text) == ("LOAD_ERR_YAML_VALIDATE", message)
+    assert any("hint" in n for n in res.files[0].notes) == text.startswith("a:")
 
 
 def test_yaml_syntax_error_has_position():

@@ -61,3 +61,25 @@ def test_line_col_of_indexes():
     assert src.line_col(6) == (2, 0)
     assert src.line_col(7) == (3, 0)
     assert src.line_col(100) == (3, 1)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+import yaml  # noqa: E402
+
+TEXT = st.lists(st.sampled_from(list("ab (),='\"\\%é\t\n") + ["proc.name", " and "]), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT, st.sampled_from([None, "'", '"', "|", ">"]), st.integers(10, 60))
+def test_mapping_lands_on_the_producing_character(text, style, width):
+    """For any scalar PyYAML writes, each visible character maps to itself (or its escape)."""
+    content = yaml.dump([{"condition": text}], default_style=style, width=width, allow_unicode=True)
+    node = compose_documents(content)[0].value[0].value[0][1]
+    value = node.value
+    for k, c in enumerate(value):
+        index = scalar_char_index(node, content, k)
+        assert 0 <= index <= len(content)
+        if not c.isspace():
+            assert content[index] in (c, "\\"), (content, k)
+    end = scalar_char_index(node, content, len(value))
+    assert 0 <= end <= len(content)

@@ -129,3 +129,14 @@ def test_describe_reports_every_rules_event_types(tmp_path):
     # the types only sandbox's disabled rules use).
     assert {"execve", "execveat", "open", "openat", "openat2", "connect", "ptrace"} <= union
     assert "recvmsg" not in union and "recvfrom" not in union
+
+
+@pytest.mark.parametrize("letter, name", [("S", STABLE), ("I", INCUBATING)])
+def test_union_of_enabled_event_types_matches_the_reference(letter, name):
+    """What the tracer would trace for a file alone (falco-fields.md §3.1)."""
+    text = (shared_dir("reference") / "falco-fields.md").read_text()
+    section = text[text.index("### 3.1"):text.index("### 3.2")]
+    row = re.search(rf"^\| {letter} \(.+?\) \| \d+: (.+?) \|", section, flags=re.M)
+    expected = {t.strip() for t in row.group(1).split(",")}
+    res = load_rules([str(RULES_DIR / name)])
+    assert res.ruleset.event_types() == frozenset(expected)

@@ -278,6 +278,9 @@ class Reader:
             if not isinstance(doc, (MappingNode, SequenceNode)):
                 self.fail("Rules content is not yaml", self.child(root_ctx, doc, m.RULES_CONTENT))
             if not isinstance(doc, SequenceNode):
+                self.result.notes.append(
+                    "hint: a rules file is a YAML list of rule, macro and list items; "
+                    "a Falco configuration file (a mapping) is not a rules file")
                 self.fail("Rules content is not yaml array of objects",
                           self.child(root_ctx, doc, m.RULES_CONTENT))
             for item in doc.value:
@@ -347,7 +350,7 @@ class Reader:
         """(keys to append, keys to replace) from the item's `override` map."""
         node = mapping_get(item, "override")
         appends, replaces = [], []
-        if node is None:
+        if node is None or is_null(node):  # an empty override names nothing, as in Falco
             return appends, replaces
         octx = self.child(ctx, node, m.OVERRIDE)
         if not isinstance(node, MappingNode):
