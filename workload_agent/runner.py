@@ -75,10 +75,10 @@ def register(subparsers) -> None:
 
 def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
                       container_id=None, container_image=None, container_privileged=None,
-                      syscalls=None):
-    """(detector sink, syscall names, notes) for a run; raises detect.RulesError."""
+                      syscalls=None, plan_only=False):
+    """(detector sink, syscall names, notes) for a run; raises detect.RulesError.
+    plan_only: load the rules and derive the syscalls, but build no detector."""
     from . import detect
-    from .state import StateTracker, detect_container
     from .tracer.seccomp import native_arch
 
     ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
@@ -87,6 +87,10 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
         notes.append(note)
     if syscalls:
         names = syscalls
+    if plan_only:
+        return None, names, notes
+    from .state import StateTracker, detect_container
+
     container = detect_container(container_id=container_id, image=container_image,
                                  privileged=container_privileged)
     tracker = StateTracker(container)
@@ -113,7 +117,8 @@ def _run_command(args) -> int:
                 rules=args.rules or config.rules, json_lines=args.json, alerts_to=args.alerts_to,
                 matching=args.rule_matching, min_priority=args.min_priority,
                 container_id=args.container_id, container_image=args.container_image,
-                container_privileged=args.container_privileged, syscalls=syscalls)
+                container_privileged=args.container_privileged, syscalls=syscalls,
+                plan_only=args.print_syscalls)
     except RulesError as exc:
         _warn(f"cannot load the rules:\n{exc.text}")
         return 2
