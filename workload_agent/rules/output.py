@@ -150,8 +150,10 @@ def alert_json(time_ns: int, priority: Union[Priority, str], message: str, rule:
                output_fields: Optional[Dict[str, Any]] = None, tags: Iterable[str] = (),
                source: str = "syscall", hostname: Optional[str] = None) -> str:
     """One JSON alert line in Falco's shape (keys in Falco's order)."""
-    fields = {"evt.time": time_ns}
-    fields.update(output_fields or {})
+    # Falco serialises with sorted object keys (top level and output_fields alike).
+    fields = dict(output_fields or {})
+    fields["evt.time"] = time_ns
+    fields = {k: fields[k] for k in sorted(fields)}
     doc = {
         "hostname": default_hostname() if hostname is None else hostname,
         "output": message,

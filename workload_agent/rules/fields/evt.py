@@ -282,7 +282,14 @@ class _Around:
     def __ne__(self, delta_ms) -> bool:
         return not self.__eq__(delta_ms)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        return hash(self.center)
+
+    # Only "=" has a meaning; the other comparisons are simply false.
+    def __lt__(self, other) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __lt__
 
 
 def _around(center):
