@@ -21,7 +21,7 @@ import re
 from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 from .condition.ast import And, Check, Field, ListLit, ListRef, Literal, MacroRef, Node, Not, Or, Transform
-from .condition.walk import fields_used
+from .condition.walk import fields_used, iter_nodes
 from .errors import VALIDATE, ConditionError
 from .fields import REGISTRY, Registry
 from .fields import types as T
@@ -30,7 +30,8 @@ from .fields.spec import MULTI_ANY, MULTI_EITHER, MULTI_LIST
 
 Predicate = Callable[[Any], bool]
 
-__all__ = ["compile_condition", "compile_operand", "event_types", "fields_used", "Operand"]
+__all__ = ["compile_condition", "compile_operand", "event_types", "fields_used", "validate_condition",
+           "Operand"]
 
 _STRINGY = (T.CHARBUF, T.BYTEBUF)
 
@@ -68,6 +69,20 @@ def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predic
     except (SyntaxError, RecursionError, MemoryError):
         # Too deeply nested for Python's own parser: combine closures instead.
         return _combine(node, iter([_closure(c) for c in checks]))
+
+
+def validate_condition(node: Node, registry: Optional[Registry] = None) -> None:
+    """Check every field check of ``node`` (fields, arguments, operators, values)
+    without needing its macro references resolved.
+
+    The loader runs this on each macro's and rule's own tree so that an error's
+    offset points into the text that holds it; after macro substitution,
+    compile_condition can then only fail on undefined macros.
+    """
+    reg = REGISTRY if registry is None else registry
+    for n in iter_nodes(node):
+        if isinstance(n, Check):
+            _check(n, reg)
 
 
 class _Inline:
