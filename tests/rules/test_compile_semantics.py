@@ -240,3 +240,23 @@ def test_many_checks_and_deep_trees_compile():
     for _ in range(90):
         deep = f"not ({deep})"
     assert ev(deep) is True  # an even number of negations
+
+
+@pytest.mark.parametrize("pattern,path,expected", [
+    ("/home/*/.ssh/*", "/home/u/.ssh/id_rsa", True),
+    ("*../*../*", "/a/../b/../etc", True),
+    ("/proc/*/environ", "/proc/1/task/2/environ", True),  # * crosses '/'
+    ("/a/?", "/a/b", True),
+    ("/a/?", "/a/bc", False),
+    ("/a/[bc]", "/a/c", True),
+    ("/a/[!bc]", "/a/c", False),
+    ("/a/[!bc]", "/a/d", True),
+    ("/a\\*", "/a*", True),
+    ("/a\\*", "/ab", False),
+    ("/a.b", "/axb", False),
+    ("/x[", "/x[", True),
+])
+def test_glob_patterns(pattern, path, expected):
+    e = make_event(fd=Fd(5, type="file", name=path))
+    quoted = pattern.replace("\\", "\\\\")
+    assert ev(f'fd.name glob "{quoted}"', e) is expected

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import re
 from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
@@ -293,8 +292,47 @@ def _as_bytes(v) -> bytes:
     return v if isinstance(v, (bytes, bytearray)) else v.encode("utf-8", "surrogateescape")
 
 
+def glob_to_regex(pattern: str) -> str:
+    """fnmatch(3) pattern without FNM_PATHNAME/FNM_PERIOD as a regex: `*` and `?`
+    cross `/`, `[...]`/`[!...]` are classes, a backslash quotes the next character
+    (Python's fnmatch module has no escapes, hence our own)."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] in "!^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")  # no closing bracket: a literal '['
+                continue
+            body = pattern[i:j]
+            i = j + 1
+            negate = body[:1] in ("!", "^")
+            if negate:
+                body = body[1:]
+            body = body.replace("\\", "\\\\").replace("[", "\\[")
+            out.append(f"[{'^' if negate else ''}{body}]")
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
 def _glob(pattern: str, icase: bool):
-    return re.compile(fnmatch.translate(pattern), re.DOTALL | (re.IGNORECASE if icase else 0)).match
+    return re.compile(glob_to_regex(pattern), re.DOTALL | (re.IGNORECASE if icase else 0)).fullmatch
 
 
 def _path_components(path: str) -> str:
