@@ -187,6 +187,11 @@ def _b64(v):
     return raw if isinstance(v, (bytes, bytearray)) else raw.decode("utf-8", "surrogateescape")
 
 
+def _argv(e):
+    p = e.proc
+    return None if p is None else list(p.args)
+
+
 def _getopt(tokens, opt: str):
     for i, tok in enumerate(tokens):
         if tok == opt:
@@ -255,16 +260,13 @@ def _transform(node: Transform, reg: Registry, kw) -> Operand:
     if name == "getopt":
         op = _inner(node.args[0], reg, kw, name)
         opt = node.args[1].value
-        get = op.get
         target = node.args[0]
-        if isinstance(target, Field) and target.name == "proc.args" and target.arg is None:
-            # Keep argument boundaries: read argv rather than its space-joined text.
-            def get(e):
-                p = e.proc
-                return None if p is None else list(p.args)
+        # For proc.args keep argument boundaries: read argv, not its space-joined text.
+        argv = _argv if (isinstance(target, Field) and target.name == "proc.args"
+                         and target.arg is None) else op.get
 
         def getopt(e):
-            v = get(e)
+            v = argv(e)
             if v is None:
                 return None
             return _getopt(v if isinstance(v, list) else T.to_text(v).split(), opt)

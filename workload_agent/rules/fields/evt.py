@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import posixpath
 import time
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from . import types as T
 from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec
@@ -196,10 +196,6 @@ def _abspath(arg):
                 return posixpath.normpath(text) if text.startswith("/") else "<UNKNOWN>/" + text
         return None
     return get
-
-
-def _num_or_none(v):
-    return v
 
 
 def _fs_path(kind: str, raw: bool):

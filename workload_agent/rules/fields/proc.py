@@ -199,10 +199,6 @@ def _cgroup(subsys):
     return _proc(get)
 
 
-def _opt(v):
-    return v
-
-
 def _f(name, type_, desc, get, **kw):
     return FieldSpec(name, type_, desc, get, **kw)
 
