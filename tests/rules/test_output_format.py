@@ -88,3 +88,7 @@ def test_every_upstream_output_renders():
     for _f, rule, out in outputs():
         text = compile_output(out).render(ev)
         assert "%" not in text.replace("%)", ""), rule
+
+
+def test_ancestor_pid_without_index_prints_own_pid():
+    assert compile_output("%proc.apid %proc.apid[1] %proc.aname").render(_event()) == "77 50 sshd init"

@@ -137,12 +137,13 @@ def _combine(node: Node, checks) -> Predicate:
 
 
 # -- operands ------------------------------------------------------------------
-def compile_operand(node: Node, reg: Optional[Registry] = None, code: str = "") -> Operand:
-    """Compile a Field or Transform node (also used by output formats)."""
+def compile_operand(node: Node, reg: Optional[Registry] = None, code: str = "",
+                    output: bool = False) -> Operand:
+    """Compile a Field or Transform node (``output``: for an output format)."""
     reg = REGISTRY if reg is None else reg
     kw = {"code": code} if code else {}
     if isinstance(node, Field):
-        bf = reg.bind(node.name, node.arg, node.offset, code)
+        bf = reg.bind(node.name, node.arg, node.offset, code, output)
         return Operand(bf.get, bf.type, bf.multi, bf.text,
                        no_transform=bf.spec.no_transform and bf.multi is not None,
                        filter_only=bf.spec.filter_only)

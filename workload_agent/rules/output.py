@@ -123,7 +123,7 @@ def _field_at(fmt: str, at: int, reg: Registry) -> Tuple[Optional[_Slot], int]:
             node = p.parse_field_rest(name, start)
         else:
             return None, at
-        operand = compile_operand(node, reg, COMPILE_OUTPUT)
+        operand = compile_operand(node, reg, COMPILE_OUTPUT, output=True)
     except ConditionError as exc:
         raise ConditionError(exc.message, exc.offset, code=COMPILE_OUTPUT, field=exc.field,
                              kind=exc.kind) from None
