@@ -53,7 +53,10 @@ def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predic
     """Compile ``node`` into ``predicate(event) -> bool``; ConditionError if invalid."""
     reg = REGISTRY if registry is None else registry
     checks: List[Any] = []
-    expr = _gen(node, reg, checks)
+    try:
+        expr = _gen(node, reg, checks)
+    except RecursionError:
+        raise ConditionError("condition nested too deeply", getattr(node, "offset", -1)) from None
     if len(checks) == 1 and expr == "c0(e)":
         return _closure(checks[0])
     ns: Dict[str, Any] = {}
@@ -120,7 +123,8 @@ def _gen(node: Node, reg: Registry, checks: List[Any]) -> str:
     if isinstance(node, MacroRef):
         raise ConditionError(f"Undefined macro '{node.name}' used in filter.", node.offset,
                              code=VALIDATE, kind="undefined_macro")
-    raise ConditionError(f"expected a check, found {type(node).__name__}", node.offset)
+    raise ConditionError(f"expected a check, found {type(node).__name__}",
+                         getattr(node, "offset", -1))
 
 
 def _combine(node: Node, checks) -> Predicate:
@@ -595,7 +599,10 @@ def event_types(node: Node) -> Optional[FrozenSet[str]]:
     negation is pushed down (De Morgan) so `not evt.type = x` is all-but-x while
     a negated non-evt.type check still allows every type.
     """
-    result = _evttypes(node, False)
+    try:
+        result = _evttypes(node, False)
+    except RecursionError:
+        return None  # too deep to analyse: the rule applies to every type
     return None if result == EVENT_TYPES else result
 
 
