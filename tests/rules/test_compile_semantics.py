@@ -260,3 +260,23 @@ def test_glob_patterns(pattern, path, expected):
     e = make_event(fd=Fd(5, type="file", name=path))
     quoted = pattern.replace("\\", "\\\\")
     assert ev(f'fd.name glob "{quoted}"', e) is expected
+
+
+@pytest.mark.parametrize("prefixes,path,expected", [
+    ("/var", "/var", True),
+    ("/var", "/var/lib/x", True),
+    ("/var", "/variable", False),
+    ("/var/run", "/var", False),
+    ("/var/run/", "/var//run/docker.sock", True),
+    ("/", "/anything/at/all", True),
+    ("/etc, /usr/lib", "/usr/lib64", False),
+    ("/etc, /usr/lib", "/usr/lib/x", True),
+    ("/home/*/.ssh", "/home/alice/.ssh/id_rsa", True),
+    ("/home/*/.ssh", "/home/alice/x/.ssh", False),
+    ("/proc/[0-9]*/environ", "/proc/42/environ", True),
+    ("etc", "/etc/passwd", True),  # components only: leading '/' does not matter
+])
+def test_pmatch(prefixes, path, expected):
+    e = make_event(fd=Fd(5, type="file", name=path))
+    items = ", ".join(f'"{p.strip()}"' for p in prefixes.split(","))
+    assert ev(f"fd.name pmatch ({items})", e) is expected

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from .condition.ast import And, Check, Field, ListLit, ListRef, Literal, MacroRef, Node, Not, Or, Transform
 from .condition.walk import fields_used, iter_nodes
@@ -342,21 +342,40 @@ def _glob(pattern: str, icase: bool):
     return re.compile(glob_to_regex(pattern), re.DOTALL | (re.IGNORECASE if icase else 0)).fullmatch
 
 
-def _path_components(path: str) -> str:
-    return path.rstrip("/") or "/"
+def _components(path: str) -> Tuple[str, ...]:
+    """Non-empty '/'-separated components: '/a//b/' -> ('a', 'b'), '/' -> ()."""
+    return tuple(c for c in path.split("/") if c)
 
 
-def _pmatch(prefixes: FrozenSet[str]) -> Callable[[str], bool]:
+def _pmatch(paths) -> Callable[[Any], bool]:
+    """Component-wise path prefix match, like libsinsp's prefix search: a search
+    path matches itself and everything below it ('/var' matches '/var/lib' but
+    not '/variable'); a component holding ? * or [ is a glob for that component."""
+    plain = set()
+    globbed = []
+    for p in paths:
+        comps = _components(p)
+        if any(ch in c for c in comps for ch in "?*["):
+            globbed.append(tuple(re.compile(glob_to_regex(c), re.DOTALL).fullmatch
+                                 if any(ch in c for ch in "?*[") else c for c in comps))
+        else:
+            plain.add(comps)
+    plain_lengths = sorted({len(c) for c in plain})
+
     def pred(v):
         if not isinstance(v, str):
             return False
-        p = _path_components(v)
-        while True:
-            if p in prefixes:
+        comps = _components(v)
+        for n in plain_lengths:
+            if n > len(comps):
+                break
+            if comps[:n] in plain:
                 return True
-            if p == "/" or "/" not in p:
-                return False
-            p = p.rsplit("/", 1)[0] or "/"
+        for g in globbed:
+            if len(g) <= len(comps) and all(
+                    (m == c) if isinstance(m, str) else (m(c) is not None) for m, c in zip(g, comps)):
+                return True
+        return False
     return pred
 
 
@@ -489,7 +508,7 @@ def _check(node: Check, reg: Registry):
     elif op in ("in", "intersects", "pmatch"):
         lst = _list_values(rhs)
         if op == "pmatch":
-            pred = _pmatch(frozenset(_path_components(v) for v in lst.values))
+            pred = _pmatch(lst.values)
         else:
             member = _membership(ftype, lst, lhs.text)
             if multi is None and ftype not in (T.IPNET, T.DYN):
