@@ -92,3 +92,10 @@ def test_every_upstream_output_renders():
 
 def test_ancestor_pid_without_index_prints_own_pid():
     assert compile_output("%proc.apid %proc.apid[1] %proc.aname").render(_event()) == "77 50 sshd init"
+
+
+def test_container_start_from_pid_namespace():
+    e = _event(ts=5_000)
+    e.proc.pidns_init_start_ts = 1_000
+    assert compile_output("%container.start_ts %container.duration").render(e) == "1000 4000"
+    assert compile_output("%container.start_ts").render(_event()) == "<NA>"
