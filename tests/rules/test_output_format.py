@@ -99,3 +99,9 @@ def test_container_start_from_pid_namespace():
     e.proc.pidns_init_start_ts = 1_000
     assert compile_output("%container.start_ts %container.duration").render(e) == "1000 4000"
     assert compile_output("%container.start_ts").render(_event()) == "<NA>"
+
+
+def test_longest_known_field_then_literal_text():
+    assert compile_output("%proc.name.log (%fd.name.)").render(_event()) == "bash.log (/etc/shadow.)"
+    with pytest.raises(ConditionError):
+        compile_output("%nope.field.x")

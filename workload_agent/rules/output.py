@@ -120,6 +120,8 @@ def _field_at(fmt: str, at: int, reg: Registry) -> Tuple[Optional[_Slot], int]:
             name = s.last
             if name in _EMPTY_FIELDS:
                 return _Slot(name, None, width), s.pos
+            name = _known_prefix(name, reg)
+            s.pos = start + len(name)
             node = p.parse_field_rest(name, start)
         else:
             return None, at
@@ -131,6 +133,16 @@ def _field_at(fmt: str, at: int, reg: Registry) -> Tuple[Optional[_Slot], int]:
         raise ConditionError(f"field {operand.text} can only be used in conditions", start,
                              code=COMPILE_OUTPUT, kind="argument")
     return _Slot(fmt[start:s.pos], operand, width), s.pos
+
+
+def _known_prefix(name: str, reg: Registry) -> str:
+    """Like Falco's formatter, take the longest known field at the start of a
+    dotted word ("%proc.name.x" is proc.name followed by ".x"); an unknown name
+    is kept whole so the error names it."""
+    head = name
+    while head not in reg and "." in head:
+        head = head.rpartition(".")[0]
+    return head if head in reg and "." in head else name
 
 
 def _priority(priority: Union[Priority, str]) -> Priority:
