@@ -465,9 +465,12 @@ def _list_values(node: Node) -> ListLit:
     return node
 
 
-def _membership(ftype: str, lst: ListLit, field_text: str) -> Callable[[Any], bool]:
+def _list_constants(ftype: str, lst: ListLit, field_text: str) -> list:
     offs = lst.item_offsets or (lst.offset,) * len(lst.values)
-    vals = [_conv(ftype, v, o, field_text) for v, o in zip(lst.values, offs)]
+    return [_conv(ftype, v, o, field_text) for v, o in zip(lst.values, offs)]
+
+
+def _membership(ftype: str, vals: list) -> Callable[[Any], bool]:
     if ftype == T.IPNET:
         return _in_networks(vals)
     if ftype == T.DYN:
@@ -510,9 +513,10 @@ def _check(node: Check, reg: Registry):
         if op == "pmatch":
             pred = _pmatch(lst.values)
         else:
-            member = _membership(ftype, lst, lhs.text)
+            vals = _list_constants(ftype, lst, lhs.text)
             if multi is None and ftype not in (T.IPNET, T.DYN):
-                return _Inline(get, member.__defaults__[0], "v in {k}")
+                return _Inline(get, frozenset(vals), "v in {k}")
+            member = _membership(ftype, vals)
             if multi == MULTI_LIST:
                 if op == "in":
                     return lambda e: (v := get(e)) is not None and all(member(x) for x in v)
