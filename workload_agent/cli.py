@@ -16,10 +16,13 @@ SUBCOMMANDS = {
     "rules": "workload_agent.rules.cli",
     "patch": "workload_agent.patch.cli",
     "orchestrator": "workload_agent.orchestrator.cli",
+    "config": "workload_agent.configuration",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (only=NAME) one with just that command: a command's run must
+    not pay for importing every other subsystem."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -29,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workload-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, modname in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:
@@ -41,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Tracing overhead, measured side by side in one run: native, `workload-agent run`, and
+`strace -f --seccomp-bpf -e trace=<the same set> -o /dev/null`.
+
+    python3 bench/overhead.py [--repeat 5] [--quick]
+
+Workloads: (a) open/close loop (one traced syscall per iteration), (b) a loop of
+untraced syscalls, (c) a shell script spawning 2,000 short processes, (d) a Python
+import storm. Reports medians, whole-run ratios against native, and the overhead per
+traced syscall in microseconds. This machine is noisy: compare ratios, not seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from workload_agent.events.params import DEFAULT_SYSCALLS  # noqa: E402
+from workload_agent.events.syscall_table import SYSCALLS  # noqa: E402
+from workload_agent.tracer.seccomp import native_arch  # noqa: E402
+
+C_OPENCLOSE = r"""
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int c, char **v) { long n = atol(v[1]);
+  for (long i = 0; i < n; i++) { int fd = open("/etc/hostname", O_RDONLY); close(fd); } return 0; }
+"""
+C_UNTRACED = r"""
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int c, char **v) { long n = atol(v[1]); long s = 0;
+  for (long i = 0; i < n; i++) s += syscall(SYS_getppid); return s == 0; }
+"""
+IMPORTS = ("import json, email.parser, http.client, xml.dom.minidom, asyncio, decimal, csv, "
+           "sqlite3, unittest, logging.handlers, argparse, urllib.request, zipfile, tarfile, "
+           "concurrent.futures, multiprocessing, ssl, ftplib, smtplib, imaplib, pydoc, difflib")
+
+
+def build(tmp: pathlib.Path, name: str, src: str) -> str:
+    (tmp / f"{name}.c").write_text(src)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp / name), str(tmp / f"{name}.c")], check=True)
+    return str(tmp / name)
+
+
+def timed(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = ap.parse_args()
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="wa-bench-"))
+    bare = str(tmp / "bare_tracer")
+    subprocess.run(["gcc", "-O2", "-o", bare, str(ROOT / "bench" / "bare_tracer.c")], check=True)
+    openclose = build(tmp, "openclose", C_OPENCLOSE)
+    untraced = build(tmp, "untraced", C_UNTRACED)
+    n_open = 5000 if args.quick else 50000
+    n_untraced = 200000 if args.quick else 2000000
+    n_spawn = 200 if args.quick else 2000
+    workloads = {
+        "a_open_close": ([openclose, str(n_open)], n_open),
+        "b_untraced": ([untraced, str(n_untraced)], 0),
+        "c_spawn": (["sh", "-c", f"i=0; while [ $i -lt {n_spawn} ]; do /bin/true; i=$((i+1)); done"], None),
+        "d_import_storm": ([sys.executable, "-I", "-c", IMPORTS], None),
+    }
+    arch = native_arch()
+    agent = [sys.executable, "-m", "workload_agent", "run"]
+    plan = subprocess.run(agent + ["--print-syscalls"], capture_output=True, text=True)
+    if plan.returncode == 0 and plan.stdout.split():
+        traced = plan.stdout.split()  # what the default rules make the agent stop on
+    else:
+        traced = sorted(n for n in DEFAULT_SYSCALLS if n in SYSCALLS[arch])
+    strace = shutil.which("strace")
+    runners = {
+        "native": [],
+        # the baseline of ptrace-notes.md: the same stops for openat, nothing else
+        "bare_c_tracer": [bare, "exit"],
+        # our tracer and record decoding, no rules: the per-event cost of the C core
+        "agent_openat_only": agent + ["--no-rules", "--syscalls", "openat", "--"],
+        "agent": agent + ["--alerts-to", "/dev/null", "--"],
+        "agent_full_ptrace": agent + ["--no-seccomp", "--alerts-to", "/dev/null", "--"],
+    }
+    if strace:
+        runners["strace"] = [strace, "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(traced), "-o", "/dev/null"]
+    print("traced by the agent (and strace):", " ".join(traced), flush=True)
+
+    # Count the traced syscalls each workload makes (for per-event overhead).
+    counts = {}
+    for name, (argv, known) in workloads.items():
+        if known is not None:
+            counts[name] = known
+            continue
+        if strace:
+            out = tmp / "count"
+            subprocess.run([strace, "-f", "-qq", "-o", str(out), "-e", "trace=" + ",".join(traced)] + argv,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            lines = out.read_text().splitlines()
+            counts[name] = sum(1 for line in lines if "resumed>" not in line and "+++" not in line
+                               and "---" not in line)
+
+    results: dict = {}
+    for name, (argv, _) in workloads.items():
+        samples = {r: [] for r in runners}
+        for _ in range(args.repeat):
+            for r, prefix in runners.items():  # interleaved so drift hits every runner alike
+                samples[r].append(timed(prefix + argv))
+        med = {r: statistics.median(s) for r, s in samples.items()}
+        results[name] = {"median_s": med, "traced_syscalls": counts.get(name)}
+        print(f"\n{name}  (traced syscalls per run: {counts.get(name)})", flush=True)
+        for r in runners:
+            ratio = med[r] / med["native"]
+            line = f"  {r:18s} {med[r]*1000:9.1f} ms   x{ratio:6.3f}"
+            n = counts.get(name)
+            if r != "native" and n:
+                us = (med[r] - med["native"]) / n * 1e6
+                line += f"   {us:6.2f} us per traced syscall"
+                results[name].setdefault("us_per_event", {})[r] = us
+            results[name].setdefault("ratio", {})[r] = ratio
+            print(line, flush=True)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+    shutil.rmtree(tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+/* Reading tracee memory: page-split process_vm_readv, then /proc/pid/mem, then
+ * PTRACE_PEEKDATA, so a string that runs into an unmapped page keeps its readable part. */
+#ifndef WA_MEM_H
+#define WA_MEM_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Read up to len bytes at addr; returns bytes read (0 if the first byte is unreadable). */
+size_t wa_mem_read(pid_t tid, uint64_t addr, void *dst, size_t len);
+/* Read a NUL-terminated string of at most max bytes (NUL excluded) into dst (capacity max).
+ * Returns its length; *truncated set if no NUL within max, *unreadable if nothing could be read. */
+size_t wa_mem_read_str(pid_t tid, uint64_t addr, char *dst, size_t max, int *truncated, int *unreadable);
+#endif

@@ -1,0 +1,119 @@
+#include "ring.h"
+#include "record.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+int wa_ring_init(struct wa_ring *r, uint64_t size)
+{
+    uint64_t s = 1 << 16;
+    while (s < size)
+        s <<= 1;
+    memset(r, 0, sizeof *r);
+    r->data = aligned_alloc(64, s);
+    if (!r->data)
+        return -1;
+    r->size = s;
+    r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->efd < 0) {
+        free(r->data);
+        return -1;
+    }
+    return 0;
+}
+
+void wa_ring_destroy(struct wa_ring *r)
+{
+    free(r->data);
+    if (r->efd >= 0)
+        close(r->efd);
+    r->data = NULL;
+    r->efd = -1;
+}
+
+/* Place len bytes contiguously, padding to the wrap point when needed. */
+static int put_raw(struct wa_ring *r, const void *rec, uint32_t len)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t off = head & (r->size - 1);
+    uint64_t to_end = r->size - off;
+    uint64_t need = len <= to_end ? len : to_end + len;
+    if (r->size - (head - tail) < need)
+        return -1;
+    if (len > to_end) {
+        struct wa_record *pad = (struct wa_record *)(r->data + off);
+        pad->len = (uint32_t)to_end;
+        pad->kind = WA_K_PAD;
+        head += to_end;
+        off = 0;
+    }
+    memcpy(r->data + off, rec, len);
+    atomic_store_explicit(&r->head, head + len, memory_order_release);
+    return 0;
+}
+
+void wa_ring_wake(struct wa_ring *r)
+{
+    if (atomic_exchange(&r->consumer_waiting, 0)) {
+        uint64_t one = 1;
+        ssize_t n = write(r->efd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+int wa_ring_put(struct wa_ring *r, const void *rec, uint32_t len)
+{
+    if (r->drops_pending) {
+        struct wa_record d;
+        struct timespec ts;
+        memset(&d, 0, sizeof d);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        d.len = sizeof d;
+        d.kind = WA_K_DROP;
+        d.ts_enter = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        d.extra = (uint32_t)(r->drops_pending > UINT32_MAX ? UINT32_MAX : r->drops_pending);
+        if (put_raw(r, &d, sizeof d) == 0)
+            r->drops_pending = 0;
+    }
+    if (r->drops_pending || put_raw(r, rec, len) != 0) {
+        r->drops_pending++;
+        atomic_fetch_add(&r->drops_total, 1);
+        return -1;
+    }
+    atomic_fetch_add_explicit(&r->records_total, 1, memory_order_relaxed);
+    /* Wake the consumer only when the ring is filling: it polls on a timer otherwise. */
+    if (atomic_load_explicit(&r->head, memory_order_relaxed) -
+            atomic_load_explicit(&r->tail, memory_order_relaxed) >= r->size / 8)
+        wa_ring_wake(r);
+    return 0;
+}
+
+int wa_ring_empty(struct wa_ring *r)
+{
+    return atomic_load(&r->head) == atomic_load(&r->tail);
+}
+
+size_t wa_ring_get(struct wa_ring *r, uint8_t *buf, size_t cap)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    size_t out = 0;
+    while (tail != head) {
+        const struct wa_record *rec = (const struct wa_record *)(r->data + (tail & (r->size - 1)));
+        uint32_t len = rec->len;
+        if (rec->kind != WA_K_PAD) {
+            if (out + len > cap)
+                break;
+            memcpy(buf + out, rec, len);
+            out += len;
+        }
+        tail += len;
+    }
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+    return out;
+}

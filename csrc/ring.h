@@ -1,0 +1,29 @@
+/* Single-producer (tracer thread) / single-consumer (Python) byte ring of records.
+ * The producer never blocks: a record that does not fit is dropped and counted. */
+#ifndef WA_RING_H
+#define WA_RING_H
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wa_ring {
+    uint8_t *data;
+    uint64_t size;                 /* power of two */
+    _Atomic uint64_t head;         /* written by the producer */
+    _Atomic uint64_t tail;         /* written by the consumer */
+    _Atomic int consumer_waiting;
+    int efd;                       /* eventfd that wakes a waiting consumer */
+    uint64_t drops_pending;        /* producer-only: dropped since the last DROP record */
+    _Atomic uint64_t drops_total;
+    _Atomic uint64_t records_total;
+};
+
+int wa_ring_init(struct wa_ring *r, uint64_t size);
+void wa_ring_destroy(struct wa_ring *r);
+/* Producer: copy one complete record in; returns 0, or -1 if it was dropped. */
+int wa_ring_put(struct wa_ring *r, const void *rec, uint32_t len);
+void wa_ring_wake(struct wa_ring *r);
+/* Consumer: copy whole records into buf; returns bytes copied. */
+size_t wa_ring_get(struct wa_ring *r, uint8_t *buf, size_t cap);
+int wa_ring_empty(struct wa_ring *r);
+#endif

@@ -1,0 +1,844 @@
+#define _GNU_SOURCE
+#include "tracer.h"
+#include "mem.h"
+#include "record.h"
+#include "ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <elf.h>
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH 0xc000003eu   /* AUDIT_ARCH_X86_64 */
+#elif defined(__aarch64__)
+#define NATIVE_ARCH 0xc00000b7u   /* AUDIT_ARCH_AARCH64 */
+#else
+#error "unsupported architecture"
+#endif
+
+/* The kernel's struct ptrace_syscall_info (>= 5.3), spelled out because glibc's and the
+ * kernel's headers cannot both be included and musl lacks it. */
+#ifndef PTRACE_GET_SYSCALL_INFO
+#define PTRACE_GET_SYSCALL_INFO 0x420e
+#endif
+#define SI_OP_ENTRY 1
+#define SI_OP_EXIT 2
+#define SI_OP_SECCOMP 3
+struct syscall_info {
+    uint8_t op;
+    uint8_t pad[3];
+    uint32_t arch;
+    uint64_t instruction_pointer;
+    uint64_t stack_pointer;
+    union {
+        struct { uint64_t nr; uint64_t args[6]; } entry;
+        struct { int64_t rval; uint8_t is_error; } exit;
+        struct { uint64_t nr; uint64_t args[6]; uint32_t ret_data; } seccomp;
+    };
+};
+
+/* RET_TRACE data bits set by the BPF filter Python builds (tracer/seccomp.py). */
+#define DATA_EXIT 0x1u
+#define DATA_FOREIGN 0x2u
+
+enum task_state {
+    T_KNOWN = 1u << 0,        /* tgid known, task running under us */
+    T_IN_SYSCALL = 1u << 1,   /* a record is pending until the syscall-exit stop */
+    T_PARKED = 1u << 2,       /* first stop seen before the parent's clone event */
+    T_EXPECT_INIT = 1u << 3,  /* registered by the parent's event, first stop not seen yet */
+};
+
+struct task {
+    int32_t tgid;
+    uint32_t state;
+    uint8_t *buf;   /* pending record */
+    uint32_t len, cap;
+};
+
+struct wa_tracer {
+    struct wa_spec specs[WA_MAX_NR];
+    struct sock_fprog prog;
+    struct sock_filter *filter;
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    sigset_t child_mask;
+    uint32_t max_str, max_argv_bytes, max_argv_items;
+
+    struct wa_ring ring;
+    pthread_t thread;
+    pid_t pid;
+    _Atomic int done;
+    int status;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int start_state;        /* 0 pending, 1 running, -1 failed */
+    char err[512];
+    int exec_errno;
+    int errpipe;
+
+    struct task *tasks;
+    uint32_t ntasks;
+    int32_t *seen;          /* every tid that got a slot, so freeing never walks all of pid_max */
+    uint32_t nseen, capseen;
+    struct task scratch;    /* for records that are committed at once */
+
+    _Atomic uint64_t stops, task_count, read_failures;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- record building ---------------------------------------------------- */
+
+static int reserve(struct task *b, uint32_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    uint32_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + more)
+        cap *= 2;
+    uint8_t *p = realloc(b->buf, cap);
+    if (!p)
+        return -1;
+    b->buf = p;
+    b->cap = cap;
+    return 0;
+}
+
+static struct wa_record *rec(struct task *b) { return (struct wa_record *)b->buf; }
+
+static int rec_start(struct task *b, uint16_t kind, int32_t tgid, int32_t tid)
+{
+    b->len = 0;
+    if (reserve(b, sizeof(struct wa_record)) != 0)
+        return -1;
+    memset(b->buf, 0, sizeof(struct wa_record));
+    b->len = sizeof(struct wa_record);
+    struct wa_record *r = rec(b);
+    r->kind = kind;
+    r->tgid = tgid;
+    r->tid = tid;
+    r->ts_enter = now_ns();
+    return 0;
+}
+
+/* Reserves a blob of up to max data bytes; returns its header offset or -1. */
+static long blob_begin(struct task *b, uint16_t argidx, uint16_t kind, uint32_t max)
+{
+    uint32_t need = (uint32_t)sizeof(struct wa_blob) + ((max + 7u) & ~7u);
+    if (reserve(b, need) != 0)
+        return -1;
+    long off = b->len;
+    struct wa_blob *h = (struct wa_blob *)(b->buf + off);
+    memset(h, 0, sizeof *h);
+    h->argidx = argidx;
+    h->kind = kind;
+    return off;
+}
+
+static uint8_t *blob_data(struct task *b, long off) { return b->buf + off + sizeof(struct wa_blob); }
+
+static void blob_end(struct task *b, long off, uint32_t len, uint16_t flags)
+{
+    struct wa_blob *h = (struct wa_blob *)(b->buf + off);
+    h->len = len;
+    h->flags = flags;
+    uint32_t padded = (len + 7u) & ~7u;
+    memset(blob_data(b, off) + len, 0, padded - len);
+    b->len = (uint32_t)off + (uint32_t)sizeof(struct wa_blob) + padded;
+    struct wa_record *r = rec(b);
+    r->nblobs++;
+    if (flags & WA_B_TRUNCATED)
+        r->flags |= WA_F_TRUNCATED;
+    if (flags & WA_B_UNREADABLE)
+        r->flags |= WA_F_UNREADABLE;
+}
+
+static void commit(struct wa_tracer *t, struct task *b)
+{
+    if (!b->len)
+        return;
+    rec(b)->len = b->len;
+    wa_ring_put(&t->ring, b->buf, b->len);
+    b->len = 0;
+}
+
+/* ---- argument capture ---------------------------------------------------- */
+
+static void cap_bytes(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint16_t kind,
+                      uint64_t addr, uint64_t len, uint32_t max)
+{
+    uint16_t fl = 0;
+    if (len > max) {
+        len = max;
+        fl |= WA_B_TRUNCATED;
+    }
+    long off = blob_begin(b, (uint16_t)i, kind, (uint32_t)len);
+    if (off < 0)
+        return;
+    size_t got = wa_mem_read(tid, addr, blob_data(b, off), (size_t)len);
+    if (got < len) {
+        fl |= got ? WA_B_TRUNCATED : WA_B_UNREADABLE;
+        if (!got)
+            atomic_fetch_add(&t->read_failures, 1);
+    }
+    blob_end(b, off, (uint32_t)got, fl);
+}
+
+static void cap_str(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint16_t kind, uint64_t addr)
+{
+    long off = blob_begin(b, (uint16_t)i, kind, t->max_str);
+    if (off < 0)
+        return;
+    int trunc, unread;
+    size_t n = wa_mem_read_str(tid, addr, (char *)blob_data(b, off), t->max_str, &trunc, &unread);
+    if (unread)
+        atomic_fetch_add(&t->read_failures, 1);
+    blob_end(b, off, (uint32_t)n, (uint16_t)((trunc ? WA_B_TRUNCATED : 0) | (unread ? WA_B_UNREADABLE : 0)));
+}
+
+/* A NULL-terminated char*[]: blob holds the strings, each NUL-terminated. */
+static void cap_argv(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint64_t addr)
+{
+    uint32_t max = t->max_argv_bytes;
+    long off = blob_begin(b, (uint16_t)i, WA_C_ARGV, max);
+    if (off < 0)
+        return;
+    uint16_t fl = 0;
+    uint32_t used = 0;
+    if (!addr) {
+        blob_end(b, off, 0, WA_B_UNREADABLE);
+        return;
+    }
+    for (uint32_t k = 0;; k++) {
+        uint64_t p;
+        if (k >= t->max_argv_items) {
+            fl |= WA_B_TRUNCATED;
+            break;
+        }
+        if (wa_mem_read(tid, addr + 8ull * k, &p, sizeof p) != sizeof p) {
+            fl |= k ? WA_B_TRUNCATED : WA_B_UNREADABLE;
+            break;
+        }
+        if (!p)
+            break;
+        if (used >= max) {
+            fl |= WA_B_TRUNCATED;
+            break;
+        }
+        /* The string buffer must be re-derived: blob_data does not move (reserved above). */
+        char *dst = (char *)blob_data(b, off) + used;
+        int trunc, unread;
+        size_t room = max - used;
+        size_t n = wa_mem_read_str(tid, p, dst, room > 1 ? room - 1 : 0, &trunc, &unread);
+        if (trunc || unread || room <= 1)
+            fl |= WA_B_TRUNCATED;
+        if (room <= 1)
+            break;
+        dst[n] = 0;
+        used += (uint32_t)n + 1;
+        if (trunc)
+            break;
+    }
+    if (fl & (WA_B_TRUNCATED | WA_B_UNREADABLE))
+        atomic_fetch_add(&t->read_failures, (fl & WA_B_UNREADABLE) ? 1 : 0);
+    blob_end(b, off, used, fl);
+}
+
+#define SOCKADDR_MAX 128u
+
+static void capture_entry(struct wa_tracer *t, pid_t tid, struct task *b, const struct wa_spec *s,
+                          const uint64_t *args)
+{
+    for (int i = 0; i < 6; i++) {
+        uint64_t len = s->len_arg[i] < 6 ? args[s->len_arg[i]] : 0;
+        switch (s->kind[i]) {
+        case WA_C_PATH:
+        case WA_C_STR:
+            cap_str(t, tid, b, i, s->kind[i], args[i]);
+            break;
+        case WA_C_SOCKADDR:
+            cap_bytes(t, tid, b, i, WA_C_SOCKADDR, args[i], (uint32_t)len, SOCKADDR_MAX);
+            break;
+        case WA_C_BUF:
+            cap_bytes(t, tid, b, i, WA_C_BUF, args[i], len, 256);
+            break;
+        case WA_C_OPEN_HOW:
+            cap_bytes(t, tid, b, i, WA_C_OPEN_HOW, args[i], len, 64);
+            break;
+        case WA_C_ARGV:
+            cap_argv(t, tid, b, i, args[i]);
+            break;
+        case WA_C_MSGHDR_NAME: {
+            struct { uint64_t name; uint32_t namelen; } mh;
+            if (args[i] && wa_mem_read(tid, args[i], &mh, sizeof mh) == sizeof mh && mh.name)
+                cap_bytes(t, tid, b, i, WA_C_MSGHDR_NAME, mh.name, mh.namelen, SOCKADDR_MAX);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+static void capture_exit(struct wa_tracer *t, pid_t tid, struct task *b, const struct wa_spec *s,
+                         const uint64_t *args, int64_t ret)
+{
+    if (ret < 0)
+        return;
+    for (int i = 0; i < 6; i++) {
+        if (s->kind[i] == WA_C_SOCKADDR_OUT && args[i] && s->len_arg[i] < 6 && args[s->len_arg[i]]) {
+            uint32_t alen = 0;
+            if (wa_mem_read(tid, args[s->len_arg[i]], &alen, sizeof alen) == sizeof alen)
+                cap_bytes(t, tid, b, i, WA_C_SOCKADDR_OUT, args[i], alen, SOCKADDR_MAX);
+        } else if (s->kind[i] == WA_C_INT_PAIR_OUT && args[i]) {
+            cap_bytes(t, tid, b, i, WA_C_INT_PAIR_OUT, args[i], 8, 8);
+        }
+    }
+}
+
+/* ---- tasks ---------------------------------------------------------------- */
+
+static struct task *task_of(struct wa_tracer *t, pid_t tid)
+{
+    if (tid <= 0 || (uint32_t)tid >= t->ntasks)
+        return NULL;
+    return &t->tasks[tid];
+}
+
+static void task_note(struct wa_tracer *t, pid_t tid)
+{
+    if (t->nseen == t->capseen) {
+        uint32_t cap = t->capseen ? t->capseen * 2 : 256;
+        int32_t *p = realloc(t->seen, cap * sizeof *p);
+        if (!p)
+            return;
+        t->seen = p;
+        t->capseen = cap;
+    }
+    t->seen[t->nseen++] = tid;
+}
+
+static void task_forget(struct task *tk)
+{
+    free(tk->buf);
+    memset(tk, 0, sizeof *tk);
+}
+
+/* Inside a syscall whose exit we want, every resume must keep the exit stop armed. */
+static void resume(struct wa_tracer *t, pid_t tid, int sig)
+{
+    struct task *tk = task_of(t, tid);
+    int req = (!t->filter || (tk && (tk->state & T_IN_SYSCALL))) ? PTRACE_SYSCALL : PTRACE_CONT;
+    ptrace(req, tid, 0, (void *)(long)sig);
+}
+
+/* A syscall recorded at entry only: it is complete as it is. */
+static void commit_now(struct wa_tracer *t, struct task *tk)
+{
+    commit(t, tk);
+    tk->state &= ~T_IN_SYSCALL;
+}
+
+/* Flushes a syscall record whose exit will never be seen. */
+static void flush_pending(struct wa_tracer *t, struct task *tk)
+{
+    if (tk->state & T_IN_SYSCALL) {
+        rec(tk)->flags |= WA_F_NO_EXIT;
+        commit(t, tk);
+        tk->state &= ~T_IN_SYSCALL;
+    }
+}
+
+static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint32_t arch, uint64_t nr,
+                          const uint64_t *args, int foreign)
+{
+    flush_pending(t, tk);
+    if (!tk->buf)
+        task_note(t, tid);
+    if (rec_start(tk, WA_K_SYSCALL, tk->tgid, tid) != 0)
+        return;
+    struct wa_record *r = rec(tk);
+    r->nr = (int32_t)nr;
+    r->arch = arch;
+    memcpy(r->args, args, sizeof r->args);
+    if (foreign)
+        r->flags |= WA_F_FOREIGN_ARCH;
+    else if (nr < WA_MAX_NR)
+        capture_entry(t, tid, tk, &t->specs[nr], args);
+    tk->state |= T_IN_SYSCALL;
+}
+
+static void end_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, int64_t rval)
+{
+    if (!(tk->state & T_IN_SYSCALL))
+        return;
+    struct wa_record *r = rec(tk);
+    r->ret = rval;
+    r->ts_exit = now_ns();
+    r->flags |= WA_F_HAS_EXIT;
+    if (!(r->flags & WA_F_FOREIGN_ARCH) && r->nr >= 0 && r->nr < WA_MAX_NR) {
+        uint64_t args[6];
+        memcpy(args, r->args, sizeof args);
+        capture_exit(t, tid, tk, &t->specs[r->nr], args, rval);
+    }
+    commit(t, tk);
+    tk->state &= ~T_IN_SYSCALL;
+}
+
+static void emit_simple(struct wa_tracer *t, uint16_t kind, int32_t tgid, int32_t tid, int32_t nr,
+                        uint64_t arg0, uint32_t extra, uint16_t flags)
+{
+    struct task *b = &t->scratch;
+    if (rec_start(b, kind, tgid, tid) != 0)
+        return;
+    rec(b)->nr = nr;
+    rec(b)->args[0] = arg0;
+    rec(b)->extra = extra;
+    rec(b)->flags = flags;
+    rec(b)->arch = NATIVE_ARCH;
+    commit(t, b);
+}
+
+#define NR_CLONE3 435   /* same number on x86_64 and aarch64 */
+
+/* The clone flags of the syscall a task is stopped in: clone takes them in the first
+ * register, clone3 (allowed in full-ptrace mode) in struct clone_args's first field. */
+static uint64_t clone_flags_of(pid_t tid)
+{
+    uint64_t nr = 0, arg0 = 0;
+#if defined(__x86_64__)
+    struct user_regs_struct regs;
+    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
+        return 0;
+    nr = regs.orig_rax;
+    arg0 = regs.rdi;
+#elif defined(__aarch64__)
+    struct user_regs_struct regs;
+    struct iovec iov = { &regs, sizeof regs };
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) != 0)
+        return 0;
+    nr = regs.regs[8];
+    arg0 = regs.regs[0];
+#endif
+    if (nr == NR_CLONE3) {
+        uint64_t flags = 0;
+        wa_mem_read(tid, arg0, &flags, sizeof flags);
+        return flags;
+    }
+    return arg0;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void start_result(struct wa_tracer *t, int state)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->start_state == 0) {
+        t->start_state = state;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+struct child_report { int stage; int err; };
+enum { STAGE_NNP = 1, STAGE_SECCOMP = 2, STAGE_EXEC = 3 };
+static const char *stage_name[] = { "?", "prctl(PR_SET_NO_NEW_PRIVS)", "seccomp(SET_MODE_FILTER)", "execve" };
+
+static void on_main_exit_before_exec(struct wa_tracer *t)
+{
+    struct child_report rep = { 0, 0 };
+    ssize_t n = read(t->errpipe, &rep, sizeof rep);
+    if (n == (ssize_t)sizeof rep && rep.stage == STAGE_EXEC) {
+        t->exec_errno = rep.err;
+        snprintf(t->err, sizeof t->err, "cannot execute %s: %s", t->path, strerror(rep.err));
+    } else if (n == (ssize_t)sizeof rep && rep.stage > 0 && rep.stage < 3) {
+        snprintf(t->err, sizeof t->err, "%s failed in the workload process: %s",
+                 stage_name[rep.stage], strerror(rep.err));
+    } else {
+        snprintf(t->err, sizeof t->err, "the workload process died before exec (wait status %#x)", t->status);
+    }
+    start_result(t, -1);
+}
+
+static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int event)
+{
+    unsigned long msg = 0;
+    switch (event) {
+    case PTRACE_EVENT_SECCOMP: {
+        struct syscall_info si;
+        if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) <= 0 || si.op != SI_OP_SECCOMP)
+            break;
+        uint32_t data = si.seccomp.ret_data;
+        int foreign = (data & DATA_FOREIGN) || si.arch != NATIVE_ARCH;
+        begin_syscall(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args, foreign);
+        if (!(data & DATA_EXIT))
+            commit_now(t, tk);
+        break;
+    }
+    case PTRACE_EVENT_CLONE:
+    case PTRACE_EVENT_FORK:
+    case PTRACE_EVENT_VFORK: {
+        ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+        pid_t child = (pid_t)msg;
+        uint64_t flags = event == PTRACE_EVENT_CLONE ? clone_flags_of(tid) : 0;
+        int thread = event == PTRACE_EVENT_CLONE && (flags & CLONE_THREAD);
+        struct task *ck = task_of(t, child);
+        emit_simple(t, WA_K_CLONE, tk->tgid, tid, event, flags, (uint32_t)child, thread ? WA_F_THREAD : 0);
+        atomic_fetch_add(&t->task_count, 1);
+        if (ck) {
+            int parked = ck->state & T_PARKED;
+            ck->tgid = thread ? tk->tgid : child;
+            ck->state = T_KNOWN | (parked ? 0 : T_EXPECT_INIT);
+            if (parked)
+                resume(t, child, 0);
+        }
+        break;
+    }
+    case PTRACE_EVENT_EXEC: {
+        ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+        pid_t former = (pid_t)msg;
+        if (former != tid) {
+            /* A non-leader thread exec'd: it now carries the leader's tid. */
+            struct task *fk = task_of(t, former);
+            flush_pending(t, tk);
+            if (fk) {
+                struct task moved = *fk;
+                free(tk->buf);
+                *tk = moved;
+                if (tk->buf)
+                    task_note(t, tid);
+                memset(fk, 0, sizeof *fk);
+            }
+            tk->tgid = tid;
+            tk->state |= T_KNOWN;
+        }
+        emit_simple(t, WA_K_EXEC, tk->tgid, tid, 0, 0, (uint32_t)former, 0);
+        if (tid == t->pid)
+            start_result(t, 1);
+        break;
+    }
+    default:
+        break;
+    }
+    resume(t, tid, 0);
+}
+
+static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
+{
+    struct syscall_info si;
+    long n = ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si);
+    if (n > 0 && si.op == SI_OP_EXIT) {
+        end_syscall(t, tid, tk, si.exit.rval);
+    } else if (n > 0 && si.op == SI_OP_ENTRY && !t->filter) {
+        uint64_t nr = si.entry.nr;
+        if (si.arch == NATIVE_ARCH && nr < WA_MAX_NR && t->specs[nr].traced)
+            begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, 0);
+    }
+    resume(t, tid, 0);
+}
+
+static void trace_loop(struct wa_tracer *t)
+{
+    for (;;) {
+        int st;
+        pid_t tid = waitpid(-1, &st, __WALL);
+        if (tid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;   /* ECHILD: nothing left */
+        }
+        atomic_fetch_add_explicit(&t->stops, 1, memory_order_relaxed);
+        struct task *tk = task_of(t, tid);
+        if (!tk) {
+            /* Beyond pid_max as read at start: cannot happen; keep the task running. */
+            if (WIFSTOPPED(st))
+                ptrace(PTRACE_CONT, tid, 0, 0);
+            continue;
+        }
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+            flush_pending(t, tk);
+            emit_simple(t, WA_K_EXIT, tk->tgid ? tk->tgid : tid, tid, 0, 0, (uint32_t)st, 0);
+            task_forget(tk);
+            if (tid == t->pid) {
+                t->status = st;
+                if (t->start_state == 0)
+                    on_main_exit_before_exec(t);
+                break;
+            }
+            continue;
+        }
+        if (!WIFSTOPPED(st))
+            continue;
+        int sig = WSTOPSIG(st);
+        int event = (unsigned)st >> 16;
+        if (sig == (SIGTRAP | 0x80)) {
+            handle_syscall_stop(t, tid, tk);
+        } else if (event == PTRACE_EVENT_STOP) {
+            if (!(tk->state & T_KNOWN)) {
+                tk->state |= T_PARKED;   /* resumed when the parent's clone event names it */
+            } else if (tk->state & T_EXPECT_INIT) {
+                tk->state &= ~T_EXPECT_INIT;
+                resume(t, tid, 0);
+            } else if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+                ptrace(PTRACE_LISTEN, tid, 0, 0);   /* group-stop: stay stopped until SIGCONT */
+            } else {
+                resume(t, tid, 0);
+            }
+        } else if (sig == SIGTRAP && event) {
+            handle_event(t, tid, tk, event);
+        } else {
+            resume(t, tid, sig);   /* signal-delivery-stop: never swallow */
+        }
+    }
+    atomic_store(&t->done, 1);
+    uint64_t one = 1;
+    ssize_t w = write(t->ring.efd, &one, sizeof one);
+    (void)w;
+    start_result(t, -1);
+}
+
+static void child_exec(struct wa_tracer *t, int wfd)
+{
+    struct child_report rep = { 0, 0 };
+    signal(SIGPIPE, SIG_DFL);   /* the agent's runtime ignores these; the workload must not */
+    signal(SIGXFSZ, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &t->child_mask, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* A process whose credentials changed (setuid without exec) is not dumpable, and an
+     * unprivileged tracer may not seize it; exec resets this for the workload anyway. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    raise(SIGSTOP);             /* the tracer seizes us here */
+    if (t->filter) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+            rep.stage = STAGE_NNP;
+            goto fail;
+        }
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &t->prog) != 0) {
+            rep.stage = STAGE_SECCOMP;
+            goto fail;
+        }
+    }
+    execve(t->path, t->argv, t->envp);
+    rep.stage = STAGE_EXEC;
+fail:
+    rep.err = errno;
+    if (write(wfd, &rep, sizeof rep) < 0)
+        _exit(127);
+    _exit(rep.stage == STAGE_EXEC ? (rep.err == ENOENT ? 127 : 126) : 125);
+}
+
+static void *tracer_main(void *arg)
+{
+    struct wa_tracer *t = arg;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        snprintf(t->err, sizeof t->err, "pipe: %s", strerror(errno));
+        atomic_store(&t->done, 1);
+        start_result(t, -1);
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        child_exec(t, pfd[1]);
+    }
+    close(pfd[1]);
+    t->errpipe = pfd[0];
+    if (pid < 0) {
+        snprintf(t->err, sizeof t->err, "fork: %s", strerror(errno));
+        atomic_store(&t->done, 1);
+        start_result(t, -1);
+        return NULL;
+    }
+    t->pid = pid;
+    int st;
+    while (waitpid(pid, &st, WUNTRACED) < 0 && errno == EINTR)
+        ;
+    if (!WIFSTOPPED(st)) {
+        t->status = st;
+        snprintf(t->err, sizeof t->err, "the workload process died before tracing began");
+        atomic_store(&t->done, 1);
+        start_result(t, -1);
+        return NULL;
+    }
+    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+                PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL;
+    if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) != 0) {
+        snprintf(t->err, sizeof t->err, "PTRACE_SEIZE: %s (ptrace is not permitted here: a container "
+                 "needs the SYS_PTRACE capability or a seccomp profile that allows ptrace)", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        t->status = st;
+        atomic_store(&t->done, 1);
+        start_result(t, -1);
+        return NULL;
+    }
+    struct task *tk = task_of(t, pid);
+    tk->tgid = pid;
+    tk->state = T_KNOWN;
+    atomic_fetch_add(&t->task_count, 1);
+    kill(pid, SIGCONT);
+    trace_loop(t);
+    return NULL;
+}
+
+static uint32_t read_pid_max(void)
+{
+    uint32_t v = 4194304;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+    if (f) {
+        if (fscanf(f, "%u", &v) != 1)
+            v = 4194304;
+        fclose(f);
+    }
+    return v + 1;
+}
+
+struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno)
+{
+    *exec_errno = 0;
+    struct wa_tracer *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(t->specs, cfg->specs, sizeof t->specs);
+    if (cfg->filter) {
+        t->filter = malloc(cfg->filter_len * sizeof(struct sock_filter));
+        memcpy(t->filter, cfg->filter, cfg->filter_len * sizeof(struct sock_filter));
+        t->prog.len = (unsigned short)cfg->filter_len;
+        t->prog.filter = t->filter;
+    }
+    t->path = cfg->path;
+    t->argv = cfg->argv;
+    t->envp = cfg->envp;
+    sigemptyset(&t->child_mask);
+    if (cfg->sigmask)
+        for (int s = 1; s < 64; s++)
+            if (*cfg->sigmask & (1ull << (s - 1)))
+                sigaddset(&t->child_mask, s);
+    t->max_str = cfg->max_str ? cfg->max_str : 4096;
+    t->max_argv_bytes = cfg->max_argv_bytes ? cfg->max_argv_bytes : 16384;
+    t->max_argv_items = cfg->max_argv_items ? cfg->max_argv_items : 1024;
+    t->ntasks = read_pid_max();
+    /* Indexed by tid; calloc'd pages stay untouched (and unbacked) until a tid lands there. */
+    t->tasks = calloc(t->ntasks, sizeof(struct task));
+    if (!t->tasks || wa_ring_init(&t->ring, cfg->ring_bytes ? cfg->ring_bytes : (8u << 20)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        free(t->tasks);
+        free(t->filter);
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->errpipe = -1;
+    if (pthread_create(&t->thread, NULL, tracer_main, t) != 0) {
+        snprintf(err, errlen, "pthread_create failed");
+        wa_ring_destroy(&t->ring);
+        free(t->tasks);
+        free(t->filter);
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_lock(&t->mu);
+    while (t->start_state == 0)
+        pthread_cond_wait(&t->cv, &t->mu);
+    int ok = t->start_state > 0;
+    pthread_mutex_unlock(&t->mu);
+    if (!ok) {
+        snprintf(err, errlen, "%s", t->err);
+        *exec_errno = t->exec_errno;
+        wa_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int wa_pid(struct wa_tracer *t) { return t->pid; }
+
+size_t wa_read(struct wa_tracer *t, void *buf, size_t cap) { return wa_ring_get(&t->ring, buf, cap); }
+
+int wa_wait(struct wa_tracer *t, int timeout_ms)
+{
+    if (!wa_ring_empty(&t->ring) || atomic_load(&t->done))
+        return 1;
+    atomic_store(&t->ring.consumer_waiting, 1);
+    if (!wa_ring_empty(&t->ring) || atomic_load(&t->done)) {
+        atomic_store(&t->ring.consumer_waiting, 0);
+        return 1;
+    }
+    struct pollfd p = { t->ring.efd, POLLIN, 0 };
+    int r = poll(&p, 1, timeout_ms);
+    atomic_store(&t->ring.consumer_waiting, 0);
+    if (r > 0) {
+        uint64_t v;
+        ssize_t n = read(t->ring.efd, &v, sizeof v);
+        (void)n;
+    }
+    return !wa_ring_empty(&t->ring) || atomic_load(&t->done);
+}
+
+int wa_done(struct wa_tracer *t, int *status)
+{
+    if (!atomic_load(&t->done))
+        return 0;
+    *status = t->status;
+    return 1;
+}
+
+void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
+{
+    s->records = atomic_load(&t->ring.records_total);
+    s->drops = atomic_load(&t->ring.drops_total);
+    s->stops = atomic_load(&t->stops);
+    s->tasks = atomic_load(&t->task_count);
+    s->read_failures = atomic_load(&t->read_failures);
+}
+
+void wa_free(struct wa_tracer *t)
+{
+    if (!t)
+        return;
+    pthread_join(t->thread, NULL);
+    if (t->errpipe >= 0)
+        close(t->errpipe);
+    for (uint32_t i = 0; t->tasks && i < t->nseen; i++) {
+        struct task *tk = task_of(t, t->seen[i]);
+        if (tk && tk->buf) {
+            free(tk->buf);
+            tk->buf = NULL;
+        }
+    }
+    free(t->seen);
+    free(t->scratch.buf);
+    free(t->tasks);
+    free(t->filter);
+    wa_ring_destroy(&t->ring);
+    free(t);
+}

@@ -1,0 +1,209 @@
+"""Test helpers: a real orchestrator process, raw protocol sockets, output readers."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from workload_agent.orchestrator import protocol
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "test-access-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class OrchProcess:
+    """`python -m workload_agent orchestrator ...` as a real child process."""
+
+    def __init__(self, workdir: Path, *extra: str, port: int = 0, key: str = KEY,
+                 plaintext: bool = True):
+        self.workdir = workdir
+        self.extra = list(extra)
+        self.port = port
+        self.key = key
+        self.plaintext = plaintext
+        self.proc = None
+        self.starts = 0
+
+    def start(self) -> "OrchProcess":
+        self.starts += 1
+        self.stderr_path = self.workdir / f"orch-{self.starts}.log"
+        argv = [sys.executable, "-m", "workload_agent", "orchestrator",
+                "--listen", f"127.0.0.1:{self.port}", "--metrics-listen", "127.0.0.1:0"]
+        if self.plaintext:
+            argv.append("--plaintext")
+        argv += self.extra
+        env = dict(os.environ, PYTHONPATH=str(REPO), WORKLOAD_AGENT_ACCESS_KEY=self.key)
+        self.stdout = open(self.workdir / f"orch-{self.starts}.out", "wb")
+        self.proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdout=self.stdout,
+                                     stderr=open(self.stderr_path, "wb"))
+        text = wait_for(lambda: self._ready(), timeout=15, what="orchestrator start")
+        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", text).group(1))
+        self.metrics_port = int(re.search(r"metrics on 127\.0\.0\.1:(\d+)", text).group(1))
+        return self
+
+    def _ready(self):
+        text = self.log()
+        if self.proc.poll() is not None:
+            raise AssertionError(f"orchestrator exited {self.proc.returncode}:\n{text}")
+        return text if "metrics on" in text else None
+
+    def log(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def all_logs(self) -> str:
+        return "".join((self.workdir / f"orch-{i}.log").read_text(errors="replace")
+                       for i in range(1, self.starts + 1))
+
+    def http(self, path: str) -> tuple:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+
+    def metric(self, name: str, labels: str = "") -> float:
+        _, text = self.http("/metrics")
+        full = f"workload_agent_orchestrator_{name}{labels}"
+        for line in text.splitlines():
+            if line.startswith(full + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class RawAgent:
+    """A hand-driven protocol peer, for what a well-behaved client never does."""
+
+    def __init__(self, port: int, timeout: float = 5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.dec = protocol.FrameDecoder()
+        self.frames: list = []
+
+    def send(self, frame: dict) -> None:
+        self.sock.sendall(protocol.encode(frame))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def hello(self, agent_id="raw", instance="i1", key=KEY, **kw) -> dict:
+        self.send(protocol.hello(agent_id, instance, "test", key, **kw))
+        return self.recv()
+
+    def recv(self) -> dict:
+        while not self.frames:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("closed")
+            self.frames.extend(self.dec.feed(data))
+        return self.frames.pop(0)
+
+    def recv_until_closed(self) -> list:
+        out = []
+        try:
+            while True:
+                out.append(self.recv())
+        except (EOFError, ConnectionResetError):
+            return out
+
+    def close(self):
+        self.sock.close()
+
+
+def read_jsonl(*paths) -> list:
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.exists():
+            out.extend(json.loads(line) for line in p.read_text().splitlines() if line)
+    return out
+
+
+def make_alert(i: int) -> dict:
+    return {"time": "2026-11-26T12:00:00.000000000Z", "rule": "Test rule",
+            "priority": "Warning", "output": f"test alert {i}", "source": "syscall",
+            "output_fields": {"i": i}, "tags": ["test"], "hostname": "h"}
+
+
+def make_ca_and_server_cert(directory: Path, name: str = "ca") -> dict:
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test {name}")])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, key_encipherment=False,
+                                            data_encipherment=False, key_agreement=False,
+                                            encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+               .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestrator")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": directory / f"{name}.pem", "cert": directory / f"{name}-server.pem",
+             "key": directory / f"{name}-server.key"}
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return paths
+
+
+def count_lines(*paths) -> int:
+    """Complete lines so far (safe while a writer is appending)."""
+    return sum(Path(p).read_bytes().count(b"\n") for p in paths if Path(p).exists())

@@ -1,0 +1,220 @@
+"""Agent client <-> orchestrator process: TLS, crashes, buffer bounds, rules push, HTTP output."""
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+
+from workload_agent.outputs.orchestrator_client import OrchestratorClient
+
+from orch_harness import (KEY, OrchProcess, count_lines, free_port, make_alert, make_ca_and_server_cert,
+                          read_jsonl, wait_for)
+
+
+def _client(port, **kw):
+    kw.setdefault("tls", False)
+    kw.setdefault("backoff_initial", 0.05)
+    kw.setdefault("backoff_max", 0.5)
+    return OrchestratorClient("127.0.0.1", port, KEY, **kw)
+
+
+def test_tls_with_ca_verified_and_wrong_ca_refused(orch_factory, tmp_path):
+    good = make_ca_and_server_cert(tmp_path, "good")
+    other = make_ca_and_server_cert(tmp_path, "other")
+    orch = orch_factory("--tls-cert", str(good["cert"]), "--tls-key", str(good["key"]),
+                        "--output", f"file:{tmp_path}/out.jsonl", plaintext=False)
+    assert "(tls)" in orch.log()
+    client = _client(orch.port, tls=True, tls_ca=str(good["ca"]), agent_id="tls-agent").start()
+    for i in range(50):
+        client.send(make_alert(i))
+    assert client.close(10).complete
+
+    wrong_ca = _client(orch.port, tls=True, tls_ca=str(other["ca"])).start()
+    wrong_ca.send(make_alert(0))
+    time.sleep(1.0)
+    assert not wrong_ca.connected.is_set()
+    assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca._last_error
+    assert wrong_ca.close(0.2).undelivered == 1
+
+    plain = _client(orch.port, tls=False).start()
+    plain.send(make_alert(0))
+    time.sleep(1.0)
+    assert plain.close(0.2).undelivered == 1
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 50
+
+
+def test_orchestrator_killed_and_restarted_mid_stream_exactly_once(tmp_path):
+    out = tmp_path / "out.jsonl"
+    orch = OrchProcess(tmp_path, "--output", f"file:{out}", "--file-max-bytes", "200000", "--file-backups", "50",
+                       port=free_port()).start()
+    clients = [_client(orch.port, agent_id=f"agent-{n}", heartbeat_interval=0.5) for n in range(3)]
+    for c in clients:
+        c.start()
+    total = 3000
+    done = threading.Event()
+
+    def produce():
+        for i in range(total):
+            for c in clients:
+                c.send(make_alert(i))
+            if i % 20 == 0:
+                time.sleep(0.02)  # about 3 s of alerts
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        for crash in (1, 2):
+            wait_for(lambda: count_lines(*_rotated(out)) >= crash * 1500, what="alerts flowing")
+            assert not done.is_set(), "the crash must come in the middle of the stream"
+            orch.kill()  # SIGKILL: no goodbye, no flush
+            time.sleep(0.3)
+            orch.start()
+        producer.join()
+        reports = [c.close(20) for c in clients]
+    finally:
+        orch.stop()
+    assert all(r.complete for r in reports), reports
+    records = read_jsonl(*_rotated(out))
+    seen = {}
+    for r in records:
+        key = (r["orchestrator"]["agent_id"], r["orchestrator"]["seq"])
+        assert key not in seen, f"duplicate {key}"
+        seen[key] = r["output_fields"]["i"]
+    for n in range(3):
+        assert [seen[(f"agent-{n}", s)] for s in range(1, total + 1)] == list(range(total))
+    assert len(records) == 3 * total
+    assert all(c.stats()["connects"] >= 2 for c in clients)  # every agent had to come back
+    assert (tmp_path / "out.jsonl.1").exists(), "rotation expected with the small size limit"
+
+
+def _rotated(out):
+    return [out.with_name(out.name + f".{i}") for i in range(50, 0, -1)] + [out]
+
+
+def test_buffer_bound_drops_oldest_and_never_blocks(tmp_path):
+    port = free_port()
+    client = _client(port, buffer_size=100, agent_id="bounded").start()
+    t0 = time.monotonic()
+    for i in range(5000):
+        client.send(make_alert(i))
+    assert time.monotonic() - t0 < 1.0, "send() must not wait on the network"
+    stats = client.stats()
+    assert stats["buffered"] == 100 and stats["buffer_dropped"] == 4900
+    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
+    try:
+        report = client.close(10)
+    finally:
+        orch.stop()
+    assert report.undelivered == 0 and report.buffer_dropped == 4900
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["output_fields"]["i"] for r in records] == list(range(4900, 5000))
+
+
+def test_shutdown_flush_is_bounded_and_reports_losses():
+    client = _client(free_port(), agent_id="lonely").start()
+    for i in range(10):
+        client.send(make_alert(i))
+    t0 = time.monotonic()
+    report = client.close(0.5)
+    assert time.monotonic() - t0 < 3.0
+    assert report.undelivered == 10 and report.last_seq == 10 and report.acked == 0
+
+
+def test_spill_file_keeps_order_beyond_memory(tmp_path):
+    port = free_port()
+    spill = tmp_path / "spill.bin"
+    client = _client(port, buffer_size=2000, memory_items=50, spill_file=str(spill)).start()
+    for i in range(1500):
+        client.send(make_alert(i))
+    assert spill.stat().st_size > 0
+    assert client.stats()["buffered"] == 1500
+    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
+    try:
+        report = client.close(10)
+    finally:
+        orch.stop()
+    assert report.complete
+    assert [r["output_fields"]["i"] for r in read_jsonl(tmp_path / "out.jsonl")] == list(range(1500))
+
+
+RULE_V1 = "- rule: r1\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: WARNING\n"
+RULE_V2 = RULE_V1.replace("r1", "r2")
+
+
+def test_rules_pushed_to_connected_agent_and_broken_bundle_refused(orch_factory, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(RULE_V1)
+    orch = orch_factory("--rules-dir", str(rules))
+    received = []
+
+    def on_rules(files, digest):
+        if "boom" in "".join(files.values()):
+            raise ValueError("rule boom needs syscall ptrace, not traced at start")
+        received.append((digest, files))
+
+    client = _client(orch.port, on_rules=on_rules, heartbeat_interval=0.2).start()
+    wait_for(lambda: received, what="initial bundle")
+    assert received[0][1] == {"a.yaml": RULE_V1}
+    first_hash = received[0][0]
+    wait_for(lambda: orch.metric("agent_bundle_info",
+                                 f'{{agent_id="{client.agent_id}",instance="{client.instance}",hash="{first_hash}"}}') == 1,
+             what="bundle version in metrics")
+
+    (rules / "b.yaml").write_text(RULE_V2)
+    wait_for(lambda: len(received) == 2, what="pushed bundle")
+    assert received[1][1] == {"a.yaml": RULE_V1, "b.yaml": RULE_V2}
+
+    (rules / "c.yaml").write_text("- rule: [unclosed\n")
+    wait_for(lambda: "refused" in orch.log(), what="broken bundle refused")
+    assert "c.yaml:" in orch.log()
+    assert json.loads(orch.http("/healthz")[1])["bundle_problems"]
+    assert orch.metric("bundle_errors_total") == 1
+    time.sleep(0.5)
+    assert len(received) == 2
+
+    (rules / "c.yaml").write_text(RULE_V1.replace("r1", "boom"))  # valid, but the agent refuses
+    wait_for(lambda: "could not apply" in orch.log(), what="agent's refusal reported")
+    assert client.bundle_hash == received[1][0]
+    assert client.close().complete
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    fail_first = 2
+    bodies: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        if cls.fail_first > 0:
+            cls.fail_first -= 1
+            self.send_response(503)
+        else:
+            cls.bodies.append(json.loads(body))
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_http_output_posts_falco_json_with_retries(orch_factory):
+    _Collector.bodies = []
+    _Collector.fail_first = 2
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        orch = orch_factory("--output", f"http://127.0.0.1:{httpd.server_address[1]}/falco")
+        client = _client(orch.port, agent_id="h").start()
+        for i in range(20):
+            client.send(make_alert(i))
+        assert client.close().complete
+        wait_for(lambda: len(_Collector.bodies) == 20, what="HTTP deliveries")
+        assert [b["output_fields"]["i"] for b in _Collector.bodies] == list(range(20))
+        assert {"time", "rule", "priority", "output", "output_fields", "source"} <= set(_Collector.bodies[0])
+        assert "retrying" in orch.log()
+    finally:
+        httpd.shutdown()

@@ -1,0 +1,188 @@
+"""The orchestrator as a real process, spoken to over real sockets."""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+
+import msgpack
+
+from workload_agent.orchestrator import protocol
+from workload_agent.outputs.orchestrator_client import OrchestratorClient
+
+from orch_harness import KEY, RawAgent, make_alert, read_jsonl, wait_for
+
+
+def test_wrong_key_refused_logged_and_counted(orch_factory, tmp_path):
+    orch = orch_factory("--output", f"file:{tmp_path}/out.jsonl")
+    raw = RawAgent(orch.port)
+    reply = raw.hello(agent_id="intruder", key="wrong-key")
+    assert reply["type"] == "error" and reply["code"] == protocol.ERR_AUTH
+    assert raw.recv_until_closed() == []
+    # refused agents cannot send alerts either
+    assert "intruder" in orch.log() and "wrong access key" in orch.log()
+    assert orch.metric("auth_failures_total") == 1
+    assert KEY not in orch.log() and "wrong-key" not in orch.log()
+
+    client = OrchestratorClient("127.0.0.1", orch.port, "also-wrong", tls=False,
+                                backoff_initial=0.05, backoff_max=0.1).start()
+    client.send(make_alert(1))
+    wait_for(lambda: orch.metric("auth_failures_total") >= 2, what="second auth failure")
+    report = client.close(0.2)
+    assert report.undelivered == 1
+    assert read_jsonl(tmp_path / "out.jsonl") == []
+
+
+def test_alerts_forwarded_with_agent_identity_and_metrics(orch_factory, tmp_path):
+    orch = orch_factory("--output", f"file:{tmp_path}/out.jsonl", "--output", "stdout")
+    client = OrchestratorClient("127.0.0.1", orch.port, KEY, tls=False, agent_id="task-1",
+                                metadata={"task_arn": "arn:aws:ecs:task/1"},
+                                counters=lambda: {"events": 1234, "drops": 5},
+                                heartbeat_interval=0.2).start()
+    for i in range(300):
+        client.send(make_alert(i))
+    wait_for(lambda: client.stats()["acked"] == 300, what="acks")
+    wait_for(lambda: orch.metric("agent_counter", f'{{agent_id="task-1",instance="{client.instance}",counter="events"}}') == 1234,
+             what="heartbeat counters in metrics")
+    assert orch.metric("connected_agents") == 1
+    assert orch.metric("alerts_total") == 300
+    status, body = orch.http("/healthz")
+    assert status == 200 and json.loads(body)["agents"] == 1
+    report = client.close()
+    assert report.complete and report.acked == 300
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["output_fields"]["i"] for r in records] == list(range(300))
+    assert [r["orchestrator"]["seq"] for r in records] == list(range(1, 301))
+    assert records[0]["orchestrator"]["agent_id"] == "task-1"
+    assert records[0]["orchestrator"]["metadata"] == {"task_arn": "arn:aws:ecs:task/1"}
+    assert records[0]["rule"] == "Test rule" and records[0]["priority"] == "Warning"
+    orch.stop()
+    stdout_lines = (tmp_path / "orch-1.out").read_text().splitlines()
+    assert [json.loads(l) for l in stdout_lines] == records
+
+
+def test_resent_alerts_are_deduplicated(orch_factory, tmp_path):
+    orch = orch_factory("--output", f"file:{tmp_path}/out.jsonl")
+    raw = RawAgent(orch.port)
+    assert raw.hello(agent_id="a", instance="x")["acked"] == 0
+    raw.send(protocol.alerts(1, [make_alert(i) for i in range(1, 6)]))
+    assert raw.recv() == {"type": "ack", "seq": 5}
+    raw.send(protocol.alerts(3, [make_alert(i) for i in range(3, 8)]))
+    assert raw.recv() == {"type": "ack", "seq": 7}
+    raw.close()
+    # a reconnect learns what was taken already; a new instance starts over at seq 1
+    raw = RawAgent(orch.port)
+    assert raw.hello(agent_id="a", instance="x")["acked"] == 7
+    raw.send(protocol.alerts(7, [make_alert(7), make_alert(8)]))
+    assert raw.recv()["seq"] == 8
+    raw2 = RawAgent(orch.port)
+    assert raw2.hello(agent_id="a", instance="y")["acked"] == 0
+    raw2.send(protocol.alerts(1, [make_alert(100)]))
+    assert raw2.recv()["seq"] == 1
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert [(r["orchestrator"]["instance"], r["orchestrator"]["seq"]) for r in records] == \
+        [("x", s) for s in range(1, 9)] + [("y", 1)]
+    assert orch.metric("alerts_duplicate_total") == 4
+
+
+def _bad_inputs():
+    oversized = struct.pack(">I", protocol.DEFAULT_MAX_FRAME + 1) + b"\x80" * 100
+    garbage = b"\x00\x00\x00\x03\xc1\xc1\xc1"
+    def framed(payload: bytes) -> bytes:
+        return protocol.HEADER.pack(len(payload)) + payload
+
+    not_a_map = framed(msgpack.packb([1, 2]))
+    hello = protocol.encode(protocol.hello("bad", "i", "v", KEY))
+    return {
+        "oversized before hello": oversized,
+        "garbage": garbage,
+        "not a map": not_a_map,
+        "zero length": b"\x00\x00\x00\x00",
+        "alerts before hello": protocol.encode(protocol.alerts(1, [make_alert(0)])),
+        "oversized after hello": hello + oversized,
+        "garbage after hello": hello + garbage,
+        "second hello": hello + hello,
+        "ack from an agent": hello + protocol.encode(protocol.ack(1)),
+        "bad field type after hello": hello + framed(msgpack.packb({"type": "ack", "seq": "x"})),
+        "wrong protocol version": framed(msgpack.packb(dict(protocol.hello("v", "i", "v", KEY), protocol=99))),
+    }
+
+
+def test_bad_frames_close_only_that_connection(orch_factory, tmp_path):
+    orch = orch_factory("--output", f"file:{tmp_path}/out.jsonl", "--max-frame", str(protocol.DEFAULT_MAX_FRAME))
+    good = OrchestratorClient("127.0.0.1", orch.port, KEY, tls=False, agent_id="good").start()
+    sent = 0
+    for name, data in _bad_inputs().items():
+        raw = RawAgent(orch.port)
+        raw.send_raw(data)
+        try:
+            frames = raw.recv_until_closed()  # the server must close it
+        except socket.timeout:
+            raise AssertionError(f"{name}: connection left open") from None
+        errors = [f for f in frames if f["type"] == "error"]
+        assert errors, f"{name}: no error frame before close: {frames}"
+        raw.close()
+        for _ in range(20):
+            sent += 1
+            good.send(make_alert(sent))
+    # truncated: half a frame, then the peer goes away
+    frame = protocol.encode(protocol.hello("trunc", "i", "v", KEY))
+    raw = RawAgent(orch.port)
+    raw.send_raw(frame[: len(frame) // 2])
+    raw.close()
+    wait_for(lambda: good.stats()["acked"] == sent, what="good agent fully acked")
+    assert good.stats()["connects"] == 1, "the good agent's connection must not be disturbed"
+    assert orch.proc.poll() is None
+    assert orch.metric("protocol_errors_total") >= len(_bad_inputs())
+    # and a new agent is still welcome
+    assert RawAgent(orch.port).hello(agent_id="late")["type"] == "welcome"
+    assert good.close().complete
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == sent
+
+
+def test_slow_reading_agent_does_not_hold_up_others(orch_factory, tmp_path):
+    orch = orch_factory("--output", f"file:{tmp_path}/out.jsonl", "--write-timeout", "2")
+    slow = socket.create_connection(("127.0.0.1", orch.port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(protocol.encode(protocol.hello("slow", "i", "v", KEY)))
+    # pour heartbeats in and never read a single ack back
+    hb = protocol.encode(protocol.heartbeat({"events": 1}))
+    stop = threading.Event()
+
+    def pour():
+        slow.settimeout(0.5)
+        try:
+            while not stop.is_set():
+                slow.sendall(hb * 200)
+        except OSError:
+            pass
+
+    pourer = threading.Thread(target=pour, daemon=True)
+    pourer.start()
+    time.sleep(0.5)
+    good = OrchestratorClient("127.0.0.1", orch.port, KEY, tls=False, agent_id="good").start()
+    t0 = time.monotonic()
+    for i in range(500):
+        good.send(make_alert(i))
+    wait_for(lambda: good.stats()["acked"] == 500, timeout=5, what="good agent acked")
+    assert time.monotonic() - t0 < 3
+    # the slow one is dropped once its write timeout passes
+    wait_for(lambda: "slow" in orch.log() and "timed out" in orch.log(), timeout=15,
+             what="slow agent dropped")
+    stop.set()
+    slow.close()
+    assert good.close().complete
+
+
+def test_metrics_endpoint_unknown_path_and_health(orch_factory):
+    orch = orch_factory()
+    import urllib.error
+    try:
+        orch.http("/nope")
+        raise AssertionError("expected 404")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+    status, body = orch.http("/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"

@@ -1,0 +1,50 @@
+"""What the C tracer reads from tracee memory for one syscall argument.
+
+The numbers are part of the C <-> Python contract: csrc/ mirrors them, so they
+never change meaning once released. A capture spec is ``(kind, len_arg)``:
+``len_arg`` is the index of the syscall argument that gives the length (or,
+for SOCKADDR_OUT, points at the socklen_t holding it); -1 when unused.
+"""
+from __future__ import annotations
+
+NONE = 0
+#: NUL-terminated path at the pointer (up to PATH_MAX bytes), read at entry.
+PATH = 1
+#: NUL-terminated string (up to 4096 bytes), read at entry.
+STR = 2
+#: sockaddr at the pointer, ``len_arg`` holds its length; read at entry.
+SOCKADDR = 3
+#: NULL-terminated char* array (argv/envp); blob = strings, each NUL-terminated.
+ARGV = 4
+#: raw bytes at the pointer, length from ``len_arg``, capped to BUF_CAP.
+BUF = 5
+#: sockaddr written by the kernel, read at EXIT; ``len_arg`` points at a socklen_t.
+SOCKADDR_OUT = 6
+#: struct msghdr at the pointer; blob = msg_name (msg_namelen bytes).
+MSGHDR_NAME = 7
+#: struct open_how of the size in ``len_arg``; blob = its raw bytes.
+OPEN_HOW = 8
+#: two ints at the pointer, read at EXIT (pipe/pipe2/socketpair fds).
+INT_PAIR_OUT = 9
+
+PATH_MAX = 4096
+STR_MAX = 4096
+BUF_CAP = 256
+
+NAMES = {
+    NONE: "NONE",
+    PATH: "PATH",
+    STR: "STR",
+    SOCKADDR: "SOCKADDR",
+    ARGV: "ARGV",
+    BUF: "BUF",
+    SOCKADDR_OUT: "SOCKADDR_OUT",
+    MSGHDR_NAME: "MSGHDR_NAME",
+    OPEN_HOW: "OPEN_HOW",
+    INT_PAIR_OUT: "INT_PAIR_OUT",
+}
+
+#: Kinds whose memory only has a meaning after the syscall ran.
+AT_EXIT = frozenset({SOCKADDR_OUT, INT_PAIR_OUT})
+#: Kinds whose length comes from another argument.
+NEEDS_LEN_ARG = frozenset({SOCKADDR, BUF, SOCKADDR_OUT, OPEN_HOW})

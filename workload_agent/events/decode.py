@@ -1,0 +1,532 @@
+"""Raw syscall (registers, return value, memory blobs) -> Falco exit-event params.
+
+``decode_params`` follows the per-syscall rows of params.SPECS: each param's
+source says where its value comes from. Values are plain Python objects:
+int (PPM encoding for flags, as ``evt.rawarg`` exposes it), str, bytes,
+SockAddr, SockTuple, FsPath, or None when the value is unavailable (Falco's
+NULL / ``<NA>``). Decoding never raises on tracee data: an unreadable pointer
+or a malformed buffer gives None for that param only.
+
+``render_params`` gives the ``evt.args`` line (§1.9), ``arg_text`` the
+``evt.arg.X`` string a rule compares against.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import time
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from . import capture_kinds as K
+from . import flags as F
+from .flags import errno_name
+from .params import SPECS, Param, param_types
+# The record decoder's Blob (kind, data, truncated, unreadable) is the one blob type.
+from .records import Blob
+from .sockaddr import (AF_UNIX, SockAddr, SockTuple, decode_text, format_sockaddr, format_tuple,
+                       make_tuple, parse_sockaddr)
+
+__all__ = ["Blob", "FsPath", "decode_params", "render_params", "arg_text", "errno_name",
+           "render_param"]
+
+_MASK64 = (1 << 64) - 1
+_MASK32 = (1 << 32) - 1
+_EINPROGRESS = 115
+#: Falco keeps the first snaplen bytes of an I/O buffer.
+SNAPLEN = 80
+#: struct open_how { __u64 flags; __u64 mode; __u64 resolve; } (size 24 in v1)
+_OPEN_HOW_FIELDS = ("flags", "mode", "resolve")
+_INT_PAIR = struct.Struct("=ii")
+
+
+class FsPath(str):
+    """A path param: its str value is what ``evt.arg.X`` gives (resolved when the
+    argument was relative), ``raw`` is the argument as passed, ``resolved`` the
+    resolved form ("" when the argument was absolute or could not be resolved)."""
+
+    raw: str
+    resolved: str
+
+    def __new__(cls, raw: str, resolved: str = "") -> "FsPath":
+        self = super().__new__(cls, resolved or raw)
+        self.raw = raw
+        self.resolved = resolved
+        return self
+
+    def __repr__(self) -> str:
+        return "FsPath(%r, %r)" % (self.raw, self.resolved)
+
+    def __reduce__(self):
+        return (FsPath, (self.raw, self.resolved))
+
+
+# --- integer views of registers ----------------------------------------------------
+
+def _s32(v: int) -> int:
+    v &= _MASK32
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _u32(v: int) -> int:
+    return v & _MASK32
+
+
+def _u64(v: int) -> int:
+    return v & _MASK64
+
+
+def _s64(v: int) -> int:
+    v &= _MASK64
+    return v - (1 << 64) if v >> 63 else v
+
+
+# --- paths -------------------------------------------------------------------------------
+
+def normalize_path(path: str) -> str:
+    """Collapse ``.``, ``..`` and repeated ``/`` of an absolute path (``..`` stops at ``/``)."""
+    parts = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def resolve_relative(base: Optional[str], path: str) -> str:
+    """Falco's resolved form of a path param: "" when absolute or base unknown."""
+    if path.startswith("/") or base is None:
+        return ""
+    return normalize_path(base.rstrip("/") + "/" + path)
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+class _Event:
+    """Everything one decode needs, so source handlers take a single argument."""
+    __slots__ = ("name", "args", "ret", "blobs", "ctx", "tid", "out")
+
+    def __init__(self, name, args, ret, blobs, ctx, tid):
+        self.name = name
+        self.args = args if len(args) == 6 else tuple(args) + (0,) * (6 - len(args))
+        self.ret = None if ret is None else _s64(ret)
+        self.blobs = blobs or {}
+        self.ctx = ctx
+        self.tid = tid
+        self.out: Dict[str, object] = {}
+
+    def blob(self, i: int) -> Optional[bytes]:
+        b = self.blobs.get(i)
+        if b is None or b.unreadable or b.data is None:
+            return None
+        return bytes(b.data)
+
+    def ctx_call(self, method: str, *a):
+        fn = getattr(self.ctx, method, None) if self.ctx is not None else None
+        if fn is None:
+            return None
+        return fn(*a)
+
+    def cwd(self) -> Optional[str]:
+        return self.ctx_call("cwd", self.tid)
+
+    def succeeded(self) -> bool:
+        return self.ret is not None and self.ret >= 0
+
+
+def _cstr(data: bytes) -> str:
+    return decode_text(data.split(b"\0", 1)[0])
+
+
+def _src_str(ev: _Event, i: int) -> Optional[str]:
+    data = ev.blob(i)
+    return None if data is None else _cstr(data)
+
+
+def _argv_list(ev: _Event, i: int) -> Optional[list]:
+    data = ev.blob(i)
+    if data is None:
+        return None
+    items = data.split(b"\0")
+    if items and items[-1] == b"":
+        items.pop()
+    return items
+
+
+def _src_argv0(ev: _Event, i: int):
+    items = _argv_list(ev, i)
+    if items is None:
+        return None
+    return decode_text(items[0]) if items else ""
+
+
+def _src_argv_rest(ev: _Event, i: int):
+    items = _argv_list(ev, i)
+    if items is None:
+        return None
+    return b"".join(item + b"\0" for item in items[1:])
+
+
+def _src_argv_all(ev: _Event, i: int):
+    items = _argv_list(ev, i)
+    if items is None:
+        return None
+    return b"".join(item + b"\0" for item in items)
+
+
+def _src_exec_comm(ev: _Event, i: int):
+    path = _src_str(ev, i)
+    if not path or not ev.succeeded():
+        return None
+    return os.path.basename(path.rstrip("/"))[:15] or None
+
+
+def _src_path(ev: _Event, i: int):
+    # Resolution against dirfd/cwd happens per param type in _finish_path.
+    return _src_str(ev, i)
+
+
+def _dirfd_base(ev: _Event, dirfd: Optional[int]) -> Optional[str]:
+    if dirfd is None:
+        return None
+    if dirfd == F.AT_FDCWD:
+        return ev.cwd()
+    base = ev.ctx_call("fd_path", ev.tid, dirfd)
+    if base is None and ev.tid is not None and dirfd >= 0:
+        # libsinsp's fallback for a dirfd missing from its table.
+        base = "/proc/%d/fd/%d" % (ev.tid, dirfd)
+    return base
+
+
+def _src_atpath(ev: _Event, i: int, d: int):
+    raw = _src_str(ev, i)
+    if raw is None:
+        return None
+    if raw.startswith("/"):
+        return FsPath(raw)
+    base = _dirfd_base(ev, _s32(ev.args[d]))
+    return FsPath(raw, resolve_relative(base, raw) if base is not None else "")
+
+
+def _src_sockaddr(ev: _Event, i: int):
+    data = ev.blob(i)
+    return None if data is None else parse_sockaddr(data)
+
+
+def _ctx_sockaddr(ev: _Event, method: str, fd: int) -> Optional[SockAddr]:
+    got = ev.ctx_call(method, ev.tid, fd)
+    if isinstance(got, (bytes, bytearray)):
+        return parse_sockaddr(bytes(got))
+    return got if isinstance(got, SockAddr) else None
+
+
+def _src_tuple(ev: _Event, role: str, fd_i: int, addr_i: int):
+    if ev.ret is not None and ev.ret < 0 and not (role == "connect" and ev.ret == -_EINPROGRESS):
+        return None  # Falco leaves the tuple empty for failed calls
+    fd = _s32(ev.args[fd_i])
+    given = _src_sockaddr(ev, addr_i)
+    if given is not None and not (given.is_ip or given.family == AF_UNIX):
+        given = None
+    if role == "connect":
+        return make_tuple(_ctx_sockaddr(ev, "sock_local", fd), given)
+    if role == "send":
+        dst = given or _ctx_sockaddr(ev, "sock_peer", fd)
+        return make_tuple(_ctx_sockaddr(ev, "sock_local", fd), dst)
+    if role == "accept":
+        newfd = ev.ret if ev.ret is not None else -1
+        peer = given or (_ctx_sockaddr(ev, "sock_peer", newfd) if newfd >= 0 else None)
+        local = _ctx_sockaddr(ev, "sock_local", fd)
+        return make_tuple(peer, local)
+    # recv: the datagram's source -> this socket
+    src = given or _ctx_sockaddr(ev, "sock_peer", fd)
+    return make_tuple(src, _ctx_sockaddr(ev, "sock_local", fd))
+
+
+
+def _src_pair(ev: _Event, i: int, k: int):
+    if not ev.succeeded():
+        return None
+    data = ev.blob(i)
+    if data is None or len(data) < _INT_PAIR.size:
+        return None
+    return _INT_PAIR.unpack_from(data)[k]
+
+
+def _open_how(ev: _Event) -> Optional[Dict[str, int]]:
+    data = ev.blob(2)
+    if data is None or len(data) < 8 * len(_OPEN_HOW_FIELDS):
+        return None
+    return dict(zip(_OPEN_HOW_FIELDS, struct.unpack_from("=3Q", data)))
+
+
+def _src_how(ev: _Event, field: str):
+    how = _open_how(ev)
+    if how is None:
+        return None
+    if field == "flags":
+        return F.open_flags_to_ppm(how["flags"])
+    if field == "resolve":
+        return F.resolve_flags_to_ppm(how["resolve"])
+    return how[field]
+
+
+def _src_how_mode(ev: _Event):
+    how = _open_how(ev)
+    return None if how is None else F.open_mode(how["flags"], how["mode"])
+
+
+def _src_prctl_str(ev: _Event):
+    if _s32(ev.args[0]) != F.PR_SET_NAME:
+        return None
+    return _src_str(ev, 1)
+
+
+def _src_prctl_int(ev: _Event):
+    if _s32(ev.args[0]) in (F.PR_SET_NAME, F.PR_GET_NAME):
+        return None
+    return _s64(ev.args[1])
+
+
+_SOURCES: Dict[str, Callable] = {
+    "ret": lambda ev: ev.ret,
+    "int": lambda ev, i: _s32(ev.args[i]),
+    "uint": lambda ev, i: _u32(ev.args[i]),
+    "s64": lambda ev, i: _s64(ev.args[i]),
+    "u64": lambda ev, i: _u64(ev.args[i]),
+    "path": _src_path,
+    "atpath": _src_atpath,
+    "str": _src_str,
+    "buf": lambda ev, i: None if ev.blob(i) is None else ev.blob(i)[:SNAPLEN],
+    "sockaddr": _src_sockaddr,
+    "tuple": _src_tuple,
+    "argv0": _src_argv0,
+    "argv_rest": _src_argv_rest,
+    "argv_all": _src_argv_all,
+    "exec_comm": _src_exec_comm,
+    "pair": _src_pair,
+    "open_flags": lambda ev, i: F.open_flags_to_ppm(_u32(ev.args[i])),
+    "open_mode": lambda ev, fi, mi: F.open_mode(_u32(ev.args[fi]), _u32(ev.args[mi])),
+    "creat_mode": lambda ev, i: _u32(ev.args[i]) & 0o7777,
+    "how": _src_how,
+    "how_mode": _src_how_mode,
+    "sock_flags": lambda ev, i: F.sock_type_flags_to_ppm(_u32(ev.args[i])),
+    "fd_flags": lambda ev, i: F.open_flags_to_ppm(_u32(ev.args[i]), access_mode=False),
+    "family": lambda ev, i: F.socket_family_to_ppm(_u32(ev.args[i])),
+    "clone_flags": lambda ev, i: F.clone_flags_to_ppm(_u64(ev.args[i])),
+    "ptrace_req": lambda ev, i: F.ptrace_request_to_ppm(_s64(ev.args[i])),
+    "mount_flags": lambda ev, i: F.mount_flags_to_ppm(_u64(ev.args[i])),
+    "prctl_str": _src_prctl_str,
+    "prctl_int": _src_prctl_int,
+    "const": lambda ev, v: v,
+    "ctx": lambda ev: None,
+    "none": lambda ev: None,
+}
+
+
+def _finish_path(ev: _Event, p: Param, value):
+    if value is None or isinstance(value, FsPath):
+        return value
+    if value.startswith("/"):
+        return FsPath(value)
+    if p.type == "FSRELPATH":
+        dirfd = ev.out.get(p.rel) if p.rel else None
+        base = _dirfd_base(ev, dirfd if isinstance(dirfd, int) else None)
+    else:
+        base = ev.cwd()
+    return FsPath(value, resolve_relative(base, value))
+
+
+_PATH_TYPES = frozenset({"FSPATH", "FSRELPATH"})
+_Step = Tuple[str, Callable, tuple, Optional[Param]]
+
+
+def _compile(layout: Sequence[Param]) -> Tuple[_Step, ...]:
+    """Bind each param's source handler once, so decoding an event is a flat loop."""
+    return tuple((p.name, _SOURCES[p.src[0]], tuple(p.src[1:]),
+                  p if p.type in _PATH_TYPES else None) for p in layout)
+
+
+_COMPILED: Dict[str, Tuple[Tuple[_Step, ...], Optional[Tuple[_Step, ...]]]] = {
+    name: (_compile(spec.params),
+           _compile(spec.success_params) if spec.success_params is not None else None)
+    for name, spec in SPECS.items()
+}
+
+
+def decode_params(name: str, args: Sequence[int], ret: Optional[int],
+                  blobs: Optional[Mapping[int, Blob]], ctx=None, *,
+                  tid: Optional[int] = None, strict: bool = False) -> Dict[str, object]:
+    """Falco's exit-event params for one syscall, in Falco's order.
+
+    ``ctx`` (optional) supplies state: ``cwd(tid)``, ``fd_path(tid, fd)`` and,
+    when it has them, ``sock_local(tid, fd)`` / ``sock_peer(tid, fd)`` (raw
+    sockaddr bytes or SockAddr) and ``proc_params(tid, name, ret)`` (a dict
+    filling params that only process state knows, e.g. execve's pid/comm/caps).
+    ``tid`` defaults to ``ctx.tid``. ``ret`` is None when no exit stop was taken.
+    ``strict`` re-raises decoding errors (tests); otherwise a param whose
+    decoding fails is None.
+    """
+    if tid is None:
+        tid = getattr(ctx, "tid", None)
+    ev = _Event(name, args, ret, blobs, ctx, tid)
+    compiled = _COMPILED.get(name)
+    if compiled is None:
+        return {"res": ev.ret}
+    steps, success_steps = compiled
+    if success_steps is not None and ev.ret == 0:
+        steps = success_steps
+    out = ev.out
+    for pname, fn, extra, path_param in steps:
+        try:
+            value = fn(ev, *extra)
+            if path_param is not None:
+                value = _finish_path(ev, path_param, value)
+        except Exception:
+            # Tracee data is hostile input: one bad param must not lose the event.
+            if strict:
+                raise
+            value = None
+        out[pname] = value
+    if ctx is not None:
+        extra_params = ev.ctx_call("proc_params", tid, name, ev.ret)
+        if extra_params:
+            for key, value in extra_params.items():
+                if key in out and out[key] is None:
+                    out[key] = value
+    return out
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+#: Types whose missing value prints NULL rather than <NA>.
+_NULL_TYPES = frozenset({"BYTEBUF", "SOCKTUPLE", "DYN"})
+
+
+def _c_octal(v: int) -> str:
+    return "0%o" % v if v else "0"
+
+
+def _printable(data: bytes) -> str:
+    return "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+
+
+def _abstime(ns: int) -> str:
+    secs, frac = divmod(int(ns), 1_000_000_000)
+    t = time.localtime(secs)
+    return "%s.%09d %s" % (time.strftime("%Y-%m-%d %H:%M:%S", t), frac,
+                           time.strftime("%z", t))
+
+
+def _number(v: int, fmt: str) -> str:
+    if fmt == "oct":
+        return _c_octal(v)
+    if fmt == "hex":
+        return "%X" % (v & _MASK64 if v < 0 else v)
+    return str(v)
+
+
+def render_param(p: Param, value, resolver=None) -> Tuple[str, str]:
+    """(plain, resolved) text of one param value; resolved is "" when there is none.
+
+    ``resolver`` (optional) may provide ``fd_name(fd)`` (e.g. ``<f>/etc/passwd``),
+    ``comm(pid)``, ``user_name(uid)`` and ``group_name(gid)``.
+    """
+    try:
+        return _render(p, value, resolver)
+    except (TypeError, ValueError, KeyError):
+        # A value of an unexpected type (e.g. from a state provider) is shown as is.
+        return str(value), ""
+
+
+def _render(p: Param, value, resolver) -> Tuple[str, str]:
+    t = p.type
+    if value is None:
+        return ("NULL" if t in _NULL_TYPES else "<NA>"), ""
+    if t == "ERRNO":
+        return str(value), errno_name(value)
+    if t == "FD":
+        if value == F.AT_FDCWD:
+            return str(value), "AT_FDCWD"
+        if value < 0:
+            return str(value), errno_name(value)
+        return str(value), _resolve(resolver, "fd_name", value)
+    if t == "PID":
+        return str(value), _resolve(resolver, "comm", value) if value > 0 else ""
+    if t in ("UID", "GID"):
+        if value in (-1, _MASK32):
+            return "-1", "<NONE>"
+        return str(value), _resolve(resolver, "user_name" if t == "UID" else "group_name", value)
+    if t.startswith("FLAGS"):
+        return str(value), F.render_flags(value, F.TABLES[p.table])
+    if t.startswith("ENUMFLAGS"):
+        return str(value), F.render_enum(value, F.TABLES[p.table])
+    if t == "MODE":
+        return _c_octal(value), F.render_mode(value)
+    if t in ("FSPATH", "FSRELPATH"):
+        if isinstance(value, FsPath):
+            return value.raw, value.resolved
+        return str(value), ""
+    if t == "CHARBUF":
+        return str(value), ""
+    if t == "BYTEBUF":
+        return _printable(value), ""
+    if t == "SOCKADDR":
+        return format_sockaddr(value), ""
+    if t == "SOCKTUPLE":
+        return format_tuple(value), ""
+    if t == "SIGTYPE":
+        return str(value), F.signal_name(value)
+    if t == "ABSTIME":
+        return _abstime(value), ""
+    if t == "DYN":
+        return _number(value, "hex"), ""
+    return _number(value, p.fmt), ""
+
+
+def _resolve(resolver, method: str, value) -> str:
+    fn = getattr(resolver, method, None) if resolver is not None else None
+    if fn is None:
+        return ""
+    got = fn(value)
+    return got or ""
+
+
+def _param(name: str, pname: str, value) -> Param:
+    p = param_types(name).get(pname)
+    if p is not None:
+        return p
+    # A param this table does not describe: show it by its Python type.
+    if isinstance(value, bytes):
+        return Param(pname, "BYTEBUF", ("none",))
+    if isinstance(value, int):
+        return Param(pname, "INT64", ("none",))
+    return Param(pname, "CHARBUF", ("none",))
+
+
+def arg_text(name: str, pname: str, value, resolver=None) -> str:
+    """``evt.arg.<pname>``: the resolved form when non-empty, else the plain form."""
+    plain, resolved = render_param(_param(name, pname, value), value, resolver)
+    return resolved or plain
+
+
+def render_params(name: str, params: Mapping[str, object], resolver=None) -> str:
+    """Falco's ``evt.args``: ``name=plain`` or ``name=plain(resolved)``, space-separated."""
+    parts = []
+    for pname, value in params.items():
+        plain, resolved = render_param(_param(name, pname, value), value, resolver)
+        parts.append("%s=%s(%s)" % (pname, plain, resolved) if resolved
+                     else "%s=%s" % (pname, plain))
+    return _printable_text(" ".join(parts))
+
+
+def _printable_text(text: str) -> str:
+    """Tracee bytes that are not UTF-8 (kept as surrogate escapes) shown as ``\\xNN``,
+    so the line can be written to any UTF-8 stream."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

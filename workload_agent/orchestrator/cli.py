@@ -1,0 +1,131 @@
+"""`workload-agent orchestrator`: run the alert collector."""
+from __future__ import annotations
+
+import os
+
+DEFAULT_LISTEN = "0.0.0.0:6667"
+DEFAULT_METRICS = "0.0.0.0:9667"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "orchestrator", help="collect alerts from many agents and serve them rules",
+        description="Accept agent connections, forward their alerts (de-duplicated) to the "
+                    "outputs, and serve the rules bundle from --rules-dir.")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help=f"address for agents (default {DEFAULT_LISTEN})")
+    p.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (enables TLS)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    p.add_argument("--plaintext", action="store_true",
+                   help="accept agents without TLS (needed when no --tls-cert is given)")
+    p.add_argument("--access-key", metavar="KEY",
+                   help="key agents must present (default: env WORKLOAD_AGENT_ACCESS_KEY, "
+                        "SYSDIG_ACCESS_KEY); prefer the environment, argv is visible to others")
+    p.add_argument("--rules-dir", metavar="DIR",
+                   help="serve the *.yaml files in DIR as the rules bundle; changes are "
+                        "validated and pushed to agents")
+    p.add_argument("--output", action="append", metavar="SPEC",
+                   help="stdout | file:PATH | http(s)://HOST[:PORT]/PATH; repeatable "
+                        "(default stdout)")
+    p.add_argument("--output-ca", metavar="PEM", help="CA bundle for https outputs")
+    p.add_argument("--file-max-bytes", type=int, default=100 * 1024 * 1024, metavar="N",
+                   help="rotate file outputs at this size (default 100 MiB)")
+    p.add_argument("--file-backups", type=int, default=5, metavar="N",
+                   help="rotated files kept per file output (default 5)")
+    p.add_argument("--metrics-listen", default=DEFAULT_METRICS, metavar="HOST:PORT",
+                   help=f"/healthz and /metrics (default {DEFAULT_METRICS}; 'off' disables)")
+    p.add_argument("--max-frame", type=int, default=None, metavar="BYTES",
+                   help="largest frame accepted from an agent (default 4 MiB)")
+    p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
+                   help="close agent connections silent this long (default 120)")
+    p.add_argument("--write-timeout", type=float, default=None, metavar="SECONDS",
+                   help="drop an agent that has not read what we sent for this long (default 30)")
+    p.add_argument("--log-level", default="info",
+                   choices=("debug", "info", "warning", "error"), help="log level (stderr)")
+    p.set_defaults(func=run)
+
+
+def _fail(message: str) -> int:
+    import sys
+    print(f"workload-agent orchestrator: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args) -> int:
+    import asyncio
+    import logging
+    import signal
+    import ssl
+
+    from ..configuration import split_host_port
+    from .outputs import OutputError, make_output
+    from .server import Limits, Orchestrator, server_ssl_context
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("workload_agent.orchestrator")
+
+    key = args.access_key or os.environ.get("WORKLOAD_AGENT_ACCESS_KEY") \
+        or os.environ.get("SYSDIG_ACCESS_KEY")
+    if not key:
+        return _fail("no access key: give --access-key or set WORKLOAD_AGENT_ACCESS_KEY")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return _fail("--tls-cert and --tls-key go together")
+    if not args.tls_cert and not args.plaintext:
+        return _fail("no TLS certificate: give --tls-cert/--tls-key, or --plaintext to "
+                     "accept unencrypted agents")
+    try:
+        host, port = split_host_port(args.listen, allow_port_zero=True)
+        if port is None:
+            raise ValueError(f"bad address {args.listen!r}: no port")
+        mhost = mport = None
+        if args.metrics_listen != "off":
+            mhost, mport = split_host_port(args.metrics_listen, allow_port_zero=True)
+            if mport is None:
+                raise ValueError(f"bad address {args.metrics_listen!r}: no port")
+    except ValueError as exc:
+        return _fail(str(exc))
+    ssl_ctx = None
+    if args.tls_cert:
+        try:
+            ssl_ctx = server_ssl_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            return _fail(f"cannot load --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {exc}")
+    outputs = []
+    try:
+        for spec in args.output or ["stdout"]:
+            outputs.append(make_output(spec, args.file_max_bytes, args.file_backups, args.output_ca))
+    except OutputError as exc:
+        return _fail(str(exc))
+    if args.rules_dir and not os.path.isdir(args.rules_dir):
+        return _fail(f"--rules-dir {args.rules_dir}: not a directory")
+    limits = Limits()
+    if args.max_frame:
+        limits.max_frame = args.max_frame
+    if args.idle_timeout:
+        limits.idle_timeout = args.idle_timeout
+    if args.write_timeout:
+        limits.write_timeout = args.write_timeout
+
+    orch = Orchestrator(key, outputs, args.rules_dir, limits)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            bound = await orch.start(host, port, ssl_ctx, mhost, mport)
+        except ValueError as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            return _fail(f"cannot listen on {args.listen}: {exc.strerror}")
+        log.info("listening on %s:%d (%s)", host, bound["port"], "tls" if ssl_ctx else "plaintext")
+        if bound["metrics_port"] is not None:
+            log.info("metrics on %s:%d", mhost, bound["metrics_port"])
+        await stop.wait()
+        log.info("stopping")
+        await orch.stop()
+        return 0
+
+    return asyncio.run(main())

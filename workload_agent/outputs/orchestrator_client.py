@@ -1,0 +1,461 @@
+"""Agent side of the orchestrator protocol: at-least-once alert delivery from a thread.
+
+send() is what the alert path calls: it numbers the alert, appends it to a bounded
+buffer and returns; it never touches the network and never waits on it. A background
+thread connects (TLS unless the operator turned it off), says hello, and sends what is
+buffered in order; the orchestrator acks cumulatively and acked alerts leave the
+buffer. On any failure the thread reconnects with exponential backoff and jitter and
+resends everything unacked. When the buffer is full the oldest alert is dropped and
+counted. close() keeps delivering for a bounded time and reports what did not make it.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import random
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import msgpack
+
+from .. import __version__
+from ..orchestrator import protocol
+
+log = logging.getLogger("workload_agent.orchestrator_client")
+
+_REC = struct.Struct(">I")
+
+
+class AuthRefused(Exception):
+    pass
+
+
+class _Closed(Exception):
+    pass
+
+
+@dataclass
+class DeliveryReport:
+    last_seq: int          # highest seq handed to send()
+    acked: int             # highest seq the orchestrator confirmed
+    undelivered: int       # alerts still buffered at shutdown (lost)
+    buffer_dropped: int    # alerts dropped earlier at the buffer bound (lost)
+
+    @property
+    def complete(self) -> bool:
+        return self.undelivered == 0 and self.buffer_dropped == 0
+
+
+class _Spill:
+    """FIFO of (seq, alert) records in a file: the middle of the queue when memory is full."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fh = open(path, "w+b")
+        self._read_pos = 0
+        self._write_pos = 0
+        self.count = 0
+
+    def push(self, seq: int, alert: dict) -> None:
+        data = msgpack.packb([seq, alert], use_bin_type=True, default=str)
+        self._fh.seek(self._write_pos)
+        self._fh.write(_REC.pack(len(data)) + data)
+        self._write_pos = self._fh.tell()
+        self.count += 1
+
+    def pop_many(self, n: int) -> list:
+        out = []
+        if n <= 0 or not self.count:
+            return out
+        self._fh.flush()
+        self._fh.seek(self._read_pos)
+        for _ in range(min(n, self.count)):
+            (length,) = _REC.unpack(self._fh.read(_REC.size))
+            seq, alert = msgpack.unpackb(self._fh.read(length), raw=False, strict_map_key=False)
+            out.append((seq, alert))
+        self._read_pos = self._fh.tell()
+        self.count -= len(out)
+        if not self.count:  # empty: start the file over instead of growing it forever
+            self._fh.seek(0)
+            self._fh.truncate()
+            self._read_pos = self._write_pos = 0
+        return out
+
+    def close(self) -> None:
+        self._fh.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+class OrchestratorClient:
+    def __init__(self, host: str, port: int, access_key: str, *, agent_id: str | None = None,
+                 metadata: dict | None = None, tls: bool = True, tls_ca: str | None = None,
+                 buffer_size: int = 10000, spill_file: str | None = None,
+                 memory_items: int = 1024, heartbeat_interval: float = 10.0,
+                 flush_timeout: float = 5.0,
+                 on_rules: Callable[[dict, str], None] | None = None,
+                 counters: Callable[[], dict] | None = None,
+                 batch_max: int = 500, window: int = 4096,
+                 connect_timeout: float = 5.0, io_timeout: float = 30.0,
+                 backoff_initial: float = 0.2, backoff_max: float = 30.0):
+        self.host, self.port = host, port
+        self._key = access_key
+        self.agent_id = agent_id or default_agent_id()
+        self.instance = uuid.uuid4().hex
+        self.metadata = dict(metadata or {})
+        self._ssl = None
+        if tls:
+            self._ssl = ssl.create_default_context(cafile=tls_ca)
+            self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.buffer_size = buffer_size
+        self._memory_items = memory_items if spill_file else buffer_size
+        self._spill = _Spill(spill_file) if spill_file else None
+        self.heartbeat_interval = heartbeat_interval
+        self.flush_timeout = flush_timeout
+        self._on_rules = on_rules
+        self._counters = counters
+        self._batch_max = batch_max
+        self._window = window
+        self._connect_timeout = connect_timeout
+        self._io_timeout = io_timeout
+        self._backoff = (backoff_initial, backoff_max)
+        self._max_frame = protocol.DEFAULT_MAX_FRAME
+
+        self._lock = threading.Lock()
+        self._mem: collections.deque = collections.deque()  # (seq, alert), oldest first
+        self._seq = 0            # last seq given out
+        self._acked = 0          # highest seq acked
+        self._sent_upto = 0      # highest seq written on the current connection
+        self._resend_upto = 0    # seqs <= this were sent on an earlier connection
+        self.n_alerts = 0
+        self.n_resent = 0
+        self.n_buffer_dropped = 0
+        self.n_connects = 0
+        self.bundle_hash = ""
+        self.bundle_error = ""
+        self.connected = threading.Event()
+
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
+        self._closing = False
+        self._stop_now = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="orchestrator-client", daemon=True)
+        self._last_error = ""
+        self._welcomed = False
+        self._last_rx = 0.0
+
+    # --- the alert path: called by the agent, must never block ---------------------------
+
+    def start(self) -> "OrchestratorClient":
+        self._thread.start()
+        return self
+
+    def send(self, alert: dict) -> int:
+        """Queue one Falco-format alert; returns its seq. Never blocks on the network."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self.n_alerts += 1
+            if self._spill is not None and (self._spill.count or len(self._mem) >= self._memory_items):
+                self._spill.push(seq, alert)
+            else:
+                self._mem.append((seq, alert))
+            while self._buffered() > self.buffer_size:
+                self._refill()
+                self._mem.popleft()
+                self.n_buffer_dropped += 1
+            self._poke()
+        return seq
+
+    def _poke(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _buffered(self) -> int:
+        return len(self._mem) + (self._spill.count if self._spill else 0)
+
+    def _refill(self) -> None:
+        if self._spill is not None and self._spill.count and len(self._mem) < self._memory_items // 2 + 1:
+            self._mem.extend(self._spill.pop_many(self._memory_items - len(self._mem)))
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"alerts": self.n_alerts, "buffered": self._buffered(), "resent": self.n_resent,
+                    "buffer_dropped": self.n_buffer_dropped, "acked": self._acked,
+                    "connects": self.n_connects}
+
+    def close(self, timeout: float | None = None) -> DeliveryReport:
+        """Deliver what is buffered for up to `timeout` seconds (flush_timeout), then stop."""
+        timeout = self.flush_timeout if timeout is None else timeout
+        with self._lock:
+            self._closing = True
+            self._poke()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            self._stop_now.set()
+            with self._lock:
+                self._poke()
+            self._thread.join(self._connect_timeout + 1)
+        with self._lock:
+            report = DeliveryReport(self._seq, self._acked, self._buffered(), self.n_buffer_dropped)
+            if self._spill is not None:
+                self._spill.close()
+        if report.undelivered or report.buffer_dropped:
+            log.warning("orchestrator %s:%d: %d alerts not delivered at shutdown (seq %d..%d), "
+                        "%d dropped earlier at the buffer bound", self.host, self.port,
+                        report.undelivered, report.acked + 1, report.last_seq, report.buffer_dropped)
+        if not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
+        return report
+
+    # --- the sender thread -------------------------------------------------------------
+
+    def _done(self) -> bool:
+        with self._lock:
+            return self._stop_now.is_set() or (self._closing and self._buffered() == 0)
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._done():
+            sock = None
+            self._welcomed = False
+            try:
+                sock = self._connect()
+                self._session(sock)
+            except AuthRefused as exc:
+                self._note_error(f"refused by the orchestrator: {exc}", logging.ERROR)
+                attempt = max(attempt, 5)  # a wrong key will not fix itself quickly
+            except (OSError, protocol.ProtocolError, _Closed, ssl.SSLError) as exc:
+                self._note_error(f"{type(exc).__name__}: {exc}")
+            finally:
+                self.connected.clear()
+                if sock is not None:
+                    try:
+                        sock.close()
+                    except OSError:
+                        pass
+            if self._done():
+                break
+            if self._welcomed:
+                attempt = 0
+            delay = min(self._backoff[1], self._backoff[0] * (2 ** attempt))
+            attempt += 1
+            self._stop_now.wait(random.uniform(delay / 2, delay))
+
+    def _note_error(self, message: str, level: int = logging.WARNING) -> None:
+        # repeat failures while the orchestrator is down would flood the workload's log
+        if message != self._last_error:
+            log.log(level, "orchestrator %s:%d: %s; will retry", self.host, self.port, message)
+            self._last_error = message
+        else:
+            log.debug("orchestrator %s:%d: %s", self.host, self.port, message)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(self._io_timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _send_frame(self, sock: socket.socket, frame: dict) -> None:
+        sock.sendall(protocol.encode(frame, self._max_frame))
+
+    def _hello(self, sock: socket.socket, decoder: protocol.FrameDecoder) -> list:
+        with self._lock:
+            acked = self._acked
+        self._send_frame(sock, protocol.hello(self.agent_id, self.instance, __version__, self._key,
+                                              self.metadata, acked, self.bundle_hash or None))
+        deadline = time.monotonic() + self._io_timeout
+        while True:
+            frames = self._recv(sock, decoder, deadline - time.monotonic())
+            while frames:
+                frame = frames.pop(0)
+                if frame["type"] == "welcome":
+                    self._max_frame = min(frame["max_frame"], protocol.DEFAULT_MAX_FRAME) \
+                        if frame["max_frame"] > 0 else protocol.DEFAULT_MAX_FRAME
+                    with self._lock:
+                        self._ack(frame["acked"])
+                        self._resend_upto = max(self._resend_upto, self._sent_upto)
+                        self._sent_upto = self._acked
+                    return frames  # what came in the same read (a rules push) is next
+                self._handle(sock, frame)
+            if time.monotonic() > deadline:
+                raise _Closed("no welcome from the orchestrator")
+
+    def _recv(self, sock, decoder: protocol.FrameDecoder, timeout: float) -> list:
+        pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
+        if not pending:
+            ready, _, _ = select.select([sock, self._wake_r], [], [], max(0.0, timeout))
+            if self._wake_r in ready:
+                with self._lock:
+                    self._wake_pending = False
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+            if sock not in ready:
+                return []
+        data = sock.recv(65536)
+        if not data:
+            raise _Closed("connection closed by the orchestrator")
+        self._last_rx = time.monotonic()
+        return list(decoder.feed(data))
+
+    def _session(self, sock: socket.socket) -> None:
+        decoder = protocol.FrameDecoder()
+        self._last_rx = time.monotonic()
+        early = self._hello(sock, decoder)
+        self.n_connects += 1
+        self._welcomed = True
+        self.connected.set()
+        if self._last_error:
+            log.info("orchestrator %s:%d: connected", self.host, self.port)
+            self._last_error = ""
+        for frame in early:
+            self._handle(sock, frame)
+        next_hb = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if self._stop_now.is_set():
+                return
+            if now >= next_hb:
+                self._send_frame(sock, self._heartbeat_frame())
+                next_hb = now + self.heartbeat_interval
+            while self._send_batch(sock):
+                pass
+            if self._done():
+                return
+            # the orchestrator answers every frame; a long silence means a dead peer
+            silence = max(self._io_timeout, 3 * self.heartbeat_interval)
+            if now - self._last_rx > silence:
+                raise _Closed(f"no answer from the orchestrator for {silence:.0f}s")
+            for frame in self._recv(sock, decoder, min(next_hb - now, 1.0)):
+                self._handle(sock, frame)
+
+    def _heartbeat_frame(self) -> dict:
+        counters = {}
+        if self._counters is not None:
+            try:
+                counters.update({k: int(v) for k, v in self._counters().items()})
+            except Exception as exc:  # a broken counter source must not stop delivery
+                log.debug("counters callback failed: %s", exc)
+        with self._lock:
+            counters.update(alerts=self.n_alerts, buffered=self._buffered(), resent=self.n_resent,
+                            buffer_dropped=self.n_buffer_dropped)
+        return protocol.heartbeat(counters, self.bundle_hash or None, self.bundle_error or None)
+
+    def _send_batch(self, sock: socket.socket) -> bool:
+        with self._lock:
+            self._refill()
+            if not self._mem or self._sent_upto - self._acked >= self._window:
+                return False
+            start = max(0, self._sent_upto + 1 - self._mem[0][0])
+            room = min(self._batch_max, self._window - (self._sent_upto - self._acked))
+            batch = list(itertools.islice(self._mem, start, start + room))
+        if not batch:
+            return False
+        data = self._encode_batch(batch)
+        sock.sendall(data)
+        last = batch[-1][0]
+        with self._lock:
+            self.n_resent += sum(1 for seq, _ in batch if seq <= self._resend_upto)
+            self._sent_upto = max(self._sent_upto, last)
+        return True
+
+    def _encode_batch(self, batch: list) -> bytes:
+        """Encode, shrinking the batch to fit the frame limit; sanitise odd alert values."""
+        while True:
+            try:
+                return protocol.encode(protocol.alerts(batch[0][0], [a for _, a in batch]),
+                                       self._max_frame)
+            except TypeError:
+                batch[:] = [(s, json.loads(json.dumps(a, default=str))) for s, a in batch]
+            except protocol.ProtocolError as exc:
+                if exc.code != protocol.ERR_TOO_LARGE:
+                    raise
+                if len(batch) > 1:
+                    del batch[len(batch) // 2:]
+                    continue
+                seq, alert = batch[0]
+                log.error("alert seq %d is larger than the frame limit; sending a stub", seq)
+                batch[0] = (seq, {k: alert.get(k) for k in ("time", "rule", "priority", "source")
+                                  if isinstance(alert.get(k), str)}
+                            | {"output": "alert too large to send", "output_fields": {}})
+
+    def _ack(self, seq: int) -> None:
+        """Caller holds the lock."""
+        if seq <= self._acked:
+            return
+        self._acked = seq
+        while self._mem and self._mem[0][0] <= seq:
+            self._mem.popleft()
+            if not self._mem:
+                self._refill()
+
+    def _handle(self, sock: socket.socket, frame: dict) -> None:
+        ftype = frame["type"]
+        if ftype == "ack":
+            with self._lock:
+                self._ack(frame["seq"])
+        elif ftype == "rules":
+            self._apply_rules(frame)
+            self._send_frame(sock, self._heartbeat_frame())
+        elif ftype == "error":
+            if frame["code"] == protocol.ERR_AUTH:
+                raise AuthRefused(frame["message"])
+            raise _Closed(f"orchestrator error {frame['code']}: {frame['message']}")
+        else:
+            raise protocol.ProtocolError(f"unexpected {ftype} frame from the orchestrator")
+
+    def _apply_rules(self, frame: dict) -> None:
+        try:
+            files = protocol.frame_files(frame)
+        except protocol.ProtocolError as exc:
+            self.bundle_error = str(exc)
+            return
+        if self._on_rules is None:
+            self.bundle_error = "this agent does not accept rules updates"
+            return
+        try:
+            self._on_rules(files, frame["hash"])
+        except Exception as exc:  # the old rules stay; the orchestrator hears why
+            self.bundle_error = f"{frame['hash']}: {exc}"
+            log.error("rules bundle %s not applied: %s", frame["hash"], exc)
+            return
+        self.bundle_hash = frame["hash"]
+        self.bundle_error = ""
+        log.info("rules bundle %s applied (%d files)", frame["hash"], len(files))
+
+
+def default_agent_id() -> str:
+    """The ECS container id from the task metadata endpoint's URI, else the hostname
+    (which Docker sets to the container id)."""
+    uri = os.environ.get("ECS_CONTAINER_METADATA_URI_V4") or os.environ.get("ECS_CONTAINER_METADATA_URI")
+    if uri:
+        return uri.rstrip("/").rsplit("/", 1)[-1]
+    return socket.gethostname()

@@ -1,0 +1,345 @@
+"""`workload-agent run` and `instrument`: start the workload under the tracer.
+
+The workload's contract: same argv, environment, stdio and TTY; signals sent to the
+agent reach it; its exit status becomes ours (a signal death is 128+N). When tracing
+cannot start, `--priority availability` runs it untraced with a loud warning and
+`--priority security` refuses.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sys
+import threading
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+SI_KERNEL = 0x80  # si_code of a signal the kernel raised itself (e.g. from the TTY)
+
+# The consumer wakes at least this often; the tracer wakes it sooner only when the ring
+# fills up, so that a busy workload does not pay a context switch per event.
+POLL_SECONDS = 0.05
+
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+EXIT_REFUSED = 125
+
+
+def _warn(msg: str) -> None:
+    sys.stderr.write(f"workload-agent: {msg}\n")
+    sys.stderr.flush()
+
+
+def register(subparsers) -> None:
+    from .configuration import add_arguments
+
+    p = subparsers.add_parser(
+        "run", help="run a command under the tracer",
+        description="Run CMD with its whole process tree traced. The command keeps its stdio, "
+                    "TTY, environment, signals and exit status.",
+        usage="workload-agent run [options] -- CMD [ARGS...]")
+    p.add_argument("-r", "--rules", action="append", default=[], metavar="FILE_OR_DIR",
+                   help="rules file or directory (repeatable; default: the shipped ruleset)")
+    p.add_argument("--json", action="store_true", help="alerts as Falco JSON lines")
+    p.add_argument("--alerts-to", default=None, metavar="stdout|stderr|PATH",
+                   help="where alerts go (default stdout); keep them apart from the workload's own output")
+    p.add_argument("--rule-matching", choices=("first", "all"), default="first",
+                   help="stop at the first matching rule for an event (default), or alert for all")
+    p.add_argument("--min-priority", metavar="PRIORITY",
+                   help="load rules less severe than this but leave them disabled")
+    p.add_argument("--container-id", metavar="ID", help="container id to report (overrides detection)")
+    p.add_argument("--container-image", metavar="IMAGE", help="container image to report")
+    p.add_argument("--container-privileged", action="store_true", default=None,
+                   help="report the container as privileged")
+    p.add_argument("--no-rules", action="store_true",
+                   help="trace without detection (the default syscall set, or --syscalls): "
+                        "for --events debugging and for measuring the tracer alone")
+    p.add_argument("--print-syscalls", action="store_true",
+                   help="print the syscalls the loaded rules make the tracer stop on, and exit")
+    p.add_argument("--events", action="store_true",
+                   help="print every decoded event, one line each (to stderr or --events-file)")
+    p.add_argument("--events-file", metavar="PATH", help="write the --events lines to PATH")
+    p.add_argument("--no-seccomp", dest="seccomp", action="store_false",
+                   help="full-ptrace mode: stop on every syscall, no seccomp filter and no "
+                        "NO_NEW_PRIVS (setuid binaries keep working; about twice the cost)")
+    p.add_argument("--syscalls", metavar="LIST",
+                   help="comma-separated syscalls to trace instead of what the rules need")
+    p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
+                   help="event ring size (default 8 MiB); a full ring drops events and reports it")
+    add_arguments(p, names=["priority"])
+    p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
+    p.set_defaults(func=_run_command)
+
+
+def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
+                      container_id=None, container_image=None, container_privileged=None,
+                      syscalls=None, plan_only=False):
+    """(detector sink, syscall names, notes) for a run; raises detect.RulesError.
+    plan_only: load the rules and derive the syscalls, but build no detector."""
+    from . import detect
+    from .tracer.seccomp import native_arch
+
+    ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
+    names, note = detect.traced_syscalls(ruleset, native_arch())
+    if note:
+        notes.append(note)
+    if syscalls:
+        names = syscalls
+    if plan_only:
+        return None, names, notes
+    from .state import StateTracker, detect_container
+
+    container = detect_container(container_id=container_id, image=container_image,
+                                 privileged=container_privileged)
+    tracker = StateTracker(container)
+    writer = detect.AlertWriter(alerts_to or "stdout", json_lines)
+    return detect.Detector(ruleset, tracker, writer, mode=matching), names, notes
+
+
+def _run_command(args) -> int:
+    from .configuration import ConfigError, load_config
+    from .detect import RulesError, Tee
+
+    try:
+        config = load_config({"priority": args.priority})
+    except ConfigError as exc:
+        _warn(str(exc))
+        return 2
+    syscalls = [s.strip() for s in args.syscalls.split(",") if s.strip()] if args.syscalls else None
+    try:
+        if args.no_rules:
+            from .events.params import DEFAULT_SYSCALLS
+            detector, names, notes = None, syscalls or sorted(DEFAULT_SYSCALLS), []
+        else:
+            detector, names, notes = prepare_detection(
+                rules=args.rules or config.rules, json_lines=args.json, alerts_to=args.alerts_to,
+                matching=args.rule_matching, min_priority=args.min_priority,
+                container_id=args.container_id, container_image=args.container_image,
+                container_privileged=args.container_privileged, syscalls=syscalls,
+                plan_only=args.print_syscalls)
+    except RulesError as exc:
+        _warn(f"cannot load the rules:\n{exc.text}")
+        return 2
+    except OSError as exc:
+        _warn(f"cannot open {exc.filename}: {exc.strerror}")
+        return 2
+    for note in notes:
+        _warn(note)
+    if args.print_syscalls:
+        print(" ".join(names))
+        return 0
+    if not args.command:
+        _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
+        return 2
+    printer = None
+    if args.events or args.events_file:
+        from .events.display import EventPrinter
+        out = open(args.events_file, "w", buffering=1) if args.events_file else sys.stderr
+        printer = EventPrinter(out)
+    return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
+               sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size)
+
+
+def instrument(argv: list[str]) -> int:
+    """The entrypoint prefix: `instrument CMD ARGS...`, configured from the environment."""
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write("usage: instrument CMD [ARGS...]\n"
+                         "Runs CMD traced by workload-agent; configured from WORKLOAD_AGENT_* "
+                         "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
+        return 2 if not argv else 0
+    from .configuration import ConfigError, load_config
+    from .detect import RulesError
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        _warn(f"{exc}; running with defaults")
+        config = None
+    priority = config.priority if config else "availability"
+    try:
+        detector, names, notes = prepare_detection(
+            rules=config.rules if config else (),
+            json_lines=bool(config and config.output_format == "json"))
+    except (RulesError, OSError) as exc:
+        why = exc.text if isinstance(exc, RulesError) else str(exc)
+        if priority == "security":
+            _warn(f"cannot load the rules:\n{why}\nworkload-agent: refusing to start the workload "
+                  f"(priority: security)")
+            return EXIT_REFUSED
+        _warn(f"WARNING: cannot load the rules, running the workload UNTRACED:\n{why}")
+        env = original_environment()
+        path = resolve_command(argv[0], env)
+        if path is None:
+            _warn(f"{argv[0]}: command not found")
+            return EXIT_NOT_FOUND
+        return _run_untraced(path, argv, env, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    for note in notes:
+        _warn(note)
+    return run(argv, priority=priority, sink=detector, syscalls=names)
+
+
+def resolve_command(cmd: str, env) -> str | None:
+    if "/" in cmd:
+        return cmd
+    return shutil.which(cmd, path=env.get("PATH", os.defpath))
+
+
+def original_environment() -> dict:
+    """The environment this process was started with.
+
+    os.environ is not it: CPython's C-locale coercion (PEP 538) adds LC_CTYPE at
+    start-up. /proc/self/environ still holds the block execve gave us.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            env.setdefault(os.fsdecode(k), os.fsdecode(v))
+    return env
+
+
+def _mask_bits(mask) -> int:
+    bits = 0
+    for s in mask:
+        if 1 <= int(s) <= 64:
+            bits |= 1 << (int(s) - 1)
+    return bits
+
+
+def _run_untraced(path: str, argv: list[str], env, old_mask) -> int:
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)  # Python ignores these; the workload must not inherit that
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(path, argv, env)
+    return EXIT_NOT_EXECUTABLE  # not reached
+
+
+class _SignalForwarder(threading.Thread):
+    """Relays the signals sent to the agent to the workload (they are blocked in every
+    agent thread and taken here with sigtimedwait, so nothing runs in a handler)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name="signal-forwarder", daemon=True)
+        self.pid = pid
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            info = signal.sigtimedwait(FORWARDED, 1.0)
+            if info is None or self.stopping.is_set():
+                continue
+            if info.si_code == SI_KERNEL:
+                continue  # from our terminal: the kernel already sent it to the workload's group
+            try:
+                os.kill(self.pid, info.si_signo)
+            except ProcessLookupError:
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        try:
+            signal.pthread_kill(self.ident, signal.SIGWINCH)  # wakes sigtimedwait; not forwarded
+        except (ProcessLookupError, TypeError):
+            pass  # already gone
+        self.join()
+
+
+def default_capture(names=None):
+    from .events.params import DEFAULT_SYSCALLS, capture_table
+    from .tracer.core import CaptureSpec
+
+    table = capture_table()
+    wanted = DEFAULT_SYSCALLS if names is None else names
+    unknown = [n for n in wanted if n not in table]
+    if unknown:
+        raise ValueError(f"no capture spec for: {', '.join(sorted(unknown))}")
+    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
+
+
+def _deliver(sink, batch):
+    """A consumer bug must never take the workload down: report it and stop consuming."""
+    try:
+        sink.handle(batch)
+        return sink
+    except Exception as exc:  # noqa: BLE001 - anything; the workload keeps running
+        import traceback
+
+        _warn(f"event processing failed and is disabled for this run: {exc!r}")
+        traceback.print_exc(file=sys.stderr)
+        return None
+
+
+def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
+        syscalls=None, ring_bytes: int = 8 << 20, env=None) -> int:
+    env = original_environment() if env is None else dict(env)
+    path = resolve_command(argv[0], env)
+    if path is None:
+        _warn(f"{argv[0]}: command not found")
+        return EXIT_NOT_FOUND
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+
+    from .tracer.core import TraceStartError, Tracer, WorkloadExecError, available, exit_code
+
+    try:
+        ok, why = available()
+        if not ok:
+            raise TraceStartError(why)
+        try:
+            capture = default_capture(syscalls)
+        except ValueError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _warn(str(exc))
+            return 2
+        tracer = Tracer(argv, path=path, env=env, syscalls=capture, use_seccomp=use_seccomp,
+                        ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask))
+        pid = tracer.start()
+    except WorkloadExecError as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        _warn(str(exc))
+        return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+    except TraceStartError as exc:
+        if priority == "security":
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _warn(f"tracing could not start: {exc}\nworkload-agent: refusing to start the workload "
+                  f"untraced (priority: security)")
+            return EXIT_REFUSED
+        _warn("!" * 70)
+        _warn(f"WARNING: tracing could not start: {exc}")
+        _warn("WARNING: running the workload UNTRACED: no detection (priority: availability)")
+        _warn("!" * 70)
+        return _run_untraced(path, argv, env, old_mask)
+
+    forwarder = _SignalForwarder(pid)
+    forwarder.start()
+    status = None
+    try:
+        while status is None:
+            tracer.wait(POLL_SECONDS)
+            status = tracer.done()
+            batch = tracer.read()
+            if sink is not None and batch:
+                sink = _deliver(sink, batch)
+        rest = tracer.read()
+        while rest:
+            if sink is not None:
+                sink = _deliver(sink, rest)
+            rest = tracer.read()
+        stats = tracer.stats()
+        if sink is not None:
+            sink.close(stats)
+        if stats["drops"]:
+            _warn(f"{stats['drops']} events were dropped: the ring was full (raise --ring-size)")
+    finally:
+        forwarder.stop()
+        tracer.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return exit_code(status)

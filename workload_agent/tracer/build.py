@@ -1,0 +1,61 @@
+"""cffi builder for the C tracer core (csrc/). Used by setup.py's cffi_modules.
+
+The record layout and enums are declared with `...` so that cffi takes their
+values and offsets from csrc/record.h itself: the header stays the one definition.
+"""
+import os
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSRC = os.path.normpath(os.path.join(HERE, "..", "..", "csrc"))
+
+CDEF = """
+#define WA_MAX_NR ...
+struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; ...; };
+struct wa_config {
+    const char *path; char *const *argv; char *const *envp;
+    const void *filter; uint32_t filter_len;
+    const struct wa_spec *specs;
+    uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
+    const uint64_t *sigmask;
+    ...;
+};
+struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures; };
+struct wa_tracer;
+struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
+int wa_pid(struct wa_tracer *t);
+size_t wa_read(struct wa_tracer *t, void *buf, size_t cap);
+int wa_wait(struct wa_tracer *t, int timeout_ms);
+int wa_done(struct wa_tracer *t, int *status);
+void wa_get_stats(struct wa_tracer *t, struct wa_stats *s);
+void wa_free(struct wa_tracer *t);
+
+struct wa_record {
+    uint32_t len; uint16_t kind; uint16_t flags; uint64_t ts_enter; uint64_t ts_exit;
+    int32_t tgid; int32_t tid; int32_t nr; uint32_t arch; int64_t ret; uint64_t args[6];
+    uint16_t nblobs; uint32_t extra; ...;
+};
+struct wa_blob { uint16_t argidx; uint16_t kind; uint16_t flags; uint32_t len; ...; };
+enum wa_kind { WA_K_PAD=..., WA_K_SYSCALL=..., WA_K_CLONE=..., WA_K_EXEC=..., WA_K_EXIT=...,
+               WA_K_SIGNAL=..., WA_K_DROP=... };
+enum wa_flag { WA_F_NO_EXIT=..., WA_F_TRUNCATED=..., WA_F_UNREADABLE=..., WA_F_FOREIGN_ARCH=...,
+               WA_F_HAS_EXIT=..., WA_F_THREAD=... };
+enum wa_blob_flag { WA_B_TRUNCATED=..., WA_B_UNREADABLE=... };
+enum wa_capture { WA_C_NONE=..., WA_C_PATH=..., WA_C_STR=..., WA_C_SOCKADDR=..., WA_C_ARGV=..., WA_C_BUF=...,
+                  WA_C_SOCKADDR_OUT=..., WA_C_MSGHDR_NAME=..., WA_C_OPEN_HOW=..., WA_C_INT_PAIR_OUT=... };
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "workload_agent.tracer._core",
+    '#include "tracer.h"\n#include "record.h"\n',
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c")],
+    include_dirs=[os.path.relpath(CSRC)],
+    extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
+    libraries=["pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=False)

@@ -1,0 +1,173 @@
+"""Thin wrapper over the C tracer core: start a traced workload, read record batches.
+
+Python never calls ptrace or wait here: the C thread owns both.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from ..events.records import decode_batch
+from ..events.syscall_table import SYSCALLS
+from . import seccomp
+
+
+class TraceStartError(RuntimeError):
+    """Tracing could not start; the workload is not running."""
+
+
+class WorkloadExecError(RuntimeError):
+    """The workload's own exec failed (not found, not executable...)."""
+
+    def __init__(self, message: str, errno_: int):
+        super().__init__(message)
+        self.errno = errno_
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """What to do for one syscall: take the exit stop? what memory to read per argument?"""
+
+    exit_needed: bool = True
+    args: tuple = ()  # per argument: (capture kind, len_arg or -1)
+
+
+_lib = None
+_ffi = None
+
+
+def _core():
+    global _lib, _ffi
+    if _lib is None:
+        from ._core import ffi, lib
+        _lib, _ffi = lib, ffi
+    return _ffi, _lib
+
+
+MIN_KERNEL = (5, 3)  # PTRACE_GET_SYSCALL_INFO; the seccomp stop after the entry stop (4.8)
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def available() -> tuple[bool, str]:
+    if kernel_version() < MIN_KERNEL:
+        return False, (f"kernel {os.uname().release} is too old: the tracer needs Linux "
+                       f">= {MIN_KERNEL[0]}.{MIN_KERNEL[1]} (PTRACE_GET_SYSCALL_INFO)")
+    try:
+        _core()
+    except ImportError as exc:
+        return False, f"the C tracer extension is not built ({exc})"
+    return True, ""
+
+
+class Tracer:
+    def __init__(self, argv: Sequence[str], *, path: str, env: Mapping[str, str] | None = None,
+                 syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
+                 ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384):
+        ffi, lib = _core()
+        self._ffi, self._lib = ffi, lib
+        arch = seccomp.native_arch()
+        table = SYSCALLS[arch]
+        unknown = sorted(n for n in syscalls if n not in SYSCALLS[arch] and not any(n in SYSCALLS[a] for a in SYSCALLS))
+        if unknown:
+            raise ValueError(f"unknown syscalls: {', '.join(unknown)}")
+        self.syscalls = dict(syscalls)
+        specs = ffi.new("struct wa_spec[]", lib.WA_MAX_NR)
+        for name, spec in syscalls.items():
+            nr = table.get(name)
+            if nr is None or nr >= lib.WA_MAX_NR:
+                continue  # not on this architecture (e.g. open on aarch64)
+            s = specs[nr]
+            s.traced = 1
+            s.exit_needed = 1 if spec.exit_needed else 0
+            for i in range(6):
+                kind, len_arg = spec.args[i] if i < len(spec.args) else (0, -1)
+                s.kind[i] = kind
+                s.len_arg[i] = len_arg if 0 <= len_arg < 6 else 255
+        self._keep = [specs]
+        self._specs = specs
+        self._filter = None
+        if use_seccomp:
+            traced = {n: (seccomp.DATA_EXIT if s.exit_needed else 0) for n, s in syscalls.items()}
+            prog = seccomp.build_filter(traced, arch)
+            self._filter = ffi.new("char[]", prog)
+            self._filter_len = len(prog) // 8
+        c_path = ffi.new("char[]", os.fsencode(path))
+        c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
+        env = os.environ if env is None else env
+        c_env = [ffi.new("char[]", os.fsencode(k) + b"=" + os.fsencode(v)) for k, v in env.items()]
+        argv_arr = ffi.new("char *[]", c_argv + [ffi.NULL])
+        env_arr = ffi.new("char *[]", c_env + [ffi.NULL])
+        mask = ffi.new("uint64_t *", sigmask)
+        self._keep += [c_path, c_argv, c_env, argv_arr, env_arr, mask]
+        cfg = ffi.new("struct wa_config *")
+        cfg.path = c_path
+        cfg.argv = argv_arr
+        cfg.envp = env_arr
+        cfg.filter = self._filter if self._filter is not None else ffi.NULL
+        cfg.filter_len = self._filter_len if self._filter is not None else 0
+        cfg.specs = specs
+        cfg.ring_bytes = ring_bytes
+        cfg.max_str = 4096
+        cfg.max_argv_bytes = max_argv_bytes
+        cfg.max_argv_items = 1024
+        cfg.sigmask = mask
+        self._cfg = cfg
+        self._t = None
+        self._buf = ffi.new("char[]", 1 << 20)
+        self.pid = None
+
+    def start(self) -> int:
+        ffi, lib = self._ffi, self._lib
+        err = ffi.new("char[]", 512)
+        exec_errno = ffi.new("int *")
+        t = lib.wa_start(self._cfg, err, 512, exec_errno)
+        if t == ffi.NULL:
+            msg = ffi.string(err).decode(errors="replace")
+            if exec_errno[0]:
+                raise WorkloadExecError(msg, exec_errno[0])
+            raise TraceStartError(msg)
+        self._t = t
+        self.pid = lib.wa_pid(t)
+        return self.pid
+
+    def wait(self, timeout: float) -> bool:
+        return bool(self._lib.wa_wait(self._t, int(timeout * 1000)))
+
+    def read_raw(self) -> bytes:
+        n = self._lib.wa_read(self._t, self._buf, len(self._buf))
+        return self._ffi.buffer(self._buf, n)[:] if n else b""
+
+    def read(self):
+        raw = self.read_raw()
+        return decode_batch(raw) if raw else []
+
+    def done(self) -> int | None:
+        """The main workload process's raw wait status once it has exited, else None."""
+        st = self._ffi.new("int *")
+        return st[0] if self._lib.wa_done(self._t, st) else None
+
+    def stats(self) -> dict:
+        s = self._ffi.new("struct wa_stats *")
+        self._lib.wa_get_stats(self._t, s)
+        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures")}
+
+    def close(self) -> None:
+        if self._t is not None:
+            self._lib.wa_free(self._t)
+            self._t = None
+
+
+def exit_code(status: int) -> int:
+    """A raw wait status as a shell would report it: signal death is 128+N."""
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return 1
