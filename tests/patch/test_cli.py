@@ -60,7 +60,11 @@ def test_taskdef_must_be_json(tmp_path):
     (["--sidecar-log-group", "g"], "--sidecar-log-group needs --sidecar-log-region"),
     (["--image-config", "nofile"], "expected IMAGE=FILE"),
     (["--image-config", "img=/nonexistent.json"], "No such file or directory: /nonexistent.json"),
-    (["--env", "WORKLOAD_AGENT_LOGGING=x", "--logging", "y"], "variable WORKLOAD_AGENT_LOGGING is given twice"),
+    (["--env", "WORKLOAD_AGENT_LOGGING=x", "--logging", "info"], "variable WORKLOAD_AGENT_LOGGING is given twice"),
+    # the agent's own configuration parsers check values before they are deployed
+    (["--logging", "loud"], "logging 'loud': expected one of"),
+    (["--orchestrator", "host:notaport"], "orchestrator 'host:notaport': bad address"),
+    (["--env", "WORKLOAD_AGENT_ORCHESTRATOR_PORT=99999"], "orchestrator-port '99999'"),
 ])
 def test_bad_options(args, message):
     rc, _, err = h.run_cli(["patch", "cfn", str(SEED), *args])

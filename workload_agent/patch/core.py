@@ -25,14 +25,6 @@ TAG_IGNORE_CONTAINERS = ("workload-agent-ignore-containers", "kilt-ignore-contai
 TAG_INCLUDE_CONTAINERS = ("workload-agent-include-containers", "kilt-include-containers")
 
 
-# The agent's configuration variables the recipe sets (the agent also reads the SYSDIG_*
-# aliases, so already-instrumented definitions keep working).
-ENV_ORCHESTRATOR = "WORKLOAD_AGENT_ORCHESTRATOR"
-ENV_ORCHESTRATOR_PORT = "WORKLOAD_AGENT_ORCHESTRATOR_PORT"
-ENV_ACCESS_KEY = "WORKLOAD_AGENT_ACCESS_KEY"
-ENV_LOGGING = "WORKLOAD_AGENT_LOGGING"
-
-
 class PatchError(Exception):
     """Input we cannot patch safely; the message names the resource and container."""
 
@@ -72,24 +64,57 @@ class PatchConfig:
     strict: bool = False
 
 
+def _setting(name: str):
+    """The agent's own definition of a setting (its variable name and its parser)."""
+    from ..configuration import SETTINGS
+
+    for s in SETTINGS:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def env_name(setting: str) -> str:
+    return _setting(setting).env_names[0]
+
+
 def recipe_env(orchestrator: Any = None, orchestrator_port: Any = None, access_key: Any = None,
                access_key_secret: Any = None, logging: Any = None,
                extra: list[tuple[str, Any]] | None = None) -> list[EnvVar]:
-    """The variables an instrumented container gets, in a stable order."""
+    """The variables an instrumented container gets, in a stable order.
+
+    Names and checks come from the agent's configuration module, so a value the agent
+    would refuse at start (a bad log level, port or address) is refused here already.
+    """
     if access_key is not None and access_key_secret is not None:
         raise PatchError("give the access key either as a value or as a secret, not both")
     out = []
-    for name, value in ((ENV_ORCHESTRATOR, orchestrator), (ENV_ORCHESTRATOR_PORT, orchestrator_port),
-                        (ENV_ACCESS_KEY, access_key), (ENV_LOGGING, logging)):
+    for setting, value in (("orchestrator", orchestrator), ("orchestrator_port", orchestrator_port),
+                           ("access_key", access_key), ("logging", logging)):
         if value is not None:
-            out.append(EnvVar(name, str(value) if isinstance(value, int) else value))
+            out.append(EnvVar(env_name(setting), _checked(setting, value)))
     if access_key_secret is not None:
-        out.append(EnvVar(ENV_ACCESS_KEY, secret=access_key_secret))
+        out.append(EnvVar(env_name("access_key"), secret=access_key_secret))
+    from ..configuration import SETTINGS
+
+    by_env = {n: s.name for s in SETTINGS for n in s.env_names}
     for name, value in extra or []:
         if any(v.name == name for v in out):
             raise PatchError(f"variable {name} is given twice")
-        out.append(EnvVar(name, value))
+        out.append(EnvVar(name, _checked(by_env[name], value) if name in by_env else value))
     return out
+
+
+def _checked(setting: str, value: Any) -> Any:
+    """value as the variable's text, after the agent's own parser accepted it."""
+    if intrinsic(value) or not isinstance(value, (str, int)):
+        return value  # a CloudFormation expression: resolved only at deploy time
+    text = str(value)
+    try:
+        _setting(setting).parse(text)
+    except ValueError as exc:
+        raise PatchError(f"{setting.replace('_', '-')} {text!r}: {exc}") from None
+    return text
 
 
 # An image resolver: (image value, architecture or None, container name) -> ImageConfig or
