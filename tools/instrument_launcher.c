@@ -48,7 +48,8 @@ static void bundle_root(char *out, size_t size)
 
 int main(int argc, char **argv)
 {
-    char root[PATH_MAX], ldso[PATH_MAX], lib[PATH_MAX], python[PATH_MAX];
+    /* a root of at most half PATH_MAX leaves room for the file names below */
+    char root[PATH_MAX / 2], ldso[PATH_MAX], lib[PATH_MAX], python[PATH_MAX];
     bundle_root(root, sizeof root);
     snprintf(ldso, sizeof ldso, "%s/lib/%s", root, LDSO);
     snprintf(lib, sizeof lib, "%s/lib", root);

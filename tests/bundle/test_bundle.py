@@ -1,0 +1,143 @@
+"""The self-contained /opt/draios, built without Docker, run in a root filesystem that holds
+nothing but Debian's busybox-static and the bundle: no Python, no glibc outside the bundle.
+
+Slow (builds the bundle with pip, ~15 s) and needs root (chroot, mount), gcc with the
+static libc, a Debian python3 with venv and headers, and apt to fetch busybox-static.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = Path(f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}")
+if not PYTHON.exists():
+    PYTHON = Path("/usr/bin/python3")
+
+SHADOW_RULE = """\
+- rule: Shadow file read
+  desc: something opened /etc/shadow
+  condition: evt.type in (open, openat, openat2) and fd.name = /etc/shadow
+  output: "shadow file opened (command=%proc.cmdline file=%fd.name)"
+  priority: WARNING
+"""
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for chroot and mount"
+    if platform.machine() != "x86_64":
+        return "checked on x86_64 only"
+    for tool in ("gcc", "chroot", "unshare", "apt-get", "dpkg-deb", "ldd"):
+        if not shutil.which(tool):
+            return f"needs {tool}"
+    if not PYTHON.exists() or subprocess.run([str(PYTHON), "-c", "import venv, ensurepip"],
+                                             capture_output=True).returncode:
+        return f"needs a Debian python3 with venv at {PYTHON}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("bundle")
+    got = subprocess.run(["apt-get", "download", "busybox-static"], cwd=work, capture_output=True, text=True)
+    debs = list(work.glob("busybox-static_*.deb"))
+    if not debs:
+        pytest.skip(f"cannot fetch busybox-static: {got.stderr.strip()[-200:]}")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(work / "deb")], check=True)
+    root = work / "root"
+    for d in ("bin", "etc", "proc", "tmp", "opt", "rules"):
+        (root / d).mkdir(parents=True)
+    shutil.copy2(work / "deb" / "bin" / "busybox", root / "bin" / "busybox")
+    (root / "etc" / "shadow").write_text("root:$6$salt$notarealhash:19000:0:99999:7:::\n")
+    (root / "etc" / "shadow").chmod(0o600)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "rules" / "shadow.yaml").write_text(SHADOW_RULE)
+    built = subprocess.run([sys.executable, str(REPO / "tools" / "build_bundle.py"), "--out",
+                            str(root / "opt" / "draios"), "--python", str(PYTHON)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return root
+
+
+def run_in(root: Path, argv: list[str], env: dict | None = None, timeout: float = 60):
+    """argv inside root, with a fresh /proc (as every container has) and exactly env."""
+    # the host tools by absolute path: env is the workload's, its PATH is the chroot's
+    script = '"$1" -t proc proc "$3/proc" && shift && exec "$@"'
+    return subprocess.run([shutil.which("unshare"), "--mount", "--pid", "--fork", "/bin/sh", "-c", script, "sh",
+                           shutil.which("mount"), shutil.which("chroot"), str(root), *argv],
+                          env=env if env is not None else {"PATH": "/bin"},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_rootfs_has_no_python_and_no_libc_outside_the_bundle(rootfs):
+    outside = sorted(str(p.relative_to(rootfs)) for p in rootfs.rglob("*")
+                     if p.is_file() and "opt/draios" not in str(p))
+    assert outside == ["bin/busybox", "etc/passwd", "etc/shadow", "rules/shadow.yaml"]
+    launcher = (rootfs / "opt/draios/bin/instrument").read_bytes()
+    assert b"PT_INTERP" not in launcher and b"/lib64/ld-linux" not in launcher  # static
+
+
+def test_exit_status_comes_through(rootfs):
+    r = run_in(rootfs, ["/opt/draios/bin/instrument", "/bin/busybox", "sh", "-c", "exit 7"])
+    assert r.returncode == 7, r.stderr
+    r = run_in(rootfs, ["/opt/draios/bin/instrument", "/bin/busybox", "sh", "-c", "echo out; echo err >&2"])
+    assert r.returncode == 0 and "out" in r.stdout and "err" in r.stderr, r.stderr
+
+
+def test_workload_sees_exactly_the_container_environment(rootfs):
+    env = {"PATH": "/bin", "APP_MODE": "prod", "PYTHONPATH": "/nowhere", "LD_LIBRARY_PATH": "/app/lib"}
+    r = run_in(rootfs, ["/opt/draios/bin/instrument", "/bin/busybox", "sh", "-c", "/bin/busybox env > /tmp/env"],
+               env=env)
+    assert r.returncode == 0, r.stderr
+    seen = dict(line.split("=", 1) for line in (rootfs / "tmp" / "env").read_text().splitlines())
+    seen.pop("PWD", None)  # set by the shell itself
+    seen.pop("SHLVL", None)
+    assert seen == env
+
+
+def _pipeline_missing() -> str | None:
+    """The detection pipeline is assembled on main; the alert test waits for it."""
+    try:
+        import workload_agent.tracer  # noqa: F401
+        from workload_agent.state import StateTracker  # noqa: F401
+        from workload_agent import runner  # noqa: F401
+    except ImportError as exc:
+        return f"the detection pipeline is not importable yet: {exc}"
+    return None
+
+
+def test_shadow_read_is_alerted(rootfs):
+    missing = _pipeline_missing()
+    if missing:
+        pytest.skip(missing)
+    env = {"PATH": "/bin", "WORKLOAD_AGENT_RULES": "/rules/shadow.yaml"}
+    r = run_in(rootfs, ["/opt/draios/bin/instrument", "/bin/busybox", "sh", "-c",
+                        "cat /etc/shadow > /dev/null; exit 4"], env=env)
+    assert r.returncode == 4, r.stderr
+    assert "shadow file opened" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_startup_time_and_size(rootfs, record_property):
+    """Not a benchmark: recorded for the report, with a generous ceiling."""
+    times = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        r = run_in(rootfs, ["/opt/draios/bin/instrument", "/bin/busybox", "true"])
+        times.append(time.monotonic() - t0)
+        assert r.returncode == 0, r.stderr
+    size = sum(p.stat().st_size for p in (rootfs / "opt/draios").rglob("*") if p.is_file())
+    record_property("bundle_start_s", min(times))
+    record_property("bundle_bytes", size)
+    print(f"bundle: {size / 1e6:.1f} MB, start to exit of `true`: {min(times):.3f} s")
+    assert min(times) < 2.0
