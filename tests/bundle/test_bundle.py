@@ -70,12 +70,13 @@ def rootfs(tmp_path_factory):
     return root
 
 
-def run_in(root: Path, argv: list[str], env: dict | None = None, timeout: float = 60):
+def run_in(root: Path, argv: list[str], env: dict | None = None, timeout: float = 60, user: str | None = None):
     """argv inside root, with a fresh /proc (as every container has) and exactly env."""
     # the host tools by absolute path: env is the workload's, its PATH is the chroot's
-    script = '"$1" -t proc proc "$3/proc" && shift && exec "$@"'
+    chroot = [shutil.which("chroot"), *([f"--userspec={user}"] if user else []), str(root), *argv]
+    script = '"$1" -t proc proc "$2/proc" && shift 2 && exec "$@"'
     return subprocess.run([shutil.which("unshare"), "--mount", "--pid", "--fork", "/bin/sh", "-c", script, "sh",
-                           shutil.which("mount"), shutil.which("chroot"), str(root), *argv],
+                           shutil.which("mount"), str(root), *chroot],
                           env=env if env is not None else {"PATH": "/bin"},
                           capture_output=True, text=True, timeout=timeout)
 
@@ -141,3 +142,17 @@ def test_startup_time_and_size(rootfs, record_property):
     record_property("bundle_bytes", size)
     print(f"bundle: {size / 1e6:.1f} MB, start to exit of `true`: {min(times):.3f} s")
     assert min(times) < 2.0
+
+
+def test_kubernetes_init_copy_as_non_root_then_run_relocated(rootfs):
+    """What the patched pod does: a non-root init container copies /opt/draios into an
+    emptyDir with busybox cp, and a non-root app runs instrument from the copy."""
+    (rootfs / "tmp").chmod(0o1777)
+    copy = "/tmp/agent-copy"
+    r = run_in(rootfs, ["/bin/busybox", "sh", "-c",
+                        f"/bin/busybox mkdir {copy} && /bin/busybox cp -R /opt/draios/. {copy}/"], user="65534:65534")
+    assert r.returncode == 0, r.stderr
+    r = run_in(rootfs, [f"{copy}/bin/instrument", "/bin/busybox", "sh", "-c", "/bin/busybox id -u; exit 9"],
+               user="65534:65534")
+    assert r.returncode == 9, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "65534"

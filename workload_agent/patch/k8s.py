@@ -60,10 +60,12 @@ def _millicores(units: int) -> str:
 
 
 def init_container(cfg: PatchConfig) -> dict:
+    # cp -R, not -a: run as a non-root user, busybox cp -a fails on preserving ownership;
+    # modes survive either way and the bundle holds no symlinks.
     c: dict = {
         "name": cfg.sidecar_name,
         "image": cfg.agent_image,
-        "command": ["/bin/cp", "-a", core.AGENT_MOUNT + "/.", INIT_MOUNT + "/"],
+        "command": ["/bin/cp", "-R", core.AGENT_MOUNT + "/.", INIT_MOUNT + "/"],
         "volumeMounts": [{"name": AGENT_VOLUME, "mountPath": INIT_MOUNT}],
     }
     limits = {}
