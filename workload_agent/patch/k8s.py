@@ -106,8 +106,8 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
                                   {"name": AGENT_VOLUME, "mountPath": core.AGENT_MOUNT, "readOnly": True},
                                   where, "volumeMounts")
     if cfg.add_ptrace_cap:
-        sc = c.get("securityContext") or {}
-        caps = sc.get("capabilities") or {}
+        sc = _mapping(c.get("securityContext"), "securityContext", where)
+        caps = _mapping(sc.get("capabilities"), "securityContext.capabilities", where)
         drop = caps.get("drop")
         if isinstance(drop, list) and core.PTRACE_CAP in drop:
             ctx.warn(where, f"capabilities.drop lists {core.PTRACE_CAP}, which the agent may need")
@@ -121,6 +121,14 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
     if new_env is not None:
         c["env"] = new_env
     return c
+
+
+def _mapping(value: Any, field: str, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PatchError(f"{where}: {field} must be a mapping, not {type(value).__name__}")
+    return value
 
 
 def patch_pod_spec(spec: dict, cfg: PatchConfig, resolver, ctx: Context, where: str,
@@ -209,7 +217,7 @@ def patch_docs(docs: list, cfg: PatchConfig, image_configs: dict, ctx: Context, 
             for j, item in enumerate(doc["items"]):
                 visit(item, f"{label} item {j}")
             return
-        path = POD_SPEC_PATHS.get(kind)
+        path = POD_SPEC_PATHS.get(kind) if isinstance(kind, str) else None
         if path is None:
             return
         name = _get(doc, ("metadata", "name")) or "?"
