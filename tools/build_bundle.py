@@ -31,8 +31,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Standard-library parts an agent never uses; dropping them saves about half the size.
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data",
-               "unittest", "distutils", "venv", "config-3", "site-packages", "dist-packages"}
-DYNLOAD_SKIP = re.compile(r"^(_test|_xx|xx|_ctypes_test|_tkinter|_curses|readline|nis|ossaudiodev|audioop)")
+               "unittest", "distutils", "venv", "site-packages", "dist-packages", "sqlite3", "dbm"}
+DYNLOAD_SKIP = re.compile(r"^(_test|_xx|xx|_ctypes_test|_tkinter|_curses|readline|nis|ossaudiodev|audioop"
+                          r"|_sqlite3|_dbm|_gdbm)")
+# Installed packages the agent does not import at run time: packaging tools, cffi's
+# build-time half (the compiled tracer needs only _cffi_backend), and ruamel.yaml (used
+# by `workload-agent patch`, which runs on the user's machine, not in the container).
+SITE_SKIP = re.compile(r"^(pip|setuptools|_distutils_hack|pkg_resources|wheel|cffi|pycparser|ruamel[._]yaml"
+                       r"|ruamel)([-_.].*)?$|^distutils-precedence\.pth$")
 
 
 def run(cmd: list[str], **kw) -> str:
@@ -90,10 +96,9 @@ def install_project(python: Path, site: Path, work: Path) -> None:
     vpy = venv / "bin" / "python"
     subprocess.run([str(vpy), "-m", "pip", "install", "--quiet", "--no-compile", str(REPO)], check=True)
     vsite = Path(run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
-    skip = re.compile(r"^(pip|setuptools|_distutils_hack|pkg_resources|wheel)([-_.].*)?$|^distutils-precedence\.pth$")
     site.mkdir(parents=True, exist_ok=True)
     for entry in vsite.iterdir():
-        if skip.match(entry.name):
+        if SITE_SKIP.match(entry.name):
             continue
         if entry.is_dir():
             shutil.copytree(entry, site / entry.name, dirs_exist_ok=True)
