@@ -20,7 +20,6 @@ headers, gcc and the static libc (libc6-dev), network access to the package inde
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -106,7 +105,7 @@ def install_project(python: Path, site: Path, work: Path) -> None:
             shutil.copy2(entry, site / entry.name)
 
 
-def build_launcher(out: Path, loader: str, pyname: str, prefix: str, work: Path) -> None:
+def build_launcher(out: Path, loader: str, pyname: str, prefix: str) -> None:
     src = REPO / "tools" / "instrument_launcher.c"
     run(["gcc", "-static", "-Os", "-s", "-Wall", "-Werror",
          f'-DLDSO="{loader}"', f'-DPYTHON="{pyname}"', f'-DPREFIX="{prefix}"',
@@ -130,7 +129,7 @@ def build(out: Path, python: Path, prefix: str) -> None:
         install_project(python, site, Path(tmp))
         extensions = sorted((lib / pyname / "lib-dynload").glob("*.so")) + sorted(site.rglob("*.so"))
         loader = copy_libs([python.resolve(), *extensions], lib)
-        build_launcher(out / "bin" / "instrument", loader, pyname, prefix, Path(tmp))
+        build_launcher(out / "bin" / "instrument", loader, pyname, prefix)
     rules = REPO / "rules"
     if rules.is_dir():
         shutil.copytree(rules, out / "rules")

@@ -66,7 +66,7 @@ def load_yaml_all(text: str) -> list:
     y = YAML(typ="safe", pure=True)
 
     def multi(loader, suffix, node):
-        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+        from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
         name = suffix if suffix in ("Ref", "Condition") else "Fn::" + suffix
         if isinstance(node, ScalarNode):

@@ -11,7 +11,7 @@ import re
 from typing import Any, Callable
 
 from . import core
-from .core import Context, PatchConfig, PatchError, intrinsic, is_no_value, map_if
+from .core import Context, PatchConfig, PatchError, intrinsic, map_if
 
 TASK_TYPE = "AWS::ECS::TaskDefinition"
 # Maps whose keys are user data, not schema names (both spellings).
@@ -107,7 +107,7 @@ _ARCH = {"ARM64": "arm64", "X86_64": "amd64"}
 
 def patch_template(template: Any, cfg: PatchConfig, image_configs: dict, ctx: Context,
                    source: str = "template", parameter_values: dict | None = None,
-                   use_docker: bool = False) -> int:
+                   lookup=None) -> int:
     """Patch every selected task definition of template in place; returns containers wrapped.
 
     All problems of all resources are collected and raised together.
@@ -119,7 +119,7 @@ def patch_template(template: Any, cfg: PatchConfig, image_configs: dict, ctx: Co
     resources = template.get("Resources")
     if not isinstance(resources, dict):
         raise PatchError(f"{source}: no Resources mapping")
-    resolver = make_resolver(image_configs, use_docker, parameter_resolver(template, parameter_values))
+    resolver = make_resolver(image_configs, lookup, parameter_resolver(template, parameter_values))
     ctx = ctx.with_field_case(_pascal)
     errors: list[str] = []
     total = 0
@@ -170,24 +170,23 @@ def _patch_resource(res: dict, cfg: PatchConfig, resolver, ctx: Context, where: 
 
 
 def patch_text(text: str, cfg: PatchConfig, image_configs: dict, ctx: Context, source: str,
-               use_docker: bool = False) -> str:
+               lookup=None) -> str:
     from . import docio
 
     doc = docio.load(text, source)
-    patch_template(doc.docs[0], cfg, image_configs, ctx, source, use_docker=use_docker)
+    patch_template(doc.docs[0], cfg, image_configs, ctx, source, lookup=lookup)
     return doc.dump()
 
 
 def patch_fragment(fragment: dict, cfg: PatchConfig, image_configs: dict, ctx: Context,
-                   parameter_values: dict | None = None) -> dict:
+                   parameter_values: dict | None = None, lookup=None) -> dict:
     """The macro's view: a whole template, or a Resources-like snippet; returns a new one."""
     fragment = copy.deepcopy(fragment)
     if isinstance(fragment, dict) and "Resources" in fragment:
-        patch_template(fragment, cfg, image_configs, ctx, "fragment", parameter_values)
+        patch_template(fragment, cfg, image_configs, ctx, "fragment", parameter_values, lookup)
     else:
         wrapper = {"Resources": fragment}
-        patch_template(wrapper, cfg, image_configs, ctx, "fragment", parameter_values)
+        patch_template(wrapper, cfg, image_configs, ctx, "fragment", parameter_values, lookup)
     return fragment
 
 
-__all__ = ["patch_template", "patch_text", "patch_fragment", "rename_keys", "is_no_value"]

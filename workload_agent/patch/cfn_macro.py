@@ -23,7 +23,7 @@ PARAMETERS = {
     "SidecarLogRegion": "str", "SidecarLogStreamPrefix": "str", "SidecarRepositoryCredentials": "str",
     "OptIn": "bool", "AnyLaunchType": "bool", "IncludeFirelens": "bool", "AddPtraceCap": "bool",
     "Strict": "bool", "IncludeContainers": "list", "ExcludeContainers": "list",
-    "ImageConfigs": "map",
+    "ImageConfigs": "map", "RegistryLookup": "bool",
 }
 
 
@@ -101,6 +101,12 @@ def build(params: Any):
     return cfg, images
 
 
+def lookup(params: Any):
+    from .images import Lookup
+
+    return Lookup(registry=_settings(params).get("RegistryLookup", False))
+
+
 def handler(event: dict, context: Any = None) -> dict:
     from .cfn import patch_fragment
     from .core import Context, PatchError
@@ -112,7 +118,7 @@ def handler(event: dict, context: Any = None) -> dict:
         cfg, images = build(event.get("params"))
         ctx = Context(strict=cfg.strict, report=lambda level, m: print(f"{level}: {m}"))
         fragment = patch_fragment(event["fragment"], cfg, images, ctx,
-                                  event.get("templateParameterValues") or {})
+                                  event.get("templateParameterValues") or {}, lookup(event.get("params")))
     except PatchError as exc:
         return _failure(event, request_id, str(exc))
     except Exception as exc:  # a bug of ours must still fail the stack, with a message

@@ -86,6 +86,10 @@ def _add_options(p: argparse.ArgumentParser, kind: str) -> None:
                         "an OCI image config or {\"Entrypoint\": [...], \"Cmd\": [...]} (repeatable)")
     i.add_argument("--docker-inspect", action="store_true",
                    help="ask the local docker for images not given with --image-config")
+    i.add_argument("--registry-lookup", action="store_true",
+                   help="then ask the image's registry (anonymous pull; the task's architecture)")
+    i.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="talk plain HTTP to this registry (repeatable)")
     p.add_argument("--strict", action="store_true", help="treat warnings (e.g. a replaced user variable) as errors")
 
 
@@ -116,19 +120,19 @@ def build_config(args):
         any_launch_type=getattr(args, "any_launch_type", False), strict=args.strict)
 
 
-def patch_text(kind: str, text: str, cfg, image_configs: dict, ctx, source: str, use_docker: bool = False) -> str:
+def patch_text(kind: str, text: str, cfg, image_configs: dict, ctx, source: str, lookup=None) -> str:
     if kind == "cfn":
         from . import cfn as mod
     elif kind == "taskdef":
         from . import taskdef as mod
     else:
         from . import k8s as mod
-    return mod.patch_text(text, cfg, image_configs, ctx, source, use_docker)
+    return mod.patch_text(text, cfg, image_configs, ctx, source, lookup)
 
 
 def run(args) -> int:
     from .core import Context, PatchError
-    from .images import load_image_configs
+    from .images import Lookup, load_image_configs
 
     source = "<stdin>" if args.file == "-" else args.file
     try:
@@ -147,7 +151,8 @@ def run(args) -> int:
     try:
         cfg = build_config(args)
         configs = load_image_configs(args.image_config)
-        out = patch_text(args.patch_kind, text, cfg, configs, ctx, source, args.docker_inspect)
+        lookup = Lookup(args.docker_inspect, args.registry_lookup, tuple(args.insecure_registry))
+        out = patch_text(args.patch_kind, text, cfg, configs, ctx, source, lookup)
     except PatchError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)

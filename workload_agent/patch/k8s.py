@@ -201,10 +201,10 @@ def _patch_pod_spec(spec: dict, containers: list, cfg: PatchConfig, resolver, ct
 
 
 def patch_docs(docs: list, cfg: PatchConfig, image_configs: dict, ctx: Context, source: str,
-               use_docker: bool = False) -> int:
+               lookup=None) -> int:
     from .images import make_resolver
 
-    resolver = make_resolver(image_configs, use_docker)
+    resolver = make_resolver(image_configs, lookup)
     errors: list[str] = []
     total = 0
 
@@ -239,11 +239,11 @@ def patch_docs(docs: list, cfg: PatchConfig, image_configs: dict, ctx: Context, 
 
 
 def patch_text(text: str, cfg: PatchConfig, image_configs: dict, ctx: Context, source: str,
-               use_docker: bool = False) -> str:
+               lookup=None) -> str:
     from . import docio
 
     doc = docio.load(text, source, multi=True)
-    patch_docs(doc.docs, cfg, image_configs, ctx, source, use_docker)
+    patch_docs(doc.docs, cfg, image_configs, ctx, source, lookup)
     return doc.dump()
 
 

@@ -40,7 +40,7 @@ def to_register_input(data: Any, source: str) -> dict:
 
 
 def patch_taskdef(data: Any, cfg: PatchConfig, image_configs: dict, ctx: Context,
-                  source: str = "taskdef", use_docker: bool = False) -> tuple[dict, int]:
+                  source: str = "taskdef", lookup=None) -> tuple[dict, int]:
     from .images import make_resolver
 
     td = to_register_input(data, source)
@@ -55,18 +55,18 @@ def patch_taskdef(data: Any, cfg: PatchConfig, image_configs: dict, ctx: Context
     tags = core.parse_tags(td.get("tags"), where)
     if not core.task_selected(tags, cfg):
         return td, 0
-    resolver = make_resolver(image_configs, use_docker)
+    resolver = make_resolver(image_configs, lookup)
     td["containerDefinitions"], wrapped = core.patch_ecs_containers(
         td["containerDefinitions"], cfg, resolver, ctx, where, arch, tags)
     return td, wrapped
 
 
 def patch_text(text: str, cfg: PatchConfig, image_configs: dict, ctx: Context, source: str,
-               use_docker: bool = False) -> str:
+               lookup=None) -> str:
     from . import docio
 
     doc = docio.load(text, source)
     if doc.kind != "json":
         raise PatchError(f"{source}: a task definition must be JSON")
-    doc.docs[0], _ = patch_taskdef(doc.docs[0], cfg, image_configs, ctx, source, use_docker)
+    doc.docs[0], _ = patch_taskdef(doc.docs[0], cfg, image_configs, ctx, source, lookup)
     return doc.dump()
