@@ -87,10 +87,11 @@ def validate_files(files: dict) -> list:
 def _yaml_problems(files: dict) -> list:
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     problems = []
     for name, content in files.items():
         try:
-            list(yaml.safe_load_all(content))
+            list(yaml.load_all(content, Loader=loader))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
