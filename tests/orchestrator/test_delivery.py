@@ -272,3 +272,25 @@ def test_two_orchestrators_behind_a_load_balancer_share_agents(tmp_path):
             union[k] = r["output_fields"]["i"]
     for c in clients:
         assert [union[(c.agent_id, c.instance, s)] for s in range(1, total + 1)] == list(range(total))
+
+
+def test_client_from_config_delivers_over_tls(orch_factory, tmp_path):
+    from workload_agent.configuration import load_config
+    from workload_agent.outputs.orchestrator_client import client_from_config
+
+    assert client_from_config(load_config({}, environ={})) is None
+    certs = make_ca_and_server_cert(tmp_path, "cfg")
+    orch = orch_factory("--tls-cert", str(certs["cert"]), "--tls-key", str(certs["key"]),
+                        "--output", f"file:{tmp_path}/out.jsonl", plaintext=False)
+    env = {"SYSDIG_ORCHESTRATOR": "127.0.0.1", "SYSDIG_ORCHESTRATOR_PORT": str(orch.port),
+           "WORKLOAD_AGENT_TLS_CA": str(certs["ca"]), "WORKLOAD_AGENT_AGENT_ID": "cfg-agent"}
+    try:
+        client_from_config(load_config({}, environ=env))
+        raise AssertionError("a missing access key must be an error")
+    except ValueError as exc:
+        assert "SYSDIG_ACCESS_KEY" in str(exc)
+    client = client_from_config(load_config({}, environ=dict(env, SYSDIG_ACCESS_KEY=KEY))).start()
+    client.send(make_alert(1))
+    assert client.close(10).complete
+    (record,) = read_jsonl(tmp_path / "out.jsonl")
+    assert record["orchestrator"]["agent_id"] == "cfg-agent"

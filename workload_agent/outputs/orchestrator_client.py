@@ -459,3 +459,26 @@ def default_agent_id() -> str:
     if uri:
         return uri.rstrip("/").rsplit("/", 1)[-1]
     return socket.gethostname()
+
+
+def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None = None,
+                       counters: Callable[[], dict] | None = None,
+                       metadata: dict | None = None) -> OrchestratorClient | None:
+    """The client a workload_agent.configuration.Config asks for (None: no orchestrator).
+
+    Raises ValueError naming the setting when an orchestrator is configured without the
+    access key it needs.
+    """
+    address = config.orchestrator_host_port()
+    if address is None:
+        return None
+    if not config.access_key:
+        raise ValueError(f"orchestrator {config.orchestrator} is configured ({config.source('orchestrator')}) "
+                         "but no access key: set WORKLOAD_AGENT_ACCESS_KEY or SYSDIG_ACCESS_KEY")
+    meta = {"hostname": socket.gethostname()}
+    meta.update(metadata or {})
+    return OrchestratorClient(
+        address[0], address[1], config.access_key, agent_id=config.agent_id, metadata=meta,
+        tls=config.tls, tls_ca=config.tls_ca, buffer_size=config.buffer_size,
+        spill_file=config.spill_file, heartbeat_interval=config.heartbeat_interval,
+        flush_timeout=config.flush_timeout, on_rules=on_rules, counters=counters)
