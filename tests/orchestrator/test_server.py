@@ -7,11 +7,13 @@ import struct
 import time
 
 import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from workload_agent.orchestrator import protocol
 from workload_agent.outputs.orchestrator_client import OrchestratorClient
 
-from orch_harness import KEY, RawAgent, make_alert, read_jsonl, wait_for
+from orch_harness import KEY, OrchProcess, RawAgent, make_alert, read_jsonl, wait_for
 
 
 def test_wrong_key_refused_logged_and_counted(orch_factory, tmp_path):
@@ -178,3 +180,31 @@ def test_metrics_endpoint_unknown_path_and_health(orch_factory):
         assert exc.code == 404
     status, body = orch.http("/healthz")
     assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def shared_orch(tmp_path_factory):
+    orch = OrchProcess(tmp_path_factory.mktemp("fuzz"), "--idle-timeout", "5").start()
+    yield orch
+    orch.stop()
+
+
+valid_prefix = protocol.encode(protocol.hello("fuzz", "i", "v", KEY))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200), st.booleans())
+def test_fuzz_live_server_with_random_bytes(shared_orch, data, after_hello):
+    """Random bytes, before or after a valid hello: the server never dies or hangs."""
+    sock = socket.create_connection(("127.0.0.1", shared_orch.port), timeout=5)
+    try:
+        sock.sendall((valid_prefix if after_hello else b"") + data)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):  # the server must close its side
+            pass
+    except ConnectionResetError:
+        pass
+    finally:
+        sock.close()
+    assert shared_orch.proc.poll() is None
+    assert RawAgent(shared_orch.port).hello(agent_id="after-fuzz")["type"] == "welcome"
