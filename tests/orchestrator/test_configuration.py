@@ -166,8 +166,12 @@ def test_config_cli_bad_value_is_a_clear_error_not_a_traceback():
     assert "SYSDIG_LOGGING" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_import_is_light():
-    code = "import sys; import workload_agent.configuration; print('yaml' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(REPO)}).stdout.strip()
-    assert out == "False"
+def test_import_and_env_only_load_are_light():
+    code = ("import sys; from workload_agent.configuration import load_config;"
+            "c = load_config(None, environ={'SYSDIG_PRIORITY': 'security'});"
+            "print(sorted(m for m in ('yaml', 'dataclasses', 'difflib', 'json', 'typing', 'logging')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
