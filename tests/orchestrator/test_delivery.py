@@ -294,3 +294,39 @@ def test_client_from_config_delivers_over_tls(orch_factory, tmp_path):
     assert client.close(10).complete
     (record,) = read_jsonl(tmp_path / "out.jsonl")
     assert record["orchestrator"]["agent_id"] == "cfg-agent"
+
+
+def test_close_is_bounded_when_the_orchestrator_stops_reading():
+    """A peer that welcomes and then never reads: send() stays instant, close() bounded."""
+    import socket
+
+    from workload_agent.orchestrator import protocol
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    held = []
+
+    def serve():
+        conn, _ = lsock.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        held.append(conn)
+        conn.recv(4096)  # the hello; nothing is read after it
+        conn.sendall(protocol.encode(protocol.welcome("fake", 0, protocol.DEFAULT_MAX_FRAME)))
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = _client(lsock.getsockname()[1], io_timeout=60).start()
+    wait_for(lambda: client.connected.is_set(), what="welcomed")
+    big = {"output": "x" * 4000}
+    t0 = time.monotonic()
+    for _ in range(3000):
+        client.send(big)
+    assert time.monotonic() - t0 < 1.0
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    report = client.close(0.5)
+    assert time.monotonic() - t0 < 3.0
+    assert report.undelivered == 3000 and report.acked == 0
+    for c in held:
+        c.close()
+    lsock.close()

@@ -213,16 +213,17 @@ class OrchestratorClient:
             self._stop_now.set()
             with self._lock:
                 self._poke()
-            self._thread.join(self._connect_timeout + 1)
+            self._thread.join(1.0)
+        stuck = self._thread.is_alive()  # blocked in a send; it is a daemon, leave it be
         with self._lock:
             report = DeliveryReport(self._seq, self._acked, self._buffered(), self.n_buffer_dropped)
-            if self._spill is not None:
+            if self._spill is not None and not stuck:
                 self._spill.close()
         if report.undelivered or report.buffer_dropped:
             log.warning("orchestrator %s:%d: %d alerts not delivered at shutdown (seq %d..%d), "
                         "%d dropped earlier at the buffer bound", self.host, self.port,
                         report.undelivered, report.acked + 1, report.last_seq, report.buffer_dropped)
-        if not self._thread.is_alive():
+        if not stuck:
             self._wake_r.close()
             self._wake_w.close()
         return report
@@ -245,6 +246,9 @@ class OrchestratorClient:
                 self._note_error(f"refused by the orchestrator: {exc}", logging.ERROR)
                 attempt = max(attempt, 5)  # a wrong key will not fix itself quickly
             except (OSError, protocol.ProtocolError, _Closed, ssl.SSLError) as exc:
+                self._note_error(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug here must not end delivery for good
+                log.exception("orchestrator client: unexpected error")
                 self._note_error(f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
