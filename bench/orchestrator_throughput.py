@@ -16,6 +16,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import re
 import signal
 import subprocess
@@ -47,30 +48,15 @@ def alert(agent: int, i: int) -> dict:
 
 
 async def one_agent(port: int, agent: int, batches: int, batch_size: int, window: int,
-                    latencies: list) -> int:
+                    latencies: list, interval: float | None) -> int:
+    """Sender and ack reader run side by side, so a late ack never delays a send."""
+    import msgpack
+
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(protocol.encode(protocol.hello(f"agent-{agent}", "bench", "bench", KEY)))
     dec = protocol.FrameDecoder()
-
-    async def next_frame():
-        while True:
-            for frame in pending:
-                pending.remove(frame)
-                return frame
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("closed")
-            pending.extend(dec.feed(data))
-
-    pending: list = []
-    welcome = await next_frame()
-    assert welcome["type"] == "welcome", welcome
-    sent_at: dict = {}
-    seq = 0
-    acked = 0
     # The load generator must not be the bottleneck: encode the alert array once and
-    # splice it into each frame (same bytes protocol.encode would produce).
-    import msgpack
+    # splice it into each frame (the bytes protocol.encode would produce).
     array = msgpack.packb([alert(agent, i) for i in range(batch_size)], use_bin_type=True)
     head = b"\x83" + msgpack.packb("type") + msgpack.packb("alerts") + msgpack.packb("first_seq")
     tail = msgpack.packb("alerts") + array
@@ -81,30 +67,53 @@ async def one_agent(port: int, agent: int, batches: int, batch_size: int, window
 
     assert list(protocol.FrameDecoder().feed(frame_bytes(1)))[0]["first_seq"] == 1
     total = batches * batch_size
-    while acked < total:
-        while seq < total and (seq - acked) < window * batch_size:
-            first = seq + 1
-            writer.write(frame_bytes(first))
-            seq += batch_size
-            sent_at[seq] = time.perf_counter()
-        await writer.drain()
-        frame = await next_frame()
-        if frame["type"] != "ack":
-            continue
-        now = time.perf_counter()
-        for last in [s for s in sent_at if s <= frame["seq"]]:
-            latencies.append(now - sent_at.pop(last))
-        acked = frame["seq"]
+    sent_at: dict = {}
+    state = {"acked": 0}
+    progress = asyncio.Event()
+    welcomed = asyncio.Event()
+
+    async def read_acks():
+        while state["acked"] < total:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("closed by the orchestrator")
+            now = time.perf_counter()
+            for frame in dec.feed(data):
+                if frame["type"] == "welcome":
+                    welcomed.set()
+                elif frame["type"] == "ack":
+                    for last in [s for s in sent_at if s <= frame["seq"]]:
+                        latencies.append(now - sent_at.pop(last))
+                    state["acked"] = frame["seq"]
+                    progress.set()
+
+    async def send_batches():
+        await welcomed.wait()
+        next_send = time.perf_counter() + (random.uniform(0, interval) if interval else 0)
+        for seq in range(0, total, batch_size):
+            if interval:
+                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+                next_send += interval
+            while seq - state["acked"] >= window * batch_size:
+                progress.clear()
+                await progress.wait()
+            writer.write(frame_bytes(seq + 1))
+            sent_at[seq + batch_size] = time.perf_counter()
+            await writer.drain()
+
+    reading = asyncio.ensure_future(read_acks())
+    await send_batches()
+    await reading
     writer.close()
-    return acked
+    return state["acked"]
 
 
-def load_process(port, agents, batches, batch_size, window, out_q):
+def load_process(port, agents, batches, batch_size, window, interval, out_q):
     async def main():
         lat: list = []
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(one_agent(port, a, batches, batch_size, window, lat)
-                                         for a in agents))
+        results = await asyncio.gather(*(one_agent(port, a, batches, batch_size, window, lat,
+                                                   interval) for a in agents))
         return sum(results), lat, time.perf_counter() - t0
     import resource
     done, lat, elapsed = asyncio.run(main())
@@ -130,6 +139,8 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=40, help="batches per agent")
     ap.add_argument("--batch-size", type=int, default=25, help="alerts per batch")
     ap.add_argument("--window", type=int, default=2, help="unacked batches per agent")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="total alerts/s to offer (open loop); default: as fast as acked")
     ap.add_argument("--load-procs", type=int, default=1, help="load generator processes")
     args = ap.parse_args()
 
@@ -157,7 +168,9 @@ def main() -> int:
     agent_ids = list(range(args.agents))
     procs = [multiprocessing.Process(target=load_process,
                                      args=(port, agent_ids[i::args.load_procs], args.batches,
-                                           args.batch_size, args.window, q))
+                                           args.batch_size, args.window,
+                                           args.batch_size * args.agents / args.rate if args.rate else None,
+                                           q))
              for i in range(args.load_procs)]
     t0 = time.perf_counter()
     for p in procs:
@@ -189,7 +202,7 @@ def main() -> int:
 
     summary = {
         "agents": args.agents, "alerts": expected, "batch_size": args.batch_size,
-        "window": args.window, "wall_s": round(wall, 2),
+        "window": args.window, "offered_rate": args.rate, "wall_s": round(wall, 2),
         "alerts_per_s": round(expected / wall), "acked": acked,
         "ack_ms_p50": round(pct(0.50), 1), "ack_ms_p99": round(pct(0.99), 1),
         "orch_cpu_s": round(cpu, 2), "orch_cpu_pct": round(100 * cpu / wall),
