@@ -7,13 +7,15 @@ import threading
 
 import pytest
 
-from workload_agent.orchestrator.outputs import FileOutput, HttpOutput, OutputError, make_output
+from workload_agent.orchestrator.outputs import (FileOutput, HttpOutput, OutputError, encode_record,
+                                                 make_output)
 
 from orch_harness import wait_for
 
 
 def _rec(agent, seq):
-    return {"rule": "r", "output": "x" * 50, "orchestrator": {"agent_id": agent, "instance": "i", "seq": seq}}
+    return encode_record({"rule": "r", "output": "x" * 50,
+                          "orchestrator": {"agent_id": agent, "instance": "i", "seq": seq}})
 
 
 def test_file_rotation_keeps_backups_and_recovers_marks(tmp_path):
@@ -31,7 +33,7 @@ def test_file_rotation_keeps_backups_and_recovers_marks(tmp_path):
 
 def test_half_written_line_is_cut_at_start(tmp_path):
     path = tmp_path / "alerts.jsonl"
-    path.write_text(json.dumps(_rec("a", 1)) + "\n" + json.dumps(_rec("a", 2))[:30])
+    path.write_text(_rec("a", 1) + "\n" + _rec("a", 2)[:30])
     out = FileOutput(str(path))
     assert out.recover() == {("a", "i"): 1}
     out.emit([_rec("a", 2)])
