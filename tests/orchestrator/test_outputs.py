@@ -82,3 +82,21 @@ def test_http_queue_full_drops_oldest_without_blocking():
     out.emit([_rec("a", s) for s in range(1, 101)])
     assert out.stats()["dropped"] >= 89
     out.close(0.2)
+
+
+def test_bundle_validation_uses_the_rules_loader_when_present():
+    pytest.importorskip("workload_agent.rules.loader")
+    from workload_agent.orchestrator.bundle import validate_files
+
+    rule = "- rule: r\n  desc: d\n  condition: evt.type = open{}\n  output: o\n  priority: WARNING\n"
+    assert validate_files({"a.yaml": rule.format("")}) == []
+    (problem,) = validate_files({"a.yaml": rule.format(" and no.such.field = 1")})
+    assert problem.startswith("a.yaml:3:") and "no.such.field" in problem
+
+
+def test_bundle_validation_yaml_positions():
+    from workload_agent.orchestrator.bundle import validate_files
+
+    (problem,) = validate_files({"ok.yaml": "- list: l\n  items: []\n", "c.yaml": "- rule: [unclosed\n"})
+    assert problem.startswith("c.yaml:")
+    assert validate_files({}) == ["the rules directory holds no *.yaml or *.yml file"]
