@@ -480,6 +480,11 @@ def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None =
         raise ValueError(f"orchestrator {config.orchestrator} is configured ({config.source('orchestrator')}) "
                          "but no access key: set WORKLOAD_AGENT_ACCESS_KEY or SYSDIG_ACCESS_KEY")
     meta = {"hostname": socket.gethostname()}
+    # What ECS/Fargate puts in every container's environment; the task ARN and image
+    # need the task metadata endpoint, which the caller may query and pass in `metadata`.
+    for key, var in (("execution_env", "AWS_EXECUTION_ENV"), ("region", "AWS_REGION")):
+        if os.environ.get(var):
+            meta[key] = os.environ[var]
     meta.update(metadata or {})
     return OrchestratorClient(
         address[0], address[1], config.access_key, agent_id=config.agent_id, metadata=meta,
