@@ -208,3 +208,18 @@ def test_fuzz_live_server_with_random_bytes(shared_orch, data, after_hello):
         sock.close()
     assert shared_orch.proc.poll() is None
     assert RawAgent(shared_orch.port).hello(agent_id="after-fuzz")["type"] == "welcome"
+
+
+def test_minimal_client_in_protocol_doc_works(orch_factory, tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    code = doc.split("## A minimal client", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    orch = orch_factory("--output", f"file:{tmp_path}/out.jsonl")
+    code = code.replace('("127.0.0.1", 6667)', f'("127.0.0.1", {orch.port})').replace('"KEY"', repr(KEY))
+    scope: dict = {}
+    exec(compile(code, "protocol.md", "exec"), scope)
+    assert scope["welcome"]["type"] == "welcome"
+    assert scope["frame"] == {"type": "ack", "seq": 1}
+    (record,) = read_jsonl(tmp_path / "out.jsonl")
+    assert record["orchestrator"]["agent_id"] == "my-task" and record["rule"] == "r"
