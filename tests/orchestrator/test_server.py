@@ -223,3 +223,14 @@ def test_minimal_client_in_protocol_doc_works(orch_factory, tmp_path):
     assert scope["frame"] == {"type": "ack", "seq": 1}
     (record,) = read_jsonl(tmp_path / "out.jsonl")
     assert record["orchestrator"]["agent_id"] == "my-task" and record["rule"] == "r"
+
+
+def test_sigterm_says_goodbye_and_exits_promptly(orch_factory):
+    orch = orch_factory()
+    raw = RawAgent(orch.port)
+    assert raw.hello(agent_id="stay")["type"] == "welcome"
+    t0 = time.monotonic()
+    assert orch.stop() == 0
+    assert time.monotonic() - t0 < 5
+    frames = raw.recv_until_closed()
+    assert frames and frames[-1]["type"] == "error" and frames[-1]["code"] == protocol.ERR_SHUTDOWN

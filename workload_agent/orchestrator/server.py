@@ -127,9 +127,11 @@ class Orchestrator:
             server.close()
         for task in self._tasks:
             task.cancel()
+        goodbye = protocol.encode(protocol.error(protocol.ERR_SHUTDOWN, "orchestrator stopping"))
         for sess in list(self.sessions.values()):
+            # no drain: a peer that stopped reading must not delay the shutdown
             try:
-                await self._send(sess, protocol.error(protocol.ERR_SHUTDOWN, "orchestrator stopping"))
+                sess.writer.write(goodbye)
             except Exception:
                 pass
             sess.writer.close()
