@@ -68,7 +68,8 @@ def register(subparsers) -> None:
                    help="comma-separated syscalls to trace instead of what the rules need")
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
-    add_arguments(p, names=["priority"])
+    add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
+                            "agent_id", "stdout"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
@@ -113,11 +114,11 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
 
 
 def _run_command(args) -> int:
-    from .configuration import ConfigError, load_config
+    from .configuration import ConfigError, load_config, overrides_from_args
     from .detect import RulesError, Tee
 
     try:
-        config = load_config({"priority": args.priority})
+        config = load_config(overrides_from_args(args))
     except ConfigError as exc:
         _warn(str(exc))
         return 2
@@ -128,7 +129,8 @@ def _run_command(args) -> int:
             detector, names, notes = None, syscalls or sorted(DEFAULT_SYSCALLS), []
         else:
             detector, names, notes = prepare_detection(
-                rules=args.rules or config.rules, json_lines=args.json, alerts_to=args.alerts_to,
+                rules=args.rules or config.rules, json_lines=args.json or config.output_format == "json",
+                alerts_to=args.alerts_to,
                 matching=args.rule_matching, min_priority=args.min_priority,
                 container_id=args.container_id, container_image=args.container_image,
                 container_privileged=args.container_privileged, syscalls=syscalls,
