@@ -288,9 +288,14 @@ def test_drift_of_a_file_written_after_start(tracker, tmp_path):
     assert field(ev, "proc.is_exe_from_memfd") is False
 
 
-def test_unknown_thread_has_no_process_state(tracker):
+def test_a_process_never_seen_and_already_gone_descends_from_the_agent(tracker):
     ev = tracker.process(openat(FAKE + 99, "/etc/passwd", 3))
-    assert ev.proc is None and field(ev, "proc.name") is None and field(ev, "thread.tid") == FAKE + 99
+    assert field(ev, "thread.tid") == FAKE + 99 and field(ev, "proc.pid") == FAKE + 99
+    assert field(ev, "proc.name") is None            # nothing known of its image
+    assert field(ev, "proc.ppid") == ME
+    assert field(ev, "fd.name") == "/etc/passwd"
+    ev = tracker.process(execve(FAKE + 99, "/bin/ls", ["ls"]))
+    assert field(ev, "proc.name") == "ls"
 
 
 def test_drop_and_signal_records_are_not_events(tracker):

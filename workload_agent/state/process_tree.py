@@ -59,6 +59,7 @@ def seed(pid: int, users: UserDb, container: Container, with_fds: bool) -> Optio
     if st is None:
         return None
     p = Process(pid=pid, tid=pid, name=st.comm, start_ts=st.start_ns, container=container)
+    p.ppid = st.ppid   # linked to the parent object by the caller
     argv = procfs.read_nul_list(f"/proc/{pid}/cmdline") or []
     p.exe = argv[0] if argv else st.comm
     p.args = argv[1:]

@@ -146,22 +146,30 @@ class StateTracker:
         p = seed(pid, self.users, self.container, with_fds)
         if p is None:
             return None
-        st = procfs.read_stat(pid)
         self._register(p)
-        if st is not None and st.ppid > 0 and depth < 64:
-            parent = self.procs.get(st.ppid) or self._seed(st.ppid, False, depth + 1)
-            p.parent = parent
+        ppid = getattr(p, "ppid", 0)
+        if ppid > 0 and depth < 64:
+            p.parent = self.procs.get(ppid) or self._seed(ppid, False, depth + 1)
         return p
 
-    def _thread(self, tid: int, tgid: int) -> Optional[Process]:
+    def _unseen(self, tgid: int) -> Process:
+        """A traced process we never saw start: from /proc, else (already gone) a bare
+        one. Everything traced descends from the agent, its parent when unknown."""
+        p = self._seed(tgid, with_fds=True)
+        if p is None:
+            p = Process(pid=tgid, tid=tgid, container=self.container, nthreads=1)
+            self._register(p)
+        if p.parent is None and tgid != self.agent_pid:
+            p.parent = self.procs.get(self.agent_pid)
+        return p
+
+    def _thread(self, tid: int, tgid: int) -> Process:
         p = self.threads.get(tid)
         if p is not None:
             return p
         p = self.procs.get(tgid)
         if p is None:
-            p = self._seed(tgid, with_fds=True)
-            if p is None:
-                return None
+            p = self._unseen(tgid)
         if tid != p.pid:
             self.threads[tid] = p
             self.tids.setdefault(p.pid, set()).add(tid)
