@@ -98,7 +98,7 @@ def test_workload_main_process_parent_is_the_agent(run_watch):
 
 
 TCP = textwrap.dedent("""
-    import socket, sys, threading
+    import socket, sys, threading, time
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -111,8 +111,11 @@ TCP = textwrap.dedent("""
     t.start()
     cli = socket.create_connection(("127.0.0.1", port))
     cli.recv(2)
-    print(port, cli.getsockname()[1])
+    print(port, cli.getsockname()[1], flush=True)
     t.join()
+    # The agent reads connect()'s local end from the live socket (see state/sockets.py):
+    # stay alive past the consumer's next poll.
+    time.sleep(0.3)
 """)
 
 

@@ -157,7 +157,12 @@ class StateTracker:
         one. Everything traced descends from the agent, its parent when unknown."""
         p = self._seed(tgid, with_fds=True)
         if p is None:
-            p = Process(pid=tgid, tid=tgid, container=self.container, nthreads=1)
+            agent = self.procs.get(self.agent_pid)
+            if agent is not None:   # the workload's main process is a fork of the agent
+                p = fork_child(agent, tgid, 0, share_fds=False)
+                p.fds = {}
+            else:
+                p = Process(pid=tgid, tid=tgid, container=self.container, nthreads=1)
             self._register(p)
         if p.parent is None and tgid != self.agent_pid:
             p.parent = self.procs.get(self.agent_pid)
@@ -584,7 +589,7 @@ def _h_close(t: StateTracker, p, tid, r, values, ret):
     table = p.fds
 
     def remove():
-        if table.get(num) is fd:
+        if fd is not None and table.get(num) is fd:
             del table[num]
     t._after = remove
     return fd if fd is not None else Fd(num, typechar="o", name="")
