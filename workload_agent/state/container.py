@@ -37,10 +37,10 @@ ECS_LABELS = (
 _HEX64 = r"([0-9a-f]{64})"
 # (runtime type, pattern on a cgroup path); the first capture group is the full id.
 _CGROUP_PATTERNS = (
-    ("docker", re.compile(r"/docker[/-]" + _HEX64 + r"(?:\.scope)?$")),
-    ("containerd", re.compile(r"cri-containerd[-:]" + _HEX64 + r"(?:\.scope)?$")),
-    ("cri-o", re.compile(r"crio[-:]" + _HEX64 + r"(?:\.scope)?$")),
-    ("podman", re.compile(r"libpod[-:]" + _HEX64 + r"(?:\.scope)?$")),
+    ("docker", re.compile(r"/docker[/-]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
+    ("containerd", re.compile(r"cri-containerd[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
+    ("cri-o", re.compile(r"crio[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
+    ("podman", re.compile(r"libpod[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
     ("containerd", re.compile(r"/kubepods[^ ]*/" + _HEX64 + r"$")),
     ("docker", re.compile(r"/ecs/[0-9a-f-]+/" + _HEX64 + r"$")),
 )
