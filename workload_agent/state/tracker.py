@@ -15,7 +15,8 @@ import time
 from typing import Callable, Dict, List, Optional, Set
 
 from ..events import records as R
-from ..events.decode import FsPath, normalize_path, render_param, resolve_relative
+from ..events.decode import (FsPath, decode_params, normalize_path, render_param,
+                             resolve_relative)
 from ..events.display import syscall_name
 from ..events.flags import AT_FDCWD, CLONE_LINUX, F_DUPFD, F_DUPFD_CLOEXEC
 from ..events.params import P, event_type, param_types
@@ -41,11 +42,15 @@ _CAP_ALL = (1 << 41) - 1
 _PTRACE_EVENT_VFORK = 2
 _NO_UID = (-1, 0xFFFFFFFF)
 _MACHINE = os.uname().machine
+_HAS_EXIT = R.F_HAS_EXIT
+_PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork",
+                                "capset"})
 
 #: procexit's params (Falco's layout; not a syscall, so not in events.params).
 _PROCEXIT = (P("status", "ERRNO", ("none",)), P("ret", "ERRNO", ("none",)),
              P("sig", "SIGTYPE", ("none",)), P("core", "UINT8", ("none",)),
              P("reaper_tid", "PID", ("none",)))
+_PROCEXIT_SPECS = {p.name: p for p in _PROCEXIT}
 _EXECVE_FLAG_BITS = (("is_exe_writable", 1), ("is_exe_upper_layer", 2),
                      ("is_exe_from_memfd", 4), ("is_exe_lower_layer", 8))
 
@@ -124,6 +129,7 @@ class StateTracker:
         self._exec_moved: Dict[int, int] = {}              # former tid -> leader (exec from thread)
         self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
+        self._kinds: Dict[tuple, tuple] = {}
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         self._seed(self.agent_pid, with_fds=False)
@@ -311,10 +317,18 @@ class StateTracker:
             specs = self._param_specs[name] = param_types(name)
         return specs
 
+    def _kind_of(self, arch: int, nr: int) -> tuple:
+        """Everything the hot path needs about a syscall number, computed once."""
+        name = syscall_name(arch, nr)
+        info = F.EVENT_INFO.get(name)
+        kind = (name, self._handlers.get(name), info[0] if info else None,
+                info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name))
+        self._kinds[(arch, nr)] = kind
+        return kind
+
     def _event(self, etype: str, ts: int, tid: int, proc: Optional[Process], res, values: dict,
-               spec_name: str, fd: Optional[Fd], category: Optional[str]) -> Event:
+               specs: Dict[str, object], fd: Optional[Fd], category: Optional[str]) -> Event:
         self._num += 1
-        specs = self._specs(spec_name)
         resolver = _Resolver(self, proc, tid)
         params: List[Param] = []
         for pname, value in values.items():
@@ -331,39 +345,35 @@ class StateTracker:
         self._prev_ts = ts
         return ev
 
-    def _syscall(self, r) -> Optional[Event]:
-        name = syscall_name(r.arch, r.nr)
-        ret = r.ret if r.flags & R.F_HAS_EXIT else None
+    def _syscall(self, r) -> Event:
+        kind = self._kinds.get((r.arch, r.nr)) or self._kind_of(r.arch, r.nr)
+        name, handler, category, fdref, wants_proc_params, specs = kind
+        ret = r.ret if r.flags & _HAS_EXIT else None
         tid = r.tid
-        if name in ("execve", "execveat") and tid in self._exec_moved:
+        if self._exec_moved and tid in self._exec_moved and name.startswith("exec"):
             tid = self._exec_moved.pop(tid)   # exec from a thread: it now has the leader's tid
-        proc = self._thread(tid, r.tgid)
-        from ..events.decode import decode_params
+        proc = self.threads.get(tid) or self._thread(tid, r.tgid)
         self._defer_proc_params = True
         try:
             values = decode_params(name, r.args, ret, r.blobs, self, tid=tid)
         finally:
             self._defer_proc_params = False
-        fd: Optional[Fd] = None
-        handler = self._handlers.get(name)
-        if proc is not None and handler is not None:
-            fd = handler(self, proc, tid, r, values, ret)
-        info = F.EVENT_INFO.get(name)
-        if proc is not None and info is not None and info[1] is not None and fd is None:
-            fd = self._event_fd(proc, tid, name, info[1], values, ret)
-        if proc is not None and (name.startswith("exec") or name in ("clone", "clone3", "fork",
-                                                                        "vfork", "capset")):
-            extra = self.proc_params(tid, name, ret)
-            for k, v in (extra or {}).items():
+        fd = handler(self, proc, tid, r, values, ret) if handler is not None else None
+        if fd is None and fdref is not None:
+            fd = self._event_fd(proc, tid, name, fdref, values, ret)
+        if wants_proc_params:
+            for k, v in (self.proc_params(tid, name, ret) or {}).items():
                 if k in values and values[k] is None:
                     values[k] = v
-        ts = r.ts_exit if ret is not None and r.ts_exit else r.ts_enter
-        res = values.get("res", ret) if ret is not None else None
-        if not isinstance(res, int):
-            res = ret
+        if ret is None:
+            ts, res = r.ts_enter, None
+        else:
+            ts = r.ts_exit or r.ts_enter
+            res = values.get("res", ret)
+            if not isinstance(res, int):
+                res = ret
         etype = event_type(name, ret)
-        return self._event(etype, ts, tid, proc, res, values, name, fd,
-                           info[0] if info else None)
+        return self._event(etype, ts, tid, proc, res, values, specs, fd, category)
 
     def _event_fd(self, p: Process, tid: int, name: str, ref: str, values, ret) -> Optional[Fd]:
         """The fd the event's fd.* fields describe when no state change produced it (§1.10)."""
@@ -415,7 +425,8 @@ class StateTracker:
         values.update(self.proc_params(child, etype, 0) or {})
         from ..events.flags import clone_flags_to_ppm
         values["flags"] = clone_flags_to_ppm(flags)
-        return self._event(etype, r.ts_enter, child, p, 0, values, etype, None, "process")
+        return self._event(etype, r.ts_enter, child, p, 0, values, self._specs(etype), None,
+                           "process")
 
     def _exec_record(self, r) -> None:
         former = r.extra
@@ -447,7 +458,8 @@ class StateTracker:
         reaper = self._reaper(p) if last else None
         values = {"status": st, "ret": code, "sig": sig, "core": core,
                   "reaper_tid": reaper.pid if reaper is not None else 0}
-        ev = self._event("procexit", r.ts_enter, tid, p, None, values, "procexit", None, "process")
+        ev = self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
+                         "process")
         if p is not None:
             self._after = lambda: self._remove_thread(p, tid, last, reaper)
         return ev
