@@ -79,6 +79,52 @@ class _LazyParam(Param):
         return self._render()[1]
 
 
+class _ParamList(list):
+    """Event.params, built on first use: most events are dropped by the rules' event-type
+    index without any param being read, and building them is a third of an event's cost."""
+    __slots__ = ("_src",)
+
+    def __init__(self, values: dict, specs: dict, resolver: "_Resolver") -> None:
+        super().__init__()
+        self._src = (values, specs, resolver)
+
+    def _fill(self) -> None:
+        src = self._src
+        if src is not None:
+            self._src = None
+            values, specs, resolver = src
+            list.extend(self, [_LazyParam(specs.get(k) or _generic_spec(k, v), v, resolver)
+                               for k, v in values.items()])
+
+    def __iter__(self):
+        self._fill()
+        return list.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return list.__len__(self)
+
+    def __getitem__(self, i):
+        self._fill()
+        return list.__getitem__(self, i)
+
+    def __repr__(self) -> str:
+        self._fill()
+        return list.__repr__(self)
+
+    def __eq__(self, other) -> bool:
+        self._fill()
+        return list.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _generic_spec(pname: str, value):
+    """A param the table does not describe (ours, e.g. procexit's): typed by its value."""
+    return P(pname, "BYTEBUF" if isinstance(value, bytes) else
+             "INT64" if isinstance(value, int) else "CHARBUF", ("none",))
+
+
 class _Resolver:
     """Names for resolved param forms, seen from the event's process."""
     __slots__ = ("t", "proc", "tid")
@@ -329,14 +375,7 @@ class StateTracker:
     def _event(self, etype: str, ts: int, tid: int, proc: Optional[Process], res, values: dict,
                specs: Dict[str, object], fd: Optional[Fd], category: Optional[str]) -> Event:
         self._num += 1
-        resolver = _Resolver(self, proc, tid)
-        params: List[Param] = []
-        for pname, value in values.items():
-            spec = specs.get(pname)
-            if spec is None:
-                spec = P(pname, "BYTEBUF" if isinstance(value, bytes) else
-                         "INT64" if isinstance(value, int) else "CHARBUF", ("none",))
-            params.append(_LazyParam(spec, value, resolver))
+        params = _ParamList(values, specs, _Resolver(self, proc, tid))
         data = values.get("data")
         ev = Event(type=etype, ts=ts, num=self._num, tid=tid, res=res, params=params, proc=proc,
                    fd=fd, hostname=self.hostname, category=category,
@@ -727,7 +766,13 @@ def _h_accept(t: StateTracker, p, tid, r, values, ret):
         if family == AF_UNIX:
             F.set_unix(fd, tup)
         else:
-            F.set_tuple(fd, tup.sip, tup.sport or 0, tup.dip, tup.dport or 0, server=True,
+            sip, sport = tup.dip, tup.dport or 0
+            if sip in ("0.0.0.0", "::", None):
+                # A wildcard listener: the connection's own local address is the server end.
+                local, _ = socket_names(p.pid, ret)
+                if local is not None and local.is_ip:
+                    sip, sport = local.ip, local.port or sport
+            F.set_tuple(fd, tup.sip, tup.sport or 0, sip, sport, server=True,
                         client_is_local=tup.sip in t._local_ips)
     fd.name_changed = True
     t._changed = fd
