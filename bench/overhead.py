@@ -68,6 +68,8 @@ def main() -> int:
     args = ap.parse_args()
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="wa-bench-"))
+    bare = str(tmp / "bare_tracer")
+    subprocess.run(["gcc", "-O2", "-o", bare, str(ROOT / "bench" / "bare_tracer.c")], check=True)
     openclose = build(tmp, "openclose", C_OPENCLOSE)
     untraced = build(tmp, "untraced", C_UNTRACED)
     n_open = 5000 if args.quick else 50000
@@ -80,14 +82,25 @@ def main() -> int:
         "d_import_storm": ([sys.executable, "-I", "-c", IMPORTS], None),
     }
     arch = native_arch()
-    traced = sorted(n for n in DEFAULT_SYSCALLS if n in SYSCALLS[arch])
-    agent = [sys.executable, "-m", "workload_agent", "run", "--"]
+    agent = [sys.executable, "-m", "workload_agent", "run"]
+    plan = subprocess.run(agent + ["--print-syscalls"], capture_output=True, text=True)
+    if plan.returncode == 0 and plan.stdout.split():
+        traced = plan.stdout.split()  # what the default rules make the agent stop on
+    else:
+        traced = sorted(n for n in DEFAULT_SYSCALLS if n in SYSCALLS[arch])
     strace = shutil.which("strace")
-    runners = {"native": []}
-    runners["agent"] = agent
-    runners["agent_full_ptrace"] = [sys.executable, "-m", "workload_agent", "run", "--no-seccomp", "--"]
+    runners = {
+        "native": [],
+        # the baseline of ptrace-notes.md: the same stops for openat, nothing else
+        "bare_c_tracer": [bare, "exit"],
+        # our tracer and record decoding, no rules: the per-event cost of the C core
+        "agent_openat_only": agent + ["--no-rules", "--syscalls", "openat", "--"],
+        "agent": agent + ["--alerts-to", "/dev/null", "--"],
+        "agent_full_ptrace": agent + ["--no-seccomp", "--alerts-to", "/dev/null", "--"],
+    }
     if strace:
         runners["strace"] = [strace, "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(traced), "-o", "/dev/null"]
+    print("traced by the agent (and strace):", " ".join(traced), flush=True)
 
     # Count the traced syscalls each workload makes (for per-event overhead).
     counts = {}
@@ -97,10 +110,11 @@ def main() -> int:
             continue
         if strace:
             out = tmp / "count"
-            subprocess.run([strace, "-f", "-c", "-o", str(out), "-e", "trace=" + ",".join(traced)] + argv,
+            subprocess.run([strace, "-f", "-qq", "-o", str(out), "-e", "trace=" + ",".join(traced)] + argv,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            total = [line for line in out.read_text().splitlines() if line.strip().endswith("total")]
-            counts[name] = int(total[0].split()[2]) if total else None
+            lines = out.read_text().splitlines()
+            counts[name] = sum(1 for line in lines if "resumed>" not in line and "+++" not in line
+                               and "---" not in line)
 
     results: dict = {}
     for name, (argv, _) in workloads.items():

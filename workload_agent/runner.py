@@ -40,6 +40,24 @@ def register(subparsers) -> None:
         description="Run CMD with its whole process tree traced. The command keeps its stdio, "
                     "TTY, environment, signals and exit status.",
         usage="workload-agent run [options] -- CMD [ARGS...]")
+    p.add_argument("-r", "--rules", action="append", default=[], metavar="FILE_OR_DIR",
+                   help="rules file or directory (repeatable; default: the shipped ruleset)")
+    p.add_argument("--json", action="store_true", help="alerts as Falco JSON lines")
+    p.add_argument("--alerts-to", default=None, metavar="stdout|stderr|PATH",
+                   help="where alerts go (default stdout); keep them apart from the workload's own output")
+    p.add_argument("--rule-matching", choices=("first", "all"), default="first",
+                   help="stop at the first matching rule for an event (default), or alert for all")
+    p.add_argument("--min-priority", metavar="PRIORITY",
+                   help="load rules less severe than this but leave them disabled")
+    p.add_argument("--container-id", metavar="ID", help="container id to report (overrides detection)")
+    p.add_argument("--container-image", metavar="IMAGE", help="container image to report")
+    p.add_argument("--container-privileged", action="store_true", default=None,
+                   help="report the container as privileged")
+    p.add_argument("--no-rules", action="store_true",
+                   help="trace without detection (the default syscall set, or --syscalls): "
+                        "for --events debugging and for measuring the tracer alone")
+    p.add_argument("--print-syscalls", action="store_true",
+                   help="print the syscalls the loaded rules make the tracer stop on, and exit")
     p.add_argument("--events", action="store_true",
                    help="print every decoded event, one line each (to stderr or --events-file)")
     p.add_argument("--events-file", metavar="PATH", help="write the --events lines to PATH")
@@ -47,32 +65,81 @@ def register(subparsers) -> None:
                    help="full-ptrace mode: stop on every syscall, no seccomp filter and no "
                         "NO_NEW_PRIVS (setuid binaries keep working; about twice the cost)")
     p.add_argument("--syscalls", metavar="LIST",
-                   help="comma-separated syscalls to trace instead of the default set")
+                   help="comma-separated syscalls to trace instead of what the rules need")
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["priority"])
-    p.add_argument("command", nargs="+", metavar="CMD", help="the workload and its arguments")
+    p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
+
+
+def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
+                      container_id=None, container_image=None, container_privileged=None,
+                      syscalls=None, plan_only=False):
+    """(detector sink, syscall names, notes) for a run; raises detect.RulesError.
+    plan_only: load the rules and derive the syscalls, but build no detector."""
+    from . import detect
+    from .tracer.seccomp import native_arch
+
+    ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
+    names, note = detect.traced_syscalls(ruleset, native_arch())
+    if note:
+        notes.append(note)
+    if syscalls:
+        names = syscalls
+    if plan_only:
+        return None, names, notes
+    from .state import StateTracker, detect_container
+
+    container = detect_container(container_id=container_id, image=container_image,
+                                 privileged=container_privileged)
+    tracker = StateTracker(container)
+    writer = detect.AlertWriter(alerts_to or "stdout", json_lines)
+    return detect.Detector(ruleset, tracker, writer, mode=matching), names, notes
 
 
 def _run_command(args) -> int:
     from .configuration import ConfigError, load_config
+    from .detect import RulesError, Tee
 
     try:
         config = load_config({"priority": args.priority})
     except ConfigError as exc:
         _warn(str(exc))
         return 2
-    sink = None
+    syscalls = [s.strip() for s in args.syscalls.split(",") if s.strip()] if args.syscalls else None
+    try:
+        if args.no_rules:
+            from .events.params import DEFAULT_SYSCALLS
+            detector, names, notes = None, syscalls or sorted(DEFAULT_SYSCALLS), []
+        else:
+            detector, names, notes = prepare_detection(
+                rules=args.rules or config.rules, json_lines=args.json, alerts_to=args.alerts_to,
+                matching=args.rule_matching, min_priority=args.min_priority,
+                container_id=args.container_id, container_image=args.container_image,
+                container_privileged=args.container_privileged, syscalls=syscalls,
+                plan_only=args.print_syscalls)
+    except RulesError as exc:
+        _warn(f"cannot load the rules:\n{exc.text}")
+        return 2
+    except OSError as exc:
+        _warn(f"cannot open {exc.filename}: {exc.strerror}")
+        return 2
+    for note in notes:
+        _warn(note)
+    if args.print_syscalls:
+        print(" ".join(names))
+        return 0
+    if not args.command:
+        _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
+        return 2
+    printer = None
     if args.events or args.events_file:
         from .events.display import EventPrinter
         out = open(args.events_file, "w", buffering=1) if args.events_file else sys.stderr
-        sink = EventPrinter(out)
-    syscalls = None
-    if args.syscalls:
-        syscalls = [s.strip() for s in args.syscalls.split(",") if s.strip()]
-    return run(args.command, priority=config.priority, use_seccomp=args.seccomp, sink=sink,
-               syscalls=syscalls, ring_bytes=args.ring_size)
+        printer = EventPrinter(out)
+    return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
+               sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size)
 
 
 def instrument(argv: list[str]) -> int:
@@ -83,6 +150,7 @@ def instrument(argv: list[str]) -> int:
                          "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
         return 2 if not argv else 0
     from .configuration import ConfigError, load_config
+    from .detect import RulesError
 
     try:
         config = load_config()
@@ -90,7 +158,26 @@ def instrument(argv: list[str]) -> int:
         _warn(f"{exc}; running with defaults")
         config = None
     priority = config.priority if config else "availability"
-    return run(argv, priority=priority)
+    try:
+        detector, names, notes = prepare_detection(
+            rules=config.rules if config else (),
+            json_lines=bool(config and config.output_format == "json"))
+    except (RulesError, OSError) as exc:
+        why = exc.text if isinstance(exc, RulesError) else str(exc)
+        if priority == "security":
+            _warn(f"cannot load the rules:\n{why}\nworkload-agent: refusing to start the workload "
+                  f"(priority: security)")
+            return EXIT_REFUSED
+        _warn(f"WARNING: cannot load the rules, running the workload UNTRACED:\n{why}")
+        env = original_environment()
+        path = resolve_command(argv[0], env)
+        if path is None:
+            _warn(f"{argv[0]}: command not found")
+            return EXIT_NOT_FOUND
+        return _run_untraced(path, argv, env, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    for note in notes:
+        _warn(note)
+    return run(argv, priority=priority, sink=detector, syscalls=names)
 
 
 def resolve_command(cmd: str, env) -> str | None:

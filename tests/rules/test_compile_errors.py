@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workload_agent.rules.compiler import compile_condition
+from workload_agent.rules.compiler import compile_condition, validate_condition
 from workload_agent.rules.condition import parse_condition
 from workload_agent.rules.errors import ConditionError
 
@@ -68,3 +68,27 @@ def test_unknown_field_error_names_the_field():
     with pytest.raises(ConditionError) as info:
         compile_condition(parse_condition("evt.type = foo"))
     assert info.value.field == "foo"
+
+
+def test_validate_ignores_macro_refs_but_reports_check_errors_in_place():
+    validate_condition(parse_condition("my_macro and proc.name = x"))
+    text = "my_macro or (fd.num = 1 and proc.pid = bash)"
+    with pytest.raises(ConditionError) as info:
+        validate_condition(parse_condition(text))
+    assert info.value.kind == "value"
+    assert info.value.offset == text.index("bash")
+
+
+def test_non_nodes_and_huge_trees_raise_condition_error():
+    from workload_agent.rules.condition import Not
+    from workload_agent.rules.compiler import event_types
+
+    for bad in (None, "proc.name = x", 42):
+        with pytest.raises(ConditionError):
+            compile_condition(bad)
+    tree = parse_condition("proc.name = x")
+    for _ in range(20000):
+        tree = Not(tree)
+    with pytest.raises(ConditionError):
+        compile_condition(tree)
+    assert event_types(tree) is None

@@ -240,3 +240,43 @@ def test_many_checks_and_deep_trees_compile():
     for _ in range(90):
         deep = f"not ({deep})"
     assert ev(deep) is True  # an even number of negations
+
+
+@pytest.mark.parametrize("pattern,path,expected", [
+    ("/home/*/.ssh/*", "/home/u/.ssh/id_rsa", True),
+    ("*../*../*", "/a/../b/../etc", True),
+    ("/proc/*/environ", "/proc/1/task/2/environ", True),  # * crosses '/'
+    ("/a/?", "/a/b", True),
+    ("/a/?", "/a/bc", False),
+    ("/a/[bc]", "/a/c", True),
+    ("/a/[!bc]", "/a/c", False),
+    ("/a/[!bc]", "/a/d", True),
+    ("/a\\*", "/a*", True),
+    ("/a\\*", "/ab", False),
+    ("/a.b", "/axb", False),
+    ("/x[", "/x[", True),
+])
+def test_glob_patterns(pattern, path, expected):
+    e = make_event(fd=Fd(5, type="file", name=path))
+    quoted = pattern.replace("\\", "\\\\")
+    assert ev(f'fd.name glob "{quoted}"', e) is expected
+
+
+@pytest.mark.parametrize("prefixes,path,expected", [
+    ("/var", "/var", True),
+    ("/var", "/var/lib/x", True),
+    ("/var", "/variable", False),
+    ("/var/run", "/var", False),
+    ("/var/run/", "/var//run/docker.sock", True),
+    ("/", "/anything/at/all", True),
+    ("/etc, /usr/lib", "/usr/lib64", False),
+    ("/etc, /usr/lib", "/usr/lib/x", True),
+    ("/home/*/.ssh", "/home/alice/.ssh/id_rsa", True),
+    ("/home/*/.ssh", "/home/alice/x/.ssh", False),
+    ("/proc/[0-9]*/environ", "/proc/42/environ", True),
+    ("etc", "/etc/passwd", True),  # components only: leading '/' does not matter
+])
+def test_pmatch(prefixes, path, expected):
+    e = make_event(fd=Fd(5, type="file", name=path))
+    items = ", ".join(f'"{p.strip()}"' for p in prefixes.split(","))
+    assert ev(f"fd.name pmatch ({items})", e) is expected

@@ -77,9 +77,11 @@ def _only_condition_errors(text):
     assert parse_condition(print_condition(tree)) == tree
     event_types(tree)
     try:
-        compile_condition(tree)
+        pred = compile_condition(tree)
     except ConditionError:
-        pass
+        return
+    for event in _EVENTS:
+        assert pred(event) in (True, False)
 
 
 @settings(max_examples=600, deadline=None)
@@ -88,7 +90,21 @@ def test_arbitrary_text_only_raises_condition_error(text):
     _only_condition_errors(text)
 
 
+def _events():
+    from tests.rules.test_compile_semantics import make_event
+    from workload_agent.rules.event import Event, Fd, Process
+
+    bare = Process(pid=5)  # thread known, nothing else
+    return [make_event(), make_event(proc=None, fd=None), Event("open"),
+            Event("connect", proc=bare, fd=Fd(3)), make_event(type="poll", buffer=None, res=-2)]
+
+
+_EVENTS = _events()
+
 TOKENS = ["proc.name", "fd.num", "evt.type", "proc.aname[2]", "proc.aname", "evt.arg.flags",
+          "evt.around[1000]", "evt.rawarg.flags", "fd.ip", "fd.port", "proc.args", "user.name",
+          "container.mount.dest[/proc]", "proc.env", "thread.cap_effective", "fd.sip", "fd.snet",
+          "evt.res", "evt.rawres", "proc.pid", "evt.is_open_read", "fdlist.nums", "b64(",
           "fd.sport", "fd.net", "evt.buffer", "container.privileged", "fd.types", "proc.env[PATH]",
           "and", "or", "not", "(", ")", "not(", ",", "=", "==", "!=", "<", ">=", "in", "intersects",
           "pmatch", "exists", "contains", "icontains", "bcontains", "glob", "iglob", "regex",
@@ -118,3 +134,55 @@ def test_output_compile_only_raises_condition_error(parts):
         return
     from workload_agent.rules.event import Event
     assert isinstance(out.render(Event("open")), str)
+
+
+def _real_fields():
+    from workload_agent.rules.fields import REGISTRY
+    out = []
+    for spec in REGISTRY:
+        if spec.arg_required:
+            continue
+        out.append(spec.name)
+    out += ["proc.aname[1]", "proc.args[0]", "proc.env[PATH]", "evt.arg.flags", "evt.arg[1]",
+            "evt.rawarg.fd", "container.mount.dest[/proc]", "fd.types[3]", "evt.around[3000000000]",
+            "thread.cgroup.cpu", "k8s.pod.label.app", "evt.type.is.open", "evt.abspath.src"]
+    return sorted(out)
+
+
+REAL_FIELDS = _real_fields()
+VALUES = ["bash", "0", "-1", "443", "https", "true", "false", "10.0.0.5", "10.0.0.0/8", "::1",
+          "cafebabe", "/etc", "*", "b.*", "", "<NA>", "1e+3", "0x10", "open"]
+real_operands = st.recursive(
+    st.builds(lambda t: parse_condition(f"{t} exists").lhs, st.sampled_from(REAL_FIELDS)),
+    _transformers, max_leaves=2)
+real_checks = st.one_of(
+    st.builds(lambda o: Check(o, "exists"), real_operands),
+    st.builds(Check, real_operands, st.sampled_from(lx.NUM_OPS),
+              st.sampled_from(["0", "-1", "443", "1e+3", "0x10"]).map(Literal)),
+    st.builds(Check, real_operands, st.sampled_from(lx.STR_OPS),
+              st.one_of(st.sampled_from(VALUES).map(Literal),
+                        st.builds(lambda f: Transform("val", (f,)), real_operands.filter(
+                            lambda o: isinstance(o, Field))))),
+    st.builds(Check, real_operands, st.sampled_from(lx.LIST_OPS),
+              st.lists(st.sampled_from(VALUES), max_size=3).map(lambda vs: ListLit(tuple(vs)))),
+    st.builds(Check, real_operands, st.sampled_from(lx.STR_OPS),
+              st.lists(st.sampled_from(VALUES), max_size=3).map(lambda vs: ListLit(tuple(vs))),
+              st.sampled_from(lx.MODIFIERS)),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(real_checks, min_size=1, max_size=3), st.booleans())
+def test_real_fields_compile_or_fail_cleanly_and_evaluate_to_bool(cs, negate):
+    tree = cs[0] if len(cs) == 1 else Or(tuple(cs))
+    if negate:
+        tree = Not(tree)
+    text = print_condition(tree)
+    assert parse_condition(text) == tree
+    try:
+        pred = compile_condition(tree)
+    except ConditionError as exc:
+        assert exc.kind in ("argument", "operator", "value", "unknown_evttype"), exc
+        return
+    for event in _EVENTS:
+        assert pred(event) in (True, False), text

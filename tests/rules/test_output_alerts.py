@@ -26,6 +26,7 @@ def test_alert_json_shape():
     doc = json.loads(line)
     assert list(doc) == ["hostname", "output", "output_fields", "priority", "rule", "source", "tags",
                          "time"]
+    assert list(doc["output_fields"]) == ["evt.time", "fd.sip", "proc.name", "proc.pid"]
     assert doc == {
         "hostname": "node-1", "output": "the output",
         "output_fields": {"evt.time": TS, "proc.name": "bash", "fd.sip": None, "proc.pid": 7},

@@ -88,3 +88,20 @@ def test_every_upstream_output_renders():
     for _f, rule, out in outputs():
         text = compile_output(out).render(ev)
         assert "%" not in text.replace("%)", ""), rule
+
+
+def test_ancestor_pid_without_index_prints_own_pid():
+    assert compile_output("%proc.apid %proc.apid[1] %proc.aname").render(_event()) == "77 50 sshd init"
+
+
+def test_container_start_from_pid_namespace():
+    e = _event(ts=5_000)
+    e.proc.pidns_init_start_ts = 1_000
+    assert compile_output("%container.start_ts %container.duration").render(e) == "1000 4000"
+    assert compile_output("%container.start_ts").render(_event()) == "<NA>"
+
+
+def test_longest_known_field_then_literal_text():
+    assert compile_output("%proc.name.log (%fd.name.)").render(_event()) == "bash.log (/etc/shadow.)"
+    with pytest.raises(ConditionError):
+        compile_output("%nope.field.x")

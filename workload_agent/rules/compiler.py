@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import re
-from typing import Any, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from .condition.ast import And, Check, Field, ListLit, ListRef, Literal, MacroRef, Node, Not, Or, Transform
-from .condition.walk import fields_used
+from .condition.walk import fields_used, iter_nodes
 from .errors import VALIDATE, ConditionError
 from .fields import REGISTRY, Registry
 from .fields import types as T
@@ -30,7 +29,8 @@ from .fields.spec import MULTI_ANY, MULTI_EITHER, MULTI_LIST
 
 Predicate = Callable[[Any], bool]
 
-__all__ = ["compile_condition", "compile_operand", "event_types", "fields_used", "Operand"]
+__all__ = ["compile_condition", "compile_operand", "event_types", "fields_used", "validate_condition",
+           "Operand"]
 
 _STRINGY = (T.CHARBUF, T.BYTEBUF)
 
@@ -53,7 +53,10 @@ def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predic
     """Compile ``node`` into ``predicate(event) -> bool``; ConditionError if invalid."""
     reg = REGISTRY if registry is None else registry
     checks: List[Any] = []
-    expr = _gen(node, reg, checks)
+    try:
+        expr = _gen(node, reg, checks)
+    except RecursionError:
+        raise ConditionError("condition nested too deeply", getattr(node, "offset", -1)) from None
     if len(checks) == 1 and expr == "c0(e)":
         return _closure(checks[0])
     ns: Dict[str, Any] = {}
@@ -68,6 +71,20 @@ def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predic
     except (SyntaxError, RecursionError, MemoryError):
         # Too deeply nested for Python's own parser: combine closures instead.
         return _combine(node, iter([_closure(c) for c in checks]))
+
+
+def validate_condition(node: Node, registry: Optional[Registry] = None) -> None:
+    """Check every field check of ``node`` (fields, arguments, operators, values)
+    without needing its macro references resolved.
+
+    The loader runs this on each macro's and rule's own tree so that an error's
+    offset points into the text that holds it; after macro substitution,
+    compile_condition can then only fail on undefined macros.
+    """
+    reg = REGISTRY if registry is None else registry
+    for n in iter_nodes(node):
+        if isinstance(n, Check):
+            _check(n, reg)
 
 
 class _Inline:
@@ -106,7 +123,8 @@ def _gen(node: Node, reg: Registry, checks: List[Any]) -> str:
     if isinstance(node, MacroRef):
         raise ConditionError(f"Undefined macro '{node.name}' used in filter.", node.offset,
                              code=VALIDATE, kind="undefined_macro")
-    raise ConditionError(f"expected a check, found {type(node).__name__}", node.offset)
+    raise ConditionError(f"expected a check, found {type(node).__name__}",
+                         getattr(node, "offset", -1))
 
 
 def _combine(node: Node, checks) -> Predicate:
@@ -123,12 +141,13 @@ def _combine(node: Node, checks) -> Predicate:
 
 
 # -- operands ------------------------------------------------------------------
-def compile_operand(node: Node, reg: Optional[Registry] = None, code: str = "") -> Operand:
-    """Compile a Field or Transform node (also used by output formats)."""
+def compile_operand(node: Node, reg: Optional[Registry] = None, code: str = "",
+                    output: bool = False) -> Operand:
+    """Compile a Field or Transform node (``output``: for an output format)."""
     reg = REGISTRY if reg is None else reg
     kw = {"code": code} if code else {}
     if isinstance(node, Field):
-        bf = reg.bind(node.name, node.arg, node.offset, code)
+        bf = reg.bind(node.name, node.arg, node.offset, code, output)
         return Operand(bf.get, bf.type, bf.multi, bf.text,
                        no_transform=bf.spec.no_transform and bf.multi is not None,
                        filter_only=bf.spec.filter_only)
@@ -171,6 +190,11 @@ def _b64(v):
     except (binascii.Error, ValueError):
         return None
     return raw if isinstance(v, (bytes, bytearray)) else raw.decode("utf-8", "surrogateescape")
+
+
+def _argv(e):
+    p = e.proc
+    return None if p is None else list(p.args)
 
 
 def _getopt(tokens, opt: str):
@@ -241,16 +265,13 @@ def _transform(node: Transform, reg: Registry, kw) -> Operand:
     if name == "getopt":
         op = _inner(node.args[0], reg, kw, name)
         opt = node.args[1].value
-        get = op.get
         target = node.args[0]
-        if isinstance(target, Field) and target.name == "proc.args" and target.arg is None:
-            # Keep argument boundaries: read argv rather than its space-joined text.
-            def get(e):
-                p = e.proc
-                return None if p is None else list(p.args)
+        # For proc.args keep argument boundaries: read argv, not its space-joined text.
+        argv = _argv if (isinstance(target, Field) and target.name == "proc.args"
+                         and target.arg is None) else op.get
 
         def getopt(e):
-            v = get(e)
+            v = argv(e)
             if v is None:
                 return None
             return _getopt(v if isinstance(v, list) else T.to_text(v).split(), opt)
@@ -278,25 +299,83 @@ def _as_bytes(v) -> bytes:
     return v if isinstance(v, (bytes, bytearray)) else v.encode("utf-8", "surrogateescape")
 
 
+def glob_to_regex(pattern: str) -> str:
+    """fnmatch(3) pattern without FNM_PATHNAME/FNM_PERIOD as a regex: `*` and `?`
+    cross `/`, `[...]`/`[!...]` are classes, a backslash quotes the next character
+    (Python's fnmatch module has no escapes, hence our own)."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] in "!^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")  # no closing bracket: a literal '['
+                continue
+            body = pattern[i:j]
+            i = j + 1
+            negate = body[:1] in ("!", "^")
+            if negate:
+                body = body[1:]
+            body = body.replace("\\", "\\\\").replace("[", "\\[")
+            out.append(f"[{'^' if negate else ''}{body}]")
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
 def _glob(pattern: str, icase: bool):
-    return re.compile(fnmatch.translate(pattern), re.DOTALL | (re.IGNORECASE if icase else 0)).match
+    return re.compile(glob_to_regex(pattern), re.DOTALL | (re.IGNORECASE if icase else 0)).fullmatch
 
 
-def _path_components(path: str) -> str:
-    return path.rstrip("/") or "/"
+def _components(path: str) -> Tuple[str, ...]:
+    """Non-empty '/'-separated components: '/a//b/' -> ('a', 'b'), '/' -> ()."""
+    return tuple(c for c in path.split("/") if c)
 
 
-def _pmatch(prefixes: FrozenSet[str]) -> Callable[[str], bool]:
+def _pmatch(paths) -> Callable[[Any], bool]:
+    """Component-wise path prefix match, like libsinsp's prefix search: a search
+    path matches itself and everything below it ('/var' matches '/var/lib' but
+    not '/variable'); a component holding ? * or [ is a glob for that component."""
+    plain = set()
+    globbed = []
+    for p in paths:
+        comps = _components(p)
+        if any(ch in c for c in comps for ch in "?*["):
+            globbed.append(tuple(re.compile(glob_to_regex(c), re.DOTALL).fullmatch
+                                 if any(ch in c for ch in "?*[") else c for c in comps))
+        else:
+            plain.add(comps)
+    plain_lengths = sorted({len(c) for c in plain})
+
     def pred(v):
         if not isinstance(v, str):
             return False
-        p = _path_components(v)
-        while True:
-            if p in prefixes:
+        comps = _components(v)
+        for n in plain_lengths:
+            if n > len(comps):
+                break
+            if comps[:n] in plain:
                 return True
-            if p == "/" or "/" not in p:
-                return False
-            p = p.rsplit("/", 1)[0] or "/"
+        for g in globbed:
+            if len(g) <= len(comps) and all(
+                    (m == c) if isinstance(m, str) else (m(c) is not None) for m, c in zip(g, comps)):
+                return True
+        return False
     return pred
 
 
@@ -386,9 +465,12 @@ def _list_values(node: Node) -> ListLit:
     return node
 
 
-def _membership(ftype: str, lst: ListLit, field_text: str) -> Callable[[Any], bool]:
+def _list_constants(ftype: str, lst: ListLit, field_text: str) -> list:
     offs = lst.item_offsets or (lst.offset,) * len(lst.values)
-    vals = [_conv(ftype, v, o, field_text) for v, o in zip(lst.values, offs)]
+    return [_conv(ftype, v, o, field_text) for v, o in zip(lst.values, offs)]
+
+
+def _membership(ftype: str, vals: list) -> Callable[[Any], bool]:
     if ftype == T.IPNET:
         return _in_networks(vals)
     if ftype == T.DYN:
@@ -429,11 +511,12 @@ def _check(node: Check, reg: Registry):
     elif op in ("in", "intersects", "pmatch"):
         lst = _list_values(rhs)
         if op == "pmatch":
-            pred = _pmatch(frozenset(_path_components(v) for v in lst.values))
+            pred = _pmatch(lst.values)
         else:
-            member = _membership(ftype, lst, lhs.text)
+            vals = _list_constants(ftype, lst, lhs.text)
             if multi is None and ftype not in (T.IPNET, T.DYN):
-                return _Inline(get, member.__defaults__[0], "v in {k}")
+                return _Inline(get, frozenset(vals), "v in {k}")
+            member = _membership(ftype, vals)
             if multi == MULTI_LIST:
                 if op == "in":
                     return lambda e: (v := get(e)) is not None and all(member(x) for x in v)
@@ -539,7 +622,10 @@ def event_types(node: Node) -> Optional[FrozenSet[str]]:
     negation is pushed down (De Morgan) so `not evt.type = x` is all-but-x while
     a negated non-evt.type check still allows every type.
     """
-    result = _evttypes(node, False)
+    try:
+        result = _evttypes(node, False)
+    except RecursionError:
+        return None  # too deep to analyse: the rule applies to every type
     return None if result == EVENT_TYPES else result
 
 

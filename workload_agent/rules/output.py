@@ -120,10 +120,12 @@ def _field_at(fmt: str, at: int, reg: Registry) -> Tuple[Optional[_Slot], int]:
             name = s.last
             if name in _EMPTY_FIELDS:
                 return _Slot(name, None, width), s.pos
+            name = _known_prefix(name, reg)
+            s.pos = start + len(name)
             node = p.parse_field_rest(name, start)
         else:
             return None, at
-        operand = compile_operand(node, reg, COMPILE_OUTPUT)
+        operand = compile_operand(node, reg, COMPILE_OUTPUT, output=True)
     except ConditionError as exc:
         raise ConditionError(exc.message, exc.offset, code=COMPILE_OUTPUT, field=exc.field,
                              kind=exc.kind) from None
@@ -131,6 +133,16 @@ def _field_at(fmt: str, at: int, reg: Registry) -> Tuple[Optional[_Slot], int]:
         raise ConditionError(f"field {operand.text} can only be used in conditions", start,
                              code=COMPILE_OUTPUT, kind="argument")
     return _Slot(fmt[start:s.pos], operand, width), s.pos
+
+
+def _known_prefix(name: str, reg: Registry) -> str:
+    """Like Falco's formatter, take the longest known field at the start of a
+    dotted word ("%proc.name.x" is proc.name followed by ".x"); an unknown name
+    is kept whole so the error names it."""
+    head = name
+    while head not in reg and "." in head:
+        head = head.rpartition(".")[0]
+    return head if head in reg and "." in head else name
 
 
 def _priority(priority: Union[Priority, str]) -> Priority:
@@ -150,8 +162,10 @@ def alert_json(time_ns: int, priority: Union[Priority, str], message: str, rule:
                output_fields: Optional[Dict[str, Any]] = None, tags: Iterable[str] = (),
                source: str = "syscall", hostname: Optional[str] = None) -> str:
     """One JSON alert line in Falco's shape (keys in Falco's order)."""
-    fields = {"evt.time": time_ns}
-    fields.update(output_fields or {})
+    # Falco serialises with sorted object keys (top level and output_fields alike).
+    fields = dict(output_fields or {})
+    fields["evt.time"] = time_ns
+    fields = {k: fields[k] for k in sorted(fields)}
     doc = {
         "hostname": default_hostname() if hostname is None else hostname,
         "output": message,

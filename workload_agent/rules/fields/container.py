@@ -78,11 +78,20 @@ def _labels_text(labels, exclude=()):
     return ", ".join(f"{k}:{v}" for k, v in labels.items() if not k.startswith(exclude))
 
 
-def _duration(e):
+def _start_ts(e):
+    """The pid namespace init's start (no runtime lookup needed), else the runtime's."""
     p = e.proc
-    if p is None or p.container is None or not p.container.start_ts:
+    if p is None:
         return None
-    return e.ts - p.container.start_ts
+    if p.pidns_init_start_ts:
+        return p.pidns_init_start_ts
+    c = p.container
+    return c.start_ts if c is not None and c.start_ts else None
+
+
+def _duration(e):
+    start = _start_ts(e)
+    return None if start is None else e.ts - start
 
 
 def _f(name, type_, desc, get, **kw):
@@ -115,7 +124,7 @@ FIELDS: List[FieldSpec] = [
     _f("container.mount.propagation", T.CHARBUF, "Propagation of the mount.",
        _mount_field("propagation"), arg=ARG_INDEX_OR_KEY, arg_required=True),
     _f("container.start_ts", T.ABSTIME, "Container start (pid namespace init start, epoch ns).",
-       _c(lambda c: c.start_ts, None)),
+       _start_ts),
     _f("container.duration", T.RELTIME, "ns since the container started.", _duration),
     _f("container.ip", T.CHARBUF, "Primary IPv4 of the container.", _c(lambda c: c.ip, None)),
     _f("container.cni.json", T.CHARBUF, "CNI result (not available).", lambda e: None, live=False),

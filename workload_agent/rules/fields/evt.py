@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import posixpath
 import time
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from . import types as T
 from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec
@@ -198,10 +198,6 @@ def _abspath(arg):
     return get
 
 
-def _num_or_none(v):
-    return v
-
-
 def _fs_path(kind: str, raw: bool):
     """fs.path.*: the path a successful filesystem event operated on."""
     single = {"mkdir": "path", "mkdirat": "path", "rmdir": "path", "unlink": "path",
@@ -282,7 +278,14 @@ class _Around:
     def __ne__(self, delta_ms) -> bool:
         return not self.__eq__(delta_ms)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        return hash(self.center)
+
+    # Only "=" has a meaning; the other comparisons are simply false.
+    def __lt__(self, other) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __lt__
 
 
 def _around(center):

@@ -8,7 +8,7 @@ Falco rejects a rule that names an unknown event type.
 from __future__ import annotations
 
 EVENT_TYPES = frozenset((
-    "pread", "pwrite", "preadv", "pwritev",
+    "pread", "pwrite", "preadv", "pwritev", "prlimit",
     "_llseek", "_sysctl", "accept", "accept4", "access", "acct", "add_key", "adjtimex",
     "afs_syscall", "alarm", "arch_prctl", "asyncevent", "bind", "bpf", "brk", "capget",
     "capset", "chdir", "chmod", "chown", "chroot", "clock_adjtime", "clock_getres",

@@ -8,9 +8,6 @@ from typing import List, Optional
 from . import types as T
 from .spec import ARG_INDEX, MULTI_EITHER, MULTI_LIST, FieldSpec
 
-_FILE_TYPES = ("file", "directory")
-
-
 @lru_cache(maxsize=4096)
 def _ip(text: Optional[str]):
     if text is None:
@@ -127,7 +124,6 @@ def _f(name, type_, desc, get, **kw):
     return FieldSpec(name, type_, desc, get, **kw)
 
 
-_tcp = _fd
 FIELDS: List[FieldSpec] = [
     _f("fd.num", T.INT64, "The fd number (-1 for failed opens).", _fd(lambda fd: fd.num)),
     _f("fd.type", T.CHARBUF, "file, directory, ipv4, ipv6, unix, pipe, ...", _fd(lambda fd: fd.type)),

@@ -199,10 +199,6 @@ def _cgroup(subsys):
     return _proc(get)
 
 
-def _opt(v):
-    return v
-
-
 def _f(name, type_, desc, get, **kw):
     return FieldSpec(name, type_, desc, get, **kw)
 
@@ -215,8 +211,8 @@ FIELDS: List[FieldSpec] = [
     _f("proc.vpid", T.INT64, "Process id in its own pid namespace.",
        _proc(lambda p: None if p.vpid is None or p.vpid < 0 else p.vpid)),
     _f("proc.pvpid", T.INT64, "Parent's vpid.", _parent(lambda a: a.vpid)),
-    _f("proc.apid", T.INT64, "pid of the Nth ancestor; without index any ancestor.",
-       _ancestor(lambda a: a.pid), **_ANY),
+    _f("proc.apid", T.INT64, "pid of the Nth ancestor; without index any ancestor (output: own "
+       "pid).", _ancestor(lambda a: a.pid), output_extractor=_proc(lambda p: p.pid), **_ANY),
     _f("proc.name", T.CHARBUF, "Thread comm (at most 15 characters).", _proc(lambda p: p.name)),
     _f("proc.pname", T.CHARBUF, "Parent's proc.name.", _parent(lambda a: a.name)),
     _f("proc.aname", T.CHARBUF, "proc.name of the Nth ancestor (0 = self); without index any "

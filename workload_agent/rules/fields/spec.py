@@ -40,6 +40,7 @@ class FieldSpec:
     multi_with_arg: Optional[str] = None   # with an argument
     filter_only: bool = False
     no_transform: bool = False             # ancestor "any" fields: no transformers/val
+    output_extractor: Optional[Callable[[Any], Any]] = None  # without argument, in outputs
 
     @property
     def arg_form(self) -> str:
@@ -104,8 +105,10 @@ class Registry:
                 return spec, name[len(head) + 1:]
         raise KeyError(name)
 
-    def bind(self, name: str, arg: Optional[str], offset: int = -1, code: str = "") -> BoundField:
-        """Resolve a field reference to its extractor; ConditionError if invalid."""
+    def bind(self, name: str, arg: Optional[str], offset: int = -1, code: str = "",
+             output: bool = False) -> BoundField:
+        """Resolve a field reference to its extractor; ConditionError if invalid.
+        ``output``: bind for an output format (some fields print differently)."""
         kw = {"code": code} if code else {}
         text = name if arg is None else f"{name}[{arg}]"
         try:
@@ -120,12 +123,16 @@ class Registry:
             arg = suffix
         if arg is None:
             if spec.arg_required:
-                raise ConditionError(f"field {spec.name} requires an argument", offset, kind="argument", **kw)
+                raise ConditionError(f"field {spec.name} requires an argument", offset,
+                                     kind="argument", **kw)
+            if output and spec.output_extractor is not None:
+                return BoundField(spec, text, spec.output_extractor, None)
             if spec.arg == ARG_NONE and not spec.dotted:
                 return BoundField(spec, text, spec.extractor, spec.multi)
             return BoundField(spec, text, spec.extractor(None), spec.multi)
         if spec.arg == ARG_NONE and not spec.dotted:
-            raise ConditionError(f"field {spec.name} does not take an argument", offset, kind="argument", **kw)
+            raise ConditionError(f"field {spec.name} does not take an argument", offset,
+                                 kind="argument", **kw)
         value: Any = arg
         if spec.arg == ARG_INDEX or (spec.arg == ARG_INDEX_OR_KEY and arg.isdigit()):
             if not arg.isdigit():
@@ -135,5 +142,6 @@ class Registry:
         try:
             getter = spec.extractor(value)
         except ValueError as exc:
-            raise ConditionError(f"invalid argument for field {spec.name}: {exc}", offset, kind="argument", **kw) from None
+            raise ConditionError(f"invalid argument for field {spec.name}: {exc}", offset,
+                                 kind="argument", **kw) from None
         return BoundField(spec, text, getter, spec.multi_with_arg)

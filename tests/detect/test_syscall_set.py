@@ -1,0 +1,83 @@
+"""The traced syscall set follows the enabled rules."""
+import subprocess
+import sys
+
+import pytest
+
+from workload_agent import detect
+from workload_agent.rules.loader import load_rules
+
+RULES = """
+- rule: Shadow read
+  desc: d
+  condition: evt.type in (open, openat, openat2) and fd.name = /etc/shadow
+  output: "shadow read by %proc.name"
+  priority: WARNING
+- rule: Outbound
+  desc: d
+  condition: evt.type = connect and fd.sport = 4444
+  output: "connect %fd.name"
+  priority: NOTICE
+- rule: Module
+  desc: d
+  condition: evt.type in (init_module, finit_module)
+  output: "module"
+  priority: CRITICAL
+  enabled: false
+"""
+
+
+def ruleset(text=RULES, **kw):
+    res = load_rules(["t.yaml"], contents={"t.yaml": text}, **kw)
+    assert res.ok, [m.as_text() for m in res.errors]
+    return res.ruleset
+
+
+def test_union_of_enabled_rules_plus_state():
+    names, note = detect.traced_syscalls(ruleset(), "x86_64")
+    assert {"open", "openat", "openat2", "connect"} <= set(names)
+    assert "init_module" not in names and "finit_module" not in names  # disabled rule
+    assert detect.STATE_SYSCALLS <= set(names)
+    assert "accept" not in names and "unlinkat" not in names
+    assert note == ""
+
+
+def test_min_priority_removes_less_severe_rules():
+    names, _ = detect.traced_syscalls(ruleset(min_priority="warning"), "x86_64")
+    assert "connect" not in names and "openat" in names
+
+
+def test_arch_specific_names_are_dropped_on_aarch64():
+    names, _ = detect.traced_syscalls(ruleset(), "aarch64")
+    assert "open" not in names and "openat" in names
+
+
+def test_a_rule_without_event_types_falls_back_to_the_default_set():
+    text = RULES + """
+- rule: Anything by nc
+  desc: d
+  condition: proc.name = nc
+  output: "nc"
+  priority: WARNING
+"""
+    names, note = detect.traced_syscalls(ruleset(text), "x86_64")
+    assert "every event type" in note
+    assert {"connect", "execve", "unlinkat"} <= set(names)
+
+
+def test_print_syscalls_cli(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text(RULES)
+    p = subprocess.run([sys.executable, "-m", "workload_agent", "run", "-r", str(f), "--print-syscalls"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert set(p.stdout.split()) == set(detect.traced_syscalls(ruleset(), "x86_64")[0])
+
+
+def test_broken_rules_file_is_a_clear_error(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("- rule: x\n  desc: d\n  condition: evt.type = open and (\n  output: o\n  priority: INFO\n")
+    p = subprocess.run([sys.executable, "-m", "workload_agent", "run", "-r", str(f), "--", "true"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "bad.yaml:3" in p.stderr

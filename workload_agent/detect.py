@@ -1,0 +1,179 @@
+"""Detection: traced records -> process/fd state -> Falco events -> rules -> alerts.
+
+The pieces are elsewhere (tracer, events, state, rules); this module wires them and
+decides what the tracer must stop on: the union of the enabled rules' event types,
+plus what the process state needs to stay true.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Iterable, Optional
+
+from .events import records as R
+from .events.params import DEFAULT_SYSCALLS, SPECS
+from .events.syscall_table import SYSCALLS
+
+# Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
+# paths resolve against, the setuid family user.*.
+STATE_SYSCALLS = frozenset({
+    "execve", "execveat", "chdir", "fchdir", "setuid", "setgid", "setreuid", "setregid",
+    "setresuid", "setresgid",
+})
+
+# Event types that are not syscalls: the tracer reports them whatever the filter says.
+NON_SYSCALL_TYPES = frozenset({"procexit", "clone", "fork", "vfork", "signaldeliver", "container",
+                               "execve"})
+
+DROP_RULE = "Syscall event drop"
+
+
+class RulesError(Exception):
+    """The rules could not be loaded; .text holds every message."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+def default_rules_paths() -> list:
+    """Where the shipped ruleset is: the checkout, the self-contained bundle, or the install."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(os.path.dirname(here), "rules"), "/opt/draios/rules",
+                      os.path.join(sys.prefix, "share", "workload-agent", "rules")):
+        if os.path.isdir(candidate) and any(f.endswith((".yaml", ".yml")) for f in os.listdir(candidate)):
+            return [candidate]
+    return []
+
+
+def load_ruleset(paths: Iterable[str], *, min_priority=None, enable=(), disable=()):
+    from .rules.loader import load_rules
+
+    paths = list(paths) or default_rules_paths()
+    if not paths:
+        raise RulesError("no rules given and no default rules found (use -r FILE_OR_DIR)")
+    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable)
+    if not result.ok:
+        raise RulesError("\n".join(m.as_text() for m in result.errors))
+    return result.ruleset, [m.as_text() for m in result.warnings]
+
+
+def traced_syscalls(ruleset, arch: str) -> tuple:
+    """(syscall names to trace, note). The note says when a rule forced the default set."""
+    types = ruleset.event_types()
+    table = SYSCALLS[arch]
+    note = ""
+    if types is None:
+        wanted = set(DEFAULT_SYSCALLS)
+        note = ("a rule applies to every event type: tracing the default syscall set "
+                "(give that rule an evt.type condition to trace less)")
+    else:
+        wanted = set()
+        for t in types:
+            if t in SPECS:
+                wanted.add(t)
+            elif t not in NON_SYSCALL_TYPES:
+                continue  # e.g. an I/O event no spec decodes: the rule can never fire here
+        if "execve" in types:
+            wanted.add("execveat")  # a successful execveat is an execve event
+    wanted |= STATE_SYSCALLS
+    return sorted(n for n in wanted if n in table and n in SPECS), note
+
+
+class AlertWriter:
+    def __init__(self, target: str = "stdout", json_lines: bool = False):
+        self.json = json_lines
+        self.target = target
+        if target == "stdout":
+            self.out = sys.stdout
+        elif target == "stderr":
+            self.out = sys.stderr
+        else:
+            self.out = open(target, "a", buffering=1, encoding="utf-8")
+        self.count = 0
+
+    def write(self, ts: int, priority: int, rule: str, message: str, fields: dict, tags) -> None:
+        from .rules.output import alert_json, alert_text
+
+        if self.json:
+            line = alert_json(ts, priority, message, rule, fields, tags)
+        else:
+            line = alert_text(ts, priority, message)
+        self.out.write(line + "\n")
+        self.out.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self.out not in (sys.stdout, sys.stderr):
+            self.out.close()
+
+
+# Falco appends the container context to every rule's output (its append_output default).
+CONTAINER_SUFFIX = ("container_id=%container.id container_name=%container.name "
+                    "container_image_repository=%container.image.repository "
+                    "container_image_tag=%container.image.tag")
+
+
+class Detector:
+    """The tracer's sink: every record updates state, every event visits its rules."""
+
+    def __init__(self, ruleset, tracker, writer: AlertWriter, *, mode: str = "first",
+                 append_container: bool = True):
+        from .rules.output import compile_output
+
+        self.ruleset = ruleset
+        self.tracker = tracker
+        self.writer = writer
+        self.mode = mode
+        self.suffix = compile_output(CONTAINER_SUFFIX) if append_container else None
+        self.events = 0
+        self.drops = 0
+
+    def handle(self, batch) -> None:
+        process = self.tracker.process
+        match = self.ruleset.match
+        for rec in batch:
+            if rec.kind == R.K_DROP:
+                self._drop(rec)
+                continue
+            ev = process(rec)
+            if ev is None:
+                continue
+            self.events += 1
+            for rule in match(ev, self.mode):
+                self._alert(rule, ev)
+
+    def _alert(self, rule, ev) -> None:
+        message = rule.output.render(ev)
+        fields = rule.output.fields(ev)
+        if self.suffix is not None:
+            message = f"{message} {self.suffix.render(ev)}"
+            fields.update(self.suffix.fields(ev))
+        self.writer.write(ev.ts, rule.priority, rule.name, message, fields, rule.tags)
+
+    def _drop(self, rec) -> None:
+        from .rules.priority import Priority
+
+        self.drops += rec.extra
+        self.writer.write(rec.ts_enter or time.time_ns(), Priority.CRITICAL, DROP_RULE,
+                          f"Workload agent internal: {rec.extra} syscall events dropped: the event "
+                          f"consumer fell behind, detection may have missed activity "
+                          f"(dropped in total: {self.drops})",
+                          {"n_drops": rec.extra, "n_drops_total": self.drops}, ("internal",))
+
+    def close(self, stats: dict) -> None:
+        self.writer.close()
+
+
+class Tee:
+    def __init__(self, *sinks):
+        self.sinks = [s for s in sinks if s is not None]
+
+    def handle(self, batch) -> None:
+        for s in self.sinks:
+            s.handle(batch)
+
+    def close(self, stats) -> None:
+        for s in self.sinks:
+            s.close(stats)
