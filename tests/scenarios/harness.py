@@ -1,7 +1,6 @@
 """Run a scenario under `workload-agent run` and collect its JSON alerts."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -24,12 +23,11 @@ TIMEOUT = 120
 def pipeline_missing_reason() -> Optional[str]:
     """Why the end-to-end scenarios cannot run here, or None when they can."""
     try:
-        found = importlib.util.find_spec("workload_agent.detect") is not None
-    except ImportError:
-        found = False
-    if not found:
-        return ("the detection pipeline (workload_agent.detect: state + rules wired into "
-                "`workload-agent run -r ... --json --alerts-to`) is not on this branch yet")
+        import workload_agent.detect  # noqa: F401
+        from workload_agent.state import StateTracker  # noqa: F401
+    except ImportError as exc:
+        return ("the detection pipeline (workload_agent.detect with the state tracker) is "
+                f"not on this branch yet: {exc}")
     return None
 
 
