@@ -71,27 +71,52 @@ def readable_by_others(path: Path) -> bool:
     return True
 
 
-def command_of(scenario: Scenario, workdir: Path) -> List[str]:
-    values = {"py": sys.executable, "w": str(WORKLOADS_DIR), "workdir": str(workdir)}
+def python_for(user: Optional[int]) -> Optional[str]:
+    """A Python interpreter the workload's user can run (None: there is none)."""
+    candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
+    for cand in candidates:
+        path = Path(cand)
+        if not path.exists():
+            continue
+        if user is None or readable_by_others(path.resolve()):
+            return str(path)
+    return None
+
+
+def command_of(scenario: Scenario, workdir: Path, python: str) -> List[str]:
+    values = {"py": python, "w": str(WORKLOADS_DIR), "workdir": str(workdir)}
     return [part.format(**values) for part in scenario.command]
 
 
-def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, as_user: Optional[int] = None,
+def drop_to(user: int) -> List[str]:
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+
+
+def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
+        agent_user: Optional[int] = None, workload_user: Optional[int] = None,
         extra: Sequence[str] = ()) -> Outcome:
+    """Run the scenario under the agent. agent_user: run the agent itself as that user;
+    workload_user: the agent stays as it is and the workload drops to that user."""
     alerts_file = workdir / "alerts.jsonl"
+    unprivileged = agent_user if agent_user is not None else workload_user
+    python = python_for(unprivileged)
+    assert python, "no Python interpreter usable by the workload user"
     argv = [sys.executable, "-m", "workload_agent", "run"]
     for r in rules:
         argv += ["-r", str(r)]
     argv += ["--json", "--alerts-to", str(alerts_file), "--rule-matching", "all",
-             "--container-id", CONTAINER_ID, "--container-image", CONTAINER_IMAGE, *extra,
-             "--", *command_of(scenario, workdir)]
-    if as_user is not None:
-        argv = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", "--", *argv]
+             "--container-id", CONTAINER_ID, "--container-image", CONTAINER_IMAGE, *extra, "--"]
+    if workload_user is not None:
+        argv += drop_to(workload_user)
+    argv += command_of(scenario, workdir, python)
+    if agent_user is not None:
+        argv = drop_to(agent_user) + argv
     env = dict(os.environ)
     env.update({
         "PATH": f"{BIN_DIR}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(workdir),
         "PYTHONPATH": str(REPO),
+        "PYTHON": python,
         "LC_ALL": "C",
         "PYTHONDONTWRITEBYTECODE": "1",
     })

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
-from .catalog import CONTAINER_ID, LOUD_PRIORITIES, SCENARIOS
+from .catalog import BIN_DIR, CONTAINER_ID, LOUD_PRIORITIES, SCENARIOS, WORKLOADS_DIR
 from .harness import NOBODY, OUR_RULES, REPO, make_workdir, pipeline_missing_reason, \
-    readable_by_others, remove_workdir, run
+    python_for, readable_by_others, remove_workdir, run
 
 _missing = pipeline_missing_reason()
 pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
@@ -59,26 +61,47 @@ def test_alerts_carry_the_container_context():
     assert CONTAINER_ID in hits[0]["output"]
 
 
-def _unprivileged_reason():
+def _unprivileged_reason(variant):
     if os.geteuid() != 0:
         return "already unprivileged: test_scenario covers this user"
     if shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
-    if not readable_by_others(REPO / "workload_agent"):
-        return f"{REPO} is not readable by an unprivileged user"
+    if not readable_by_others(WORKLOADS_DIR) or not readable_by_others(BIN_DIR):
+        return f"{WORKLOADS_DIR.parent} is not readable by an unprivileged user"
+    if python_for(NOBODY) is None:
+        return "no Python interpreter that an unprivileged user can run"
+    if variant == "agent" and not (readable_by_others(REPO / "workload_agent")
+                                   and readable_by_others(Path(sys.executable).resolve())
+                                   and _python_usable_by_nobody()):
+        return ("the agent's Python or this checkout is not readable by an unprivileged user "
+                f"({sys.executable}, {REPO})")
     return None
 
 
+def _python_usable_by_nobody():
+    import subprocess
+
+    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                            "--", sys.executable, "-c", "import yaml, workload_agent.detect"],
+                           cwd="/", env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.parametrize("variant", ["workload", "agent"])
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.nonroot], ids=lambda s: s.name)
-def test_scenario_unprivileged(scenario):
-    """The agent and workload run as nobody: attempts the kernel refuses still alert,
-    and benign workloads stay quiet."""
-    reason = _unprivileged_reason()
+def test_scenario_unprivileged(scenario, variant):
+    """As nobody: either the workload drops to nobody under the agent (an attacker
+    without root in the container), or the agent itself runs as nobody (the agent
+    needs no root). Attempts the kernel refuses still alert; benign workloads stay
+    quiet."""
+    reason = _unprivileged_reason(variant)
     if reason:
         pytest.skip(reason)
     workdir = make_workdir(shared=True)
+    who = {"agent_user": NOBODY} if variant == "agent" else {"workload_user": NOBODY}
     try:
-        outcome = run(scenario, [OUR_RULES], workdir, as_user=NOBODY)
+        outcome = run(scenario, [OUR_RULES], workdir, **who)
     finally:
         remove_workdir(workdir)
     if scenario.benign:

@@ -21,4 +21,4 @@ grep -q "listen = $APP_PORT" "$APP_HOME/conf/app.conf"
 for f in "$APP_HOME"/conf/*.conf; do
     echo "entrypoint: using $(basename "$f")"
 done
-exec python3 "$(dirname "$0")/webapp.py" "$APP_HOME/run"
+exec "${PYTHON:-python3}" "$(dirname "$0")/webapp.py" "$APP_HOME/run"
