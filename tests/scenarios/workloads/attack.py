@@ -113,10 +113,12 @@ def reverse_shell() -> None:
 
 
 def pty_shell() -> None:
-    """A shell with a controlling terminal, as `docker exec -it` gives."""
+    """An interactive shell on a terminal, as `docker exec -it` gives: commands are
+    typed into the terminal and the session lasts a moment, like a person's would."""
     pid, master = os.forkpty()
     if pid == 0:
-        os.execv("/bin/sh", ["sh", "-c", "echo interactive"])
+        os.execv("/bin/sh", ["sh", "-i"])
+    os.write(master, b"id; echo interactive; sleep 1; exit\n")
     out = b""
     while True:
         try:
