@@ -485,7 +485,7 @@ class StateTracker:
     def _exit(self, r) -> Optional[Event]:
         tid = r.tid
         p = self.threads.get(tid)
-        st = r.extra
+        st = r.extra & 0xFFFF   # a wait status; the record field is wider
         if os.WIFEXITED(st):
             code, sig = os.WEXITSTATUS(st), 0
         elif os.WIFSIGNALED(st):
