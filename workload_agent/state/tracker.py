@@ -573,7 +573,7 @@ class StateTracker:
             link = procfs.readlink(f"/proc/{p.pid}/exe")
         exepath = procfs.exe_path(link)
         if exepath is None and path is not None and not memfd:
-            exepath = os.path.realpath(stat_path) if path.startswith("/") else path
+            exepath = drift.kernel_exe_path(stat_path) if path.startswith("/") else path
         memfd = memfd or drift.is_memfd_path(exepath)
         if memfd and (exepath is None or not exepath.startswith("memfd:")):
             entry = old_fds.get(dirfd if dirfd is not None else via_fd if via_fd is not None else -1)
