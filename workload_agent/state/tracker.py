@@ -153,15 +153,22 @@ class _Resolver:
 class StateTracker:
     """Keeps libsinsp-like state from tracer records; ``process`` returns Falco events.
 
+    ``users``: a UserDb, or a directory holding passwd and group (default /etc).
+    ``start_ns``: the agent's start (epoch ns); executables changed later are drift.
+
     It is also the ``ctx`` of events.decode.decode_params (cwd, fd_path,
     sock_local, sock_peer, proc_params).
     """
 
     def __init__(self, container: Container, *, agent_pid: Optional[int] = None,
-                 users: Optional[UserDb] = None, start_ns: Optional[int] = None) -> None:
+                 users=None, start_ns: Optional[int] = None) -> None:
         self.container = container
         self.agent_pid = os.getpid() if agent_pid is None else agent_pid
-        self.users = users if users is not None else UserDb()
+        if users is None or isinstance(users, str):
+            # a directory holding passwd and group (default: the container's /etc)
+            etc = users or "/etc"
+            users = UserDb(os.path.join(etc, "passwd"), os.path.join(etc, "group"))
+        self.users = users
         self.start_ns = time.time_ns() if start_ns is None else start_ns
         self.hostname = _socket.gethostname()
         self.threads: Dict[int, Process] = {}     # tid -> its process
