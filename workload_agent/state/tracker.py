@@ -23,6 +23,7 @@ from ..events.params import P, event_type, param_types
 from ..events.sockaddr import AF_INET, AF_INET6, AF_UNIX, SockAddr, SockTuple
 from ..rules.event import Container, Event, Fd, Param, Process
 from . import drift, fds as F, procfs
+from .container import start_ts_of
 from .process_tree import apply_stat, apply_status, fork_child, seed
 from .sockets import socket_names
 from .users import UserDb
@@ -185,11 +186,15 @@ class StateTracker:
         self._kinds: Dict[tuple, tuple] = {}
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
+        # Every traced process shares the agent's pid namespace, whose init is pid 1.
+        self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
 
     # ---- process lookup ----------------------------------------------------------------
 
     def _register(self, p: Process) -> None:
+        if p.pidns_init_start_ts is None:
+            p.pidns_init_start_ts = self._pidns_start
         self.procs[p.pid] = p
         self.threads[p.pid] = p
         self.tids.setdefault(p.pid, set()).add(p.pid)
