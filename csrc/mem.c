@@ -107,9 +107,13 @@ size_t wa_mem_read_str(pid_t tid, uint64_t addr, char *dst, size_t max, int *tru
         *unreadable = 1;
         return 0;
     }
+    /* Most strings are short: read a small first chunk, then the rest page by page. */
+    size_t first = 256;
     while (total < max) {
         size_t in_page = PAGE - (size_t)((addr + total) & (PAGE - 1));
         size_t want = max - total < in_page ? max - total : in_page;
+        if (total == 0 && want > first)
+            want = first;
         size_t got = wa_mem_read(tid, addr + total, dst + total, want);
         void *nul = got ? memchr(dst + total, 0, got) : NULL;
         if (nul)

@@ -46,13 +46,3 @@ AGENT = [sys.executable, "-m", "workload_agent"]
 @pytest.fixture
 def agent_cmd():
     return list(AGENT)
-
-
-def pytest_generate_tests(metafunc):
-    if "mode" in metafunc.fixturenames:
-        metafunc.parametrize("mode", ["seccomp", "ptrace"])
-
-
-@pytest.fixture
-def mode_args(mode):
-    return [] if mode == "seccomp" else ["--no-seccomp"]
