@@ -78,7 +78,7 @@ def capture_header(argv, syscalls, rules) -> dict:
 
 
 def cmd_record(args) -> int:
-    from ..configuration import ConfigError, load_config
+    from ..configuration import ConfigError, load_config, overrides_from_args
     from ..detect import RulesError, Tee
     from ..runner import prepare_detection, run
     from ..tracer.seccomp import native_arch
@@ -86,7 +86,7 @@ def cmd_record(args) -> int:
     from .record import Recorder
 
     try:
-        config = load_config({"priority": args.priority})
+        config = load_config(overrides_from_args(args))
     except ConfigError as exc:
         _warn(str(exc))
         return 2
@@ -97,12 +97,15 @@ def cmd_record(args) -> int:
             detector, names, notes = None, [], []
         else:
             detector, names, notes = prepare_detection(
-                rules=rules, json_lines=args.json, alerts_to=args.alerts_to, matching=args.rule_matching,
-                min_priority=args.min_priority, container_id=args.container_id,
+                rules=rules, json_lines=args.json or config.output_format == "json", alerts_to=args.alerts_to,
+                matching=args.rule_matching, min_priority=args.min_priority, container_id=args.container_id,
                 container_image=args.container_image, container_privileged=args.container_privileged,
-                plan_only=args.print_syscalls)
+                plan_only=args.print_syscalls, config=config)
     except RulesError as exc:
         _warn(f"cannot load the rules:\n{exc.text}")
+        return 2
+    except ValueError as exc:
+        _warn(str(exc))
         return 2
     except OSError as exc:
         _warn(f"cannot open {exc.filename}: {exc.strerror}")

@@ -50,6 +50,8 @@ EXT_INLINE = 4  # an event's Param, written in place (never shared)
 CLASSES = {c.__name__: c for c in (E.Process, E.Fd, E.User, E.Group, E.Container, E.Mount)}
 # Written in place rather than by reference.
 INLINE = {c.__name__: c for c in (E.Param,)}
+_REF_TYPES = tuple(CLASSES.values())
+_INLINE_TYPES = tuple(INLINE.values())
 _EVENT_FIELDS = [f.name for f in dataclasses.fields(E.Event) if not f.name.startswith("_")]
 
 
@@ -124,9 +126,10 @@ class _Interner:
         if key in visiting:
             return None  # a reference loop (a process its own ancestor): cut it
         visiting.add(key)
+        cls = next(c for c in _REF_TYPES if isinstance(obj, c))
         try:
             values = [self.value(getattr(obj, f.name), out, visiting, done)
-                      for f in dataclasses.fields(obj)]
+                      for f in dataclasses.fields(cls)]
         finally:
             visiting.discard(key)
         seen = self.known.get(key)
@@ -136,7 +139,7 @@ class _Interner:
             sid = self.next_id
             self.next_id += 1
             self.known[key] = (obj, values, sid)
-            out.append(_pack(["O", type(obj).__name__, sid, values]))
+            out.append(_pack(["O", cls.__name__, sid, values]))
         done[key] = sid
         return sid
 
@@ -145,14 +148,16 @@ class _Interner:
             return v
         if type(v) is int:
             return _plain(v)
-        if type(v).__name__ in CLASSES and dataclasses.is_dataclass(v):
+        if isinstance(v, _REF_TYPES):
             sid = self.ref(v, out, visiting, done)
             return None if sid is None else msgpack.ExtType(EXT_REF, _pack(sid))
         if isinstance(v, list):
             return [self.value(x, out, visiting, done) for x in v]
-        if type(v).__name__ in INLINE and dataclasses.is_dataclass(v):
-            values = [self.value(getattr(v, f.name), out, visiting, done) for f in dataclasses.fields(v)]
-            return msgpack.ExtType(EXT_INLINE, _pack([type(v).__name__, values]))
+        if isinstance(v, _INLINE_TYPES):
+            # Subclasses (the tracker's lazily rendered params) are written as their base class.
+            cls = next(c for c in _INLINE_TYPES if isinstance(v, c))
+            values = [self.value(getattr(v, f.name), out, visiting, done) for f in dataclasses.fields(cls)]
+            return msgpack.ExtType(EXT_INLINE, _pack([cls.__name__, values]))
         if isinstance(v, tuple):
             return tuple(self.value(x, out, visiting, done) for x in v)
         if isinstance(v, dict):
