@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from workload_agent.events.decode import FsPath
+from workload_agent.events.sockaddr import SockAddr, SockTuple
 from workload_agent.rules.event import Container, Event, Fd, Group, Mount, Param, Process, User
 
 texts = st.text(max_size=12)  # any code point: paths may hold surrogate escapes too
@@ -28,8 +30,15 @@ fds = st.builds(
     sip=opt(st.sampled_from(["127.0.0.1", "1.2.3.4"])), cport=opt(st.integers(0, 65535)),
     sport=opt(st.integers(0, 65535)), client_is_local=opt(st.booleans()), is_server=opt(st.booleans()),
     connected=opt(st.booleans()), dev=opt(u64), ino=opt(u64))
+ips = st.sampled_from(["127.0.0.1", "::1", "10.1.2.3", None])
+ports = st.none() | st.integers(0, 65535)
+value_objects = (st.builds(SockAddr, family=st.sampled_from([1, 2, 10]), ip=ips, port=ports, path=opt(paths))
+                 | st.builds(SockTuple, family=st.sampled_from([1, 2, 10]), sip=ips, sport=ports, dip=ips,
+                             dport=ports, path=opt(paths), src_ptr=u64, dst_ptr=u64)
+                 | st.builds(FsPath, paths, st.sampled_from(["", "/abs/x"])))
 raw_values = st.recursive(
-    st.none() | st.integers(-(1 << 63), (1 << 64) - 1) | texts | st.binary(max_size=8) | st.booleans(),
+    st.none() | st.integers(-(1 << 63), (1 << 64) - 1) | texts | st.binary(max_size=8) | st.booleans()
+    | value_objects,
     lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner), max_leaves=6)
 params = st.builds(Param, name=st.sampled_from(["fd", "name", "flags", "mode", "res", "exe", "args",
                                                  "dirfd", "data", "path", "tuple", "fds", "uid"]),

@@ -127,7 +127,7 @@ def cmd_record(args) -> int:
         tracker = StateTracker(detect_container(container_id=args.container_id, image=args.container_image,
                                                 privileged=args.container_privileged))
     try:
-        writer = CaptureWriter(args.output, capture_header(args.command, names, rules), flush_seconds=0.25)
+        writer = CaptureWriter(args.output, capture_header(args.command, names, rules))
     except OSError as exc:
         _warn(f"cannot write {args.output}: {exc.strerror}")
         return 2

@@ -31,6 +31,8 @@ from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 import msgpack
 
+from ..events.decode import FsPath
+from ..events.sockaddr import SockAddr, SockTuple
 from ..rules import event as E
 
 MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
@@ -45,11 +47,14 @@ EXT_REF = 1     # reference to a snapshot: packed int id
 EXT_TUPLE = 2   # a tuple (arrays come back as lists; some extractors tell them apart)
 EXT_BIGINT = 3  # an int beyond 64 bits, as decimal text
 EXT_INLINE = 4  # an event's Param, written in place (never shared)
+EXT_VALUE = 5   # a decoded param value object (socket address, path): [class, [fields]]
 
 # The objects snapshotted by reference, by the name written in the file.
 CLASSES = {c.__name__: c for c in (E.Process, E.Fd, E.User, E.Group, E.Container, E.Mount)}
 # Written in place rather than by reference.
 INLINE = {c.__name__: c for c in (E.Param,)}
+# Param values that are objects: written as [class name, constructor arguments].
+VALUES = {c.__name__: c for c in (SockAddr, SockTuple, FsPath)}
 _REF_TYPES = tuple(CLASSES.values())
 _INLINE_TYPES = tuple(INLINE.values())
 _EVENT_FIELDS = [f.name for f in dataclasses.fields(E.Event) if not f.name.startswith("_")]
@@ -80,7 +85,15 @@ class CaptureVersionError(CaptureError):
 # -- writing ------------------------------------------------------------------------------
 
 
+def _value_args(obj) -> list:
+    if type(obj) is FsPath:
+        return [obj.raw, obj.resolved]
+    return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+
+
 def _default(obj):
+    if type(obj).__name__ in VALUES and type(obj) is VALUES[type(obj).__name__]:
+        return msgpack.ExtType(EXT_VALUE, _pack([type(obj).__name__, _plain(_value_args(obj))]))
     if isinstance(obj, tuple):
         return msgpack.ExtType(EXT_TUPLE, _pack([_plain(v) for v in obj]))
     if isinstance(obj, bool):
@@ -144,7 +157,7 @@ class _Interner:
         return sid
 
     def value(self, v, out, visiting, done):
-        if v is None or isinstance(v, (str, bytes, bool, float)):
+        if type(v) in (str, bytes, bool, float) or v is None:
             return v
         if type(v) is int:
             return _plain(v)
@@ -263,6 +276,12 @@ def _ext_hook(code: int, data: bytes):
         return _Ref(_unpack_one(data))
     if code == EXT_INLINE:
         return _Inline(*_unpack_one(data))
+    if code == EXT_VALUE:
+        name, args = _unpack_one(data)
+        cls = VALUES.get(name)
+        if cls is None:
+            raise ValueError(f"unknown value class {name!r}")
+        return cls(*args)
     return msgpack.ExtType(code, data)
 
 

@@ -55,7 +55,9 @@ class Recorder:
                 self.detector.handle([rec])
             start = i + 1
         self._events(batch[start:] if start else batch)
-        self.writer.maybe_flush()
+        # A chunk per batch: the runner hands over a batch at most every poll interval,
+        # and nothing waits in memory while the workload is idle (or the agent is killed).
+        self.writer.flush()
 
     def _events(self, recs) -> None:
         if not recs:
