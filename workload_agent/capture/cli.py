@@ -270,12 +270,12 @@ def cmd_info(args) -> int:
     except CaptureError as exc:
         _warn(str(exc))
         return 2
-    if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
-    else:
-        from .explore import info_text
+    from .explore import info_text
 
-        print(info_text(info))
+    try:
+        print(json.dumps(info, indent=2, sort_keys=True) if args.json else info_text(info), flush=True)
+    except BrokenPipeError:
+        return 0
     _report_truncation(reader)
     return 0
 
