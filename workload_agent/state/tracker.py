@@ -719,8 +719,13 @@ def _h_socket(t: StateTracker, p, tid, r, values, ret):
     return fd
 
 
+_SOCKET_TYPES = frozenset({"ipv4", "ipv6", "unix", "netlink", "socket"})
+
+
 def _socket_entry(t: StateTracker, p, tid, num: int, family: Optional[int]) -> Optional[Fd]:
     fd = t._fd(p, tid, num)
+    if fd is not None and fd.type not in _SOCKET_TYPES and family is not None:
+        fd = None  # a stale entry (its close was not traced): the event proves it is a socket now
     if fd is None and family is not None:
         fd = F.socket_fd(num, family, _socket.SOCK_STREAM, 0)
         p.fds[num] = fd
