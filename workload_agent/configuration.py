@@ -11,10 +11,11 @@ YAML extra configuration is actually given.
 """
 from __future__ import annotations
 
-import difflib
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+
+TYPE_CHECKING = False  # typing and dataclasses cost milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
 
 ENV_PREFIX = "WORKLOAD_AGENT_"
 DEFAULT_ORCHESTRATOR_PORT = 6667
@@ -143,16 +144,22 @@ def _parse_port(value: Any) -> int:
     return port
 
 
-@dataclass(frozen=True)
 class Setting:
-    name: str
-    parse: Callable[[Any], Any]
-    default: Any
-    help: str
-    env: tuple = ()            # extra environment names (aliases), after ours
-    secret: bool = False
-    flag: bool = True          # expose as --name-with-dashes in add_arguments
-    metavar: str | None = None
+    """One configuration setting; the single source of its names, parser and help."""
+
+    __slots__ = ("name", "parse", "default", "help", "env", "secret", "flag", "metavar")
+
+    def __init__(self, name: str, parse: Callable[[Any], Any], default: Any, help: str,
+                 env: tuple = (), secret: bool = False, flag: bool = True,
+                 metavar: str | None = None):
+        self.name = name
+        self.parse = parse            # env string or YAML value -> typed value, or ValueError
+        self.default = default
+        self.help = help
+        self.env = env                # alias environment names, after ours
+        self.secret = secret
+        self.flag = flag              # exposed as --name-with-dashes by add_arguments
+        self.metavar = metavar
 
     @property
     def env_names(self) -> tuple:
@@ -216,6 +223,7 @@ EXTRA_CONF_ENV = (ENV_PREFIX + "EXTRA_CONF", "SYSDIG_EXTRA_CONF")
 
 
 def _suggest(name: str) -> str:
+    import difflib
     close = difflib.get_close_matches(name, BY_NAME, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

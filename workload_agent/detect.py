@@ -53,7 +53,8 @@ def load_ruleset(paths: Iterable[str], *, min_priority=None, enable=(), disable=
     paths = list(paths) or default_rules_paths()
     if not paths:
         raise RulesError("no rules given and no default rules found (use -r FILE_OR_DIR)")
-    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable)
+    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable,
+                        compile_each=False)
     if not result.ok:
         raise RulesError("\n".join(m.as_text() for m in result.errors))
     return result.ruleset, [m.as_text() for m in result.warnings]
@@ -82,10 +83,15 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
 
 
 class AlertWriter:
-    def __init__(self, target: str = "stdout", json_lines: bool = False):
+    """Alert lines to stdout, stderr or a file, and/or (as Falco JSON) to the orchestrator."""
+
+    def __init__(self, target: str | None = "stdout", json_lines: bool = False, client=None):
         self.json = json_lines
         self.target = target
-        if target == "stdout":
+        self.client = client
+        if target is None:
+            self.out = None
+        elif target == "stdout":
             self.out = sys.stdout
         elif target == "stderr":
             self.out = sys.stderr
@@ -94,18 +100,30 @@ class AlertWriter:
         self.count = 0
 
     def write(self, ts: int, priority: int, rule: str, message: str, fields: dict, tags) -> None:
+        import json
+
         from .rules.output import alert_json, alert_text
 
-        if self.json:
-            line = alert_json(ts, priority, message, rule, fields, tags)
-        else:
-            line = alert_text(ts, priority, message)
-        self.out.write(line + "\n")
-        self.out.flush()
         self.count += 1
+        doc = None
+        if self.json or self.client is not None:
+            doc = alert_json(ts, priority, message, rule, fields, tags)
+        if self.client is not None:
+            self.client.send(json.loads(doc))  # never blocks: buffered for the sender thread
+        if self.out is None:
+            return
+        self.out.write((doc if self.json else alert_text(ts, priority, message)) + "\n")
+        self.out.flush()
 
     def close(self) -> None:
-        if self.out not in (sys.stdout, sys.stderr):
+        if self.client is not None:
+            report = self.client.close()
+            lost = report.undelivered + report.buffer_dropped
+            if lost:
+                sys.stderr.write(f"workload-agent: {lost} alerts were not delivered to the orchestrator "
+                                 f"({report.undelivered} still buffered at exit, "
+                                 f"{report.buffer_dropped} dropped at the buffer bound)\n")
+        if self.out is not None and self.out not in (sys.stdout, sys.stderr):
             self.out.close()
 
 
@@ -129,8 +147,24 @@ class Detector:
         self.suffix = compile_output(CONTAINER_SUFFIX) if append_container else None
         self.events = 0
         self.drops = 0
+        self._next_ruleset = None
+        self.traced = frozenset()  # what the tracer stops on; new rules cannot widen it
+
+    def counters(self) -> dict:
+        return {"events": self.events, "drops": self.drops, "alerts": self.writer.count}
+
+    def swap_rules(self, ruleset) -> list:
+        """Take a new ruleset at the next batch (called from another thread). Returns the
+        syscalls it needs that the running tracer does not stop on."""
+        from .tracer.seccomp import native_arch
+
+        wanted, _ = traced_syscalls(ruleset, native_arch())
+        self._next_ruleset = ruleset
+        return sorted(set(wanted) - set(self.traced))
 
     def handle(self, batch) -> None:
+        if self._next_ruleset is not None:
+            self.ruleset, self._next_ruleset = self._next_ruleset, None
         process = self.tracker.process
         match = self.ruleset.match
         for rec in batch:
@@ -164,6 +198,24 @@ class Detector:
 
     def close(self, stats: dict) -> None:
         self.writer.close()
+
+
+def rules_bundle_handler(detector, warn):
+    """The orchestrator client's on_rules callback: validate, then swap at the next batch.
+    Raising tells the orchestrator why the bundle was refused; the old rules stay."""
+    def on_rules(files: dict, content_hash: str) -> None:
+        from .rules.loader import load_rules
+
+        names = sorted(files)
+        result = load_rules(names, contents=files)
+        if not result.ok:
+            raise ValueError("\n".join(m.as_text() for m in result.errors))
+        missing = detector.swap_rules(result.ruleset)
+        warn(f"rules bundle {content_hash} loaded ({len(result.ruleset.enabled_rules)} rules enabled)")
+        if missing:
+            warn(f"WARNING: the new rules need syscalls this run does not trace: {', '.join(missing)}; "
+                 f"rules on them will not fire until the workload restarts")
+    return on_rules
 
 
 class Tee:

@@ -68,15 +68,17 @@ def register(subparsers) -> None:
                    help="comma-separated syscalls to trace instead of what the rules need")
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
-    add_arguments(p, names=["priority"])
+    add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
+                            "agent_id", "stdout"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
 
 def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
                       container_id=None, container_image=None, container_privileged=None,
-                      syscalls=None, plan_only=False):
-    """(detector sink, syscall names, notes) for a run; raises detect.RulesError.
+                      syscalls=None, plan_only=False, config=None):
+    """(detector sink, syscall names, notes) for a run; raises detect.RulesError, or
+    ValueError for an orchestrator configured without what it needs.
     plan_only: load the rules and derive the syscalls, but build no detector."""
     from . import detect
     from .tracer.seccomp import native_arch
@@ -94,16 +96,29 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     container = detect_container(container_id=container_id, image=container_image,
                                  privileged=container_privileged)
     tracker = StateTracker(container)
-    writer = detect.AlertWriter(alerts_to or "stdout", json_lines)
-    return detect.Detector(ruleset, tracker, writer, mode=matching), names, notes
+    client = None
+    to_stdout = True
+    if config is not None and config.orchestrator:
+        to_stdout = config.stdout
+    writer = detect.AlertWriter((alerts_to or "stdout") if to_stdout or alerts_to else None, json_lines)
+    detector = detect.Detector(ruleset, tracker, writer, mode=matching)
+    detector.traced = frozenset(names)
+    if config is not None and config.orchestrator:
+        from .outputs.orchestrator_client import client_from_config
+
+        client = client_from_config(
+            config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
+            metadata={"container_id": container.id, "container_image": container.image})
+        writer.client = client
+    return detector, names, notes
 
 
 def _run_command(args) -> int:
-    from .configuration import ConfigError, load_config
+    from .configuration import ConfigError, load_config, overrides_from_args
     from .detect import RulesError, Tee
 
     try:
-        config = load_config({"priority": args.priority})
+        config = load_config(overrides_from_args(args))
     except ConfigError as exc:
         _warn(str(exc))
         return 2
@@ -114,13 +129,17 @@ def _run_command(args) -> int:
             detector, names, notes = None, syscalls or sorted(DEFAULT_SYSCALLS), []
         else:
             detector, names, notes = prepare_detection(
-                rules=args.rules or config.rules, json_lines=args.json, alerts_to=args.alerts_to,
+                rules=args.rules or config.rules, json_lines=args.json or config.output_format == "json",
+                alerts_to=args.alerts_to,
                 matching=args.rule_matching, min_priority=args.min_priority,
                 container_id=args.container_id, container_image=args.container_image,
                 container_privileged=args.container_privileged, syscalls=syscalls,
-                plan_only=args.print_syscalls)
+                plan_only=args.print_syscalls, config=config)
     except RulesError as exc:
         _warn(f"cannot load the rules:\n{exc.text}")
+        return 2
+    except ValueError as exc:
+        _warn(str(exc))
         return 2
     except OSError as exc:
         _warn(f"cannot open {exc.filename}: {exc.strerror}")
@@ -161,8 +180,8 @@ def instrument(argv: list[str]) -> int:
     try:
         detector, names, notes = prepare_detection(
             rules=config.rules if config else (),
-            json_lines=bool(config and config.output_format == "json"))
-    except (RulesError, OSError) as exc:
+            json_lines=bool(config and config.output_format == "json"), config=config)
+    except (RulesError, OSError, ValueError) as exc:
         why = exc.text if isinstance(exc, RulesError) else str(exc)
         if priority == "security":
             _warn(f"cannot load the rules:\n{why}\nworkload-agent: refusing to start the workload "

@@ -207,3 +207,64 @@ def make_ca_and_server_cert(directory: Path, name: str = "ca") -> dict:
 def count_lines(*paths) -> int:
     """Complete lines so far (safe while a writer is appending)."""
     return sum(Path(p).read_bytes().count(b"\n") for p in paths if Path(p).exists())
+
+
+class RoundRobinProxy:
+    """A minimal TCP load balancer: each new connection goes to the next live backend."""
+
+    def __init__(self, backends: list):
+        import threading
+        self.backends = backends
+        self._next = 0
+        self.placed: list = []  # backend index per accepted connection
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self._closed:
+            try:
+                client, _ = self.lsock.accept()
+            except OSError:
+                return
+            upstream = None
+            for _ in range(len(self.backends)):
+                idx = self._next % len(self.backends)
+                self._next += 1
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.backends[idx]), timeout=2)
+                    upstream.settimeout(None)
+                    self.placed.append(idx)
+                    break
+                except OSError:
+                    continue
+            if upstream is None:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self._closed = True
+        self.lsock.close()

@@ -166,8 +166,46 @@ def test_config_cli_bad_value_is_a_clear_error_not_a_traceback():
     assert "SYSDIG_LOGGING" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_import_is_light():
-    code = "import sys; import workload_agent.configuration; print('yaml' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(REPO)}).stdout.strip()
-    assert out == "False"
+def test_import_and_env_only_load_are_light():
+    code = ("import sys; from workload_agent.configuration import load_config;"
+            "c = load_config(None, environ={'SYSDIG_PRIORITY': 'security'});"
+            "print(sorted(m for m in ('yaml', 'dataclasses', 'difflib', 'json', 'typing', 'logging')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+# every variable we read, except the config file path (random text there reads files)
+_env_names = sorted(({n for s in configuration.SETTINGS for n in s.env_names}
+                     | set(configuration.EXTRA_CONF_ENV)) - {"WORKLOAD_AGENT_CONFIG"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_env_names), st.text(max_size=40), max_size=6))
+def test_fuzz_environment_gives_config_or_config_error(env):
+    try:
+        cfg = load_config(None, environ=env)
+    except ConfigError as exc:
+        # the message names one of the variables that were set
+        assert any(name in str(exc) for name in env), str(exc)
+        return
+    for s in configuration.SETTINGS:
+        assert cfg.source(s.name) in ("default",) or cfg.source(s.name).startswith("env ")
+    cfg.explain()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30), st.integers(min_value=1, max_value=65535))
+def test_fuzz_split_host_port(text, port):
+    try:
+        host, got = configuration.split_host_port(text, port)
+    except ValueError:
+        return
+    assert host and (got == port or 1 <= got <= 65535)
+    # what it accepts, it reproduces
+    rebuilt = f"[{host}]:{got}" if ":" in host else f"{host}:{got}"
+    assert configuration.split_host_port(rebuilt) == (host, got)

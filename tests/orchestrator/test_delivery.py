@@ -8,7 +8,8 @@ import time
 
 from workload_agent.outputs.orchestrator_client import OrchestratorClient
 
-from orch_harness import (KEY, OrchProcess, count_lines, free_port, make_alert, make_ca_and_server_cert,
+from orch_harness import (KEY, OrchProcess, RoundRobinProxy, count_lines, free_port, make_alert,
+                          make_ca_and_server_cert,
                           read_jsonl, wait_for)
 
 
@@ -218,3 +219,114 @@ def test_http_output_posts_falco_json_with_retries(orch_factory):
         assert "retrying" in orch.log()
     finally:
         httpd.shutdown()
+
+
+def test_two_orchestrators_behind_a_load_balancer_share_agents(tmp_path):
+    """Scale-out: no shared state but the rules bundle. A failover may resend alerts to the
+    other orchestrator; each is then recognisable downstream by (agent_id, instance, seq)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(RULE_V1)
+    outs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    orchs = []
+    for n, out in enumerate(outs):
+        d = tmp_path / f"o{n}"
+        d.mkdir()
+        orchs.append(OrchProcess(d, "--output", f"file:{out}", "--rules-dir", str(rules)).start())
+    proxy = RoundRobinProxy([o.port for o in orchs])
+    bundles: dict = {}
+    clients = [_client(proxy.port, agent_id=f"agent-{n}", heartbeat_interval=0.3,
+                       on_rules=lambda files, h, n=n: bundles.__setitem__(n, h)) for n in range(4)]
+    total = 2000
+    try:
+        for c in clients:
+            c.start()
+        wait_for(lambda: all(c.connected.is_set() for c in clients), what="all connected")
+        assert sorted(set(proxy.placed)) == [0, 1], "both orchestrators must get agents"
+        wait_for(lambda: len(bundles) == 4, what="bundles")
+        assert len(set(bundles.values())) == 1, "every orchestrator serves the same bundle"
+        for i in range(total):
+            for c in clients:
+                c.send(make_alert(i))
+            if i == total // 2:
+                wait_for(lambda: count_lines(*outs) >= 2000, what="alerts flowing")
+                orchs[0].kill()
+            if i % 20 == 0:
+                time.sleep(0.005)
+        reports = [c.close(20) for c in clients]
+    finally:
+        proxy.close()
+        for o in orchs:
+            o.stop()
+    assert all(r.complete for r in reports), reports
+    # the agents of the killed one (half of them) failed over to the other
+    assert sum(c.stats()["connects"] for c in clients) >= 6
+    assert proxy.placed[4:] and set(proxy.placed[4:]) == {1}
+    per_output = [read_jsonl(out) for out in outs]
+    union = {}
+    for records in per_output:
+        keys = [(r["orchestrator"]["agent_id"], r["orchestrator"]["instance"], r["orchestrator"]["seq"])
+                for r in records]
+        assert len(keys) == len(set(keys)), "one orchestrator never forwards an alert twice"
+        for k, r in zip(keys, records):
+            union[k] = r["output_fields"]["i"]
+    for c in clients:
+        assert [union[(c.agent_id, c.instance, s)] for s in range(1, total + 1)] == list(range(total))
+
+
+def test_client_from_config_delivers_over_tls(orch_factory, tmp_path):
+    from workload_agent.configuration import load_config
+    from workload_agent.outputs.orchestrator_client import client_from_config
+
+    assert client_from_config(load_config({}, environ={})) is None
+    certs = make_ca_and_server_cert(tmp_path, "cfg")
+    orch = orch_factory("--tls-cert", str(certs["cert"]), "--tls-key", str(certs["key"]),
+                        "--output", f"file:{tmp_path}/out.jsonl", plaintext=False)
+    env = {"SYSDIG_ORCHESTRATOR": "127.0.0.1", "SYSDIG_ORCHESTRATOR_PORT": str(orch.port),
+           "WORKLOAD_AGENT_TLS_CA": str(certs["ca"]), "WORKLOAD_AGENT_AGENT_ID": "cfg-agent"}
+    try:
+        client_from_config(load_config({}, environ=env))
+        raise AssertionError("a missing access key must be an error")
+    except ValueError as exc:
+        assert "SYSDIG_ACCESS_KEY" in str(exc)
+    client = client_from_config(load_config({}, environ=dict(env, SYSDIG_ACCESS_KEY=KEY))).start()
+    client.send(make_alert(1))
+    assert client.close(10).complete
+    (record,) = read_jsonl(tmp_path / "out.jsonl")
+    assert record["orchestrator"]["agent_id"] == "cfg-agent"
+
+
+def test_close_is_bounded_when_the_orchestrator_stops_reading():
+    """A peer that welcomes and then never reads: send() stays instant, close() bounded."""
+    import socket
+
+    from workload_agent.orchestrator import protocol
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    held = []
+
+    def serve():
+        conn, _ = lsock.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        held.append(conn)
+        conn.recv(4096)  # the hello; nothing is read after it
+        conn.sendall(protocol.encode(protocol.welcome("fake", 0, protocol.DEFAULT_MAX_FRAME)))
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = _client(lsock.getsockname()[1], io_timeout=60).start()
+    wait_for(lambda: client.connected.is_set(), what="welcomed")
+    big = {"output": "x" * 4000}
+    t0 = time.monotonic()
+    for _ in range(3000):
+        client.send(big)
+    assert time.monotonic() - t0 < 1.0
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    report = client.close(0.5)
+    assert time.monotonic() - t0 < 3.0
+    assert report.undelivered == 3000 and report.acked == 0
+    for c in held:
+        c.close()
+    lsock.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 from . import protocol
@@ -55,42 +54,35 @@ def dir_signature(path: str) -> tuple:
 def validate_files(files: dict) -> list:
     """The validator hook: problems with a candidate bundle, [] when it is good.
 
-    Uses the project's rules loader when it is installed, else only checks that each
-    file is YAML. The files are validated from a private snapshot, so a file being
-    rewritten while we look cannot make a bad bundle pass.
+    Uses the project's rules loader when it is installed (on the in-memory snapshot, so
+    a file being rewritten while we look cannot make a bad bundle pass), else only checks
+    that each file is YAML.
     """
     if not files:
         return ["the rules directory holds no *.yaml or *.yml file"]
     try:
         from workload_agent.rules.loader import load_rules
     except ImportError:
-        load_rules = None
-    with tempfile.TemporaryDirectory(prefix="wa-bundle-") as tmp:
-        paths = []
-        for name, content in files.items():
-            path = os.path.join(tmp, name)
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(content)
-            paths.append(path)
-        if load_rules is not None:
-            try:
-                result = load_rules(paths)
-            except Exception as exc:  # a loader bug must not take the orchestrator down
-                return [f"rules loader failed: {type(exc).__name__}: {exc}"]
-            if getattr(result, "ok", False):
-                return []
-            return [str(m).replace(tmp + os.sep, "") for m in getattr(result, "messages", [])] \
-                or ["rules loader rejected the bundle"]
         return _yaml_problems(files)
+    try:
+        result = load_rules(list(files), contents=dict(files))
+    except Exception as exc:  # a loader bug must not take the orchestrator down
+        return [f"rules loader failed: {type(exc).__name__}: {exc}"]
+    if result.ok:
+        return []
+    problems = getattr(result, "errors", None) or result.messages
+    return [p.as_text() if hasattr(p, "as_text") else str(p) for p in problems] \
+        or ["the rules loader refused the bundle"]
 
 
 def _yaml_problems(files: dict) -> list:
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     problems = []
     for name, content in files.items():
         try:
-            list(yaml.safe_load_all(content))
+            list(yaml.load_all(content, Loader=loader))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name

@@ -57,7 +57,7 @@ def run(args) -> int:
     import signal
     import ssl
 
-    from ..configuration import split_host_port
+    from ..configuration import BY_NAME, split_host_port
     from .outputs import OutputError, make_output
     from .server import Limits, Orchestrator, server_ssl_context
 
@@ -65,10 +65,10 @@ def run(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("workload_agent.orchestrator")
 
-    key = args.access_key or os.environ.get("WORKLOAD_AGENT_ACCESS_KEY") \
-        or os.environ.get("SYSDIG_ACCESS_KEY")
+    key_env = BY_NAME["access_key"].env_names
+    key = args.access_key or next((os.environ[v] for v in key_env if os.environ.get(v)), None)
     if not key:
-        return _fail("no access key: give --access-key or set WORKLOAD_AGENT_ACCESS_KEY")
+        return _fail(f"no access key: give --access-key or set {' or '.join(key_env)}")
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail("--tls-cert and --tls-key go together")
     if not args.tls_cert and not args.plaintext:

@@ -1,7 +1,8 @@
 """Where the orchestrator forwards alerts: stdout, rotating JSONL files, HTTP (Falco JSON).
 
-Each output takes a list of Falco-format records (the agent's alert map plus an
-"orchestrator" map naming agent_id, instance and seq). emit() returns once the records
+Each output takes a batch of records, each already encoded as one line of JSON (the
+agent's Falco-format alert plus an "orchestrator" map naming agent_id, instance and
+seq; encoded once per batch, whatever the number of outputs). emit() returns once they
 are handed over: written to the OS for stdout and files (the orchestrator acks after
 that), queued for HTTP, whose worker thread retries with backoff and drops the oldest
 when its queue is full (counted).
@@ -28,15 +29,16 @@ class OutputError(ValueError):
     pass
 
 
-def _dumps(record: dict) -> str:
-    # default=str: alert maps come from agents and may carry bytes or other odd values
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+# default=str: alert maps come from agents and may carry bytes or other odd values.
+# One encoder for all: json.dumps with options builds a new one per call.
+encode_record = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 class Output:
     name = "output"
 
-    def emit(self, records: list) -> None:
+    def emit(self, lines: list) -> None:
+        """lines: JSON texts, one record each, without newlines."""
         raise NotImplementedError
 
     def recover(self) -> dict:
@@ -56,8 +58,8 @@ class StdoutOutput(Output):
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
 
-    def emit(self, records: list) -> None:
-        self.stream.write("".join(_dumps(r) + "\n" for r in records))
+    def emit(self, lines: list) -> None:
+        self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
 
 
@@ -115,8 +117,8 @@ class FileOutput(Output):
                         continue
         return marks
 
-    def emit(self, records: list) -> None:
-        data = "".join(_dumps(r) + "\n" for r in records).encode("utf-8")
+    def emit(self, lines: list) -> None:
+        data = ("\n".join(lines) + "\n").encode("utf-8")
         self._fh.write(data)
         self._fh.flush()
         if self.fsync:
@@ -169,9 +171,9 @@ class HttpOutput(Output):
                                         daemon=True)
         self._thread.start()
 
-    def emit(self, records: list) -> None:
-        for record in records:
-            body = _dumps(record).encode("utf-8")
+    def emit(self, lines: list) -> None:
+        for line in lines:
+            body = line.encode("utf-8")
             while True:
                 try:
                     self._queue.put_nowait(body)

@@ -83,6 +83,7 @@ FRAME_FIELDS: dict[str, dict[str, tuple[tuple, bool]]] = {
 
 COUNTER_NAMES = ("events", "drops", "alerts", "buffered", "resent", "buffer_dropped", "undelivered")
 MAX_SEQ = 2 ** 63 - 1
+MAX_ID_LENGTH = 256  # agent_id / instance: they become metric labels and dict keys
 
 
 class ProtocolError(Exception):
@@ -143,6 +144,9 @@ def validate(frame: Any) -> dict:
                     and isinstance(item.get("content"), str)):
                 raise ProtocolError(f"rules frame: file {i} must be a map with string name and content")
     elif ftype == "hello":
+        for key in ("agent_id", "instance"):
+            if not 0 < len(frame[key]) <= MAX_ID_LENGTH:
+                raise ProtocolError(f"hello frame: {key} must be 1-{MAX_ID_LENGTH} characters")
         meta = frame.get("metadata", {})
         if not all(isinstance(k, str) for k in meta):
             raise ProtocolError("hello frame: metadata keys must be strings")

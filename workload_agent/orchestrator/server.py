@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from . import bundle as bundles
 from . import protocol
-from .outputs import Output, merge_marks
+from .outputs import encode_record, merge_marks
 
 log = logging.getLogger("workload_agent.orchestrator")
 
@@ -127,9 +127,11 @@ class Orchestrator:
             server.close()
         for task in self._tasks:
             task.cancel()
+        goodbye = protocol.encode(protocol.error(protocol.ERR_SHUTDOWN, "orchestrator stopping"))
         for sess in list(self.sessions.values()):
+            # no drain: a peer that stopped reading must not delay the shutdown
             try:
-                await self._send(sess, protocol.error(protocol.ERR_SHUTDOWN, "orchestrator stopping"))
+                sess.writer.write(goodbye)
             except Exception:
                 pass
             sess.writer.close()
@@ -260,9 +262,10 @@ class Orchestrator:
             records.append(record)
             mark = seq
         if records:
+            lines = [encode_record(r) for r in records]
             for out in self.outputs:
                 try:
-                    out.emit(records)
+                    out.emit(lines)
                 except Exception as exc:  # disk full, closed pipe: no ack, the agent resends
                     self.stats.output_errors += 1
                     raise ConnectionError(f"output {out.name} failed: {exc}") from exc

@@ -213,16 +213,17 @@ class OrchestratorClient:
             self._stop_now.set()
             with self._lock:
                 self._poke()
-            self._thread.join(self._connect_timeout + 1)
+            self._thread.join(1.0)
+        stuck = self._thread.is_alive()  # blocked in a send; it is a daemon, leave it be
         with self._lock:
             report = DeliveryReport(self._seq, self._acked, self._buffered(), self.n_buffer_dropped)
-            if self._spill is not None:
+            if self._spill is not None and not stuck:
                 self._spill.close()
         if report.undelivered or report.buffer_dropped:
             log.warning("orchestrator %s:%d: %d alerts not delivered at shutdown (seq %d..%d), "
                         "%d dropped earlier at the buffer bound", self.host, self.port,
                         report.undelivered, report.acked + 1, report.last_seq, report.buffer_dropped)
-        if not self._thread.is_alive():
+        if not stuck:
             self._wake_r.close()
             self._wake_w.close()
         return report
@@ -245,6 +246,9 @@ class OrchestratorClient:
                 self._note_error(f"refused by the orchestrator: {exc}", logging.ERROR)
                 attempt = max(attempt, 5)  # a wrong key will not fix itself quickly
             except (OSError, protocol.ProtocolError, _Closed, ssl.SSLError) as exc:
+                self._note_error(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug here must not end delivery for good
+                log.exception("orchestrator client: unexpected error")
                 self._note_error(f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
@@ -459,3 +463,31 @@ def default_agent_id() -> str:
     if uri:
         return uri.rstrip("/").rsplit("/", 1)[-1]
     return socket.gethostname()
+
+
+def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None = None,
+                       counters: Callable[[], dict] | None = None,
+                       metadata: dict | None = None) -> OrchestratorClient | None:
+    """The client a workload_agent.configuration.Config asks for (None: no orchestrator).
+
+    Raises ValueError naming the setting when an orchestrator is configured without the
+    access key it needs.
+    """
+    address = config.orchestrator_host_port()
+    if address is None:
+        return None
+    if not config.access_key:
+        raise ValueError(f"orchestrator {config.orchestrator} is configured ({config.source('orchestrator')}) "
+                         "but no access key: set WORKLOAD_AGENT_ACCESS_KEY or SYSDIG_ACCESS_KEY")
+    meta = {"hostname": socket.gethostname()}
+    # What ECS/Fargate puts in every container's environment; the task ARN and image
+    # need the task metadata endpoint, which the caller may query and pass in `metadata`.
+    for key, var in (("execution_env", "AWS_EXECUTION_ENV"), ("region", "AWS_REGION")):
+        if os.environ.get(var):
+            meta[key] = os.environ[var]
+    meta.update(metadata or {})
+    return OrchestratorClient(
+        address[0], address[1], config.access_key, agent_id=config.agent_id, metadata=meta,
+        tls=config.tls, tls_ca=config.tls_ca, buffer_size=config.buffer_size,
+        spill_file=config.spill_file, heartbeat_interval=config.heartbeat_interval,
+        flush_timeout=config.flush_timeout, on_rules=on_rules, counters=counters)

@@ -1,0 +1,110 @@
+"""Attack-like workloads raise the expected rule of our default ruleset; benign
+workloads raise nothing of WARNING or above. Real processes under the real agent."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from .catalog import BIN_DIR, CONTAINER_ID, LOUD_PRIORITIES, SCENARIOS, WORKLOADS_DIR
+from .harness import NOBODY, OUR_RULES, REPO, make_workdir, pipeline_missing_reason, \
+    python_for, readable_by_others, remove_workdir, run
+
+_missing = pipeline_missing_reason()
+pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+ATTACKS = [s for s in SCENARIOS if not s.benign]
+BENIGN = [s for s in SCENARIOS if s.benign]
+
+
+def _check_attack(scenario, outcome):
+    missing = set(scenario.expect) - outcome.rules
+    assert not missing, f"{scenario.name}: expected {sorted(missing)}\n{outcome.describe()}"
+    for alert in outcome.alerts:
+        if alert.get("rule") in scenario.expect:
+            assert alert.get("source") == "syscall"
+            assert any(t.startswith("mitre_") for t in alert.get("tags", ())), alert
+            assert alert.get("output"), alert
+
+
+def _check_benign(scenario, outcome):
+    assert outcome.returncode == 0, outcome.describe()
+    loud = [a for a in outcome.alerts if a.get("priority") in LOUD_PRIORITIES]
+    assert loud == [], f"{scenario.name} raised:\n{outcome.describe()}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_scenario(scenario):
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [OUR_RULES], workdir)
+    finally:
+        remove_workdir(workdir)
+    if scenario.benign:
+        _check_benign(scenario, outcome)
+    else:
+        _check_attack(scenario, outcome)
+
+
+def test_alerts_carry_the_container_context():
+    scenario = next(s for s in ATTACKS if s.name == "shadow-read")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [OUR_RULES], workdir)
+    finally:
+        remove_workdir(workdir)
+    hits = [a for a in outcome.alerts if a.get("rule") in scenario.expect]
+    assert hits, outcome.describe()
+    assert CONTAINER_ID in hits[0]["output"]
+
+
+def _unprivileged_reason(variant):
+    if os.geteuid() != 0:
+        return "already unprivileged: test_scenario covers this user"
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is not installed"
+    if not readable_by_others(WORKLOADS_DIR) or not readable_by_others(BIN_DIR):
+        return f"{WORKLOADS_DIR.parent} is not readable by an unprivileged user"
+    if python_for(NOBODY) is None:
+        return "no Python interpreter that an unprivileged user can run"
+    if variant == "agent" and not (readable_by_others(REPO / "workload_agent")
+                                   and readable_by_others(Path(sys.executable).resolve())
+                                   and _python_usable_by_nobody()):
+        return ("the agent's Python or this checkout is not readable by an unprivileged user "
+                f"({sys.executable}, {REPO})")
+    return None
+
+
+def _python_usable_by_nobody():
+    import subprocess
+
+    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                            "--", sys.executable, "-c", "import yaml, workload_agent.detect"],
+                           cwd="/", env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.parametrize("variant", ["workload", "agent"])
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.nonroot], ids=lambda s: s.name)
+def test_scenario_unprivileged(scenario, variant):
+    """As nobody: either the workload drops to nobody under the agent (an attacker
+    without root in the container), or the agent itself runs as nobody (the agent
+    needs no root). Attempts the kernel refuses still alert; benign workloads stay
+    quiet."""
+    reason = _unprivileged_reason(variant)
+    if reason:
+        pytest.skip(reason)
+    workdir = make_workdir(shared=True)
+    who = {"agent_user": NOBODY} if variant == "agent" else {"workload_user": NOBODY}
+    try:
+        outcome = run(scenario, [OUR_RULES], workdir, **who)
+    finally:
+        remove_workdir(workdir)
+    if scenario.benign:
+        _check_benign(scenario, outcome)
+    else:
+        _check_attack(scenario, outcome)

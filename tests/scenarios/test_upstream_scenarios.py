@@ -1,0 +1,36 @@
+"""Falco's upstream stable ruleset, loaded unmodified from the shared folder, catches
+the scenarios it is written for when the container context is set explicitly."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .catalog import SCENARIOS
+from .harness import make_workdir, pipeline_missing_reason, remove_workdir, run
+
+_missing = pipeline_missing_reason()
+pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+
+def _stable_rules():
+    from tests.rules.upstream_files import rules_dir
+
+    return rules_dir() / "falco_rules.yaml"
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.upstream], ids=lambda s: s.name)
+def test_upstream_stable_rule_fires(scenario):
+    if os.geteuid() != 0:
+        pytest.skip("several upstream rules look at successful calls or capabilities: run as root")
+    try:
+        rules = _stable_rules()
+    except FileNotFoundError:
+        pytest.skip("upstream falco-rules not found")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [rules], workdir)
+    finally:
+        remove_workdir(workdir)
+    missing = set(scenario.upstream) - outcome.rules
+    assert not missing, f"{scenario.name}: expected {sorted(missing)}\n{outcome.describe()}"

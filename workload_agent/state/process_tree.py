@@ -1,0 +1,112 @@
+"""Process objects: seeding from /proc, inheritance at clone, the image at execve.
+
+One rules.event.Process per thread group; its threads share it (libsinsp keeps
+per-thread copies, but every field rules read is per process or identical across
+the threads of one). Lists (args, env, cgroups) are replaced, never mutated, so a
+child may share them with its parent until either execs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+from ..rules.event import Container, Process
+from . import procfs
+from .fds import fd_from_link
+from .users import UserDb
+
+
+def _last(ids) -> Optional[int]:
+    return ids[-1] if ids else None
+
+
+def apply_status(p: Process, status: Dict[str, str], users: UserDb) -> None:
+    """uid/gid, capabilities and namespace ids from /proc/PID/status."""
+    uids = procfs.status_ids(status, "Uid")
+    if uids and len(uids) > 1:
+        p.user = users.user(uids[1])
+    gids = procfs.status_ids(status, "Gid")
+    if gids and len(gids) > 1:
+        p.group = users.group(gids[1])
+    for attr, key in (("cap_inheritable", "CapInh"), ("cap_permitted", "CapPrm"),
+                      ("cap_effective", "CapEff")):
+        mask = procfs.status_mask(status, key)
+        if mask is not None:
+            setattr(p, attr, mask)
+    vpid = _last(procfs.status_ids(status, "NSpid"))
+    if vpid is not None:
+        p.vpid = p.vtid = vpid
+    vpgid = _last(procfs.status_ids(status, "NSpgid"))
+    if vpgid is not None:
+        p.vpgid = vpgid
+    vsid = _last(procfs.status_ids(status, "NSsid"))
+    if vsid is not None:
+        p.sid = vsid
+
+
+def apply_stat(p: Process, st: procfs.Stat) -> None:
+    p.tty = st.tty
+    p.pgid = st.pgrp
+    if p.sid is None:
+        p.sid = st.session
+    if p.vpgid is None:
+        p.vpgid = st.pgrp
+
+
+def seed(pid: int, users: UserDb, container: Container, with_fds: bool) -> Optional[Process]:
+    """A process that existed before we saw it, from /proc (None if it is gone)."""
+    st = procfs.read_stat(pid)
+    if st is None:
+        return None
+    p = Process(pid=pid, tid=pid, name=st.comm, start_ts=st.start_ns, container=container)
+    p.ppid = st.ppid   # linked to the parent object by the caller
+    argv = procfs.read_nul_list(f"/proc/{pid}/cmdline") or []
+    p.exe = argv[0] if argv else st.comm
+    p.args = argv[1:]
+    p.env = procfs.read_nul_list(f"/proc/{pid}/environ") or []
+    p.exepath = procfs.exe_path(procfs.readlink(f"/proc/{pid}/exe"))
+    cwd = procfs.readlink(f"/proc/{pid}/cwd")
+    p.cwd = None if cwd is None else cwd.rstrip("/") + "/"
+    apply_status(p, procfs.read_status(pid), users)
+    apply_stat(p, st)
+    if p.vpid is None:
+        p.vpid = p.vtid = pid
+    loginuid = procfs.read_int(f"/proc/{pid}/loginuid")
+    p.loginuid = -1 if loginuid is None or loginuid == 4294967295 else loginuid
+    if p.loginuid >= 0:
+        p.loginuser = users.user(p.loginuid)
+    p.fdlimit = procfs.fdlimit(pid)
+    p.cgroups = procfs.read_cgroups(pid)
+    p.nthreads = 1
+    p.is_exe_from_memfd = bool(p.exepath and p.exepath.startswith("memfd:"))
+    p.is_exe_upper_layer = False
+    if with_fds:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            names = []
+        for n in names:
+            link = procfs.readlink(f"/proc/{pid}/fd/{n}")
+            if link is not None and n.isdigit():
+                p.fds[int(n)] = fd_from_link(int(n), link)
+    return p
+
+
+_INHERITED = ("name", "exe", "exepath", "args", "env", "cwd", "tty", "sid", "pgid", "vpgid",
+              "loginuid", "user", "group", "loginuser", "cap_inheritable", "cap_permitted",
+              "cap_effective", "is_exe_writable", "is_exe_upper_layer", "is_exe_lower_layer",
+              "is_exe_from_memfd", "exe_ino", "exe_ino_ctime", "exe_ino_mtime",
+              "pidns_init_start_ts", "cgroups", "fdlimit", "container", "session_leader",
+              "vpgid_leader", "pgid_leader")
+
+
+def fork_child(parent: Process, pid: int, start_ts: int, *, share_fds: bool) -> Process:
+    """A new process created by fork/vfork/clone without CLONE_THREAD."""
+    child = Process(pid=pid, tid=pid, parent=parent, start_ts=start_ts)
+    for attr in _INHERITED:
+        setattr(child, attr, getattr(parent, attr))
+    child.fds = parent.fds if share_fds else dict(parent.fds)
+    child.nthreads = 1
+    if parent.vpid is not None and parent.vpid == parent.pid:
+        child.vpid = child.vtid = pid   # same (host) pid namespace
+    return child
