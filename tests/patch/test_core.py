@@ -79,3 +79,21 @@ def test_environment_merge_by_name():
     strict = Context(strict=True)
     with pytest.raises(PatchError, match="variable A was .* replaced by .*--strict"):
         merge_env([{"name": "A", "value": "0"}], None, [EnvVar("A", "1")], strict, "w")
+
+
+def test_duplicate_container_names_are_an_error():
+    from workload_agent.patch.core import patch_ecs_containers
+
+    containers = [{"name": "a", "entryPoint": ["/a"]}, {"name": "a", "entryPoint": ["/b"]}]
+    with pytest.raises(PatchError, match="container 'a': duplicate container name"):
+        patch_ecs_containers(containers, PatchConfig(), None, Context(), "task T")
+
+
+def test_sidecar_is_reconciled_not_duplicated():
+    from workload_agent.patch.core import patch_ecs_containers
+
+    containers = [{"name": "a", "entryPoint": ["/a"]},
+                  {"name": "workload-agent", "image": "old:1", "essential": True, "memory": 64}]
+    out, wrapped = patch_ecs_containers(containers, PatchConfig(agent_image="new:2"), None, Context(), "task T")
+    assert wrapped == 1 and [c["name"] for c in out] == ["a", "workload-agent"]
+    assert out[1] == {"name": "workload-agent", "image": "new:2", "essential": False, "memory": 64}

@@ -77,6 +77,8 @@ def test_taskdef_idempotent_and_argv_kept(td):
         assert len(got["environment"]) == len(env)  # one entry per name
         assert got["linuxParameters"]["capabilities"]["add"].count("SYS_PTRACE") == 1
     assert list(out).count("workload-agent") == 1
+    # the sidecar gets nothing of the app's: no environment, no secrets
+    assert set(out["workload-agent"]) == {"name", "image", "essential"}
     h.validate_register_input(json.loads(once))
 
 
