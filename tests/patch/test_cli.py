@@ -136,3 +136,23 @@ def test_in_place_needs_a_file(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(SEED.read_text()))
     rc, _, err = h.run_cli(["patch", "cfn", "-", "--in-place"])
     assert rc == 2 and "--in-place needs a file" in err
+
+
+def test_check_compares_content_not_formatting(tmp_path):
+    """An instrumented definition written in another style passes --check."""
+    case = h.GOLDEN / "taskdef-already-wrapped"
+    src = tmp_path / "td.json"
+    rc, out, err = h.run_cli(["patch", "taskdef", str(case / "input.json"), *h.case_args(case)])
+    assert rc == 0, err
+    src.write_text(json.dumps(json.loads(out), separators=(",", ":")))  # compact, one line
+    rc, _, err = h.run_cli(["patch", "taskdef", str(src), "--check", *h.case_args(case)])
+    assert rc == 0, err
+    y = tmp_path / "t.yaml"
+    rc, out, _ = h.run_cli(["patch", "cfn", str(SEED)])
+    y.write_text(out.replace("EntryPoint: [/opt/draios/bin/instrument]",
+                             "EntryPoint:\n            - /opt/draios/bin/instrument"))
+    rc, _, err = h.run_cli(["patch", "cfn", str(y), "--check"])
+    assert rc == 0, err
+    # and a real difference still fails it
+    rc, _, _ = h.run_cli(["patch", "cfn", str(y), "--check", "--logging", "debug"])
+    assert rc == 3

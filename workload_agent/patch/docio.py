@@ -247,3 +247,23 @@ def hoist_item_tails(seq: Any) -> str | None:
             entry = seq.ca.items.setdefault(i + 1, [None, None, None, None])
             entry[1] = tokens + (entry[1] or [])
     return tail
+
+
+def plain(node: Any) -> Any:
+    """Content only: ruamel nodes as plain data, short-form tags as {"!Tag": value}.
+
+    `--check` compares this, so an input that is instrumented but formatted differently
+    from how we would write it (JSON indentation, YAML flow style) passes.
+    """
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if isinstance(node, dict):
+        out: Any = {plain(k): plain(v) for k, v in node.items()}
+    elif isinstance(node, list):
+        out = [plain(v) for v in node]
+    elif hasattr(node, "value") and tag:  # TaggedScalar
+        out = plain(node.value)
+    elif isinstance(node, str):
+        out = str(node)
+    else:
+        out = node
+    return {tag: out} if tag and tag.startswith("!") else out
