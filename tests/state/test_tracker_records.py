@@ -331,3 +331,16 @@ def test_pidns_init_start_ts(users):
     t = StateTracker(c, agent_pid=ME, users=users, start_ns=time.time_ns())
     ev = spawn(t)
     assert field(ev, "proc.pidns_init_start_ts") == 1_700_000_000_000_000_000
+
+
+def test_wanted_event_types_still_keep_state(tracker):
+    spawn(tracker)
+    tracker.wanted = frozenset({"execve", "openat"})
+    assert tracker.process(syscall("chdir", FAKE, 0, (1,), {0: path("/srv")})) is None
+    assert tracker.process(clone(FAKE, FAKE + 1)) is None
+    assert tracker.process(syscall("close", FAKE, None, (3,), no_exit=True)) is None
+    ev = tracker.process(openat(FAKE + 1, "x", 3))
+    assert field(ev, "fd.name") == "/srv/x" and field(ev, "proc.pname") == "sh"
+    assert tracker.process(exit_(FAKE + 1)) is None
+    assert tracker.process(openat(FAKE, "y", 4)).num == ev.num + 1
+    assert FAKE + 1 not in tracker.procs

@@ -184,6 +184,9 @@ class StateTracker:
         self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
         self._kinds: Dict[tuple, tuple] = {}
+        #: Event types to build events for (e.g. the ruleset's); None: all. Records of
+        #: other types still update the state but return None, which saves building them.
+        self.wanted: Optional[frozenset] = None
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
@@ -424,6 +427,8 @@ class StateTracker:
             if not isinstance(res, int):
                 res = ret
         etype = event_type(name, ret)
+        if self.wanted is not None and etype not in self.wanted:
+            return None
         return self._event(etype, ts, tid, proc, res, values, specs, fd, category)
 
     def _event_fd(self, p: Process, tid: int, name: str, ref: str, values, ret) -> Optional[Fd]:
@@ -472,6 +477,8 @@ class StateTracker:
         self.tids[child] = {child}
         # The child's side of the clone (res 0): Falco has one; glibc's fork() is a clone.
         etype = "vfork" if r.nr == _PTRACE_EVENT_VFORK and _MACHINE == "x86_64" else "clone"
+        if self.wanted is not None and etype not in self.wanted:
+            return None
         values = {"res": 0}
         values.update(self.proc_params(child, etype, 0) or {})
         from ..events.flags import clone_flags_to_ppm
@@ -507,13 +514,14 @@ class StateTracker:
         core = 1 if os.WIFSIGNALED(st) and os.WCOREDUMP(st) else 0
         last = p is not None and (tid == p.pid or self.tids.get(p.pid, {tid}) <= {tid})
         reaper = self._reaper(p) if last else None
-        values = {"status": st, "ret": code, "sig": sig, "core": core,
-                  "reaper_tid": reaper.pid if reaper is not None else 0}
-        ev = self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
-                         "process")
         if p is not None:
             self._after = lambda: self._remove_thread(p, tid, last, reaper)
-        return ev
+        if self.wanted is not None and "procexit" not in self.wanted:
+            return None
+        values = {"status": st, "ret": code, "sig": sig, "core": core,
+                  "reaper_tid": reaper.pid if reaper is not None else 0}
+        return self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
+                           "process")
 
     def _reaper(self, p: Process) -> Optional[Process]:
         for a in p.ancestors():
