@@ -344,3 +344,14 @@ def test_wanted_event_types_still_keep_state(tracker):
     assert tracker.process(exit_(FAKE + 1)) is None
     assert tracker.process(openat(FAKE, "y", 4)).num == ev.num + 1
     assert FAKE + 1 not in tracker.procs
+
+
+def test_a_drop_forgets_processes_whose_exit_was_lost(tracker):
+    from workload_agent.events import records as R
+    spawn(tracker)
+    assert FAKE in tracker.procs
+    rec = exit_(ME)
+    rec.kind = R.K_DROP
+    tracker.process(rec)
+    assert FAKE not in tracker.procs and FAKE not in tracker.threads
+    assert ME in tracker.procs       # alive: kept

@@ -370,7 +370,15 @@ class StateTracker:
             return None
         if kind == R.K_EXIT:
             return self._exit(record)
+        if kind == R.K_DROP:
+            self._sweep()
         return None
+
+    def _sweep(self) -> None:
+        """After dropped records some exits went unseen: forget processes that are gone."""
+        for pid, p in list(self.procs.items()):
+            if not os.path.exists(f"/proc/{pid}"):
+                self._remove_thread(p, pid, True, self._reaper(p))
 
     def _specs(self, name: str) -> Dict[str, object]:
         specs = self._param_specs.get(name)
@@ -541,9 +549,9 @@ class StateTracker:
             p.nthreads = len(tids)
         if not last:
             return
-        self.tids.pop(p.pid, None)
-        for t in [t for t, q in self.threads.items() if q is p]:
-            del self.threads[t]
+        for t in self.tids.pop(p.pid, ()):
+            if self.threads.get(t) is p:
+                del self.threads[t]
         if self.procs.get(p.pid) is p:
             del self.procs[p.pid]
         for q in self.procs.values():
