@@ -287,6 +287,8 @@ def test_drift_of_a_file_written_after_start(tracker, tmp_path):
     assert "EXE_UPPER_LAYER" in field(ev, "evt.arg.flags")
     ev = spawn(tracker, FAKE + 1, image=("/bin/true", ["true"]))
     assert field(ev, "proc.is_exe_upper_layer") is False
+    assert field(ev, "proc.is_exe_lower_layer") is True     # the tracker's container is not host
+    assert "EXE_LOWER_LAYER" in field(ev, "evt.arg.flags")
     assert field(ev, "proc.is_exe_from_memfd") is False
 
 

@@ -612,6 +612,10 @@ class StateTracker:
         p.is_exe_writable = facts.writable
         p.is_exe_from_memfd = memfd
         p.is_exe_upper_layer = False if memfd else bool(facts.upper)
+        # In a container an executable present since start is an image (lower) layer file;
+        # outside one Falco sees no overlayfs and sets neither flag.
+        in_container = self.container.id != "host"
+        p.is_exe_lower_layer = (in_container and not memfd and facts.upper is False)
         # CLOEXEC fds are gone (a table shared with a vfork parent is copied first).
         if any(getattr(fd, "cloexec", False) for fd in old_fds.values()):
             p.fds = {n: fd for n, fd in old_fds.items() if not getattr(fd, "cloexec", False)}
