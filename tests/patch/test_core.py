@@ -97,3 +97,19 @@ def test_sidecar_is_reconciled_not_duplicated():
     out, wrapped = patch_ecs_containers(containers, PatchConfig(agent_image="new:2"), None, Context(), "task T")
     assert wrapped == 1 and [c["name"] for c in out] == ["a", "workload-agent"]
     assert out[1] == {"name": "workload-agent", "image": "new:2", "essential": False, "memory": 64}
+
+
+def test_a_moved_variable_takes_its_comment_and_leaves_the_others():
+    from workload_agent.patch import docio
+
+    text = ("env:\n"
+            "  - name: A\n    value: '1'\n"
+            "  # about B\n"
+            "  - name: B\n    value: '2'\n"
+            "  # about C\n"
+            "  - name: C\n    value: '3'\n")
+    doc = docio.load(text, "t.yaml")
+    env, secrets = merge_env(doc.docs[0]["env"], None, [EnvVar("B", secret="arn:b")], Context(), "w")
+    doc.docs[0]["env"] = env
+    out = doc.dump()
+    assert "# about B" not in out and "  # about C\n  - name: C" in out

@@ -356,7 +356,7 @@ def merge_env(env_list: Any, secret_list: Any, wanted: list[EnvVar], ctx: Contex
                 if isinstance(cur, dict) and cur.get("name") == var.name:
                     ctx.warn(where, f"variable {var.name} moves from "
                                     f"{'secrets' if other is secrets else 'environment'}")
-                    del other[i]
+                    _delete_item(other, i)
                     break
         for i, cur in enumerate(target):
             if isinstance(cur, dict) and cur.get("name") == var.name:
@@ -368,6 +368,20 @@ def merge_env(env_list: Any, secret_list: Any, wanted: list[EnvVar], ctx: Contex
         else:
             target.append(entry)
     return (envs or None), (None if same else (secrets or None))
+
+
+def _delete_item(lst: list, i: int) -> None:
+    """del lst[i], taking the comment lines above the item with it (ruamel keeps those
+    as the tail of the item before) and keeping the ones above the next item."""
+    if getattr(lst, "ca", None) is None or i == 0:
+        del lst[i]
+        return
+    from .docio import attach_tail, detach_tail
+
+    detach_tail(lst[i - 1])           # the lines above item i: they go with it
+    below = detach_tail(lst[i])       # the lines above item i + 1: they stay
+    del lst[i]
+    attach_tail(lst[i - 1], below)
 
 
 def _entry_value(entry: dict) -> Any:
