@@ -302,7 +302,7 @@ def wrapped_argv(entry: Any, cmd: Any, image: Any, cfg: PatchConfig, resolver: I
     def leaf(e: Any, c: Any) -> Any:
         argv = resolve_argv(e, c, image, cfg.instrument, resolver, arch, where, name, entry_name, cmd_name)
         # a fresh copy of every element: a shared node would come out as a YAML alias
-        return _like(c, copy.deepcopy(argv), e)
+        return like_list(c, copy.deepcopy(argv), e)
 
     return map_if(entry, lambda e: map_if(cmd, lambda c: leaf(e, c)))
 
@@ -342,8 +342,8 @@ def merge_env(env_list: Any, secret_list: Any, wanted: list[EnvVar], ctx: Contex
     env_list holds both.
     """
     same = combined
-    envs = _checked_list(env_list, ctx.field("env" if same else "environment"), where)
-    secrets = envs if same else _checked_list(secret_list, ctx.field("secrets"), where)
+    envs = checked_list(env_list, ctx.field("env" if same else "environment"), where)
+    secrets = envs if same else checked_list(secret_list, ctx.field("secrets"), where)
     for var in wanted:
         if var.secret is not None:
             target, other = secrets, (None if same else envs)
@@ -388,7 +388,7 @@ def _entry_value(entry: dict) -> Any:
     return {k: v for k, v in entry.items() if k != "name"}
 
 
-def _checked_list(value: Any, field_name: str, where: str) -> list:
+def checked_list(value: Any, field_name: str, where: str) -> list:
     if value is None or is_no_value(value):
         return []
     if not isinstance(value, list) or intrinsic(value):
@@ -469,7 +469,7 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
     entry, cmd = c.get("entryPoint"), c.get("command")
     argv = wrapped_argv(entry, cmd, c.get("image"), cfg, resolver, arch, where, c.get("name", ""),
                         ctx.field("entryPoint"), ctx.field("command"))
-    set_near(c, "entryPoint", _like(entry, [cfg.instrument], entry), before="command")
+    set_near(c, "entryPoint", like_list(entry, [cfg.instrument], entry), before="command")
     set_near(c, "command", argv, after="entryPoint")
 
     if cfg.add_ptrace_cap:
@@ -491,12 +491,12 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
         lp["capabilities"] = caps
         c["linuxParameters"] = lp
 
-    vf = _checked_list(c.get("volumesFrom"), ctx.field("volumesFrom"), where)
+    vf = checked_list(c.get("volumesFrom"), ctx.field("volumesFrom"), where)
     mine = {"sourceContainer": cfg.sidecar_name, "readOnly": True}
     for i, cur in enumerate(vf):
         if isinstance(cur, dict) and cur.get("sourceContainer") == cfg.sidecar_name:
             if cur.get("readOnly") is not True:
-                vf[i] = _update(cur, mine)
+                vf[i] = updated(cur, mine)
             break
     else:
         vf.append(mine)
@@ -543,7 +543,7 @@ def patch_ecs_containers(containers: Any, cfg: PatchConfig, resolver: ImageResol
                 return c
             if name == cfg.sidecar_name:
                 state["sidecar"] = True
-                return _update(c, sidecar_definition(cfg))
+                return updated(c, sidecar_definition(cfg))
             if not want(name) or (c.get("firelensConfiguration") is not None and not cfg.include_firelens):
                 return c
             try:
@@ -598,7 +598,7 @@ def set_near(mapping: dict, key: str, value: Any, after: str | None = None, befo
     mapping.update(items)
 
 
-def _update(existing: dict, desired: dict) -> dict:
+def updated(existing: dict, desired: dict) -> dict:
     """existing with desired's keys set, existing key order and extra keys kept."""
     out = shallow_copy(existing)
     for k, v in desired.items():
@@ -606,7 +606,7 @@ def _update(existing: dict, desired: dict) -> dict:
     return out
 
 
-def _like(original: Any, items: list, style: Any = None) -> Any:
+def like_list(original: Any, items: list, style: Any = None) -> Any:
     """items as a list in the style of original (or of style when original is unset).
 
     An unchanged list is returned as is, so comments in it survive a second run; a new

@@ -82,7 +82,7 @@ def _union_by(lst: list, key: str, item: dict, where: str, what: str) -> list:
     for i, cur in enumerate(lst):
         if isinstance(cur, dict) and cur.get(key) == item[key]:
             if any(cur.get(k) != v for k, v in item.items()):
-                lst[i] = core._update(cur, item)
+                lst[i] = core.updated(cur, item)
             return lst
     lst.append(item)
     return lst
@@ -95,10 +95,10 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
     entry, args = c.get("command"), c.get("args")
     argv = core.wrapped_argv(entry, args, c.get("image"), cfg, resolver, arch, where, c.get("name", ""),
                              "command", "args")
-    core.set_near(c, "command", core._like(entry, [cfg.instrument], entry), before="args")
+    core.set_near(c, "command", core.like_list(entry, [cfg.instrument], entry), before="args")
     core.set_near(c, "args", argv, after="command")
 
-    mounts = core._checked_list(c.get("volumeMounts"), "volumeMounts", where)
+    mounts = core.checked_list(c.get("volumeMounts"), "volumeMounts", where)
     for m in mounts:
         if isinstance(m, dict) and m.get("mountPath") == core.AGENT_MOUNT and m.get("name") != AGENT_VOLUME:
             raise PatchError(f"{where}: volume {m.get('name')!r} is already mounted at {core.AGENT_MOUNT}")
@@ -186,13 +186,13 @@ def _patch_pod_spec(spec: dict, containers: list, cfg: PatchConfig, resolver, ct
         raise PatchError("\n".join(errors))
     if not wrapped:
         return 0
-    volumes = core._checked_list(spec.get("volumes"), "volumes", where)
+    volumes = core.checked_list(spec.get("volumes"), "volumes", where)
     spec["volumes"] = _union_by(volumes, "name", {"name": AGENT_VOLUME, "emptyDir": {}}, where, "volumes")
-    inits = core._checked_list(spec.get("initContainers"), "initContainers", where)
+    inits = core.checked_list(spec.get("initContainers"), "initContainers", where)
     desired = init_container(cfg)
     for i, cur in enumerate(inits):
         if isinstance(cur, dict) and cur.get("name") == cfg.sidecar_name:
-            inits[i] = core._update(cur, desired)
+            inits[i] = core.updated(cur, desired)
             break
     else:
         inits.insert(0, desired)
