@@ -4,7 +4,10 @@ Layout::
 
     MAGIC (8 bytes) | format version (u16 LE) | chunk | chunk | ...
     chunk = CHUNK_TAG (4) | compressed length (u32) | raw length (u32) | crc32 of the
-            compressed bytes (u32) | zlib data
+            compressed bytes (u32) | crc32 of the 16 bytes before (u32) | zlib data
+
+The chunk header has its own checksum so that a damaged length is told from a file
+that was cut short.
 
 Each chunk is compressed on its own, so a file cut anywhere replays every whole
 chunk before the cut. A chunk holds a stream of msgpack arrays, tagged by their
@@ -39,7 +42,8 @@ MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sH")
 CHUNK_TAG = b"WAck"
-_CHUNK = struct.Struct("<4sIII")
+_CHUNK = struct.Struct("<4sIIII")
+_CHUNK_CHECKED = 16  # the header bytes its own crc covers
 MAX_CHUNK = 64 << 20  # larger lengths can only come from damage
 
 # msgpack extension codes
@@ -243,7 +247,8 @@ class CaptureWriter:
         self._buf = []
         self._size = 0
         data = zlib.compress(raw, self.level)
-        self.out.write(_CHUNK.pack(CHUNK_TAG, len(data), len(raw), zlib.crc32(data)) + data)
+        head = _CHUNK.pack(CHUNK_TAG, len(data), len(raw), zlib.crc32(data), 0)[:_CHUNK_CHECKED]
+        self.out.write(head + struct.pack("<I", zlib.crc32(head)) + data)
         self.out.flush()
 
     def close(self, summary: Optional[dict] = None) -> None:
@@ -349,7 +354,7 @@ class CaptureReader:
             self._pending = []
         if not self.header:
             if self.truncated:
-                raise CaptureError(path, f"no complete header: {self.truncated}")
+                raise CaptureError(path, f"no complete header: {self.truncated}", _PREFIX.size)
             raise CaptureError(path, "no header record", _PREFIX.size)
 
     @property
@@ -367,9 +372,11 @@ class CaptureReader:
             if n - pos < _CHUNK.size:
                 self.truncated = f"the file ends at byte {n} inside a chunk header"
                 return
-            tag, clen, rlen, crc = _CHUNK.unpack_from(data, pos)
+            tag, clen, rlen, crc, head_crc = _CHUNK.unpack_from(data, pos)
             if tag != CHUNK_TAG:
                 raise CaptureError(self.path, "corrupted: no chunk starts here", pos)
+            if zlib.crc32(data[pos:pos + _CHUNK_CHECKED]) != head_crc:
+                raise CaptureError(self.path, "corrupted: chunk header checksum mismatch", pos)
             if clen > MAX_CHUNK or rlen > MAX_CHUNK:
                 raise CaptureError(self.path, f"corrupted: impossible chunk length {max(clen, rlen)}", pos)
             body = pos + _CHUNK.size
