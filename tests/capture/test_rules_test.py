@@ -180,3 +180,19 @@ def test_cli_report_exit_status_and_junit(files, tmp_path):
     failed = suites[1].find("testcase")
     assert failed.get("name") == "wrong" and "must not fire" in failed.find("failure").get("message")
     assert subprocess.run(AGENT + ["rules", "test", good], capture_output=True, timeout=60).returncode == 0
+
+
+def test_min_priority_and_rule_matching_options(files):
+    path = files("t.yaml", "rules: [rules.yaml]\ntests:\n"
+                           "  - name: quiet below error\n    min_priority: error\n"
+                           "    events: [{evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow}]\n"
+                           "    not_fire: [Sensitive file read]\n"
+                           "  - name: bad priority\n    min_priority: loud\n    events: [{evt.type: openat}]\n")
+    with pytest.raises(SpecFileError, match="min_priority"):
+        load_test_file(path)
+    path = files("t.yaml", "rules: [rules.yaml]\ntests:\n"
+                           "  - name: quiet below error\n    min_priority: error\n"
+                           "    events: [{evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow}]\n"
+                           "    not_fire: [Sensitive file read]\n")
+    (r,) = run_files([path])
+    assert r.passed, r.failures
