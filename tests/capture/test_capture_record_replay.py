@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -166,11 +166,10 @@ def test_recorder_killed_mid_run_leaves_a_replayable_capture(env):
     p = subprocess.Popen(AGENT + ["record", "-o", cap, "--alerts-to", str(env["tmp"] / "k.live"), "-r", env["a"],
                                   "--", "sh", "-c", "cat /etc/shadow >/dev/null; sleep 30"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    live = env["tmp"] / "k.live"
     try:
-        import time
-
         deadline = time.time() + 20
-        while time.time() < deadline and not (env["tmp"] / "k.live").read_text() if (env["tmp"] / "k.live").exists() else True:
+        while time.time() < deadline and not (live.exists() and live.read_text()):
             time.sleep(0.1)
         time.sleep(0.3)  # the recorder writes a chunk per batch it is handed
     finally:

@@ -228,7 +228,8 @@ def _expectation(e, name: str, path: str, line: int) -> Expectation:
     unknown = set(e) - EXPECT_KEYS
     if unknown:
         raise SpecFileError(path, line, f"{name}: expected alert: unknown key(s) "
-                                        f"{', '.join(map(str, sorted(unknown)))} (expected: {', '.join(sorted(EXPECT_KEYS))})")
+                                        f"{', '.join(map(str, sorted(unknown)))} "
+                                        f"(expected: {', '.join(sorted(EXPECT_KEYS))})")
     fields = e.get("output_fields") or {}
     if not isinstance(fields, dict):
         raise SpecFileError(path, line, f"{name}: output_fields must be a mapping of field to value")
