@@ -201,3 +201,25 @@ def test_replay_warns_about_syscalls_the_capture_lacks(env):
     p = agent("replay", cap, "-r", env["b"])
     assert "did not record (mkdir, mkdirat, open, openat2, rename, renameat, renameat2, unlink, unlinkat)" \
         in p.stderr.decode()
+
+
+def test_record_usage_errors(env):
+    p = agent("record", "--", "true", check=False)
+    assert p.returncode == 2 and b"no capture file given" in p.stderr
+    p = agent("record", "-o", str(env["tmp"] / "missing" / "x.wacap"), "-r", env["a"], "--", "true", check=False)
+    assert p.returncode == 2 and b"cannot write" in p.stderr and b"Traceback" not in p.stderr
+    p = agent("replay", env["a"], "-r", env["a"], check=False)
+    assert p.returncode == 2 and f"{env['a']}: at byte 0: not a workload-agent capture".encode() in p.stderr
+
+
+def test_info_and_rule_tests_say_a_capture_is_incomplete(env):
+    cap, _ = record(env, "part", scenarios(env)["shadow"], env["a"])
+    data = open(cap, "rb").read()
+    cut = env["tmp"] / "part-cut.wacap"
+    cut.write_bytes(data[:-3])
+    info = agent("capture", "info", str(cut))
+    assert b"complete:    no: the file ends at byte" in info.stdout and b"incomplete" in info.stderr
+    tests = env["tmp"] / "t.yaml"
+    tests.write_text(f"rules: [{env['a']}]\ntests:\n  - capture: {cut}\n    expect: [Sensitive file read]\n")
+    p = agent("rules", "test", str(tests), check=False)
+    assert b"incomplete capture" in p.stdout

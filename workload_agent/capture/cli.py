@@ -56,7 +56,7 @@ def _register_record(subparsers) -> None:
         usage="workload-agent record -o FILE [run options] -- CMD [ARGS...]")
     register_run(shim)
     p = shim.parser
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the capture file to write")
+    p.add_argument("-o", "--output", metavar="FILE", help="the capture file to write (required)")
     p.set_defaults(func=cmd_record)
 
 
@@ -116,8 +116,9 @@ def cmd_record(args) -> int:
     if args.print_syscalls:
         print(" ".join(names))
         return 0
-    if not args.command:
-        _warn("no command given: workload-agent record -o FILE [options] -- CMD [ARGS...]")
+    if not args.command or not args.output:
+        _warn(f"no {'command' if args.output else 'capture file'} given: "
+              f"workload-agent record -o FILE [options] -- CMD [ARGS...]")
         return 2
     if detector is not None:
         tracker = detector.tracker
