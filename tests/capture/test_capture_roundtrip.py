@@ -188,3 +188,25 @@ def test_in_place_changes_of_the_state_are_seen():
     finally:
         os.unlink(f.name)
     assert got == live
+
+
+def test_forgetting_the_remembered_state_keeps_replay_exact(monkeypatch):
+    from workload_agent.capture import format as F
+    from workload_agent.rules.event import Event, Process
+
+    monkeypatch.setattr(F, "MAX_REMEMBERED", 3)
+    parent = Process(1, name="init")
+    procs = [Process(10 + i, name=f"p{i}", parent=parent) for i in range(10)]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for i in range(40):
+        w.write_event(Event("openat", num=i, proc=procs[i % 10]))
+    w.close()
+    assert len(w._interner.known) <= 4
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(buf.getvalue())
+    try:
+        got = list(CaptureReader(f.name).records())
+    finally:
+        os.unlink(f.name)
+    assert [(e.num, e.proc.name, e.proc.parent.name) for e in got] == [(i, f"p{i % 10}", "init") for i in range(40)]

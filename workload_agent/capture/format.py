@@ -46,6 +46,10 @@ CHUNK_TAG = b"WAck"
 _CHUNK = struct.Struct("<4sIIII")
 _CHUNK_CHECKED = 16  # the header bytes its own crc covers
 MAX_CHUNK = 64 << 20  # larger lengths can only come from damage
+# The writer remembers every state object it has seen (exited processes, closed fds
+# included); past this many it forgets them all, which only costs re-writing the
+# snapshots still in use.
+MAX_REMEMBERED = 200_000
 
 # msgpack extension codes
 EXT_REF = 1     # reference to a snapshot: packed int id
@@ -288,6 +292,8 @@ class CaptureWriter:
     def write_event(self, ev: E.Event) -> None:
         out: List[bytes] = []
         done: Dict[int, Any] = {}
+        if len(self._interner.known) > MAX_REMEMBERED:
+            self._interner.known.clear()
         value = self._interner.value
         values = [value(v, out, done) for v in _event_values(ev)]
         rec = _pack_wide(["E", values])
