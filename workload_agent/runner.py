@@ -109,7 +109,7 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
         client = client_from_config(
             config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
             metadata={"container_id": container.id, "container_image": container.image})
-        writer.client = client
+        writer.client = client.start()
     return detector, names, notes
 
 

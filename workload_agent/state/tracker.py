@@ -23,6 +23,7 @@ from ..events.params import P, event_type, param_types
 from ..events.sockaddr import AF_INET, AF_INET6, AF_UNIX, SockAddr, SockTuple
 from ..rules.event import Container, Event, Fd, Param, Process
 from . import drift, fds as F, procfs
+from .container import start_ts_of
 from .process_tree import apply_stat, apply_status, fork_child, seed
 from .sockets import socket_names
 from .users import UserDb
@@ -153,15 +154,22 @@ class _Resolver:
 class StateTracker:
     """Keeps libsinsp-like state from tracer records; ``process`` returns Falco events.
 
+    ``users``: a UserDb, or a directory holding passwd and group (default /etc).
+    ``start_ns``: the agent's start (epoch ns); executables changed later are drift.
+
     It is also the ``ctx`` of events.decode.decode_params (cwd, fd_path,
     sock_local, sock_peer, proc_params).
     """
 
     def __init__(self, container: Container, *, agent_pid: Optional[int] = None,
-                 users: Optional[UserDb] = None, start_ns: Optional[int] = None) -> None:
+                 users=None, start_ns: Optional[int] = None) -> None:
         self.container = container
         self.agent_pid = os.getpid() if agent_pid is None else agent_pid
-        self.users = users if users is not None else UserDb()
+        if users is None or isinstance(users, str):
+            # a directory holding passwd and group (default: the container's /etc)
+            etc = users or "/etc"
+            users = UserDb(os.path.join(etc, "passwd"), os.path.join(etc, "group"))
+        self.users = users
         self.start_ns = time.time_ns() if start_ns is None else start_ns
         self.hostname = _socket.gethostname()
         self.threads: Dict[int, Process] = {}     # tid -> its process
@@ -176,13 +184,20 @@ class StateTracker:
         self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
         self._kinds: Dict[tuple, tuple] = {}
+        #: Event types to build events for (e.g. the ruleset's); None: all. Records of
+        #: other types still update the state but return None, which saves building them.
+        self.wanted: Optional[frozenset] = None
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
+        # Every traced process shares the agent's pid namespace, whose init is pid 1.
+        self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
 
     # ---- process lookup ----------------------------------------------------------------
 
     def _register(self, p: Process) -> None:
+        if p.pidns_init_start_ts is None:
+            p.pidns_init_start_ts = self._pidns_start
         self.procs[p.pid] = p
         self.threads[p.pid] = p
         self.tids.setdefault(p.pid, set()).add(p.pid)
@@ -355,7 +370,15 @@ class StateTracker:
             return None
         if kind == R.K_EXIT:
             return self._exit(record)
+        if kind == R.K_DROP:
+            self._sweep()
         return None
+
+    def _sweep(self) -> None:
+        """After dropped records some exits went unseen: forget processes that are gone."""
+        for pid, p in list(self.procs.items()):
+            if not os.path.exists(f"/proc/{pid}"):
+                self._remove_thread(p, pid, True, self._reaper(p))
 
     def _specs(self, name: str) -> Dict[str, object]:
         specs = self._param_specs.get(name)
@@ -412,6 +435,8 @@ class StateTracker:
             if not isinstance(res, int):
                 res = ret
         etype = event_type(name, ret)
+        if self.wanted is not None and etype not in self.wanted:
+            return None
         return self._event(etype, ts, tid, proc, res, values, specs, fd, category)
 
     def _event_fd(self, p: Process, tid: int, name: str, ref: str, values, ret) -> Optional[Fd]:
@@ -460,6 +485,8 @@ class StateTracker:
         self.tids[child] = {child}
         # The child's side of the clone (res 0): Falco has one; glibc's fork() is a clone.
         etype = "vfork" if r.nr == _PTRACE_EVENT_VFORK and _MACHINE == "x86_64" else "clone"
+        if self.wanted is not None and etype not in self.wanted:
+            return None
         values = {"res": 0}
         values.update(self.proc_params(child, etype, 0) or {})
         from ..events.flags import clone_flags_to_ppm
@@ -485,7 +512,7 @@ class StateTracker:
     def _exit(self, r) -> Optional[Event]:
         tid = r.tid
         p = self.threads.get(tid)
-        st = r.extra
+        st = r.extra & 0xFFFF   # a wait status; the record field is wider
         if os.WIFEXITED(st):
             code, sig = os.WEXITSTATUS(st), 0
         elif os.WIFSIGNALED(st):
@@ -495,13 +522,14 @@ class StateTracker:
         core = 1 if os.WIFSIGNALED(st) and os.WCOREDUMP(st) else 0
         last = p is not None and (tid == p.pid or self.tids.get(p.pid, {tid}) <= {tid})
         reaper = self._reaper(p) if last else None
-        values = {"status": st, "ret": code, "sig": sig, "core": core,
-                  "reaper_tid": reaper.pid if reaper is not None else 0}
-        ev = self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
-                         "process")
         if p is not None:
             self._after = lambda: self._remove_thread(p, tid, last, reaper)
-        return ev
+        if self.wanted is not None and "procexit" not in self.wanted:
+            return None
+        values = {"status": st, "ret": code, "sig": sig, "core": core,
+                  "reaper_tid": reaper.pid if reaper is not None else 0}
+        return self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
+                           "process")
 
     def _reaper(self, p: Process) -> Optional[Process]:
         for a in p.ancestors():
@@ -521,9 +549,9 @@ class StateTracker:
             p.nthreads = len(tids)
         if not last:
             return
-        self.tids.pop(p.pid, None)
-        for t in [t for t, q in self.threads.items() if q is p]:
-            del self.threads[t]
+        for t in self.tids.pop(p.pid, ()):
+            if self.threads.get(t) is p:
+                del self.threads[t]
         if self.procs.get(p.pid) is p:
             del self.procs[p.pid]
         for q in self.procs.values():
@@ -573,7 +601,7 @@ class StateTracker:
             link = procfs.readlink(f"/proc/{p.pid}/exe")
         exepath = procfs.exe_path(link)
         if exepath is None and path is not None and not memfd:
-            exepath = os.path.realpath(stat_path) if path.startswith("/") else path
+            exepath = drift.kernel_exe_path(stat_path) if path.startswith("/") else path
         memfd = memfd or drift.is_memfd_path(exepath)
         if memfd and (exepath is None or not exepath.startswith("memfd:")):
             entry = old_fds.get(dirfd if dirfd is not None else via_fd if via_fd is not None else -1)
@@ -584,6 +612,10 @@ class StateTracker:
         p.is_exe_writable = facts.writable
         p.is_exe_from_memfd = memfd
         p.is_exe_upper_layer = False if memfd else bool(facts.upper)
+        # In a container an executable present since start is an image (lower) layer file;
+        # outside one Falco sees no overlayfs and sets neither flag.
+        in_container = self.container.id != "host"
+        p.is_exe_lower_layer = (in_container and not memfd and facts.upper is False)
         # CLOEXEC fds are gone (a table shared with a vfork parent is copied first).
         if any(getattr(fd, "cloexec", False) for fd in old_fds.values()):
             p.fds = {n: fd for n, fd in old_fds.items() if not getattr(fd, "cloexec", False)}
