@@ -61,12 +61,15 @@ def _register_record(subparsers) -> None:
 
 
 def recorded_syscalls(rules_needed, arch: str) -> list:
-    """What `record` traces: the rules' syscalls plus the default set (so B-rules can replay)."""
+    """What `record` traces: the rules' syscalls plus the default set and what keeps the
+    process and fd state true, so that other rules replay on the capture too."""
+    from ..detect import FD_STATE_SYSCALLS, STATE_SYSCALLS
     from ..events.params import DEFAULT_SYSCALLS, SPECS
     from ..events.syscall_table import SYSCALLS
 
     table = SYSCALLS[arch]
-    return sorted(n for n in set(rules_needed) | set(DEFAULT_SYSCALLS) if n in table and n in SPECS)
+    wanted = set(rules_needed) | DEFAULT_SYSCALLS | STATE_SYSCALLS | FD_STATE_SYSCALLS
+    return sorted(n for n in wanted if n in table and n in SPECS)
 
 
 def capture_header(argv, syscalls, rules) -> dict:
