@@ -75,9 +75,10 @@ def recorded_syscalls(rules_needed, arch: str) -> list:
 def capture_header(argv, syscalls, rules) -> dict:
     from .. import __version__
     from ..rules.output import default_hostname
+    from ..tracer.seccomp import native_arch
 
     return {"hostname": default_hostname(), "agent_version": __version__, "command": list(argv),
-            "syscalls": list(syscalls), "rules": [os.path.abspath(r) for r in rules]}
+            "arch": native_arch(), "syscalls": list(syscalls), "rules": [os.path.abspath(r) for r in rules]}
 
 
 def cmd_record(args) -> int:
@@ -209,7 +210,7 @@ def replay_once(args) -> int:
         _warn(note)
     missing = unrecorded_types(reader, ruleset)
     if missing:
-        _warn(f"the rules look at syscalls this capture did not record ({', '.join(missing)}): "
+        _warn(f"the rules need syscalls this capture did not record ({', '.join(missing)}): "
               f"rules on them cannot fire here (record with --syscalls to include them)")
     try:
         replay(reader, ruleset, json_lines=args.json, alerts_to=args.alerts_to, matching=args.rule_matching)
