@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -54,7 +54,7 @@ RULES_B = """
   priority: INFO
 - rule: Files deleted or renamed
   desc: unlink and rename in the test root
-  condition: evt.type in (unlink, unlinkat, rename, renameat, renameat2, mkdir, mkdirat) and evt.res = 0
+  condition: evt.type in (unlink, unlinkat, rename, renameat, renameat2, mkdir, mkdirat) and evt.rawres = 0
   output: "fs change %evt.type (%evt.args) by %proc.name"
   priority: NOTICE
 """
@@ -82,7 +82,7 @@ def scenarios(e):
         "shadow": ["sh", "-c", "cat /etc/shadow >/dev/null 2>&1; head -c1 /etc/hostname >/dev/null"],
         "shell": ["sh", "-c", "sh -c 'bash -c \"sh -c true\"'; true"],
         "etc_write": ["sh", "-c", f"echo x > {root}/etc/passwd; mkdir {root}/etc/d; "
-                                  f"mv {root}/etc/passwd {root}/etc/d/p; rm {root}/etc/d/p"],
+                                  f"mv {root}/etc/passwd {root}/etc/d/p; rm {root}/etc/d/p; rmdir {root}/etc/d"],
         "connect": [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port})).close(); "
                                           f"open('/etc/hostname').read()"],
     }
@@ -142,6 +142,9 @@ def test_a_capture_recorded_with_rules_a_replays_rules_b_like_a_live_run_with_b(
     assert _normalized(replay_b) == _normalized(live_b)
     assert _normalized(replay_b) != _normalized(live_a)  # B really is another ruleset
     assert live_b
+    if scenario == "etc_write":  # rules on event types that A does not look at
+        changes = {d["output"].split(" (")[0] for d in _normalized(live_b) if d["rule"] == "Files deleted or renamed"}
+        assert changes == {"fs change mkdir", "fs change renameat2", "fs change unlinkat"}
 
 
 def test_a_cut_capture_replays_up_to_the_break_and_says_so(env):
@@ -166,11 +169,10 @@ def test_recorder_killed_mid_run_leaves_a_replayable_capture(env):
     p = subprocess.Popen(AGENT + ["record", "-o", cap, "--alerts-to", str(env["tmp"] / "k.live"), "-r", env["a"],
                                   "--", "sh", "-c", "cat /etc/shadow >/dev/null; sleep 30"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    live = env["tmp"] / "k.live"
     try:
-        import time
-
         deadline = time.time() + 20
-        while time.time() < deadline and not (env["tmp"] / "k.live").read_text() if (env["tmp"] / "k.live").exists() else True:
+        while time.time() < deadline and not (live.exists() and live.read_text()):
             time.sleep(0.1)
         time.sleep(0.3)  # the recorder writes a chunk per batch it is handed
     finally:
@@ -200,5 +202,30 @@ def test_capture_info_and_events(env):
 def test_replay_warns_about_syscalls_the_capture_lacks(env):
     cap, _ = record(env, "narrow", ["true"], env["a"], "--syscalls", "execve,openat")
     p = agent("replay", cap, "-r", env["b"])
-    assert "did not record (mkdir, mkdirat, open, openat2, rename, renameat, renameat2, unlink, unlinkat)" \
-        in p.stderr.decode()
+    err = p.stderr.decode()
+    listed = set(err.split("did not record (", 1)[1].split(")", 1)[0].split(", "))
+    assert {"mkdir", "mkdirat", "unlinkat", "renameat2", "open", "openat2"} <= listed  # rules B's types
+    assert "chdir" in listed  # state a live run keeps true
+    assert not {"execve", "openat"} & listed  # recorded
+
+
+def test_record_usage_errors(env):
+    p = agent("record", "--", "true", check=False)
+    assert p.returncode == 2 and b"no capture file given" in p.stderr
+    p = agent("record", "-o", str(env["tmp"] / "missing" / "x.wacap"), "-r", env["a"], "--", "true", check=False)
+    assert p.returncode == 2 and b"cannot write" in p.stderr and b"Traceback" not in p.stderr
+    p = agent("replay", env["a"], "-r", env["a"], check=False)
+    assert p.returncode == 2 and f"{env['a']}: at byte 0: not a workload-agent capture".encode() in p.stderr
+
+
+def test_info_and_rule_tests_say_a_capture_is_incomplete(env):
+    cap, _ = record(env, "part", scenarios(env)["shadow"], env["a"])
+    data = open(cap, "rb").read()
+    cut = env["tmp"] / "part-cut.wacap"
+    cut.write_bytes(data[:-3])
+    info = agent("capture", "info", str(cut))
+    assert b"complete:    no: the file ends at byte" in info.stdout and b"incomplete" in info.stderr
+    tests = env["tmp"] / "t.yaml"
+    tests.write_text(f"rules: [{env['a']}]\ntests:\n  - capture: {cut}\n    expect: [Sensitive file read]\n")
+    p = agent("rules", "test", str(tests), check=False)
+    assert b"incomplete capture" in p.stdout

@@ -148,3 +148,65 @@ def test_unchanged_state_is_written_once():
     assert [e.proc.name for e in got] == ["sh"] * 51 + ["bash"]
     assert got[0].proc is got[50].proc and got[51].proc is not got[50].proc
     assert got[51].proc.parent is got[0].proc.parent
+
+
+def test_in_place_changes_of_the_state_are_seen():
+    """The tracker mutates lists, dicts and nested objects in place; each change must
+    produce a new snapshot, and earlier events keep their old one."""
+    from workload_agent.rules.event import Container, Event, Fd, Mount, Process, User
+
+    ctr = Container(id="c1", mounts=[Mount("/a", "/b")], labels={"k": "v"})
+    parent = Process(1, name="init", user=User(0, "root"), container=ctr)
+    p = Process(2, name="sh", parent=parent, user=User(0, "root"), args=["-c", "x"], container=ctr,
+                fds={3: Fd(3, "file", "f", "/x")})
+    changes = [
+        lambda: p.args.append("more"),
+        lambda: p.fds.__setitem__(4, Fd(4, "ipv4", "4", "1.2.3.4:80")),
+        lambda: setattr(p.fds[3], "name", "/y"),
+        lambda: setattr(p.user, "name", "nobody"),
+        lambda: setattr(parent, "name", "systemd"),
+        lambda: ctr.labels.__setitem__("k", "w"),
+        lambda: setattr(ctr.mounts[0], "rdwr", False),
+        lambda: p.env.append("A=1"),
+    ]
+    probe = compile_output("%proc.args|%fd.types|%proc.pname|%user.name|%container.label.k|"
+                           "%container.mounts|%proc.env|%fd.name")
+    live = []
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for change in [lambda: None] + changes:
+        change()
+        ev = Event("openat", proc=p, fd=p.fds[3])
+        live.append(probe.render(ev))
+        w.write_event(ev)
+    w.close()
+    assert len(set(live)) == len(live)  # every change shows in the probe
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(buf.getvalue())
+    try:
+        got = [probe.render(e) for e in CaptureReader(f.name).records()]
+    finally:
+        os.unlink(f.name)
+    assert got == live
+
+
+def test_forgetting_the_remembered_state_keeps_replay_exact(monkeypatch):
+    from workload_agent.capture import format as F
+    from workload_agent.rules.event import Event, Process
+
+    monkeypatch.setattr(F, "MAX_REMEMBERED", 3)
+    parent = Process(1, name="init")
+    procs = [Process(10 + i, name=f"p{i}", parent=parent) for i in range(10)]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for i in range(40):
+        w.write_event(Event("openat", num=i, proc=procs[i % 10]))
+    w.close()
+    assert len(w._interner.known) <= 4
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(buf.getvalue())
+    try:
+        got = list(CaptureReader(f.name).records())
+    finally:
+        os.unlink(f.name)
+    assert [(e.num, e.proc.name, e.proc.parent.name) for e in got] == [(i, f"p{i % 10}", "init") for i in range(40)]

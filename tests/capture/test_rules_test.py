@@ -91,7 +91,8 @@ def test_passing_cases(files):
     expect: [{rule: Sensitive file read, count: 2}]""", "matched 1 time(s)"),
     ("""events: [{evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow, proc.name: cat}]
     not_fire: [Sensitive file raed]""", "rule 'Sensitive file raed' is not defined in"),
-    ("""events: [{evt.type: execve, proc.exepath: /bin/sh, container.id: abc}, {evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow}]
+    ("""events: [{evt.type: execve, proc.exepath: /bin/sh, container.id: abc},
+             {evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow}]
     expect: [Sensitive file read]
     no_other_alerts: true""", "unexpected alerts (1): Shell in container: shell in container (proc=sh"),
 ])
@@ -154,7 +155,8 @@ def test_capture_input(files, tmp_path):
 def test_command_input_runs_under_the_agent(files):
     path = files("t.yaml", "rules: [rules.yaml]\ntests:\n"
                            "  - name: real cat\n    command: sh -c 'cat /etc/shadow >/dev/null 2>&1; true'\n"
-                           "    expect: [{rule: Sensitive file read, output_fields: {proc.name: cat, proc.pname: sh}}]\n"
+                           "    expect: [{rule: Sensitive file read,\n"
+                           "              output_fields: {proc.name: cat, proc.pname: sh}}]\n"
                            "  - name: real, quiet\n    command: [cat, /etc/hostname]\n"
                            "    not_fire: [Sensitive file read]\n    no_other_alerts: true\n")
     results = run_files([path])
@@ -180,3 +182,19 @@ def test_cli_report_exit_status_and_junit(files, tmp_path):
     failed = suites[1].find("testcase")
     assert failed.get("name") == "wrong" and "must not fire" in failed.find("failure").get("message")
     assert subprocess.run(AGENT + ["rules", "test", good], capture_output=True, timeout=60).returncode == 0
+
+
+def test_min_priority_and_rule_matching_options(files):
+    path = files("t.yaml", "rules: [rules.yaml]\ntests:\n"
+                           "  - name: quiet below error\n    min_priority: error\n"
+                           "    events: [{evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow}]\n"
+                           "    not_fire: [Sensitive file read]\n"
+                           "  - name: bad priority\n    min_priority: loud\n    events: [{evt.type: openat}]\n")
+    with pytest.raises(SpecFileError, match="min_priority"):
+        load_test_file(path)
+    path = files("t.yaml", "rules: [rules.yaml]\ntests:\n"
+                           "  - name: quiet below error\n    min_priority: error\n"
+                           "    events: [{evt.type: openat, evt.is_open_read: true, fd.name: /etc/shadow}]\n"
+                           "    not_fire: [Sensitive file read]\n")
+    (r,) = run_files([path])
+    assert r.passed, r.failures

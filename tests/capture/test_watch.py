@@ -100,7 +100,8 @@ def test_rules_test_watch_reruns_when_the_rules_change(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE % "x")
     tests = tmp_path / "t.yaml"
-    tests.write_text("rules: [rules.yaml]\ntests:\n  - name: shadow\n    events: [{evt.type: openat, fd.name: /etc/shadow}]\n"
+    tests.write_text("rules: [rules.yaml]\ntests:\n  - name: shadow\n"
+                     "    events: [{evt.type: openat, fd.name: /etc/shadow}]\n"
                      "    expect: [{rule: Shadow read, priority: error}]\n")
     p = _start(["rules", "test", str(tests), "--watch"])
     try:

@@ -56,25 +56,29 @@ def _register_record(subparsers) -> None:
         usage="workload-agent record -o FILE [run options] -- CMD [ARGS...]")
     register_run(shim)
     p = shim.parser
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the capture file to write")
+    p.add_argument("-o", "--output", metavar="FILE", help="the capture file to write (required)")
     p.set_defaults(func=cmd_record)
 
 
 def recorded_syscalls(rules_needed, arch: str) -> list:
-    """What `record` traces: the rules' syscalls plus the default set (so B-rules can replay)."""
+    """What `record` traces: the rules' syscalls plus the default set and what keeps the
+    process and fd state true, so that other rules replay on the capture too."""
+    from ..detect import FD_STATE_SYSCALLS, STATE_SYSCALLS
     from ..events.params import DEFAULT_SYSCALLS, SPECS
     from ..events.syscall_table import SYSCALLS
 
     table = SYSCALLS[arch]
-    return sorted(n for n in set(rules_needed) | set(DEFAULT_SYSCALLS) if n in table and n in SPECS)
+    wanted = set(rules_needed) | DEFAULT_SYSCALLS | STATE_SYSCALLS | FD_STATE_SYSCALLS
+    return sorted(n for n in wanted if n in table and n in SPECS)
 
 
 def capture_header(argv, syscalls, rules) -> dict:
     from .. import __version__
     from ..rules.output import default_hostname
+    from ..tracer.seccomp import native_arch
 
     return {"hostname": default_hostname(), "agent_version": __version__, "command": list(argv),
-            "syscalls": list(syscalls), "rules": [os.path.abspath(r) for r in rules]}
+            "arch": native_arch(), "syscalls": list(syscalls), "rules": [os.path.abspath(r) for r in rules]}
 
 
 def cmd_record(args) -> int:
@@ -116,8 +120,9 @@ def cmd_record(args) -> int:
     if args.print_syscalls:
         print(" ".join(names))
         return 0
-    if not args.command:
-        _warn("no command given: workload-agent record -o FILE [options] -- CMD [ARGS...]")
+    if not args.command or not args.output:
+        _warn(f"no {'command' if args.output else 'capture file'} given: "
+              f"workload-agent record -o FILE [options] -- CMD [ARGS...]")
         return 2
     if detector is not None:
         tracker = detector.tracker
@@ -205,7 +210,7 @@ def replay_once(args) -> int:
         _warn(note)
     missing = unrecorded_types(reader, ruleset)
     if missing:
-        _warn(f"the rules look at syscalls this capture did not record ({', '.join(missing)}): "
+        _warn(f"the rules need syscalls this capture did not record ({', '.join(missing)}): "
               f"rules on them cannot fire here (record with --syscalls to include them)")
     try:
         replay(reader, ruleset, json_lines=args.json, alerts_to=args.alerts_to, matching=args.rule_matching)

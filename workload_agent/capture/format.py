@@ -4,7 +4,10 @@ Layout::
 
     MAGIC (8 bytes) | format version (u16 LE) | chunk | chunk | ...
     chunk = CHUNK_TAG (4) | compressed length (u32) | raw length (u32) | crc32 of the
-            compressed bytes (u32) | zlib data
+            compressed bytes (u32) | crc32 of the 16 bytes before (u32) | zlib data
+
+The chunk header has its own checksum so that a damaged length is told from a file
+that was cut short.
 
 Each chunk is compressed on its own, so a file cut anywhere replays every whole
 chunk before the cut. A chunk holds a stream of msgpack arrays, tagged by their
@@ -24,6 +27,7 @@ reader of the same format version rebuild objects by name.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
 import time
 import zlib
@@ -39,8 +43,13 @@ MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sH")
 CHUNK_TAG = b"WAck"
-_CHUNK = struct.Struct("<4sIII")
+_CHUNK = struct.Struct("<4sIIII")
+_CHUNK_CHECKED = 16  # the header bytes its own crc covers
 MAX_CHUNK = 64 << 20  # larger lengths can only come from damage
+# The writer remembers every state object it has seen (exited processes, closed fds
+# included); past this many it forgets them all, which only costs re-writing the
+# snapshots still in use.
+MAX_REMEMBERED = 200_000
 
 # msgpack extension codes
 EXT_REF = 1     # reference to a snapshot: packed int id
@@ -118,65 +127,133 @@ def _plain(v):
         return msgpack.ExtType(EXT_BIGINT, str(v).encode())
     if isinstance(v, list):
         return [_plain(x) for x in v]
+    if type(v) is tuple:
+        return tuple(_plain(x) for x in v)
     if isinstance(v, dict):
         return {_plain(k): _plain(x) for k, x in v.items()}
     return v
 
 
+def _pack_wide(obj) -> bytes:
+    """_pack, with ints beyond 64 bits (rare: a corrupt or exotic value) as EXT_BIGINT."""
+    try:
+        return _pack(obj)
+    except OverflowError:
+        return _pack(_plain(obj))
+
+
+def _mentions_state(annotation) -> bool:
+    text = str(annotation)
+    return any(name in text for name in CLASSES)
+
+
+# How a field that can hold state objects holds them.
+_ONE, _MANY, _OTHER = 0, 1, 2
+
+
+class _Shape:
+    """How to snapshot one state class fast: all fields in one C-level attrgetter call;
+    mutable containers of plain values copied (the tracker mutates them in place);
+    only the fields that can hold other state objects walked in Python."""
+    __slots__ = ("name", "get", "deep", "copy")
+
+    def __init__(self, cls) -> None:
+        fields = dataclasses.fields(cls)
+        self.name = cls.__name__
+        self.get = operator.attrgetter(*(f.name for f in fields))
+        self.deep = []
+        self.copy = []
+        for i, f in enumerate(fields):
+            text = str(f.type)
+            if _mentions_state(text):
+                many = any(k in text for k in ("List", "Dict", "list", "dict"))
+                self.deep.append((i, _MANY if many else _ONE))
+            elif any(k in text for k in ("List", "Dict", "list", "dict")):
+                self.copy.append(i)
+
+
+_VISITING = object()
+
+
 class _Interner:
-    """Assigns snapshot ids to state objects and says which snapshots are new."""
+    """Assigns snapshot ids to state objects and says which snapshots are new.
+
+    Every event re-reads each state object it reaches (the tracker changes them in
+    place, there is no version to ask), but an unchanged object costs one attrgetter
+    call and one list comparison.
+    """
 
     def __init__(self) -> None:
-        # id(obj) -> (obj, encoded values, snapshot id); the obj is kept so its id
+        # id(obj) -> (obj, encoded values, reference); the obj is kept so its id
         # cannot be reused by a different object while we remember it.
-        self.known: Dict[int, Tuple[Any, list, int]] = {}
+        self.known: Dict[int, Tuple[Any, list, Any]] = {}
+        self.shapes: Dict[type, _Shape] = {}
         self.next_id = 1
 
-    def ref(self, obj, out: List[bytes], visiting: set, done: Dict[int, int]):
+    def _shape(self, obj) -> _Shape:
+        shape = self.shapes.get(type(obj))
+        if shape is None:
+            base = next(c for c in _REF_TYPES if isinstance(obj, c))
+            shape = self.shapes[type(obj)] = _Shape(base)
+        return shape
+
+    def ref(self, obj, out: List[bytes], done: Dict[int, Any]):
+        """The reference to obj's current snapshot (None inside a reference loop)."""
         key = id(obj)
-        if key in done:
-            return done[key]
-        if key in visiting:
-            return None  # a reference loop (a process its own ancestor): cut it
-        visiting.add(key)
-        cls = next(c for c in _REF_TYPES if isinstance(obj, c))
-        try:
-            values = [self.value(getattr(obj, f.name), out, visiting, done)
-                      for f in dataclasses.fields(cls)]
-        finally:
-            visiting.discard(key)
+        ref = done.get(key)
+        if ref is not None:
+            return None if ref is _VISITING else ref
+        shape = self.shapes.get(type(obj)) or self._shape(obj)
+        values = list(shape.get(obj))
+        for i in shape.copy:
+            v = values[i]
+            if type(v) is list:
+                values[i] = v[:]
+            elif type(v) is dict:
+                values[i] = v.copy()
+        if shape.deep:
+            done[key] = _VISITING  # a reference loop (a process its own ancestor) is cut
+            for i, kind in shape.deep:
+                v = values[i]
+                if v is None:
+                    continue
+                if kind == _ONE and isinstance(v, _REF_TYPES):
+                    values[i] = self.ref(v, out, done)
+                else:
+                    values[i] = self.value(v, out, done)
         seen = self.known.get(key)
         if seen is not None and seen[1] == values:
-            sid = seen[2]
+            ref = seen[2]
         else:
             sid = self.next_id
             self.next_id += 1
-            self.known[key] = (obj, values, sid)
-            out.append(_pack(["O", cls.__name__, sid, values]))
-        done[key] = sid
-        return sid
+            ref = msgpack.ExtType(EXT_REF, _pack(sid))
+            self.known[key] = (obj, values, ref)
+            out.append(_pack_wide(["O", shape.name, sid, values]))
+        done[key] = ref
+        return ref
 
-    def value(self, v, out, visiting, done):
-        if type(v) in (str, bytes, bool, float) or v is None:
+    def value(self, v, out, done):
+        if type(v) in _SCALARS or v is None:
             return v
-        if type(v) is int:
-            return _plain(v)
         if isinstance(v, _REF_TYPES):
-            sid = self.ref(v, out, visiting, done)
-            return None if sid is None else msgpack.ExtType(EXT_REF, _pack(sid))
+            return self.ref(v, out, done)
         if isinstance(v, list):
-            return [self.value(x, out, visiting, done) for x in v]
+            return [self.value(x, out, done) for x in v]
         if isinstance(v, _INLINE_TYPES):
             # Subclasses (the tracker's lazily rendered params) are written as their base class.
             cls = next(c for c in _INLINE_TYPES if isinstance(v, c))
-            values = [self.value(getattr(v, f.name), out, visiting, done) for f in dataclasses.fields(cls)]
-            return msgpack.ExtType(EXT_INLINE, _pack([cls.__name__, values]))
+            values = [self.value(getattr(v, f.name), out, done) for f in dataclasses.fields(cls)]
+            return msgpack.ExtType(EXT_INLINE, _pack_wide([cls.__name__, values]))
         if isinstance(v, tuple):
-            return tuple(self.value(x, out, visiting, done) for x in v)
+            return tuple(self.value(x, out, done) for x in v)
         if isinstance(v, dict):
-            return {self.value(k, out, visiting, done): self.value(x, out, visiting, done)
-                    for k, x in v.items()}
+            return {self.value(k, out, done): self.value(x, out, done) for k, x in v.items()}
         return v  # packing decides (int subclasses, bytearray) or refuses
+
+
+_SCALARS = frozenset((str, bytes, bool, float, int))
+_event_values = operator.attrgetter(*_EVENT_FIELDS)
 
 
 class CaptureWriter:
@@ -205,7 +282,7 @@ class CaptureWriter:
         doc = dict(header or {})
         doc["schema"] = schema()
         doc.setdefault("created_ns", time.time_ns())
-        self._add(_pack(["H", _plain(doc)]))
+        self._add(_pack_wide(["H", doc]))
         self.flush()
 
     def _add(self, rec: bytes) -> None:
@@ -214,12 +291,12 @@ class CaptureWriter:
 
     def write_event(self, ev: E.Event) -> None:
         out: List[bytes] = []
-        done: Dict[int, int] = {}
-        values = [self._interner.value(getattr(ev, n), out, set(), done) for n in _EVENT_FIELDS]
-        try:
-            rec = _pack(["E", values])
-        except OverflowError:
-            rec = _pack(["E", _plain(values)])
+        done: Dict[int, Any] = {}
+        if len(self._interner.known) > MAX_REMEMBERED:
+            self._interner.known.clear()
+        value = self._interner.value
+        values = [value(v, out, done) for v in _event_values(ev)]
+        rec = _pack_wide(["E", values])
         for r in out:
             self._add(r)
         self._add(rec)
@@ -243,7 +320,8 @@ class CaptureWriter:
         self._buf = []
         self._size = 0
         data = zlib.compress(raw, self.level)
-        self.out.write(_CHUNK.pack(CHUNK_TAG, len(data), len(raw), zlib.crc32(data)) + data)
+        head = _CHUNK.pack(CHUNK_TAG, len(data), len(raw), zlib.crc32(data), 0)[:_CHUNK_CHECKED]
+        self.out.write(head + struct.pack("<I", zlib.crc32(head)) + data)
         self.out.flush()
 
     def close(self, summary: Optional[dict] = None) -> None:
@@ -251,7 +329,7 @@ class CaptureWriter:
             return
         doc = {"events": self.events, "drops": self.drops, "end_ns": time.time_ns()}
         doc.update(summary or {})
-        self._add(_pack(["Z", _plain(doc)]))
+        self._add(_pack_wide(["Z", doc]))
         self.flush()
         self.closed = True
         if self._own:
@@ -349,7 +427,7 @@ class CaptureReader:
             self._pending = []
         if not self.header:
             if self.truncated:
-                raise CaptureError(path, f"no complete header: {self.truncated}")
+                raise CaptureError(path, f"no complete header: {self.truncated}", _PREFIX.size)
             raise CaptureError(path, "no header record", _PREFIX.size)
 
     @property
@@ -367,9 +445,11 @@ class CaptureReader:
             if n - pos < _CHUNK.size:
                 self.truncated = f"the file ends at byte {n} inside a chunk header"
                 return
-            tag, clen, rlen, crc = _CHUNK.unpack_from(data, pos)
+            tag, clen, rlen, crc, head_crc = _CHUNK.unpack_from(data, pos)
             if tag != CHUNK_TAG:
                 raise CaptureError(self.path, "corrupted: no chunk starts here", pos)
+            if zlib.crc32(data[pos:pos + _CHUNK_CHECKED]) != head_crc:
+                raise CaptureError(self.path, "corrupted: chunk header checksum mismatch", pos)
             if clen > MAX_CHUNK or rlen > MAX_CHUNK:
                 raise CaptureError(self.path, f"corrupted: impossible chunk length {max(clen, rlen)}", pos)
             body = pos + _CHUNK.size

@@ -18,6 +18,10 @@ class RecordingTracker:
     def __init__(self, tracker, writer) -> None:
         self.tracker = tracker
         self.writer = writer
+        # The capture is for rules not written yet: build every event, not only those
+        # the current rules can match. (A rules swap sets `wanted` on this wrapper, not
+        # on the tracker, so it stays so.)
+        tracker.wanted = None
 
     def process(self, rec):
         ev = self.tracker.process(rec)

@@ -75,12 +75,15 @@ def replay(reader: CaptureReader, ruleset, *, json_lines: bool = False, alerts_t
 
 
 def unrecorded_types(reader: CaptureReader, ruleset) -> list:
-    """Syscalls the rules look at that the recording did not trace (they cannot fire)."""
-    from ..events.params import SPECS
+    """Syscalls a live run with these rules would trace that the recording did not:
+    rules on them cannot fire, or see state (fds) the recording did not keep."""
+    from ..detect import traced_syscalls
+    from ..events.syscall_table import SYSCALLS
+    from ..tracer.seccomp import native_arch
 
     traced = reader.header.get("syscalls")
-    types = ruleset.event_types()
-    if traced is None or types is None:
+    arch = reader.header.get("arch") or native_arch()
+    if traced is None or arch not in SYSCALLS:
         return []
-    traced = set(traced)
-    return sorted(t for t in types if t in SPECS and t not in traced)
+    needed, _ = traced_syscalls(ruleset, arch)
+    return sorted(set(needed) - set(traced))

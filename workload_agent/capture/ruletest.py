@@ -202,6 +202,14 @@ def _case(c, i: int, path: str, base: str, default_rules: List[str]) -> Case:
     matching = c.get("rule_matching", "first")
     if matching not in ("first", "all"):
         raise SpecFileError(path, line, f"{name}: rule_matching must be first or all")
+    min_priority = c.get("min_priority")
+    if min_priority is not None:
+        from ..rules.priority import parse_priority
+
+        try:
+            min_priority = parse_priority(str(min_priority)).long
+        except ValueError as exc:
+            raise SpecFileError(path, line, f"{name}: min_priority: {exc}") from None
     timeout = c.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise SpecFileError(path, line, f"{name}: timeout must be a positive number of seconds")
@@ -209,7 +217,7 @@ def _case(c, i: int, path: str, base: str, default_rules: List[str]) -> Case:
                 input_kind=kind, input=value, expect=expect,
                 not_fire=_str_list(c.get("not_fire") or [], path, line, "not_fire"),
                 no_other_alerts=bool(c.get("no_other_alerts", False)), rule_matching=matching,
-                min_priority=c.get("min_priority"), timeout=float(timeout))
+                min_priority=min_priority, timeout=float(timeout))
 
 
 def _expectation(e, name: str, path: str, line: int) -> Expectation:
@@ -220,7 +228,8 @@ def _expectation(e, name: str, path: str, line: int) -> Expectation:
     unknown = set(e) - EXPECT_KEYS
     if unknown:
         raise SpecFileError(path, line, f"{name}: expected alert: unknown key(s) "
-                                        f"{', '.join(map(str, sorted(unknown)))} (expected: {', '.join(sorted(EXPECT_KEYS))})")
+                                        f"{', '.join(map(str, sorted(unknown)))} "
+                                        f"(expected: {', '.join(sorted(EXPECT_KEYS))})")
     fields = e.get("output_fields") or {}
     if not isinstance(fields, dict):
         raise SpecFileError(path, line, f"{name}: output_fields must be a mapping of field to value")
