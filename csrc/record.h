@@ -67,6 +67,8 @@ enum wa_capture {
     WA_C_MSGHDR_NAME = 7,
     WA_C_OPEN_HOW = 8,
     WA_C_INT_PAIR_OUT = 9,
+    WA_C_SOCKNAME_OUT = 10,
+    WA_C_SOCKNAME_RET = 11,
 };
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -305,10 +306,40 @@ static void capture_entry(struct wa_tracer *t, pid_t tid, struct task *b, const 
     }
 }
 
+/* getsockname() of another process's socket: borrow the fd with pidfd_getfd (5.6+; we are
+ * its tracer, which the kernel's ptrace-attach check asks for). */
+static void cap_sockname(struct wa_tracer *t, struct task *b, int i, uint16_t kind, pid_t tgid, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    uint16_t fl = WA_B_UNREADABLE;
+    int pfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+    if (pfd >= 0) {
+        int sfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+        if (sfd >= 0) {
+            if (getsockname(sfd, (struct sockaddr *)&ss, &len) == 0)
+                fl = 0;
+            close(sfd);
+        }
+        close(pfd);
+    }
+    if (fl) {
+        atomic_fetch_add(&t->read_failures, 1);
+        len = 0;
+    }
+    if (len > sizeof ss)
+        len = sizeof ss;
+    long off = blob_begin(b, (uint16_t)i, kind, len);
+    if (off < 0)
+        return;
+    memcpy(blob_data(b, off), &ss, len);
+    blob_end(b, off, len, fl);
+}
+
 static void capture_exit(struct wa_tracer *t, pid_t tid, struct task *b, const struct wa_spec *s,
                          const uint64_t *args, int64_t ret)
 {
-    if (ret < 0)
+    if (ret < 0 && ret != -EINPROGRESS)   /* a non-blocking connect has its local end already */
         return;
     for (int i = 0; i < 6; i++) {
         if (s->kind[i] == WA_C_SOCKADDR_OUT && args[i] && s->len_arg[i] < 6 && args[s->len_arg[i]]) {
@@ -317,6 +348,10 @@ static void capture_exit(struct wa_tracer *t, pid_t tid, struct task *b, const s
                 cap_bytes(t, tid, b, i, WA_C_SOCKADDR_OUT, args[i], alen, SOCKADDR_MAX);
         } else if (s->kind[i] == WA_C_INT_PAIR_OUT && args[i]) {
             cap_bytes(t, tid, b, i, WA_C_INT_PAIR_OUT, args[i], 8, 8);
+        } else if (s->kind[i] == WA_C_SOCKNAME_OUT) {
+            cap_sockname(t, b, i, WA_C_SOCKNAME_OUT, rec(b)->tgid, (int)args[i]);
+        } else if (s->kind[i] == WA_C_SOCKNAME_RET) {
+            cap_sockname(t, b, i, WA_C_SOCKNAME_RET, rec(b)->tgid, (int)ret);
         }
     }
 }

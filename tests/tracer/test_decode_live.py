@@ -98,11 +98,13 @@ def test_bind_connect_accept4(traced):
     tup = text("connect", pc, "tuple")
     assert tup.endswith(f"->127.0.0.1:{port}")
     [(ra, pa)] = decoded(c, "accept4", lambda p: (p.get("fd") or -1) >= 0)
-    # The client side comes from accept's peer out-parameter, read at the syscall's exit
-    # (the server side needs fd state, which this test's context does not supply).
+    # Client side: accept's peer out-parameter; server side: the accepted socket's own
+    # address, which the tracer reads at the exit stop (no fd state needed in this context).
     peer = (traced[1] / "peer").read_text()
-    assert text("accept4", pa, "tuple").startswith(f"127.0.0.1:{peer}->")
+    assert text("accept4", pa, "tuple") == f"127.0.0.1:{peer}->127.0.0.1:{port}"
     assert ra.blobs[1].kind == 6 and not ra.blobs[1].unreadable
+    # connect's local end, read the same way while the connecting thread was stopped
+    assert tup == f"127.0.0.1:{peer}->127.0.0.1:{port}"
 
 
 def test_unlinkat_renameat2_ptrace_memfd_setuid(traced):

@@ -26,7 +26,7 @@ unlink unlinkat unshare userfaultfd""".split())
 
 def test_capture_kind_values_are_the_c_contract():
     assert (K.NONE, K.PATH, K.STR, K.SOCKADDR, K.ARGV, K.BUF, K.SOCKADDR_OUT, K.MSGHDR_NAME,
-            K.OPEN_HOW, K.INT_PAIR_OUT) == tuple(range(10))
+            K.OPEN_HOW, K.INT_PAIR_OUT, K.SOCKNAME_OUT, K.SOCKNAME_RET) == tuple(range(12))
 
 
 def _c_header() -> Path:

@@ -26,6 +26,13 @@ MSGHDR_NAME = 7
 OPEN_HOW = 8
 #: two ints at the pointer, read at EXIT (pipe/pipe2/socketpair fds).
 INT_PAIR_OUT = 9
+#: at EXIT: the local address (getsockname) of the socket whose fd is this argument, read
+#: by the tracer through pidfd_getfd while the thread is stopped (a process that exits or
+#: execs right after connect would otherwise take the address with it).
+SOCKNAME_OUT = 10
+#: at EXIT: the local address of the socket the syscall returned (accept); the slot's own
+#: argument is unused.
+SOCKNAME_RET = 11
 
 PATH_MAX = 4096
 STR_MAX = 4096
@@ -42,9 +49,11 @@ NAMES = {
     MSGHDR_NAME: "MSGHDR_NAME",
     OPEN_HOW: "OPEN_HOW",
     INT_PAIR_OUT: "INT_PAIR_OUT",
+    SOCKNAME_OUT: "SOCKNAME_OUT",
+    SOCKNAME_RET: "SOCKNAME_RET",
 }
 
 #: Kinds whose memory only has a meaning after the syscall ran.
-AT_EXIT = frozenset({SOCKADDR_OUT, INT_PAIR_OUT})
+AT_EXIT = frozenset({SOCKADDR_OUT, INT_PAIR_OUT, SOCKNAME_OUT, SOCKNAME_RET})
 #: Kinds whose length comes from another argument.
 NEEDS_LEN_ARG = frozenset({SOCKADDR, BUF, SOCKADDR_OUT, OPEN_HOW})

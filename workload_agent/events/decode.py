@@ -223,6 +223,16 @@ def _ctx_sockaddr(ev: _Event, method: str, fd: int) -> Optional[SockAddr]:
     return got if isinstance(got, SockAddr) else None
 
 
+def _blob_sockname(ev: _Event, kind: int) -> Optional[SockAddr]:
+    """The socket's own address as the tracer read it at the syscall's exit, if it did."""
+    for b in (ev.blobs or {}).values():
+        if b.kind == kind and not b.unreadable and b.data:
+            addr = parse_sockaddr(bytes(b.data))
+            if addr is not None and (addr.is_ip or addr.family == AF_UNIX):
+                return addr
+    return None
+
+
 def _src_tuple(ev: _Event, role: str, fd_i: int, addr_i: int):
     if ev.ret is not None and ev.ret < 0 and not (role == "connect" and ev.ret == -_EINPROGRESS):
         return None  # Falco leaves the tuple empty for failed calls
@@ -231,14 +241,14 @@ def _src_tuple(ev: _Event, role: str, fd_i: int, addr_i: int):
     if given is not None and not (given.is_ip or given.family == AF_UNIX):
         given = None
     if role == "connect":
-        return make_tuple(_ctx_sockaddr(ev, "sock_local", fd), given)
+        return make_tuple(_blob_sockname(ev, K.SOCKNAME_OUT) or _ctx_sockaddr(ev, "sock_local", fd), given)
     if role == "send":
         dst = given or _ctx_sockaddr(ev, "sock_peer", fd)
         return make_tuple(_ctx_sockaddr(ev, "sock_local", fd), dst)
     if role == "accept":
         newfd = ev.ret if ev.ret is not None else -1
         peer = given or (_ctx_sockaddr(ev, "sock_peer", newfd) if newfd >= 0 else None)
-        local = _ctx_sockaddr(ev, "sock_local", fd)
+        local = _blob_sockname(ev, K.SOCKNAME_RET) or _ctx_sockaddr(ev, "sock_local", fd)
         return make_tuple(peer, local)
     # recv: the datagram's source -> this socket
     src = given or _ctx_sockaddr(ev, "sock_peer", fd)

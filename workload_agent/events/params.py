@@ -383,17 +383,17 @@ SPECS: Dict[str, Spec] = {
         P("source", "UINT64", NA, fmt="hex"), P("peer", "UINT64", NA, fmt="hex"),
         P("domain", "ENUMFLAGS32", ("family", 0), table="socket_families"),
         P("type", "UINT32", ("uint", 1)), P("proto", "UINT32", ("uint", 2)))),
-    "connect": Spec(_args(K.NONE, (K.SOCKADDR, 2)), True, (
+    "connect": Spec(_args(K.SOCKNAME_OUT, (K.SOCKADDR, 2)), True, (
         RES, P("tuple", "SOCKTUPLE", ("tuple", "connect", 0, 1)), _fd("fd", 0),
         P("addr", "SOCKADDR", ("sockaddr", 1)))),
     "bind": Spec(_args(K.NONE, (K.SOCKADDR, 2)), True, (
         RES, P("addr", "SOCKADDR", ("sockaddr", 1)), _fd("fd", 0))),
     "listen": Spec(_args(), True, (RES, _fd("fd", 0), P("backlog", "INT32", ("int", 1)))),
-    "accept": Spec(_args(K.NONE, (K.SOCKADDR_OUT, 2)), True, (
+    "accept": Spec(_args(K.NONE, (K.SOCKADDR_OUT, 2), K.NONE, K.NONE, K.NONE, K.SOCKNAME_RET), True, (
         FD_RET, P("tuple", "SOCKTUPLE", ("tuple", "accept", 0, 1)),
         P("queuepct", "UINT8", ("const", 0)), P("queuelen", "UINT32", ("const", 0)),
         P("queuemax", "UINT32", ("const", 0)))),
-    "accept4": Spec(_args(K.NONE, (K.SOCKADDR_OUT, 2)), True, (
+    "accept4": Spec(_args(K.NONE, (K.SOCKADDR_OUT, 2), K.NONE, K.NONE, K.NONE, K.SOCKNAME_RET), True, (
         FD_RET, P("tuple", "SOCKTUPLE", ("tuple", "accept", 0, 1)),
         P("queuepct", "UINT8", ("const", 0)), P("queuelen", "UINT32", ("const", 0)),
         P("queuemax", "UINT32", ("const", 0)),

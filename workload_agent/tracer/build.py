@@ -43,7 +43,8 @@ enum wa_flag { WA_F_NO_EXIT=..., WA_F_TRUNCATED=..., WA_F_UNREADABLE=..., WA_F_F
                WA_F_HAS_EXIT=..., WA_F_THREAD=... };
 enum wa_blob_flag { WA_B_TRUNCATED=..., WA_B_UNREADABLE=... };
 enum wa_capture { WA_C_NONE=..., WA_C_PATH=..., WA_C_STR=..., WA_C_SOCKADDR=..., WA_C_ARGV=..., WA_C_BUF=...,
-                  WA_C_SOCKADDR_OUT=..., WA_C_MSGHDR_NAME=..., WA_C_OPEN_HOW=..., WA_C_INT_PAIR_OUT=... };
+                  WA_C_SOCKADDR_OUT=..., WA_C_MSGHDR_NAME=..., WA_C_OPEN_HOW=..., WA_C_INT_PAIR_OUT=...,
+                  WA_C_SOCKNAME_OUT=..., WA_C_SOCKNAME_RET=... };
 """
 
 ffibuilder = FFI()
