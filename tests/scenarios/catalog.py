@@ -25,7 +25,8 @@ CONTAINER_IMAGE = "registry.example.com/scenario/app:1.0"
 #: Priorities that a benign workload must never raise.
 LOUD_PRIORITIES = ("Emergency", "Alert", "Critical", "Error", "Warning")
 
-ATTACK = "{py} {w}/attack.py"
+ATTACK_SCRIPT = "{w}/attack.py"
+ATTACK = "{py} " + ATTACK_SCRIPT
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def py(args: str) -> Tuple[str, ...]:
 
 SCENARIOS: Tuple[Scenario, ...] = (
     # --- process ----------------------------------------------------------------------
-    Scenario("terminal-shell", py(f"{ATTACK} pty-shell"),
+    # `docker exec -it`: the runtime (runc) starts a shell on a terminal
+    Scenario("terminal-shell", sh(f'ln -s "$PYTHON" ./runc && ./runc {ATTACK_SCRIPT} pty-shell'),
              expect=("Shell with terminal in container",),
              upstream=("Terminal shell in container",)),
     Scenario("web-server-spawns-shell", ("nginx",),
@@ -67,6 +69,9 @@ SCENARIOS: Tuple[Scenario, ...] = (
     Scenario("fileless-memfd", py(f"{ATTACK} memfd-exec"),
              expect=("Fileless execution from memory",),
              upstream=("Fileless execution via memfd_create",)),
+    # a payload that is gone before anyone can look at /proc: only the exec path is left
+    Scenario("fileless-memfd-short-lived", py(f"{ATTACK} memfd-exec /bin/true"),
+             expect=("Fileless execution from memory",)),
     Scenario("exec-from-dev-shm",
              sh('f=/dev/shm/wa-scenario-$$; cp /bin/true "$f" && "$f"; rm -f "$f"'),
              expect=("Execution from temporary directory",),

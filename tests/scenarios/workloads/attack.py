@@ -86,13 +86,14 @@ def udp_connect(host: str, port: str) -> None:
         s.close()
 
 
-def memfd_exec() -> None:
-    """Copy a binary into an anonymous memory file and execute it from there."""
-    with open("/bin/true", "rb") as fh:
+def memfd_exec(program: str = "/bin/sleep", *args: str) -> None:
+    """Copy a binary into an anonymous memory file and execute it from there
+    (by default a payload that stays a moment, like a real implant)."""
+    with open(program, "rb") as fh:
         code = fh.read()
     fd = os.memfd_create("payload", 0)
     os.write(fd, code)
-    os.execv(f"/proc/self/fd/{fd}", ["payload"])
+    os.execv(f"/proc/self/fd/{fd}", ["payload", *(args or (("1",) if program == "/bin/sleep" else ()))])
 
 
 def reverse_shell() -> None:
