@@ -92,16 +92,30 @@ def drop_to(user: int) -> List[str]:
     return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
 
 
+def agent_python_for(user: int) -> Optional[str]:
+    """A Python that can run the agent as `user` (its modules and dependencies readable)."""
+    for cand in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if not Path(cand).exists():
+            continue
+        probe = subprocess.run(
+            [*drop_to(user), cand, "-c",
+             "import workload_agent.detect, workload_agent.state, workload_agent.tracer.core"],
+            cwd="/", env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True)
+        if probe.returncode == 0:
+            return cand
+    return None
+
+
 def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
         agent_user: Optional[int] = None, workload_user: Optional[int] = None,
-        extra: Sequence[str] = ()) -> Outcome:
+        agent_python: Optional[str] = None, extra: Sequence[str] = ()) -> Outcome:
     """Run the scenario under the agent. agent_user: run the agent itself as that user;
     workload_user: the agent stays as it is and the workload drops to that user."""
     alerts_file = workdir / "alerts.jsonl"
     unprivileged = agent_user if agent_user is not None else workload_user
     python = python_for(unprivileged)
     assert python, "no Python interpreter usable by the workload user"
-    argv = [sys.executable, "-m", "workload_agent", "run"]
+    argv = [agent_python or sys.executable, "-m", "workload_agent", "run"]
     for r in rules:
         argv += ["-r", str(r)]
     argv += ["--json", "--alerts-to", str(alerts_file), "--rule-matching", "all",
