@@ -3,7 +3,7 @@
 Each scenario is data: a command (with placeholders), the rules of our default
 ruleset it must raise, and the rules of Falco's upstream stable ruleset it should
 raise. Commands run with the work directory as cwd and HOME, and with bin/ (fake
-tools: nc, socat, apt-get, xmrig, nginx) first on PATH.
+tools: nc, socat, apt-get, xmrig, httpd) first on PATH.
 
 Placeholders: {py} this Python, {w} the workloads/ directory, {workdir}.
 """
@@ -42,6 +42,8 @@ class Scenario:
     #: also run the agent as an unprivileged user (the rule must fire on the attempt)
     nonroot: bool = True
     env: Tuple[Tuple[str, str], ...] = field(default=())
+    #: programs that must be installed (the scenario is skipped otherwise)
+    requires: Tuple[str, ...] = ()
 
 
 def sh(script: str) -> Tuple[str, ...]:
@@ -58,7 +60,7 @@ SCENARIOS: Tuple[Scenario, ...] = (
     Scenario("terminal-shell", sh(f'ln -s "$PYTHON" ./runc && ./runc {ATTACK_SCRIPT} pty-shell'),
              expect=("Shell with terminal in container",),
              upstream=("Terminal shell in container",)),
-    Scenario("web-server-spawns-shell", ("nginx",),
+    Scenario("web-server-spawns-shell", ("httpd",),
              expect=("Shell spawned by web server",),
              upstream=("Run shell untrusted",)),
     Scenario("package-manager", sh("apt-get install -y curl"),
@@ -151,7 +153,8 @@ SCENARIOS: Tuple[Scenario, ...] = (
     Scenario("benign-http-server", py("{py} {w}/http_serve_fetch.py site"), benign=True),
     Scenario("benign-python-webapp", py("{py} {w}/webapp.py data"), benign=True),
     Scenario("benign-entrypoint", ("{w}/entrypoint.sh",), benign=True),
-    Scenario("benign-c-build", ("{w}/build.sh",), benign=True),
+    Scenario("benign-c-build", ("{w}/build.sh",), benign=True, requires=("gcc",)),
+    Scenario("benign-nginx", ("{w}/nginx_serve.sh",), benign=True, requires=("nginx",)),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -50,10 +50,10 @@ class Outcome:
 
 
 def make_workdir(shared: bool) -> Path:
-    """A fresh work directory; `shared` makes it usable by an unprivileged user."""
+    """A fresh work directory, readable by all (servers such as nginx read files as an
+    unprivileged worker user); `shared` makes it writable by an unprivileged user too."""
     path = Path(tempfile.mkdtemp(prefix="wa-scenario-"))
-    if shared:
-        path.chmod(0o777)
+    path.chmod(0o777 if shared else 0o755)
     return path
 
 

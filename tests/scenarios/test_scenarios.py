@@ -20,6 +20,12 @@ ATTACKS = [s for s in SCENARIOS if not s.benign]
 BENIGN = [s for s in SCENARIOS if s.benign]
 
 
+def _require(scenario):
+    missing = [prog for prog in scenario.requires if shutil.which(prog) is None]
+    if missing:
+        pytest.skip(f"{scenario.name} needs {', '.join(missing)} installed")
+
+
 def _check_attack(scenario, outcome):
     missing = set(scenario.expect) - outcome.rules
     assert not missing, f"{scenario.name}: expected {sorted(missing)}\n{outcome.describe()}"
@@ -37,10 +43,12 @@ def _check_benign(scenario, outcome):
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_scenario(scenario):
+def test_scenario(scenario, mode_args):
+    """In both tracing modes (seccomp filter, and full ptrace with --no-seccomp)."""
+    _require(scenario)
     workdir = make_workdir(shared=False)
     try:
-        outcome = run(scenario, [OUR_RULES], workdir)
+        outcome = run(scenario, [OUR_RULES], workdir, extra=mode_args)
     finally:
         remove_workdir(workdir)
     if scenario.benign:
@@ -88,6 +96,7 @@ def test_scenario_unprivileged(scenario, variant):
     without root in the container), or the agent itself runs as nobody (the agent
     needs no root). Attempts the kernel refuses still alert; benign workloads stay
     quiet."""
+    _require(scenario)
     reason, agent_python = _unprivileged_setup(variant)
     if reason:
         pytest.skip(reason)
