@@ -17,6 +17,9 @@ SUBCOMMANDS = {
     "patch": "workload_agent.patch.cli",
     "orchestrator": "workload_agent.orchestrator.cli",
     "config": "workload_agent.configuration",
+    "record": "workload_agent.capture.cli",
+    "replay": "workload_agent.capture.cli",
+    "capture": "workload_agent.capture.cli",
 }
 
 

@@ -53,7 +53,8 @@ def load_ruleset(paths: Iterable[str], *, min_priority=None, enable=(), disable=
     paths = list(paths) or default_rules_paths()
     if not paths:
         raise RulesError("no rules given and no default rules found (use -r FILE_OR_DIR)")
-    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable)
+    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable,
+                        compile_each=False)
     if not result.ok:
         raise RulesError("\n".join(m.as_text() for m in result.errors))
     return result.ruleset, [m.as_text() for m in result.warnings]

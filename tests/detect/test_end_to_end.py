@@ -21,7 +21,7 @@ RULES = """
   tags: [test]
 - rule: Marker connect
   desc: a test rule on the network
-  condition: evt.type = connect and fd.sport = %(port)d
+  condition: evt.type = connect and fd.sport = MARKER_PORT
   output: "connect to marker port (conn=%fd.name proc=%proc.name)"
   priority: NOTICE
   tags: [test, network]
@@ -37,7 +37,7 @@ def rules(tmp_path):
     s.listen(1)
     port = s.getsockname()[1]
     f = tmp_path / "rules.yaml"
-    f.write_text(RULES % {"port": port})
+    f.write_text(RULES.replace("MARKER_PORT", str(port)))
     yield str(f), port, s
     s.close()
 

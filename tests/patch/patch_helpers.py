@@ -79,7 +79,13 @@ def load_yaml_all(text: str) -> list:
             value = loader.construct_mapping(node, deep=True)
         return {name: value}
 
-    y.constructor.add_multi_constructor("!", multi)
+    from ruamel.yaml.constructor import SafeConstructor
+
+    class Constructor(SafeConstructor):
+        """Our own class: add_multi_constructor changes the class it is called on."""
+
+    Constructor.add_multi_constructor("!", multi)
+    y.Constructor = Constructor
     return [d for d in y.load_all(text) if d is not None]
 
 

@@ -243,3 +243,52 @@ def test_memfd_exec(run_watch, tmp_path, how):
     assert hit["proc.is_exe_upper_layer"] is False
     (mc,) = hits["evt.type = memfd_create"]
     assert (mc["fd.type"], mc["fd.name"]) == ("memfd", "wa-fileless")
+
+
+def test_script_exec_names_the_script_and_the_interpreter(run_watch, tmp_path):
+    script = tmp_path / "entry.sh"
+    script.write_text("#!/bin/sh\ncat /etc/hostname > /dev/null\n")
+    script.chmod(0o755)
+    cond = "evt.type = execve and proc.name = entry.sh"
+    code, hits = run_watch([str(script)], [cond, "evt.type = openat and fd.name = /etc/hostname"])
+    assert code == 0
+    (hit,) = hits[cond]
+    assert hit["proc.exe"] == str(script)
+    assert hit["proc.exepath"] == os.path.realpath("/bin/sh")   # the interpreter, as the kernel has it
+    (op,) = hits["evt.type = openat and fd.name = /etc/hostname"]
+    assert op["proc.pname"] == "entry.sh"
+
+
+SESSION = textwrap.dedent("""
+    import os, socket, time
+    os.setsid()
+    d = os.open("/usr", os.O_RDONLY | os.O_DIRECTORY)
+    os.fchdir(d)
+    srv = socket.socket()
+    srv.bind(("0.0.0.0", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    time.sleep(0.3)   # the local end of a socket is read from the live socket (state/sockets.py)
+    os.execv("/bin/sh", ["sh", "-c", "cat /etc/hostname >/dev/null"])
+""")
+
+
+def test_setsid_fchdir_and_a_wildcard_listener(run_watch, tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text(SESSION)
+    conds = ["evt.type = execve and proc.name = sh", "evt.type in (accept, accept4)",
+             "evt.type = bind"]
+    code, hits = run_watch([sys.executable, str(script)], conds + [
+        "evt.type = openat and proc.name = cat and proc.sname = sh and proc.is_sid_leader = false"
+        " and fd.name = /etc/hostname"])
+    assert code == 0
+    (sh,) = hits[conds[0]]
+    assert sh["proc.cwd"] == "/usr/"
+    (acc,) = hits[conds[1]]
+    assert acc["fd.sip"] == "127.0.0.1" and acc["fd.cip"] == "127.0.0.1"   # not 0.0.0.0
+    (bind,) = hits[conds[2]]
+    assert bind["fd.name"] == "0.0.0.0:0"
+    (cat,) = hits[list(hits)[3]]
+    assert cat["proc.cwd"] == "/usr/"

@@ -322,3 +322,10 @@ def test_event_numbers_and_times(tracker):
     b = tracker.process(openat(FAKE, "/x", 3))
     assert b.num == a.num + 1 and b.ts > a.ts and b.prev_ts == a.ts
     assert field(b, "proc.duration") > 0
+
+
+def test_pidns_init_start_ts(users):
+    c = Container(id="abcdef012345", start_ts=1_700_000_000_000_000_000)
+    t = StateTracker(c, agent_pid=ME, users=users, start_ns=time.time_ns())
+    ev = spawn(t)
+    assert field(ev, "proc.pidns_init_start_ts") == 1_700_000_000_000_000_000

@@ -42,3 +42,15 @@ def test_parsers_never_raise(text):
         assert uid >= 0 and ":" not in name
     for gid, name in parse_group(text).items():
         assert gid >= 0 and ":" not in name
+
+
+def test_tracker_takes_an_etc_directory(tmp_path):
+    import time
+
+    from workload_agent.rules.event import Container
+    from workload_agent.state import StateTracker
+
+    (tmp_path / "passwd").write_text("svc:x:4321:4321::/srv:/bin/false\n")
+    (tmp_path / "group").write_text("svc:x:4321:\n")
+    t = StateTracker(Container(), users=str(tmp_path), start_ns=time.time_ns())
+    assert t.users.user_name(4321) == "svc" and t.users.group_name(4321) == "svc"

@@ -120,6 +120,7 @@ def patch_template(template: Any, cfg: PatchConfig, image_configs: dict, ctx: Co
     if not isinstance(resources, dict):
         raise PatchError(f"{source}: no Resources mapping")
     resolver = make_resolver(image_configs, use_docker, parameter_resolver(template, parameter_values))
+    ctx = ctx.with_field_case(_pascal)
     errors: list[str] = []
     total = 0
     for logical_id, res in resources.items():

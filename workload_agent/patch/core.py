@@ -25,14 +25,6 @@ TAG_IGNORE_CONTAINERS = ("workload-agent-ignore-containers", "kilt-ignore-contai
 TAG_INCLUDE_CONTAINERS = ("workload-agent-include-containers", "kilt-include-containers")
 
 
-# The agent's configuration variables the recipe sets (the agent also reads the SYSDIG_*
-# aliases, so already-instrumented definitions keep working).
-ENV_ORCHESTRATOR = "WORKLOAD_AGENT_ORCHESTRATOR"
-ENV_ORCHESTRATOR_PORT = "WORKLOAD_AGENT_ORCHESTRATOR_PORT"
-ENV_ACCESS_KEY = "WORKLOAD_AGENT_ACCESS_KEY"
-ENV_LOGGING = "WORKLOAD_AGENT_LOGGING"
-
-
 class PatchError(Exception):
     """Input we cannot patch safely; the message names the resource and container."""
 
@@ -72,24 +64,57 @@ class PatchConfig:
     strict: bool = False
 
 
+def _setting(name: str):
+    """The agent's own definition of a setting (its variable name and its parser)."""
+    from ..configuration import SETTINGS
+
+    for s in SETTINGS:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def env_name(setting: str) -> str:
+    return _setting(setting).env_names[0]
+
+
 def recipe_env(orchestrator: Any = None, orchestrator_port: Any = None, access_key: Any = None,
                access_key_secret: Any = None, logging: Any = None,
                extra: list[tuple[str, Any]] | None = None) -> list[EnvVar]:
-    """The variables an instrumented container gets, in a stable order."""
+    """The variables an instrumented container gets, in a stable order.
+
+    Names and checks come from the agent's configuration module, so a value the agent
+    would refuse at start (a bad log level, port or address) is refused here already.
+    """
     if access_key is not None and access_key_secret is not None:
         raise PatchError("give the access key either as a value or as a secret, not both")
     out = []
-    for name, value in ((ENV_ORCHESTRATOR, orchestrator), (ENV_ORCHESTRATOR_PORT, orchestrator_port),
-                        (ENV_ACCESS_KEY, access_key), (ENV_LOGGING, logging)):
+    for setting, value in (("orchestrator", orchestrator), ("orchestrator_port", orchestrator_port),
+                           ("access_key", access_key), ("logging", logging)):
         if value is not None:
-            out.append(EnvVar(name, str(value) if isinstance(value, int) else value))
+            out.append(EnvVar(env_name(setting), _checked(setting, value)))
     if access_key_secret is not None:
-        out.append(EnvVar(ENV_ACCESS_KEY, secret=access_key_secret))
+        out.append(EnvVar(env_name("access_key"), secret=access_key_secret))
+    from ..configuration import SETTINGS
+
+    by_env = {n: s.name for s in SETTINGS for n in s.env_names}
     for name, value in extra or []:
         if any(v.name == name for v in out):
             raise PatchError(f"variable {name} is given twice")
-        out.append(EnvVar(name, value))
+        out.append(EnvVar(name, _checked(by_env[name], value) if name in by_env else value))
     return out
+
+
+def _checked(setting: str, value: Any) -> Any:
+    """value as the variable's text, after the agent's own parser accepted it."""
+    if intrinsic(value) or not isinstance(value, (str, int)):
+        return value  # a CloudFormation expression: resolved only at deploy time
+    text = str(value)
+    try:
+        _setting(setting).parse(text)
+    except ValueError as exc:
+        raise PatchError(f"{setting.replace('_', '-')} {text!r}: {exc}") from None
+    return text
 
 
 # An image resolver: (image value, architecture or None, container name) -> ImageConfig or
@@ -100,11 +125,25 @@ ImageResolver = Callable[[Any, "str | None", str], "ImageConfig | None"]
 class Context:
     """Where we are (for messages) and the warnings collected on the way."""
 
-    def __init__(self, strict: bool = False, report: Callable[[str, str], None] | None = None):
+    def __init__(self, strict: bool = False, report: Callable[[str, str], None] | None = None,
+                 field_case: Callable[[str], str] | None = None):
         self.strict = strict
+        self._case = field_case  # how the adapter's format spells our camelCase field names
         self.warnings: list[str] = []
         self.notes: list[str] = []
         self._report = report  # (level "warning" | "note", text)
+
+    def with_field_case(self, case: Callable[[str], str]) -> "Context":
+        """The same context (shared warnings) speaking another format's field names."""
+        other = copy.copy(self)
+        other._case = case
+        return other
+
+    def field(self, path: str) -> str:
+        """A field path as the user's format spells it (EntryPoint in CloudFormation)."""
+        if not self._case:
+            return path
+        return ".".join(self._case(part) for part in path.split("."))
 
     def note(self, where: str, msg: str) -> None:
         """Something the user should know that is not a problem (e.g. a skipped task)."""
@@ -249,6 +288,8 @@ def resolve_argv(entry: Any, cmd: Any, image: Any, instrument: str, resolver: Im
         argv = list(img.entrypoint or []) + list(c)
     else:
         argv = list(img.entrypoint or []) + list(img.cmd or [])
+    if argv and argv[0] == instrument:
+        argv = argv[1:]  # the image embeds the agent already (COPY --from): never wrap twice
     if not argv:
         raise PatchError(f"{where}: the image {describe(image)} has neither ENTRYPOINT nor CMD, nothing to run")
     return argv
@@ -291,17 +332,18 @@ def union_strings(existing: Any, items: Iterable[str], where: str, field_name: s
 
 def merge_env(env_list: Any, secret_list: Any, wanted: list[EnvVar], ctx: Context, where: str,
               value_key: str = "value", secret_key: str = "valueFrom",
-              secret_wrap: Callable[[Any], Any] | None = None) -> tuple[list | None, list | None]:
+              secret_wrap: Callable[[Any], Any] | None = None,
+              combined: bool = False) -> tuple[list | None, list | None]:
     """Union of the container's variables with the recipe's, by name.
 
     A user variable of the same name with a different value is replaced with a warning
     (an error under --strict); a variable moves between the plain and the secret list
-    when the recipe says so. When env_list and secret_list are the same object (k8s keeps
-    both in `env`), secrets go there too.
+    when the recipe says so. With combined (Kubernetes keeps both kinds in `env`),
+    env_list holds both.
     """
-    same = env_list is secret_list
-    envs = _checked_list(env_list, "environment", where)
-    secrets = envs if same else _checked_list(secret_list, "secrets", where)
+    same = combined
+    envs = _checked_list(env_list, ctx.field("env" if same else "environment"), where)
+    secrets = envs if same else _checked_list(secret_list, ctx.field("secrets"), where)
     for var in wanted:
         if var.secret is not None:
             target, other = secrets, (None if same else envs)
@@ -411,7 +453,8 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
     """One app container, wrapped: argv, capability, volumesFrom, environment."""
     c = copy.deepcopy(c)
     entry, cmd = c.get("entryPoint"), c.get("command")
-    argv = wrapped_argv(entry, cmd, c.get("image"), cfg, resolver, arch, where, c.get("name", ""))
+    argv = wrapped_argv(entry, cmd, c.get("image"), cfg, resolver, arch, where, c.get("name", ""),
+                        ctx.field("entryPoint"), ctx.field("command"))
     set_near(c, "entryPoint", _like(entry, [cfg.instrument], entry), before="command")
     set_near(c, "command", argv, after="entryPoint")
 
@@ -420,20 +463,21 @@ def patch_ecs_container(c: dict, cfg: PatchConfig, resolver: ImageResolver | Non
         if lp is None or is_no_value(lp):
             lp = {}
         elif not isinstance(lp, dict) or intrinsic(lp):
-            raise PatchError(f"{where}: linuxParameters is {describe(lp)}, expected a mapping")
+            raise PatchError(f"{where}: {ctx.field('linuxParameters')} is {describe(lp)}, expected a mapping")
         caps = lp.get("capabilities")
         if caps is None or is_no_value(caps):
             caps = {}
         elif not isinstance(caps, dict) or intrinsic(caps):
-            raise PatchError(f"{where}: linuxParameters.capabilities is {describe(caps)}, expected a mapping")
+            raise PatchError(f"{where}: {ctx.field('linuxParameters.capabilities')} is {describe(caps)}, "
+                             "expected a mapping")
         drop = caps.get("drop")
         if isinstance(drop, list) and PTRACE_CAP in drop:
-            ctx.warn(where, f"capabilities.drop lists {PTRACE_CAP}, which the agent needs")
-        caps["add"] = union_strings(caps.get("add"), [PTRACE_CAP], where, "linuxParameters.capabilities.add")
+            ctx.warn(where, f"{ctx.field('capabilities.drop')} lists {PTRACE_CAP}, which the agent needs")
+        caps["add"] = union_strings(caps.get("add"), [PTRACE_CAP], where, ctx.field("linuxParameters.capabilities.add"))
         lp["capabilities"] = caps
         c["linuxParameters"] = lp
 
-    vf = _checked_list(c.get("volumesFrom"), "volumesFrom", where)
+    vf = _checked_list(c.get("volumesFrom"), ctx.field("volumesFrom"), where)
     mine = {"sourceContainer": cfg.sidecar_name, "readOnly": True}
     for i, cur in enumerate(vf):
         if isinstance(cur, dict) and cur.get("sourceContainer") == cfg.sidecar_name:
@@ -467,7 +511,7 @@ def patch_ecs_containers(containers: Any, cfg: PatchConfig, resolver: ImageResol
         if lst is None or is_no_value(lst):
             return lst
         if intrinsic(lst) or not isinstance(lst, list):
-            raise PatchError(f"{where}: containerDefinitions is {describe(lst)}, expected a list")
+            raise PatchError(f"{where}: {ctx.field('containerDefinitions')} is {describe(lst)}, expected a list")
         errors: list[str] = []
         seen: list[str] = []
         state = {"wrapped": 0, "sidecar": False}
@@ -481,7 +525,7 @@ def patch_ecs_containers(containers: Any, cfg: PatchConfig, resolver: ImageResol
             name = c.get("name")
             cwhere = f"{where}: container {name!r}" if isinstance(name, str) else f"{where}: container #{i}"
             if not isinstance(name, str):
-                errors.append(f"{cwhere}: name is {describe(name)}, expected a string")
+                errors.append(f"{cwhere}: {ctx.field('name')} is {describe(name)}, expected a string")
                 return c
             if name == cfg.sidecar_name:
                 state["sidecar"] = True

@@ -6,6 +6,7 @@ chosen as the one that reproduces the input. JSON keeps key order and indent wid
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -41,15 +42,68 @@ def _yaml():
     return y
 
 
-def _flow_list(representer, data: list):
-    """Lists we create are argv-like or short: flow style unless they hold mappings."""
-    flow = all(not isinstance(v, (dict, list)) for v in data)
-    return representer.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+def _flow_safe(value: Any) -> bool:
+    """Whether value can sit in a flow sequence without ruamel mis-emitting it.
+
+    ruamel.yaml writes some plain scalars unquoted in flow context although they then
+    read back differently (e.g. `[?(]`); quoted and tagged scalars are written safely.
+    """
+    from ruamel.yaml.comments import TaggedScalar
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+    if isinstance(value, (DoubleQuotedScalarString, SingleQuotedScalarString, TaggedScalar)):
+        return True
+    if isinstance(value, (bool, int, float)) or value is None:
+        return True
+    return isinstance(value, str) and _plain_round_trips(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_round_trips(text: str) -> bool:
+    """Emit [text] in flow style and read it back: the emitter's own verdict, cached."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedSeq
+
+    seq = CommentedSeq([text])
+    seq.fa.set_flow_style()
+    y = YAML(typ="rt")
+    y.width = 4096
+    buf = io.StringIO()
+    try:
+        y.dump({"k": seq}, buf)
+        back = YAML(typ="safe", pure=True).load(buf.getvalue())
+    except Exception:
+        return False
+    return back == {"k": [text]}
+
+
+@functools.lru_cache(maxsize=None)
+def _representer():
+    """A RoundTripRepresenter subclass (add_representer would change ruamel's class for everyone)."""
+    from ruamel.yaml.representer import RoundTripRepresenter
+
+    class Representer(RoundTripRepresenter):
+        def represent_list(self, data):
+            fa = getattr(data, "fa", None)
+            if fa is not None and fa.flow_style() and not all(_flow_safe(v) for v in data):
+                fa.set_block_style()
+            return super().represent_list(data)
+
+    def plain_list(representer, data: list):
+        # lists we create are argv-like or short: flow style when every item allows it
+        flow = all(_flow_safe(v) for v in data)
+        return representer.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    Representer.add_representer(list, plain_list)
+    from ruamel.yaml.comments import CommentedSeq
+
+    Representer.add_representer(CommentedSeq, Representer.represent_list)
+    return Representer
 
 
 def _dump_yaml(docs: list, indent: tuple, explicit_start: bool) -> str:
     y = _yaml()
-    y.representer.add_representer(list, _flow_list)
+    y.Representer = _representer()
     y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
     y.explicit_start = explicit_start
     buf = io.StringIO()

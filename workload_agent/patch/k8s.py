@@ -60,10 +60,12 @@ def _millicores(units: int) -> str:
 
 
 def init_container(cfg: PatchConfig) -> dict:
+    # cp -R, not -a: run as a non-root user, busybox cp -a fails on preserving ownership;
+    # modes survive either way and the bundle holds no symlinks.
     c: dict = {
         "name": cfg.sidecar_name,
         "image": cfg.agent_image,
-        "command": ["/bin/cp", "-a", core.AGENT_MOUNT + "/.", INIT_MOUNT + "/"],
+        "command": ["/bin/cp", "-R", core.AGENT_MOUNT + "/.", INIT_MOUNT + "/"],
         "volumeMounts": [{"name": AGENT_VOLUME, "mountPath": INIT_MOUNT}],
     }
     limits = {}
@@ -104,8 +106,8 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
                                   {"name": AGENT_VOLUME, "mountPath": core.AGENT_MOUNT, "readOnly": True},
                                   where, "volumeMounts")
     if cfg.add_ptrace_cap:
-        sc = c.get("securityContext") or {}
-        caps = sc.get("capabilities") or {}
+        sc = _mapping(c.get("securityContext"), "securityContext", where)
+        caps = _mapping(sc.get("capabilities"), "securityContext.capabilities", where)
         drop = caps.get("drop")
         if isinstance(drop, list) and core.PTRACE_CAP in drop:
             ctx.warn(where, f"capabilities.drop lists {core.PTRACE_CAP}, which the agent may need")
@@ -115,10 +117,18 @@ def patch_container(c: dict, cfg: PatchConfig, resolver, arch: str | None, ctx: 
         c["securityContext"] = sc
     env = c.get("env")
     env = [] if env is None else env
-    new_env, _ = core.merge_env(env, env, cfg.env, ctx, where, secret_wrap=_secret_ref)
+    new_env, _ = core.merge_env(env, None, cfg.env, ctx, where, secret_wrap=_secret_ref, combined=True)
     if new_env is not None:
         c["env"] = new_env
     return c
+
+
+def _mapping(value: Any, field: str, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PatchError(f"{where}: {field} must be a mapping, not {type(value).__name__}")
+    return value
 
 
 def patch_pod_spec(spec: dict, cfg: PatchConfig, resolver, ctx: Context, where: str,
@@ -207,7 +217,7 @@ def patch_docs(docs: list, cfg: PatchConfig, image_configs: dict, ctx: Context, 
             for j, item in enumerate(doc["items"]):
                 visit(item, f"{label} item {j}")
             return
-        path = POD_SPEC_PATHS.get(kind)
+        path = POD_SPEC_PATHS.get(kind) if isinstance(kind, str) else None
         if path is None:
             return
         name = _get(doc, ("metadata", "name")) or "?"

@@ -55,6 +55,10 @@ def register(subparsers) -> None:
     if add_fields_parser is not None:
         add_fields_parser(sub)
 
+    from ..capture.ruletest import register_test
+
+    register_test(sub)
+
     parser.set_defaults(func=lambda args: _usage(parser))
 
 

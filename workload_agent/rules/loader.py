@@ -273,7 +273,7 @@ def expand_paths(paths: Iterable[str]) -> list:
 
 
 def load_rules(paths, *, min_priority=None, enable=(), disable=(), rules_config=(),
-               contents: Optional[dict] = None) -> LoadResult:
+               contents: Optional[dict] = None, compile_each: bool = True) -> LoadResult:
     """Load rules files (and directories) in order and build the ruleset.
 
     min_priority: a priority name or number; rules less severe are loaded but not enabled.
@@ -282,6 +282,9 @@ def load_rules(paths, *, min_priority=None, enable=(), disable=(), rules_config=
     rules_config: Falco's `rules:` config block, e.g. [{"disable": {"tag": "network"}}],
     applied in order after enable/disable.
     contents: name -> text, to load in-memory content instead of reading files.
+    compile_each: recompile after every file, as `falco -V` does, so each file's result
+    shows the errors it leads to; False compiles once at the end (an agent starting up
+    needs only the final ruleset, and any error stops it anyway).
     """
     from .ruleset import build_ruleset
 
@@ -289,6 +292,7 @@ def load_rules(paths, *, min_priority=None, enable=(), disable=(), rules_config=
     compiler = Compiler(collector)
     files = []
     compiled = None
+    last_read = None
     names = list(paths) if contents is not None else expand_paths(paths)
     for name in names:
         result = m.FileResult(name)
@@ -298,9 +302,13 @@ def load_rules(paths, *, min_priority=None, enable=(), disable=(), rules_config=
         if text is None:
             continue
         if read_file(collector, name, text, result):
-            out = compiler.compile(result)
-            if out is not None:
-                compiled = out
+            last_read = result
+            if compile_each:
+                out = compiler.compile(result)
+                if out is not None:
+                    compiled = out
+    if not compile_each and last_read is not None:
+        compiled = compiler.compile(last_read)
     ruleset = build_ruleset(compiled or [], min_priority=min_priority, enable=enable,
                             disable=disable, rules_config=rules_config)
     return LoadResult(files, ruleset)

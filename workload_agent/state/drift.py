@@ -61,3 +61,19 @@ def proc_path(path: str, tid: int) -> Tuple[str, Optional[int]]:
     if len(parts) == 5 and parts[1] == "proc" and parts[3] == "fd" and parts[4].isdigit():
         return path, int(parts[4])
     return path, None
+
+
+def kernel_exe_path(path: str) -> str:
+    """What /proc/PID/exe would show for an exec of ``path`` (when the process is already
+    gone): the file with symlinks resolved, or for a ``#!`` script its interpreter
+    (one level, as binfmt_script; nested interpreters are rare)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return os.path.realpath(path)
+    if head.startswith(b"#!"):
+        words = head[2:].split(b"\n", 1)[0].split()
+        if words and words[0].startswith(b"/"):
+            return os.path.realpath(os.fsdecode(words[0]))
+    return os.path.realpath(path)

@@ -23,6 +23,7 @@ from ..events.params import P, event_type, param_types
 from ..events.sockaddr import AF_INET, AF_INET6, AF_UNIX, SockAddr, SockTuple
 from ..rules.event import Container, Event, Fd, Param, Process
 from . import drift, fds as F, procfs
+from .container import start_ts_of
 from .process_tree import apply_stat, apply_status, fork_child, seed
 from .sockets import socket_names
 from .users import UserDb
@@ -153,15 +154,22 @@ class _Resolver:
 class StateTracker:
     """Keeps libsinsp-like state from tracer records; ``process`` returns Falco events.
 
+    ``users``: a UserDb, or a directory holding passwd and group (default /etc).
+    ``start_ns``: the agent's start (epoch ns); executables changed later are drift.
+
     It is also the ``ctx`` of events.decode.decode_params (cwd, fd_path,
     sock_local, sock_peer, proc_params).
     """
 
     def __init__(self, container: Container, *, agent_pid: Optional[int] = None,
-                 users: Optional[UserDb] = None, start_ns: Optional[int] = None) -> None:
+                 users=None, start_ns: Optional[int] = None) -> None:
         self.container = container
         self.agent_pid = os.getpid() if agent_pid is None else agent_pid
-        self.users = users if users is not None else UserDb()
+        if users is None or isinstance(users, str):
+            # a directory holding passwd and group (default: the container's /etc)
+            etc = users or "/etc"
+            users = UserDb(os.path.join(etc, "passwd"), os.path.join(etc, "group"))
+        self.users = users
         self.start_ns = time.time_ns() if start_ns is None else start_ns
         self.hostname = _socket.gethostname()
         self.threads: Dict[int, Process] = {}     # tid -> its process
@@ -178,11 +186,15 @@ class StateTracker:
         self._kinds: Dict[tuple, tuple] = {}
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
+        # Every traced process shares the agent's pid namespace, whose init is pid 1.
+        self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
 
     # ---- process lookup ----------------------------------------------------------------
 
     def _register(self, p: Process) -> None:
+        if p.pidns_init_start_ts is None:
+            p.pidns_init_start_ts = self._pidns_start
         self.procs[p.pid] = p
         self.threads[p.pid] = p
         self.tids.setdefault(p.pid, set()).add(p.pid)
@@ -485,7 +497,7 @@ class StateTracker:
     def _exit(self, r) -> Optional[Event]:
         tid = r.tid
         p = self.threads.get(tid)
-        st = r.extra
+        st = r.extra & 0xFFFF   # a wait status; the record field is wider
         if os.WIFEXITED(st):
             code, sig = os.WEXITSTATUS(st), 0
         elif os.WIFSIGNALED(st):
@@ -573,7 +585,7 @@ class StateTracker:
             link = procfs.readlink(f"/proc/{p.pid}/exe")
         exepath = procfs.exe_path(link)
         if exepath is None and path is not None and not memfd:
-            exepath = os.path.realpath(stat_path) if path.startswith("/") else path
+            exepath = drift.kernel_exe_path(stat_path) if path.startswith("/") else path
         memfd = memfd or drift.is_memfd_path(exepath)
         if memfd and (exepath is None or not exepath.startswith("memfd:")):
             entry = old_fds.get(dirfd if dirfd is not None else via_fd if via_fd is not None else -1)
@@ -719,8 +731,13 @@ def _h_socket(t: StateTracker, p, tid, r, values, ret):
     return fd
 
 
+_SOCKET_TYPES = frozenset({"ipv4", "ipv6", "unix", "netlink", "socket"})
+
+
 def _socket_entry(t: StateTracker, p, tid, num: int, family: Optional[int]) -> Optional[Fd]:
     fd = t._fd(p, tid, num)
+    if fd is not None and fd.type not in _SOCKET_TYPES and family is not None:
+        fd = None  # a stale entry (its close was not traced): the event proves it is a socket now
     if fd is None and family is not None:
         fd = F.socket_fd(num, family, _socket.SOCK_STREAM, 0)
         p.fds[num] = fd

@@ -1,0 +1,150 @@
+"""Event -> capture file -> Event gives the same value for every field the registry knows."""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workload_agent.capture.format import CaptureReader, CaptureWriter, Drop
+from workload_agent.rules.compiler import compile_condition
+from workload_agent.rules.condition import parse_condition
+from workload_agent.rules.errors import ConditionError
+from workload_agent.rules.fields import REGISTRY
+from workload_agent.rules.fields import types as T
+from workload_agent.rules.output import compile_output
+from tests.capture.strategies import events
+
+ARGS = {"index": ["0", "1", "2", "7"], "key": ["name", "x", "fd"], "index_or_key": ["0", "1", "name", "cpu"]}
+DOTTED = ["name", "fd", "flags", "mode", "res", "raw", "exe", "args", "data"]
+
+
+def _bound_fields():
+    """Every field of the registry, with each argument form it takes."""
+    out = []
+    for spec in REGISTRY:
+        forms = [None] if not spec.arg_required else []
+        forms += ARGS.get(spec.arg, [])
+        for arg in forms:
+            out.append((spec.name, arg))
+        if spec.dotted:
+            out += [(f"{spec.name}.{s}", None) for s in DOTTED]
+    bound = []
+    for name, arg in out:
+        for output in (False, True):
+            try:
+                bound.append((f"{name}[{arg}]" if arg else name, output,
+                              REGISTRY.bind(name, arg, output=output)))
+            except ConditionError:
+                pass
+    return bound
+
+
+FIELDS = _bound_fields()
+
+
+def _value(get, ev):
+    try:
+        v = get(ev)
+    except Exception as exc:  # noqa: BLE001 - an extractor failing must fail the same way
+        return ("raised", type(exc).__name__)
+    if isinstance(v, list):
+        return [T.to_json(x) for x in v]
+    if isinstance(v, (str, int, bytes, float, tuple, type(None))):
+        return v
+    state = getattr(v, "__dict__", None) or {k: getattr(v, k) for k in getattr(v, "__slots__", ())}
+    return (type(v).__name__, sorted(state.items()) if state else repr(v))
+
+
+def roundtrip(evs):
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {"hostname": "h"})
+    for ev in evs:
+        w.write_event(ev)
+    w.write_drop(7, 2)
+    w.close()
+    with tempfile.NamedTemporaryFile(suffix=".wacap", delete=False) as f:
+        f.write(buf.getvalue())
+    try:
+        reader = CaptureReader(f.name)
+        got = list(reader.records())
+    finally:
+        os.unlink(f.name)
+    assert reader.complete and reader.truncated is None
+    assert isinstance(got[-1], Drop) and (got[-1].ts, got[-1].count) == (7, 2)
+    return got[:-1]
+
+
+def test_the_registry_is_covered():
+    names = {b.spec.name for _, _, b in FIELDS}
+    assert len(names) == len(REGISTRY)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events(), min_size=1, max_size=4))
+def test_every_field_replays_as_live(evs):
+    # Capture the live values first: the writer may only read the events.
+    live = [[(text, out, _value(b.get, ev)) for text, out, b in FIELDS] for ev in evs]
+    replayed = roundtrip(evs)
+    assert len(replayed) == len(evs)
+    for want, ev in zip(live, replayed):
+        got = [(text, out, _value(b.get, ev)) for text, out, b in FIELDS]
+        assert got == want
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events(), st.data())
+def test_conditions_and_outputs_replay_as_live(ev, data):
+    # Conditions built from values the live event actually has, so that many are true.
+    names = [t for t, out, b in FIELDS if not out]
+    picked = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=6))
+    by_text = {t: b for t, out, b in FIELDS if not out}
+    clauses = []
+    for t in picked:
+        v = by_text[t].get(ev)
+        if isinstance(v, str) and v and '"' not in v and "\\" not in v and v.isprintable():
+            clauses.append(f'{t} = "{v}"')
+        elif isinstance(v, bool) or (isinstance(v, int) and by_text[t].type in (T.INT64, T.UINT64, T.BOOL)):
+            clauses.append(f"{t} = {str(v).lower()}")
+        else:
+            clauses.append(f"{t} exists")
+    conds = []
+    for c in clauses:
+        try:
+            conds.append((c, compile_condition(parse_condition(c))))
+        except ConditionError:
+            pass
+    outputs = compile_output(" ".join(f"%{t}" for t, out, b in FIELDS if out and not b.spec.filter_only
+                                      and "[" not in t))
+    live = ([p(ev) for _, p in conds], outputs.render(ev), outputs.fields(ev))
+    (replayed,) = roundtrip([ev])
+    assert ([p(replayed) for _, p in conds], outputs.render(replayed), outputs.fields(replayed)) == live
+
+
+def test_unchanged_state_is_written_once():
+    from workload_agent.rules.event import Event, Fd, Process, User
+
+    parent = Process(1, name="init", user=User(0, "root"))
+    p = Process(2, name="sh", parent=parent, user=parent.user, fds={3: Fd(3, "file", "f", "/x")})
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {}, chunk_bytes=1 << 30, flush_seconds=1e9)
+    w.write_event(Event("openat", proc=p, fd=p.fds[3]))
+    one = sum(len(b) for b in w._buf)
+    for i in range(50):
+        w.write_event(Event("openat", ts=i, proc=p, fd=p.fds[3]))
+    fifty = sum(len(b) for b in w._buf) - one
+    assert fifty < 50 * one / 4  # the process, its parent, user and fd are not repeated
+    p.name = "bash"  # a change is a new snapshot of that process only
+    w.write_event(Event("openat", proc=p, fd=p.fds[3]))
+    w.close()
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(buf.getvalue())
+    try:
+        got = list(CaptureReader(f.name).records())
+    finally:
+        os.unlink(f.name)
+    assert [e.proc.name for e in got] == ["sh"] * 51 + ["bash"]
+    assert got[0].proc is got[50].proc and got[51].proc is not got[50].proc
+    assert got[51].proc.parent is got[0].proc.parent
