@@ -37,6 +37,7 @@ class Outcome:
     alerts: List[dict]
     stdout: str
     stderr: str
+    alert_lines: List[str]
 
     @property
     def rules(self) -> set:
@@ -45,6 +46,8 @@ class Outcome:
     def describe(self) -> str:
         lines = [f"exit status {self.returncode}", "alerts:"]
         lines += [f"  {a.get('priority')} {a.get('rule')}: {a.get('output')}" for a in self.alerts]
+        if not self.alerts:
+            lines += [f"  {ln}" for ln in self.alert_lines]
         lines += ["stdout:", self.stdout[-2000:], "stderr:", self.stderr[-4000:]]
         return "\n".join(lines)
 
@@ -108,7 +111,8 @@ def agent_python_for(user: int) -> Optional[str]:
 
 def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
         agent_user: Optional[int] = None, workload_user: Optional[int] = None,
-        agent_python: Optional[str] = None, extra: Sequence[str] = ()) -> Outcome:
+        agent_python: Optional[str] = None, json_alerts: bool = True,
+        extra: Sequence[str] = ()) -> Outcome:
     """Run the scenario under the agent. agent_user: run the agent itself as that user;
     workload_user: the agent stays as it is and the workload drops to that user."""
     alerts_file = workdir / "alerts.jsonl"
@@ -118,7 +122,9 @@ def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
     argv = [agent_python or sys.executable, "-m", "workload_agent", "run"]
     for r in rules:
         argv += ["-r", str(r)]
-    argv += ["--json", "--alerts-to", str(alerts_file), "--rule-matching", "all",
+    if json_alerts:
+        argv.append("--json")
+    argv += ["--alerts-to", str(alerts_file), "--rule-matching", "all",
              "--container-id", CONTAINER_ID, "--container-image", CONTAINER_IMAGE, *extra, "--"]
     if workload_user is not None:
         argv += drop_to(workload_user)
@@ -138,9 +144,7 @@ def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
     proc = subprocess.run(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=TIMEOUT,
                           start_new_session=True)  # no controlling terminal: CI-like
-    alerts = []
-    if alerts_file.exists():
-        for line in alerts_file.read_text().splitlines():
-            if line.strip():
-                alerts.append(json.loads(line))
-    return Outcome(proc.returncode, alerts, proc.stdout, proc.stderr)
+    lines = alerts_file.read_text().splitlines() if alerts_file.exists() else []
+    lines = [ln for ln in lines if ln.strip()]
+    alerts = [json.loads(ln) for ln in lines] if json_alerts else []
+    return Outcome(proc.returncode, alerts, proc.stdout, proc.stderr, lines)

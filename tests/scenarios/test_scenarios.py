@@ -111,3 +111,15 @@ def test_scenario_unprivileged(scenario, variant):
         _check_benign(scenario, outcome)
     else:
         _check_attack(scenario, outcome)
+
+
+def test_default_ruleset_loads_without_rules_option():
+    """`workload-agent run` with no -r uses rules/; alerts are Falco text lines."""
+    scenario = next(s for s in ATTACKS if s.name == "shadow-read")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [], workdir, json_alerts=False)
+    finally:
+        remove_workdir(workdir)
+    assert any(": Warning Password or sudoers file opened for reading (file=/etc/shadow" in ln
+               for ln in outcome.alert_lines), outcome.describe()
