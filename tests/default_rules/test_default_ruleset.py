@@ -134,3 +134,13 @@ def test_loads_together_with_upstream_stable_rules():
     assert result.ok, "\n".join(m.text for m in result.messages)
     ours = load_rules([str(RULES_DIR)]).ruleset
     assert len(result.ruleset.rules) == 25 + len(ours.rules)
+
+
+def test_the_doc_lists_the_event_types(ruleset):
+    text = (REPO / "docs" / "default-rules.md").read_text()
+    m = re.search(r"The rules need (\d+) event types: (.*?)\. None", text, flags=re.S)
+    assert m, "docs/default-rules.md: event type list not found"
+    listed = set(re.findall(r"[a-z_0-9]+", m.group(2).replace("`", " ")))
+    union = set(ruleset.event_types())
+    assert listed == union
+    assert int(m.group(1)) == len(union)
