@@ -144,3 +144,15 @@ def test_the_doc_lists_the_event_types(ruleset):
     union = set(ruleset.event_types())
     assert listed == union
     assert int(m.group(1)) == len(union)
+
+
+def test_rules_of_a_file_go_from_most_to_least_severe(ruleset):
+    # Falco's default matching stops at the first rule an event matches: when a
+    # dropped binary in /tmp is run, the drift rule (CRITICAL) must win over the
+    # temporary-directory rule (WARNING).
+    by_file = {}
+    for rule in ruleset.rules:
+        by_file.setdefault(rule.file, []).append(rule.priority)
+    assert len(by_file) == len(RULE_FILES)
+    for name, prios in by_file.items():
+        assert prios == sorted(prios), name

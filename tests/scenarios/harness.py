@@ -111,7 +111,7 @@ def agent_python_for(user: int) -> Optional[str]:
 
 def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
         agent_user: Optional[int] = None, workload_user: Optional[int] = None,
-        agent_python: Optional[str] = None, json_alerts: bool = True,
+        agent_python: Optional[str] = None, json_alerts: bool = True, matching: str = "all",
         extra: Sequence[str] = ()) -> Outcome:
     """Run the scenario under the agent. agent_user: run the agent itself as that user;
     workload_user: the agent stays as it is and the workload drops to that user."""
@@ -124,7 +124,7 @@ def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
         argv += ["-r", str(r)]
     if json_alerts:
         argv.append("--json")
-    argv += ["--alerts-to", str(alerts_file), "--rule-matching", "all",
+    argv += ["--alerts-to", str(alerts_file), "--rule-matching", matching,
              "--container-id", CONTAINER_ID, "--container-image", CONTAINER_IMAGE, *extra, "--"]
     if workload_user is not None:
         argv += drop_to(workload_user)

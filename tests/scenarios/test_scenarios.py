@@ -123,3 +123,17 @@ def test_default_ruleset_loads_without_rules_option():
         remove_workdir(workdir)
     assert any(": Warning Password or sudoers file opened for reading (file=/etc/shadow" in ln
                for ln in outcome.alert_lines), outcome.describe()
+
+
+def test_first_match_reports_the_most_severe_rule():
+    """With Falco's default matching (first), the dropped binary run from /tmp is
+    reported as drift (CRITICAL), not as execution from a temporary directory."""
+    scenario = next(s for s in ATTACKS if s.name == "drift-dropped-binary")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [OUR_RULES], workdir, matching="first")
+    finally:
+        remove_workdir(workdir)
+    execs = [a for a in outcome.alerts if a.get("output_fields", {}).get("proc.exepath", "")
+             .endswith("/dropped")]
+    assert [a["rule"] for a in execs] == ["Drifted executable run in container"], outcome.describe()
