@@ -34,6 +34,14 @@ def _check_attack(scenario, outcome):
             assert alert.get("source") == "syscall"
             assert any(t.startswith("mitre_") for t in alert.get("tags", ())), alert
             assert alert.get("output"), alert
+    if scenario.fields:
+        def about_it(alert):
+            got = alert.get("output_fields", {})
+            return all(text in str(got.get(field)) for field, text in scenario.fields)
+
+        first = [a for a in outcome.alerts if a.get("rule") == scenario.expect[0]]
+        assert any(about_it(a) for a in first), \
+            f"{scenario.name}: no alert with {scenario.fields}\n{outcome.describe()}"
 
 
 def _check_benign(scenario, outcome):
