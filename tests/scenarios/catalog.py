@@ -80,6 +80,9 @@ SCENARIOS: Tuple[Scenario, ...] = (
              fields=(("proc.exepath", "memfd:payload"),),
              upstream=("Fileless execution via memfd_create",)),
     # a payload that is gone before anyone can look at /proc: only the exec path is left
+    Scenario("fileless-memfd-fexecve", py(f"{ATTACK} memfd-fexecve"),
+             expect=("Fileless execution from memory",),
+             fields=(("proc.name", "3"),)),
     Scenario("fileless-memfd-short-lived", py(f"{ATTACK} memfd-exec /bin/true"),
              expect=("Fileless execution from memory",),
              fields=(("proc.exepath", "/fd/"),)),
