@@ -82,7 +82,7 @@ SCENARIOS: Tuple[Scenario, ...] = (
     # a payload that is gone before anyone can look at /proc: only the exec path is left
     Scenario("fileless-memfd-fexecve", py(f"{ATTACK} memfd-fexecve"),
              expect=("Fileless execution from memory",),
-             fields=(("proc.name", "3"),)),
+             fields=(("proc.exepath", "/fd/"), ("proc.exe", "payload"))),
     Scenario("fileless-memfd-short-lived", py(f"{ATTACK} memfd-exec /bin/true"),
              expect=("Fileless execution from memory",),
              fields=(("proc.exepath", "/fd/"),)),
