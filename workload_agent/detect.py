@@ -22,6 +22,16 @@ STATE_SYSCALLS = frozenset({
     "setresuid", "setresgid",
 })
 
+# Events that look an existing fd up in the table (rather than carrying its path or
+# address themselves): rules on them need the fd table kept true, so the calls that
+# create and retire fds are traced too. close is the costliest: only when needed.
+FD_LOOKUP_TYPES = frozenset({"dup", "dup2", "dup3", "fcntl", "read", "write", "readv", "writev",
+                             "sendto", "sendmsg", "recvfrom", "recvmsg", "listen", "accept",
+                             "accept4", "fchmod", "fchdir", "close"})
+FD_STATE_SYSCALLS = frozenset({"close", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4",
+                               "dup", "dup2", "dup3", "memfd_create", "open", "openat", "openat2",
+                               "creat"})
+
 # Event types that are not syscalls: the tracer reports them whatever the filter says.
 NON_SYSCALL_TYPES = frozenset({"procexit", "clone", "fork", "vfork", "signaldeliver", "container",
                                "execve"})
@@ -78,6 +88,8 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
                 continue  # e.g. an I/O event no spec decodes: the rule can never fire here
         if "execve" in types:
             wanted.add("execveat")  # a successful execveat is an execve event
+        if types & FD_LOOKUP_TYPES:
+            wanted |= FD_STATE_SYSCALLS
     wanted |= STATE_SYSCALLS
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
@@ -165,6 +177,7 @@ class Detector:
     def handle(self, batch) -> None:
         if self._next_ruleset is not None:
             self.ruleset, self._next_ruleset = self._next_ruleset, None
+            self.tracker.wanted = self.ruleset.event_types()
         process = self.tracker.process
         match = self.ruleset.match
         for rec in batch:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
@@ -95,7 +96,9 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
 
     container = detect_container(container_id=container_id, image=container_image,
                                  privileged=container_privileged)
-    tracker = StateTracker(container)
+    # Files changed after this instant count as drift (proc.is_exe_upper_layer).
+    tracker = StateTracker(container, start_ns=time.time_ns())
+    tracker.wanted = ruleset.event_types()  # events no rule can match are not built
     client = None
     to_stdout = True
     if config is not None and config.orchestrator:
@@ -109,7 +112,7 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
         client = client_from_config(
             config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
             metadata={"container_id": container.id, "container_image": container.image})
-        writer.client = client
+        writer.client = client.start()
     return detector, names, notes
 
 

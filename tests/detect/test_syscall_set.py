@@ -81,3 +81,17 @@ def test_broken_rules_file_is_a_clear_error(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert "bad.yaml:3" in p.stderr
+
+
+def test_rules_on_fd_lookups_keep_the_fd_table_true():
+    text = """
+- rule: Stdio to socket
+  desc: d
+  condition: evt.type in (dup2, dup3) and fd.type in (ipv4, ipv6) and evt.arg.newfd < 3
+  output: "dup %fd.name"
+  priority: WARNING
+"""
+    names, _ = detect.traced_syscalls(ruleset(text), "x86_64")
+    assert {"close", "socket", "accept4", "pipe2"} <= set(names)
+    plain, _ = detect.traced_syscalls(ruleset(), "x86_64")
+    assert "close" not in plain  # open/connect events carry their own path and address

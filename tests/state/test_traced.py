@@ -115,7 +115,7 @@ TCP = textwrap.dedent("""
     t.join()
     # The agent reads connect()'s local end from the live socket (see state/sockets.py):
     # stay alive past the consumer's next poll.
-    time.sleep(0.3)
+    time.sleep(1.0)
 """)
 
 
@@ -270,7 +270,7 @@ SESSION = textwrap.dedent("""
     port = srv.getsockname()[1]
     cli = socket.create_connection(("127.0.0.1", port))
     conn, _ = srv.accept()
-    time.sleep(0.3)   # the local end of a socket is read from the live socket (state/sockets.py)
+    time.sleep(1.0)   # the local end of a socket is read from the live socket (state/sockets.py)
     os.execv("/bin/sh", ["sh", "-c", "cat /etc/hostname >/dev/null"])
 """)
 

@@ -32,7 +32,8 @@ def users(tmp_path):
     (tmp_path / "passwd").write_text(
         "toor:x:0:0:root:/root:/bin/bash\n"
         "alice:x:1000:1000:Alice:/home/alice:/bin/zsh\n"
-        "broken line\n")
+        "broken line\n"
+        + ("runner:x:%d:0::/tmp:/bin/sh\n" % os.geteuid() if os.geteuid() not in (0, 1000) else ""))
     (tmp_path / "group").write_text("wheel:x:0:\nstaff:x:1000:alice\n")
     return UserDb(str(tmp_path / "passwd"), str(tmp_path / "group"))
 
@@ -192,7 +193,8 @@ def test_exec_from_a_thread_takes_the_leaders_tid(tracker):
 
 def test_setuid_changes_the_user_and_names_come_from_the_passwd_file(tracker):
     ev = spawn(tracker)
-    assert field(ev, "user.name") == "toor"   # uid 0 in the test's passwd
+    # the agent's euid, named from the test's passwd
+    assert field(ev, "user.name") == {0: "toor", 1000: "alice"}.get(os.geteuid(), "runner")
     ev = tracker.process(syscall("setuid", FAKE, 0, (1000,)))
     assert (field(ev, "user.uid"), field(ev, "user.name")) == (1000, "alice")
     assert field(ev, "user.shell") == "/bin/zsh" and field(ev, "evt.arg.uid") == "alice"
@@ -285,6 +287,8 @@ def test_drift_of_a_file_written_after_start(tracker, tmp_path):
     assert "EXE_UPPER_LAYER" in field(ev, "evt.arg.flags")
     ev = spawn(tracker, FAKE + 1, image=("/bin/true", ["true"]))
     assert field(ev, "proc.is_exe_upper_layer") is False
+    assert field(ev, "proc.is_exe_lower_layer") is True     # the tracker's container is not host
+    assert "EXE_LOWER_LAYER" in field(ev, "evt.arg.flags")
     assert field(ev, "proc.is_exe_from_memfd") is False
 
 
@@ -329,3 +333,27 @@ def test_pidns_init_start_ts(users):
     t = StateTracker(c, agent_pid=ME, users=users, start_ns=time.time_ns())
     ev = spawn(t)
     assert field(ev, "proc.pidns_init_start_ts") == 1_700_000_000_000_000_000
+
+
+def test_wanted_event_types_still_keep_state(tracker):
+    spawn(tracker)
+    tracker.wanted = frozenset({"execve", "openat"})
+    assert tracker.process(syscall("chdir", FAKE, 0, (1,), {0: path("/srv")})) is None
+    assert tracker.process(clone(FAKE, FAKE + 1)) is None
+    assert tracker.process(syscall("close", FAKE, None, (3,), no_exit=True)) is None
+    ev = tracker.process(openat(FAKE + 1, "x", 3))
+    assert field(ev, "fd.name") == "/srv/x" and field(ev, "proc.pname") == "sh"
+    assert tracker.process(exit_(FAKE + 1)) is None
+    assert tracker.process(openat(FAKE, "y", 4)).num == ev.num + 1
+    assert FAKE + 1 not in tracker.procs
+
+
+def test_a_drop_forgets_processes_whose_exit_was_lost(tracker):
+    from workload_agent.events import records as R
+    spawn(tracker)
+    assert FAKE in tracker.procs
+    rec = exit_(ME)
+    rec.kind = R.K_DROP
+    tracker.process(rec)
+    assert FAKE not in tracker.procs and FAKE not in tracker.threads
+    assert ME in tracker.procs       # alive: kept

@@ -184,6 +184,9 @@ class StateTracker:
         self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
         self._kinds: Dict[tuple, tuple] = {}
+        #: Event types to build events for (e.g. the ruleset's); None: all. Records of
+        #: other types still update the state but return None, which saves building them.
+        self.wanted: Optional[frozenset] = None
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
@@ -367,7 +370,15 @@ class StateTracker:
             return None
         if kind == R.K_EXIT:
             return self._exit(record)
+        if kind == R.K_DROP:
+            self._sweep()
         return None
+
+    def _sweep(self) -> None:
+        """After dropped records some exits went unseen: forget processes that are gone."""
+        for pid, p in list(self.procs.items()):
+            if not os.path.exists(f"/proc/{pid}"):
+                self._remove_thread(p, pid, True, self._reaper(p))
 
     def _specs(self, name: str) -> Dict[str, object]:
         specs = self._param_specs.get(name)
@@ -424,6 +435,8 @@ class StateTracker:
             if not isinstance(res, int):
                 res = ret
         etype = event_type(name, ret)
+        if self.wanted is not None and etype not in self.wanted:
+            return None
         return self._event(etype, ts, tid, proc, res, values, specs, fd, category)
 
     def _event_fd(self, p: Process, tid: int, name: str, ref: str, values, ret) -> Optional[Fd]:
@@ -472,6 +485,8 @@ class StateTracker:
         self.tids[child] = {child}
         # The child's side of the clone (res 0): Falco has one; glibc's fork() is a clone.
         etype = "vfork" if r.nr == _PTRACE_EVENT_VFORK and _MACHINE == "x86_64" else "clone"
+        if self.wanted is not None and etype not in self.wanted:
+            return None
         values = {"res": 0}
         values.update(self.proc_params(child, etype, 0) or {})
         from ..events.flags import clone_flags_to_ppm
@@ -507,13 +522,14 @@ class StateTracker:
         core = 1 if os.WIFSIGNALED(st) and os.WCOREDUMP(st) else 0
         last = p is not None and (tid == p.pid or self.tids.get(p.pid, {tid}) <= {tid})
         reaper = self._reaper(p) if last else None
-        values = {"status": st, "ret": code, "sig": sig, "core": core,
-                  "reaper_tid": reaper.pid if reaper is not None else 0}
-        ev = self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
-                         "process")
         if p is not None:
             self._after = lambda: self._remove_thread(p, tid, last, reaper)
-        return ev
+        if self.wanted is not None and "procexit" not in self.wanted:
+            return None
+        values = {"status": st, "ret": code, "sig": sig, "core": core,
+                  "reaper_tid": reaper.pid if reaper is not None else 0}
+        return self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
+                           "process")
 
     def _reaper(self, p: Process) -> Optional[Process]:
         for a in p.ancestors():
@@ -533,9 +549,9 @@ class StateTracker:
             p.nthreads = len(tids)
         if not last:
             return
-        self.tids.pop(p.pid, None)
-        for t in [t for t, q in self.threads.items() if q is p]:
-            del self.threads[t]
+        for t in self.tids.pop(p.pid, ()):
+            if self.threads.get(t) is p:
+                del self.threads[t]
         if self.procs.get(p.pid) is p:
             del self.procs[p.pid]
         for q in self.procs.values():
@@ -596,6 +612,10 @@ class StateTracker:
         p.is_exe_writable = facts.writable
         p.is_exe_from_memfd = memfd
         p.is_exe_upper_layer = False if memfd else bool(facts.upper)
+        # In a container an executable present since start is an image (lower) layer file;
+        # outside one Falco sees no overlayfs and sets neither flag.
+        in_container = self.container.id != "host"
+        p.is_exe_lower_layer = (in_container and not memfd and facts.upper is False)
         # CLOEXEC fds are gone (a table shared with a vfork parent is copied first).
         if any(getattr(fd, "cloexec", False) for fd in old_fds.values()):
             p.fds = {n: fd for n, fd in old_fds.items() if not getattr(fd, "cloexec", False)}
