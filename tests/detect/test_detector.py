@@ -1,0 +1,29 @@
+"""The detector's own alerts: drops reported as an alert of their own, container suffix."""
+import json
+
+from workload_agent import detect
+from workload_agent.events import records as R
+from workload_agent.rules.event import Container
+from workload_agent.rules.loader import load_rules
+from workload_agent.state import StateTracker
+
+
+def _drop(n, ts):
+    return R.Record(R.K_DROP, 0, ts, 0, 0, 0, 0, 0, 0, (0,) * 6, n, {})
+
+
+def test_drops_become_a_critical_alert(tmp_path):
+    res = load_rules(["r.yaml"], contents={"r.yaml": "- rule: x\n  desc: d\n  condition: evt.type = open\n"
+                                                      "  output: o\n  priority: INFO\n"})
+    out = tmp_path / "alerts.jsonl"
+    writer = detect.AlertWriter(str(out), json_lines=True)
+    d = detect.Detector(res.ruleset, StateTracker(Container(id="c0ffee")), writer)
+    d.handle([_drop(17, 1_700_000_000_000_000_000), _drop(3, 1_700_000_001_000_000_000)])
+    d.close({})
+    alerts = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [a["rule"] for a in alerts] == [detect.DROP_RULE, detect.DROP_RULE]
+    assert alerts[0]["priority"] == "Critical"
+    assert alerts[0]["output_fields"]["n_drops"] == 17
+    assert alerts[1]["output_fields"]["n_drops_total"] == 20
+    assert alerts[1]["time"].startswith("2023-11-14T22:13:21")
+    assert d.counters()["drops"] == 20 and d.counters()["alerts"] == 2
