@@ -95,3 +95,10 @@ def test_rules_on_fd_lookups_keep_the_fd_table_true():
     assert {"close", "socket", "accept4", "pipe2"} <= set(names)
     plain, _ = detect.traced_syscalls(ruleset(), "x86_64")
     assert "close" not in plain  # open/connect events carry their own path and address
+
+
+def test_a_closed_pipe_is_no_traceback():
+    p = subprocess.run(f"{sys.executable} -m workload_agent rules fields | head -1", shell=True,
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout.count("\n") == 1
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
