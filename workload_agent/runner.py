@@ -77,7 +77,7 @@ def register(subparsers) -> None:
 
 def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
                       container_id=None, container_image=None, container_privileged=None,
-                      syscalls=None, plan_only=False, config=None):
+                      plan_only=False, config=None):
     """(detector sink, syscall names, notes) for a run; raises detect.RulesError, or
     ValueError for an orchestrator configured without what it needs.
     plan_only: load the rules and derive the syscalls, but build no detector."""
@@ -88,8 +88,6 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     names, note = detect.traced_syscalls(ruleset, native_arch())
     if note:
         notes.append(note)
-    if syscalls:
-        names = syscalls
     if plan_only:
         return None, names, notes
     from .state import StateTracker, detect_container
@@ -116,37 +114,65 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     return detector, names, notes
 
 
-def _run_command(args) -> int:
+class SetupFailed(Exception):
+    """Setting a run up failed; the reason was printed. .code is the exit status."""
+
+    def __init__(self, code: int = 2):
+        super().__init__(code)
+        self.code = code
+
+
+def setup_from_args(args):
+    """(config, detector, rules-derived syscalls, notes, --syscalls list or None) for the
+    options `run` and `record` share; raises SetupFailed after saying why."""
     from .configuration import ConfigError, load_config, overrides_from_args
-    from .detect import RulesError, Tee
+    from .detect import RulesError
 
     try:
         config = load_config(overrides_from_args(args))
     except ConfigError as exc:
         _warn(str(exc))
-        return 2
-    syscalls = [s.strip() for s in args.syscalls.split(",") if s.strip()] if args.syscalls else None
+        raise SetupFailed() from None
+    given = [s.strip() for s in args.syscalls.split(",") if s.strip()] if args.syscalls else None
+    if args.no_rules:
+        return config, None, [], [], given
     try:
-        if args.no_rules:
-            from .events.params import DEFAULT_SYSCALLS
-            detector, names, notes = None, syscalls or sorted(DEFAULT_SYSCALLS), []
-        else:
-            detector, names, notes = prepare_detection(
-                rules=args.rules or config.rules, json_lines=args.json or config.output_format == "json",
-                alerts_to=args.alerts_to,
-                matching=args.rule_matching, min_priority=args.min_priority,
-                container_id=args.container_id, container_image=args.container_image,
-                container_privileged=args.container_privileged, syscalls=syscalls,
-                plan_only=args.print_syscalls, config=config)
+        detector, names, notes = prepare_detection(
+            rules=args.rules or config.rules, json_lines=args.json or config.output_format == "json",
+            alerts_to=args.alerts_to, matching=args.rule_matching, min_priority=args.min_priority,
+            container_id=args.container_id, container_image=args.container_image,
+            container_privileged=args.container_privileged, plan_only=args.print_syscalls,
+            config=config)
     except RulesError as exc:
         _warn(f"cannot load the rules:\n{exc.text}")
-        return 2
+        raise SetupFailed() from None
     except ValueError as exc:
         _warn(str(exc))
-        return 2
+        raise SetupFailed() from None
     except OSError as exc:
         _warn(f"cannot open {exc.filename}: {exc.strerror}")
-        return 2
+        raise SetupFailed() from None
+    return config, detector, names, notes, given
+
+
+def event_printer(args):
+    """The `--events` debugging view, or None."""
+    if not (args.events or args.events_file):
+        return None
+    from .events.display import EventPrinter
+
+    return EventPrinter(open(args.events_file, "w", buffering=1) if args.events_file else sys.stderr)
+
+
+def _run_command(args) -> int:
+    from .detect import Tee
+    from .events.params import DEFAULT_SYSCALLS
+
+    try:
+        config, detector, names, notes, given = setup_from_args(args)
+    except SetupFailed as exc:
+        return exc.code
+    names = given or (names if not args.no_rules else sorted(DEFAULT_SYSCALLS))
     for note in notes:
         _warn(note)
     if args.print_syscalls:
@@ -155,13 +181,8 @@ def _run_command(args) -> int:
     if not args.command:
         _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
         return 2
-    printer = None
-    if args.events or args.events_file:
-        from .events.display import EventPrinter
-        out = open(args.events_file, "w", buffering=1) if args.events_file else sys.stderr
-        printer = EventPrinter(out)
     return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
-               sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size)
+               sink=Tee(detector, event_printer(args)), syscalls=names, ring_bytes=args.ring_size)
 
 
 def instrument(argv: list[str]) -> int:

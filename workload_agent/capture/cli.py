@@ -82,38 +82,17 @@ def capture_header(argv, syscalls, rules) -> dict:
 
 
 def cmd_record(args) -> int:
-    from ..configuration import ConfigError, load_config, overrides_from_args
-    from ..detect import RulesError, Tee
-    from ..runner import prepare_detection, run
+    from ..detect import Tee
+    from ..runner import SetupFailed, event_printer, run, setup_from_args
     from ..tracer.seccomp import native_arch
     from .format import CaptureWriter
     from .record import Recorder
 
     try:
-        config = load_config(overrides_from_args(args))
-    except ConfigError as exc:
-        _warn(str(exc))
-        return 2
-    given = [s.strip() for s in args.syscalls.split(",") if s.strip()] if args.syscalls else None
+        config, detector, names, notes, given = setup_from_args(args)
+    except SetupFailed as exc:
+        return exc.code
     rules = args.rules or config.rules
-    try:
-        if args.no_rules:
-            detector, names, notes = None, [], []
-        else:
-            detector, names, notes = prepare_detection(
-                rules=rules, json_lines=args.json or config.output_format == "json", alerts_to=args.alerts_to,
-                matching=args.rule_matching, min_priority=args.min_priority, container_id=args.container_id,
-                container_image=args.container_image, container_privileged=args.container_privileged,
-                plan_only=args.print_syscalls, config=config)
-    except RulesError as exc:
-        _warn(f"cannot load the rules:\n{exc.text}")
-        return 2
-    except ValueError as exc:
-        _warn(str(exc))
-        return 2
-    except OSError as exc:
-        _warn(f"cannot open {exc.filename}: {exc.strerror}")
-        return 2
     names = given or recorded_syscalls(names, native_arch())
     for note in notes:
         _warn(note)
@@ -136,12 +115,7 @@ def cmd_record(args) -> int:
     except OSError as exc:
         _warn(f"cannot write {args.output}: {exc.strerror}")
         return 2
-    printer = None
-    if args.events or args.events_file:
-        from ..events.display import EventPrinter
-
-        printer = EventPrinter(open(args.events_file, "w", buffering=1) if args.events_file else sys.stderr)
-    sink = Tee(Recorder(tracker, writer, detector), printer)
+    sink = Tee(Recorder(tracker, writer, detector), event_printer(args))
     try:
         return run(args.command, priority=config.priority, use_seccomp=args.seccomp, sink=sink,
                    syscalls=names, ring_bytes=args.ring_size)
