@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Iterable, Optional
+from typing import Iterable
 
 from .events import records as R
 from .events.params import DEFAULT_SYSCALLS, SPECS
@@ -31,10 +31,6 @@ FD_LOOKUP_TYPES = frozenset({"dup", "dup2", "dup3", "fcntl", "read", "write", "r
 FD_STATE_SYSCALLS = frozenset({"close", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4",
                                "dup", "dup2", "dup3", "memfd_create", "open", "openat", "openat2",
                                "creat"})
-
-# Event types that are not syscalls: the tracer reports them whatever the filter says.
-NON_SYSCALL_TYPES = frozenset({"procexit", "clone", "fork", "vfork", "signaldeliver", "container",
-                               "execve"})
 
 DROP_RULE = "Syscall event drop"
 
@@ -80,12 +76,9 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
         note = ("a rule applies to every event type: tracing the default syscall set "
                 "(give that rule an evt.type condition to trace less)")
     else:
-        wanted = set()
-        for t in types:
-            if t in SPECS:
-                wanted.add(t)
-            elif t not in NON_SYSCALL_TYPES:
-                continue  # e.g. an I/O event no spec decodes: the rule can never fire here
+        # Types that are not syscalls (procexit, clone...) come with every run; a syscall
+        # no spec decodes can never fire here.
+        wanted = {t for t in types if t in SPECS}
         if "execve" in types:
             wanted.add("execveat")  # a successful execveat is an execve event
         if types & FD_LOOKUP_TYPES:

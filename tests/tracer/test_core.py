@@ -1,6 +1,5 @@
 """The C core's own guarantees: record layout, filter behaviour, memory-read flags, drops."""
 import errno
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,6 @@ def test_record_layout_matches_c():
               "nblobs", "extra"]
     offsets = [ffi.offsetof("struct wa_record", f) for f in fields]
     import struct
-    fmt = "<IHHQQiiiIq6QHHI"
     expect, off = [], 0
     for code in ["I", "H", "H", "Q", "Q", "i", "i", "i", "I", "q", "6Q", "H", "H", "I"]:
         expect.append(off)
@@ -83,7 +81,6 @@ def probe(tmp_path_factory):
 
 def _run_tracer(argv, specs, **kw):
     t = Tracer(argv, path=argv[0], syscalls=specs, **kw)
-    r, w = os.pipe()
     t.start()
     recs = []
     while True:
@@ -146,7 +143,6 @@ def test_full_ring_drops_and_reports_without_blocking_the_workload():
             self.stats = stats
 
     sink = SlowSink()
-    t0 = time.monotonic()
     code = runner.run(["sh", "-c", "i=0; while [ $i -lt 3000 ]; do : < /etc/hostname; i=$((i+1)); done"],
                       sink=sink, syscalls=["openat"], ring_bytes=1 << 16)
     assert code == 0

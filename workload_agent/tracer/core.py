@@ -74,7 +74,7 @@ class Tracer:
         self._ffi, self._lib = ffi, lib
         arch = seccomp.native_arch()
         table = SYSCALLS[arch]
-        unknown = sorted(n for n in syscalls if n not in SYSCALLS[arch] and not any(n in SYSCALLS[a] for a in SYSCALLS))
+        unknown = sorted(n for n in syscalls if not any(n in t for t in SYSCALLS.values()))
         if unknown:
             raise ValueError(f"unknown syscalls: {', '.join(unknown)}")
         self.syscalls = dict(syscalls)
