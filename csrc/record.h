@@ -69,6 +69,65 @@ enum wa_capture {
     WA_C_INT_PAIR_OUT = 9,
     WA_C_SOCKNAME_OUT = 10,
     WA_C_SOCKNAME_RET = 11,
+    /* Context read at the stop rather than from argument memory (see the slots below). */
+    WA_C_PROC_FACTS = 12,   /* struct wa_proc_facts */
+    WA_C_FILE_FACTS = 13,   /* struct wa_file_facts */
+    WA_C_LINK = 14,         /* a /proc magic link's target (exe, cwd, fd) */
+    WA_C_FD_ORIGIN = 15,    /* spec: resolve this fd argument at the stop (link + socket ends) */
+    WA_C_SOCK_LOCAL = 16,   /* sockaddr: getsockname of an fd argument's socket */
+    WA_C_SOCK_PEER = 17,    /* sockaddr: getpeername of an fd argument's socket */
+    WA_C_COMM_OUT = 18,     /* spec: the thread's comm after the call (prctl PR_SET_NAME) */
+    WA_C_CAPDATA = 19,      /* spec: the two struct __user_cap_data_struct of capset */
+};
+
+/* Blob slots (wa_blob.argidx) beyond the six arguments: context captured at the stop. */
+enum wa_slot {
+    WA_SLOT_PROC = 8,        /* WA_C_PROC_FACTS: the process at an exec or attach */
+    WA_SLOT_EXE = 9,         /* WA_C_LINK: /proc/TID/exe */
+    WA_SLOT_CWD = 10,        /* WA_C_LINK: /proc/TID/cwd */
+    WA_SLOT_SCRIPT = 11,     /* WA_C_FILE_FACTS: the file exec'd when it is not the exe (#!) */
+    WA_SLOT_COMM = 12,       /* string: comm after the call */
+    WA_SLOT_BASE = 16,       /* +i: directory a relative path argument i resolved against */
+    WA_SLOT_FD = 24,         /* +i: WA_C_LINK of fd argument i */
+    WA_SLOT_FD_LOCAL = 32,   /* +i: WA_C_SOCK_LOCAL of fd argument i */
+    WA_SLOT_FD_PEER = 40,    /* +i: WA_C_SOCK_PEER of fd argument i */
+};
+
+struct wa_file_facts {
+    uint64_t dev;
+    uint64_t ino;
+    uint32_t mode;
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t nlink;
+    int64_t ctime_ns;
+    int64_t mtime_ns;
+};
+
+enum wa_proc_valid {
+    WA_PF_STAT = 1u << 0,     /* ppid..comm, start, vm, faults from /proc/TID/stat */
+    WA_PF_STATUS = 1u << 1,   /* ids, caps, namespace ids, vm from /proc/TID/status */
+    WA_PF_EXE = 1u << 2,      /* exe: stat of /proc/TID/exe */
+    WA_PF_LOGINUID = 1u << 3,
+    WA_PF_FDLIMIT = 1u << 4,
+};
+
+/* A process as it was at one stop (the tracee cannot change it meanwhile). */
+struct wa_proc_facts {
+    uint32_t valid;          /* WA_PF_* */
+    int32_t ppid, pgid, sid, tty;
+    int32_t vpid, vpgid, vsid;   /* innermost pid namespace (NSpid, NSpgid, NSsid) */
+    uint32_t uid[4];             /* real, effective, saved, fs */
+    uint32_t gid[4];
+    uint32_t loginuid;
+    uint32_t pad0;
+    uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+    uint64_t start_ticks;        /* since boot, in clock ticks */
+    uint64_t vm_size_kb, vm_rss_kb, vm_swap_kb;
+    uint64_t pf_min, pf_maj;
+    uint64_t fdlimit;            /* RLIMIT_NOFILE, soft */
+    struct wa_file_facts exe;
+    char comm[16];
 };
 
 #endif

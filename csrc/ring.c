@@ -66,29 +66,47 @@ void wa_ring_wake(struct wa_ring *r)
     }
 }
 
+static int put_drop(struct wa_ring *r)
+{
+    struct wa_record d;
+    struct timespec ts;
+    memset(&d, 0, sizeof d);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    d.len = sizeof d;
+    d.kind = WA_K_DROP;
+    d.ts_enter = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    d.extra = (uint32_t)(r->drops_pending > UINT32_MAX ? UINT32_MAX : r->drops_pending);
+    if (put_raw(r, &d, sizeof d) != 0)
+        return -1;
+    r->drops_pending = 0;
+    return 0;
+}
+
+void wa_ring_finish(struct wa_ring *r, int timeout_ms)
+{
+    /* Tracing is over, nobody waits on us: the consumer must still learn of the last drops. */
+    for (int waited = 0; r->drops_pending && waited < timeout_ms; waited++) {
+        if (put_drop(r) == 0)
+            break;
+        wa_ring_wake(r);
+        struct timespec ts = { 0, 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
 int wa_ring_put(struct wa_ring *r, const void *rec, uint32_t len)
 {
-    if (r->drops_pending) {
-        struct wa_record d;
-        struct timespec ts;
-        memset(&d, 0, sizeof d);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        d.len = sizeof d;
-        d.kind = WA_K_DROP;
-        d.ts_enter = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        d.extra = (uint32_t)(r->drops_pending > UINT32_MAX ? UINT32_MAX : r->drops_pending);
-        if (put_raw(r, &d, sizeof d) == 0)
-            r->drops_pending = 0;
-    }
+    if (r->drops_pending)
+        put_drop(r);
     if (r->drops_pending || put_raw(r, rec, len) != 0) {
         r->drops_pending++;
         atomic_fetch_add(&r->drops_total, 1);
         return -1;
     }
     atomic_fetch_add_explicit(&r->records_total, 1, memory_order_relaxed);
-    /* Wake the consumer only when the ring is filling: it polls on a timer otherwise. */
-    if (atomic_load_explicit(&r->head, memory_order_relaxed) -
-            atomic_load_explicit(&r->tail, memory_order_relaxed) >= r->size / 8)
+    /* A waiting consumer is woken at once (alerts must not sit in the ring); a busy one
+     * finds the record on its next read. The consumer batches after a wake-up. */
+    if (atomic_load_explicit(&r->consumer_waiting, memory_order_relaxed))
         wa_ring_wake(r);
     return 0;
 }

@@ -23,6 +23,8 @@ void wa_ring_destroy(struct wa_ring *r);
 /* Producer: copy one complete record in; returns 0, or -1 if it was dropped. */
 int wa_ring_put(struct wa_ring *r, const void *rec, uint32_t len);
 void wa_ring_wake(struct wa_ring *r);
+/* Producer, at the end: report pending drops, waiting up to timeout_ms for room. */
+void wa_ring_finish(struct wa_ring *r, int timeout_ms);
 /* Consumer: copy whole records into buf; returns bytes copied. */
 size_t wa_ring_get(struct wa_ring *r, uint8_t *buf, size_t cap);
 int wa_ring_empty(struct wa_ring *r);

@@ -2,6 +2,8 @@
 #include "tracer.h"
 #include "mem.h"
 #include "record.h"
+#include "recbuf.h"
+#include "procfacts.h"
 #include "ring.h"
 
 #include <errno.h>
@@ -68,10 +70,9 @@ enum task_state {
 };
 
 struct task {
+    struct wa_buf rb;   /* pending record */
     int32_t tgid;
     uint32_t state;
-    uint8_t *buf;   /* pending record */
-    uint32_t len, cap;
 };
 
 struct wa_tracer {
@@ -101,85 +102,16 @@ struct wa_tracer {
     uint32_t ntasks;
     int32_t *seen;          /* every tid that got a slot, so freeing never walks all of pid_max */
     uint32_t nseen, capseen;
-    struct task scratch;    /* for records that are committed at once */
+    struct wa_buf scratch;    /* for records that are committed at once */
 
     _Atomic uint64_t stops, task_count, read_failures;
+    uint32_t batch_us;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- record building ---------------------------------------------------- */
 
-static int reserve(struct task *b, uint32_t more)
-{
-    if (b->len + more <= b->cap)
-        return 0;
-    uint32_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more)
-        cap *= 2;
-    uint8_t *p = realloc(b->buf, cap);
-    if (!p)
-        return -1;
-    b->buf = p;
-    b->cap = cap;
-    return 0;
-}
-
-static struct wa_record *rec(struct task *b) { return (struct wa_record *)b->buf; }
-
-static int rec_start(struct task *b, uint16_t kind, int32_t tgid, int32_t tid)
-{
-    b->len = 0;
-    if (reserve(b, sizeof(struct wa_record)) != 0)
-        return -1;
-    memset(b->buf, 0, sizeof(struct wa_record));
-    b->len = sizeof(struct wa_record);
-    struct wa_record *r = rec(b);
-    r->kind = kind;
-    r->tgid = tgid;
-    r->tid = tid;
-    r->ts_enter = now_ns();
-    return 0;
-}
-
-/* Reserves a blob of up to max data bytes; returns its header offset or -1. */
-static long blob_begin(struct task *b, uint16_t argidx, uint16_t kind, uint32_t max)
-{
-    uint32_t need = (uint32_t)sizeof(struct wa_blob) + ((max + 7u) & ~7u);
-    if (reserve(b, need) != 0)
-        return -1;
-    long off = b->len;
-    struct wa_blob *h = (struct wa_blob *)(b->buf + off);
-    memset(h, 0, sizeof *h);
-    h->argidx = argidx;
-    h->kind = kind;
-    return off;
-}
-
-static uint8_t *blob_data(struct task *b, long off) { return b->buf + off + sizeof(struct wa_blob); }
-
-static void blob_end(struct task *b, long off, uint32_t len, uint16_t flags)
-{
-    struct wa_blob *h = (struct wa_blob *)(b->buf + off);
-    h->len = len;
-    h->flags = flags;
-    uint32_t padded = (len + 7u) & ~7u;
-    memset(blob_data(b, off) + len, 0, padded - len);
-    b->len = (uint32_t)off + (uint32_t)sizeof(struct wa_blob) + padded;
-    struct wa_record *r = rec(b);
-    r->nblobs++;
-    if (flags & WA_B_TRUNCATED)
-        r->flags |= WA_F_TRUNCATED;
-    if (flags & WA_B_UNREADABLE)
-        r->flags |= WA_F_UNREADABLE;
-}
-
-static void commit(struct wa_tracer *t, struct task *b)
+static void commit(struct wa_tracer *t, struct wa_buf *b)
 {
     if (!b->len)
         return;
@@ -190,7 +122,7 @@ static void commit(struct wa_tracer *t, struct task *b)
 
 /* ---- argument capture ---------------------------------------------------- */
 
-static void cap_bytes(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint16_t kind,
+static void cap_bytes(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint16_t kind,
                       uint64_t addr, uint64_t len, uint32_t max)
 {
     uint16_t fl = 0;
@@ -210,7 +142,7 @@ static void cap_bytes(struct wa_tracer *t, pid_t tid, struct task *b, int i, uin
     blob_end(b, off, (uint32_t)got, fl);
 }
 
-static void cap_str(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint16_t kind, uint64_t addr)
+static void cap_str(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint16_t kind, uint64_t addr)
 {
     long off = blob_begin(b, (uint16_t)i, kind, t->max_str);
     if (off < 0)
@@ -223,7 +155,7 @@ static void cap_str(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint1
 }
 
 /* A NULL-terminated char*[]: blob holds the strings, each NUL-terminated. */
-static void cap_argv(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint64_t addr)
+static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint64_t addr)
 {
     uint32_t max = t->max_argv_bytes;
     long off = blob_begin(b, (uint16_t)i, WA_C_ARGV, max);
@@ -271,16 +203,48 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct task *b, int i, uint
 }
 
 #define SOCKADDR_MAX 128u
+#define AT_FDCWD_VALUE (-100)
 
-static void capture_entry(struct wa_tracer *t, pid_t tid, struct task *b, const struct wa_spec *s,
+/* A path, and for a relative one the directory it resolves against, read now: the dirfd
+ * may be closed or the cwd changed by the time anyone else looks. */
+static void cap_path(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, const uint64_t *args,
+                     uint8_t dirfd_arg)
+{
+    long start = b->len;
+    cap_str(t, tid, b, i, WA_C_PATH, args[i]);
+    if ((long)b->len == start)
+        return;
+    const struct wa_blob *h = (const struct wa_blob *)(b->buf + start);
+    const char *p = (const char *)(h + 1);
+    if (h->len == 0 || p[0] == '/' || (h->flags & WA_B_UNREADABLE))
+        return;
+    int dirfd = dirfd_arg < 6 ? (int)args[dirfd_arg] : AT_FDCWD_VALUE;
+    if (dirfd == AT_FDCWD_VALUE) {
+        wa_capture_link(tid, "cwd", (uint16_t)(WA_SLOT_BASE + i), b);
+    } else if (dirfd >= 0) {
+        char what[32];
+        snprintf(what, sizeof what, "fd/%d", dirfd);
+        wa_capture_link(tid, what, (uint16_t)(WA_SLOT_BASE + i), b);
+    }
+}
+
+static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, const struct wa_spec *s,
                           const uint64_t *args)
 {
     for (int i = 0; i < 6; i++) {
         uint64_t len = s->len_arg[i] < 6 ? args[s->len_arg[i]] : 0;
         switch (s->kind[i]) {
         case WA_C_PATH:
+            cap_path(t, tid, b, i, args, s->len_arg[i]);
+            break;
         case WA_C_STR:
             cap_str(t, tid, b, i, s->kind[i], args[i]);
+            break;
+        case WA_C_FD_ORIGIN:
+            wa_capture_fd(rec(b)->tgid, tid, (int)args[i], i, b);
+            break;
+        case WA_C_CAPDATA:
+            cap_bytes(t, tid, b, i, WA_C_CAPDATA, args[i], 24, 24);
             break;
         case WA_C_SOCKADDR:
             cap_bytes(t, tid, b, i, WA_C_SOCKADDR, args[i], (uint32_t)len, SOCKADDR_MAX);
@@ -308,7 +272,7 @@ static void capture_entry(struct wa_tracer *t, pid_t tid, struct task *b, const 
 
 /* getsockname() of another process's socket: borrow the fd with pidfd_getfd (5.6+; we are
  * its tracer, which the kernel's ptrace-attach check asks for). */
-static void cap_sockname(struct wa_tracer *t, struct task *b, int i, uint16_t kind, pid_t tgid, int fd)
+static void cap_sockname(struct wa_tracer *t, struct wa_buf *b, int i, uint16_t kind, pid_t tgid, int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -336,7 +300,7 @@ static void cap_sockname(struct wa_tracer *t, struct task *b, int i, uint16_t ki
     blob_end(b, off, len, fl);
 }
 
-static void capture_exit(struct wa_tracer *t, pid_t tid, struct task *b, const struct wa_spec *s,
+static void capture_exit(struct wa_tracer *t, pid_t tid, struct wa_buf *b, const struct wa_spec *s,
                          const uint64_t *args, int64_t ret)
 {
     if (ret < 0 && ret != -EINPROGRESS)   /* a non-blocking connect has its local end already */
@@ -352,6 +316,8 @@ static void capture_exit(struct wa_tracer *t, pid_t tid, struct task *b, const s
             cap_sockname(t, b, i, WA_C_SOCKNAME_OUT, rec(b)->tgid, (int)args[i]);
         } else if (s->kind[i] == WA_C_SOCKNAME_RET) {
             cap_sockname(t, b, i, WA_C_SOCKNAME_RET, rec(b)->tgid, (int)ret);
+        } else if (s->kind[i] == WA_C_COMM_OUT) {
+            wa_capture_comm(tid, b);
         }
     }
 }
@@ -380,7 +346,7 @@ static void task_note(struct wa_tracer *t, pid_t tid)
 
 static void task_forget(struct task *tk)
 {
-    free(tk->buf);
+    free(tk->rb.buf);
     memset(tk, 0, sizeof *tk);
 }
 
@@ -395,7 +361,7 @@ static void resume(struct wa_tracer *t, pid_t tid, int sig)
 /* A syscall recorded at entry only: it is complete as it is. */
 static void commit_now(struct wa_tracer *t, struct task *tk)
 {
-    commit(t, tk);
+    commit(t, &tk->rb);
     tk->state &= ~T_IN_SYSCALL;
 }
 
@@ -403,8 +369,8 @@ static void commit_now(struct wa_tracer *t, struct task *tk)
 static void flush_pending(struct wa_tracer *t, struct task *tk)
 {
     if (tk->state & T_IN_SYSCALL) {
-        rec(tk)->flags |= WA_F_NO_EXIT;
-        commit(t, tk);
+        rec(&tk->rb)->flags |= WA_F_NO_EXIT;
+        commit(t, &tk->rb);
         tk->state &= ~T_IN_SYSCALL;
     }
 }
@@ -413,18 +379,18 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
                           const uint64_t *args, int foreign)
 {
     flush_pending(t, tk);
-    if (!tk->buf)
+    if (!tk->rb.buf)
         task_note(t, tid);
-    if (rec_start(tk, WA_K_SYSCALL, tk->tgid, tid) != 0)
+    if (rec_start(&tk->rb, WA_K_SYSCALL, tk->tgid, tid) != 0)
         return;
-    struct wa_record *r = rec(tk);
+    struct wa_record *r = rec(&tk->rb);
     r->nr = (int32_t)nr;
     r->arch = arch;
     memcpy(r->args, args, sizeof r->args);
     if (foreign)
         r->flags |= WA_F_FOREIGN_ARCH;
     else if (nr < WA_MAX_NR)
-        capture_entry(t, tid, tk, &t->specs[nr], args);
+        capture_entry(t, tid, &tk->rb, &t->specs[nr], args);
     tk->state |= T_IN_SYSCALL;
 }
 
@@ -432,23 +398,23 @@ static void end_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, int64_t
 {
     if (!(tk->state & T_IN_SYSCALL))
         return;
-    struct wa_record *r = rec(tk);
+    struct wa_record *r = rec(&tk->rb);
     r->ret = rval;
-    r->ts_exit = now_ns();
+    r->ts_exit = wa_now_ns();
     r->flags |= WA_F_HAS_EXIT;
     if (!(r->flags & WA_F_FOREIGN_ARCH) && r->nr >= 0 && r->nr < WA_MAX_NR) {
         uint64_t args[6];
         memcpy(args, r->args, sizeof args);
-        capture_exit(t, tid, tk, &t->specs[r->nr], args, rval);
+        capture_exit(t, tid, &tk->rb, &t->specs[r->nr], args, rval);
     }
-    commit(t, tk);
+    commit(t, &tk->rb);
     tk->state &= ~T_IN_SYSCALL;
 }
 
 static void emit_simple(struct wa_tracer *t, uint16_t kind, int32_t tgid, int32_t tid, int32_t nr,
                         uint64_t arg0, uint32_t extra, uint16_t flags)
 {
-    struct task *b = &t->scratch;
+    struct wa_buf *b = &t->scratch;
     if (rec_start(b, kind, tgid, tid) != 0)
         return;
     rec(b)->nr = nr;
@@ -456,6 +422,60 @@ static void emit_simple(struct wa_tracer *t, uint16_t kind, int32_t tgid, int32_
     rec(b)->extra = extra;
     rec(b)->flags = flags;
     rec(b)->arch = NATIVE_ARCH;
+    commit(t, b);
+}
+
+/* The first PATH blob of a pending record (the file an exec named), NUL-terminated in out. */
+static int pending_exec_path(struct task *tk, char *out, size_t cap)
+{
+    if (!(tk->state & T_IN_SYSCALL) || !tk->rb.len)
+        return -1;
+    struct wa_record *r = rec(&tk->rb);
+    uint32_t off = sizeof(struct wa_record);
+    for (uint16_t k = 0; k < r->nblobs && off < tk->rb.len; k++) {
+        const struct wa_blob *h = (const struct wa_blob *)(tk->rb.buf + off);
+        const char *data = (const char *)(h + 1);
+        if (h->kind == WA_C_PATH) {
+            if ((h->flags & (WA_B_UNREADABLE | WA_B_TRUNCATED)) || h->len == 0 || h->len >= cap ||
+                memchr(data, 0, h->len) != NULL)
+                return -1;
+            memcpy(out, data, h->len);
+            out[h->len] = 0;
+            return 0;
+        }
+        off += (uint32_t)sizeof *h + ((h->len + 7u) & ~7u);
+    }
+    return -1;
+}
+
+/* The new image, read at the exec stop: the exe's inode even if it is unlinked a
+ * microsecond later, the tty and session even if the process exits at once. */
+static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t former)
+{
+    struct wa_buf *b = &t->scratch;
+    if (rec_start(b, WA_K_EXEC, tk->tgid, tid) != 0)
+        return;
+    rec(b)->extra = (uint32_t)former;
+    rec(b)->arch = NATIVE_ARCH;
+    wa_capture_proc_facts(tid, b);
+    char path[4096];
+    /* /proc/self and /dev/fd name the tracer's own files from here: the exe facts cover them. */
+    if (pending_exec_path(tk, path, sizeof path) == 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/dev/fd/", 8) != 0) {
+        struct wa_record *r = rec(b);
+        const struct wa_proc_facts *pf = NULL;
+        uint32_t off = sizeof(struct wa_record);
+        for (uint16_t k = 0; k < r->nblobs; k++) {
+            const struct wa_blob *h = (const struct wa_blob *)(b->buf + off);
+            if (h->kind == WA_C_PROC_FACTS && h->len == sizeof *pf)
+                pf = (const struct wa_proc_facts *)(h + 1);
+            off += (uint32_t)sizeof *h + ((h->len + 7u) & ~7u);
+        }
+        struct wa_file_facts exe;
+        int have = pf && (pf->valid & WA_PF_EXE);
+        if (have)
+            exe = pf->exe;
+        wa_capture_file_facts(tid, path, WA_SLOT_SCRIPT, b, have ? &exe : NULL);
+    }
     commit(t, b);
 }
 
@@ -563,16 +583,16 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             flush_pending(t, tk);
             if (fk) {
                 struct task moved = *fk;
-                free(tk->buf);
+                free(tk->rb.buf);
                 *tk = moved;
-                if (tk->buf)
+                if (tk->rb.buf)
                     task_note(t, tid);
                 memset(fk, 0, sizeof *fk);
             }
             tk->tgid = tid;
             tk->state |= T_KNOWN;
         }
-        emit_simple(t, WA_K_EXEC, tk->tgid, tid, 0, 0, (uint32_t)former, 0);
+        emit_exec(t, tid, tk, former);
         if (tid == t->pid)
             start_result(t, 1);
         break;
@@ -650,6 +670,7 @@ static void trace_loop(struct wa_tracer *t)
             resume(t, tid, sig);   /* signal-delivery-stop: never swallow */
         }
     }
+    wa_ring_finish(&t->ring, 5000);
     atomic_store(&t->done, 1);
     uint64_t one = 1;
     ssize_t w = write(t->ring.efd, &one, sizeof one);
@@ -778,6 +799,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
             if (*cfg->sigmask & (1ull << (s - 1)))
                 sigaddset(&t->child_mask, s);
     t->max_str = cfg->max_str ? cfg->max_str : 4096;
+    t->batch_us = cfg->batch_us;
     t->max_argv_bytes = cfg->max_argv_bytes ? cfg->max_argv_bytes : 16384;
     t->max_argv_items = cfg->max_argv_items ? cfg->max_argv_items : 1024;
     t->ntasks = read_pid_max();
@@ -835,6 +857,12 @@ int wa_wait(struct wa_tracer *t, int timeout_ms)
         uint64_t v;
         ssize_t n = read(t->ring.efd, &v, sizeof v);
         (void)n;
+        /* Woken by the first record: let a burst gather for a moment, so a busy workload
+         * costs one wake-up per batch, not one per record. */
+        if (t->batch_us && !atomic_load(&t->done)) {
+            struct timespec ts = { 0, (long)t->batch_us * 1000L };
+            nanosleep(&ts, NULL);
+        }
     }
     return !wa_ring_empty(&t->ring) || atomic_load(&t->done);
 }
@@ -865,9 +893,9 @@ void wa_free(struct wa_tracer *t)
         close(t->errpipe);
     for (uint32_t i = 0; t->tasks && i < t->nseen; i++) {
         struct task *tk = task_of(t, t->seen[i]);
-        if (tk && tk->buf) {
-            free(tk->buf);
-            tk->buf = NULL;
+        if (tk && tk->rb.buf) {
+            free(tk->rb.buf);
+            tk->rb.buf = NULL;
         }
     }
     free(t->seen);

@@ -34,6 +34,34 @@ SOCKNAME_OUT = 10
 #: argument is unused.
 SOCKNAME_RET = 11
 
+#: Context read by the tracer at the stop (not argument memory); blob slots below.
+PROC_FACTS = 12
+FILE_FACTS = 13
+LINK = 14
+#: spec kind for an fd argument: its /proc link and, for a socket, both ends, read at entry
+#: (the fd may be closed and its number reused before anyone else could look).
+FD_ORIGIN = 15
+SOCK_LOCAL = 16
+SOCK_PEER = 17
+#: spec kind (exit): the thread's comm after the call (prctl PR_SET_NAME).
+COMM_OUT = 18
+#: spec kind (entry): capset's two struct __user_cap_data_struct.
+CAPDATA = 19
+
+# Blob slots beyond the six arguments (csrc/record.h enum wa_slot).
+SLOT_PROC = 8
+SLOT_EXE = 9
+SLOT_CWD = 10
+SLOT_SCRIPT = 11
+SLOT_COMM = 12
+SLOT_BASE = 16       # + argument index of a relative path: its base directory
+SLOT_FD = 24         # + argument index of an fd: its /proc link
+SLOT_FD_LOCAL = 32   # + argument index: the socket's own address
+SLOT_FD_PEER = 40    # + argument index: the socket's peer
+
+#: For PATH: ``len_arg`` names the dirfd argument a relative path resolves against
+#: (-1: the cwd); the tracer then sends that directory in slot SLOT_BASE + i.
+
 PATH_MAX = 4096
 STR_MAX = 4096
 BUF_CAP = 256
@@ -51,9 +79,17 @@ NAMES = {
     INT_PAIR_OUT: "INT_PAIR_OUT",
     SOCKNAME_OUT: "SOCKNAME_OUT",
     SOCKNAME_RET: "SOCKNAME_RET",
+    PROC_FACTS: "PROC_FACTS",
+    FILE_FACTS: "FILE_FACTS",
+    LINK: "LINK",
+    FD_ORIGIN: "FD_ORIGIN",
+    SOCK_LOCAL: "SOCK_LOCAL",
+    SOCK_PEER: "SOCK_PEER",
+    COMM_OUT: "COMM_OUT",
+    CAPDATA: "CAPDATA",
 }
 
 #: Kinds whose memory only has a meaning after the syscall ran.
-AT_EXIT = frozenset({SOCKADDR_OUT, INT_PAIR_OUT, SOCKNAME_OUT, SOCKNAME_RET})
+AT_EXIT = frozenset({SOCKADDR_OUT, INT_PAIR_OUT, SOCKNAME_OUT, SOCKNAME_RET, COMM_OUT})
 #: Kinds whose length comes from another argument.
 NEEDS_LEN_ARG = frozenset({SOCKADDR, BUF, SOCKADDR_OUT, OPEN_HOW})

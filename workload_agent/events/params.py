@@ -464,9 +464,29 @@ def event_type(name: str, ret: Optional[int]) -> str:
     return name
 
 
+def _with_dirfds(spec: Spec) -> Tuple[ArgSpec, ...]:
+    """The spec's captures, each relative-path argument told which dirfd register it
+    resolves against (the tracer reads that directory at the stop)."""
+    args = list(spec.args)
+    layouts = (spec.params,) + ((spec.success_params,) if spec.success_params else ())
+    for layout in layouts:
+        by_name = {p.name: p for p in layout}
+        for p in layout:
+            dirfd = None
+            if p.src[0] == "atpath":
+                i, dirfd = p.src[1], p.src[2]
+            elif p.type == "FSRELPATH" and p.src[0] == "path" and p.rel in by_name:
+                i = p.src[1]
+                rel = by_name[p.rel].src
+                dirfd = rel[1] if rel[0] == "int" else None
+            if dirfd is not None and args[i][0] == K.PATH:
+                args[i] = (K.PATH, dirfd)
+    return tuple(args)
+
+
 def capture_table() -> Dict[str, Tuple[Tuple[ArgSpec, ...], bool]]:
     """What the C side needs per syscall name: the six arg captures and exit_needed."""
-    return {name: (spec.args, spec.exit_needed) for name, spec in SPECS.items()}
+    return {name: (_with_dirfds(spec), spec.exit_needed) for name, spec in SPECS.items()}
 
 
 def param_types(name: str) -> Dict[str, Param]:

@@ -18,7 +18,7 @@ struct wa_config {
     const void *filter; uint32_t filter_len;
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
-    const uint64_t *sigmask;
+    const uint64_t *sigmask; uint32_t batch_us;
     ...;
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures; };
@@ -44,7 +44,20 @@ enum wa_flag { WA_F_NO_EXIT=..., WA_F_TRUNCATED=..., WA_F_UNREADABLE=..., WA_F_F
 enum wa_blob_flag { WA_B_TRUNCATED=..., WA_B_UNREADABLE=... };
 enum wa_capture { WA_C_NONE=..., WA_C_PATH=..., WA_C_STR=..., WA_C_SOCKADDR=..., WA_C_ARGV=..., WA_C_BUF=...,
                   WA_C_SOCKADDR_OUT=..., WA_C_MSGHDR_NAME=..., WA_C_OPEN_HOW=..., WA_C_INT_PAIR_OUT=...,
-                  WA_C_SOCKNAME_OUT=..., WA_C_SOCKNAME_RET=... };
+                  WA_C_SOCKNAME_OUT=..., WA_C_SOCKNAME_RET=..., WA_C_PROC_FACTS=..., WA_C_FILE_FACTS=...,
+                  WA_C_LINK=..., WA_C_FD_ORIGIN=..., WA_C_SOCK_LOCAL=..., WA_C_SOCK_PEER=...,
+                  WA_C_COMM_OUT=..., WA_C_CAPDATA=... };
+enum wa_slot { WA_SLOT_PROC=..., WA_SLOT_EXE=..., WA_SLOT_CWD=..., WA_SLOT_SCRIPT=..., WA_SLOT_COMM=...,
+               WA_SLOT_BASE=..., WA_SLOT_FD=..., WA_SLOT_FD_LOCAL=..., WA_SLOT_FD_PEER=... };
+enum wa_proc_valid { WA_PF_STAT=..., WA_PF_STATUS=..., WA_PF_EXE=..., WA_PF_LOGINUID=..., WA_PF_FDLIMIT=... };
+struct wa_file_facts { uint64_t dev; uint64_t ino; uint32_t mode; uint32_t uid; uint32_t gid; uint32_t nlink;
+                       int64_t ctime_ns; int64_t mtime_ns; ...; };
+struct wa_proc_facts { uint32_t valid; int32_t ppid; int32_t pgid; int32_t sid; int32_t tty; int32_t vpid;
+                       int32_t vpgid; int32_t vsid; uint32_t uid[4]; uint32_t gid[4]; uint32_t loginuid;
+                       uint64_t cap_inh; uint64_t cap_prm; uint64_t cap_eff; uint64_t cap_bnd; uint64_t cap_amb;
+                       uint64_t start_ticks; uint64_t vm_size_kb; uint64_t vm_rss_kb; uint64_t vm_swap_kb;
+                       uint64_t pf_min; uint64_t pf_maj; uint64_t fdlimit; struct wa_file_facts exe;
+                       char comm[16]; ...; };
 """
 
 ffibuilder = FFI()
@@ -52,7 +65,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
     '#include "tracer.h"\n#include "record.h"\n',
-    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c")],
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],

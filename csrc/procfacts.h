@@ -1,0 +1,22 @@
+/* Context captured while a tracee is stopped: what a later reader of /proc or the
+ * filesystem could get wrong (the process exits, the file is removed, the fd reused). */
+#ifndef WA_PROCFACTS_H
+#define WA_PROCFACTS_H
+#include "recbuf.h"
+#include "record.h"
+
+#include <sys/types.h>
+
+/* Appends the process facts (WA_SLOT_PROC), exe and cwd links to the record in b. */
+void wa_capture_proc_facts(pid_t tid, struct wa_buf *b);
+/* Appends the facts of a file a path names, seen from the tracee (relative to its cwd),
+ * at slot; returns 0 when it could be stat'ed. Only used when it is not the exe. */
+int wa_capture_file_facts(pid_t tid, const char *path, uint16_t slot, struct wa_buf *b,
+                          const struct wa_file_facts *unless);
+/* Appends the target of /proc/TID/<what> (e.g. "cwd", "fd/3") at slot; 0 on success. */
+int wa_capture_link(pid_t tid, const char *what, uint16_t slot, struct wa_buf *b);
+/* Appends the link of fd and, for a socket, its two ends (slots +i). */
+void wa_capture_fd(pid_t tgid, pid_t tid, int fd, int i, struct wa_buf *b);
+/* Appends /proc/TID/comm at WA_SLOT_COMM. */
+void wa_capture_comm(pid_t tid, struct wa_buf *b);
+#endif
