@@ -241,7 +241,8 @@ static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, cons
             cap_str(t, tid, b, i, s->kind[i], args[i]);
             break;
         case WA_C_FD_ORIGIN:
-            wa_capture_fd(rec(b)->tgid, tid, (int)args[i], i, b);
+            if ((int)args[i] >= 0)
+                wa_capture_fd(rec(b)->tgid, tid, (int)args[i], i, b);
             break;
         case WA_C_CAPDATA:
             cap_bytes(t, tid, b, i, WA_C_CAPDATA, args[i], 24, 24);

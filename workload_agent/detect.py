@@ -16,10 +16,11 @@ from .events.params import DEFAULT_SYSCALLS, SPECS
 from .events.syscall_table import SYSCALLS
 
 # Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
-# paths resolve against, the setuid family user.*.
+# paths resolve against, the setuid family user.*, setsid/setpgid the session and group,
+# capset the capabilities, prctl the comm (PR_SET_NAME): each keeps a field event-true.
 STATE_SYSCALLS = frozenset({
     "execve", "execveat", "chdir", "fchdir", "setuid", "setgid", "setreuid", "setregid",
-    "setresuid", "setresgid",
+    "setresuid", "setresgid", "setsid", "setpgid", "capset", "prctl",
 })
 
 # Events that look an existing fd up in the table (rather than carrying its path or

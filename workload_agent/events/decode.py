@@ -184,9 +184,22 @@ def _src_exec_comm(ev: _Event, i: int):
     return os.path.basename(path.rstrip("/"))[:15] or None
 
 
+def _base_blob(ev: _Event, i: int) -> Optional[str]:
+    """The directory the tracer resolved relative path argument i against, at the stop."""
+    b = ev.blobs.get(K.SLOT_BASE + i)
+    if b is None or b.unreadable:
+        return None
+    return b.data.decode("utf-8", "surrogateescape")
+
+
 def _src_path(ev: _Event, i: int):
-    # Resolution against dirfd/cwd happens per param type in _finish_path.
-    return _src_str(ev, i)
+    raw = _src_str(ev, i)
+    if raw and not raw.startswith("/"):
+        base = _base_blob(ev, i)
+        if base is not None:
+            return FsPath(raw, resolve_relative(base, raw))
+    # Otherwise resolution against dirfd/cwd happens per param type in _finish_path.
+    return raw
 
 
 def _dirfd_base(ev: _Event, dirfd: Optional[int]) -> Optional[str]:
@@ -207,7 +220,9 @@ def _src_atpath(ev: _Event, i: int, d: int):
         return None
     if raw.startswith("/"):
         return FsPath(raw)
-    base = _dirfd_base(ev, _s32(ev.args[d]))
+    base = _base_blob(ev, i)
+    if base is None:
+        base = _dirfd_base(ev, _s32(ev.args[d]))
     return FsPath(raw, resolve_relative(base, raw) if base is not None else "")
 
 
@@ -216,7 +231,14 @@ def _src_sockaddr(ev: _Event, i: int):
     return None if data is None else parse_sockaddr(data)
 
 
+_FD_END_SLOT = {"sock_local": K.SLOT_FD_LOCAL, "sock_peer": K.SLOT_FD_PEER}
+
+
 def _ctx_sockaddr(ev: _Event, method: str, fd: int) -> Optional[SockAddr]:
+    for i in range(6):
+        if K.SLOT_FD + i in ev.blobs and _s32(ev.args[i]) == fd:   # read at the stop
+            b = ev.blobs.get(_FD_END_SLOT[method] + i)
+            return None if b is None or b.unreadable or not b.data else parse_sockaddr(bytes(b.data))
     got = ev.ctx_call(method, ev.tid, fd)
     if isinstance(got, (bytes, bytearray)):
         return parse_sockaddr(bytes(got))

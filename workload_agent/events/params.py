@@ -211,7 +211,8 @@ SPECS: Dict[str, Spec] = {
         P("request", "ENUMFLAGS16", ("ptrace_req", 0), table="ptrace_requests"),
         P("pid", "PID", ("int", 1)),
     )),
-    "prctl": Spec(_args(K.NONE, K.STR), True, (
+    # The comm after PR_SET_NAME is read at the exit (slot 5 is no register prctl uses).
+    "prctl": Spec(_args(K.NONE, K.STR, K.NONE, K.NONE, K.NONE, K.COMM_OUT), True, (
         RES,
         P("option", "ENUMFLAGS32", ("int", 0), table="prctl_options"),
         P("arg2_str", "CHARBUF", ("prctl_str",)),
@@ -237,12 +238,14 @@ SPECS: Dict[str, Spec] = {
     "setresgid": Spec(_args(), True, (
         RES, P("rgid", "GID", ("uint", 0)), P("egid", "GID", ("uint", 1)),
         P("sgid", "GID", ("uint", 2)))),
-    # The new masks are read from the thread's state after the call (ctx).
-    "capset": Spec(_args(), True, (
+    # The new masks: the cap data the call passes, read at the stop (applied by the state).
+    "capset": Spec(_args(K.NONE, K.CAPDATA), True, (
         RES, P("cap_inheritable", "UINT64", CTX, fmt="hex"),
         P("cap_permitted", "UINT64", CTX, fmt="hex"),
         P("cap_effective", "UINT64", CTX, fmt="hex"))),
     "setsid": Spec(_args(), True, (P("res", "PID", ("ret",)),)),
+    "setpgid": Spec(_args(), True, (
+        RES, P("pid", "PID", ("int", 0)), P("pgid", "PID", ("int", 1))), falco=False),
     "chroot": Spec(_args(K.PATH), True, (RES, _path("path", 0))),
     "process_vm_writev": Spec(_args(), True, (
         RES, P("pid", "PID", ("int", 0)), P("liovcnt", "UINT64", ("u64", 2)),
@@ -484,9 +487,30 @@ def _with_dirfds(spec: Spec) -> Tuple[ArgSpec, ...]:
     return tuple(args)
 
 
+#: Calls whose record establishes the fd's state itself (its address, its new number):
+#: nothing to resolve at the stop.
+_FD_STATE_IN_RECORD = frozenset({"connect", "bind", "accept", "accept4"})
+
+
+def _with_fd_origins(name: str, spec: Spec, args: Tuple[ArgSpec, ...]) -> Tuple[ArgSpec, ...]:
+    """Every fd argument resolved at the stop (its /proc link and socket ends): an fd the
+    state has not seen, or whose number was reused, is judged by what it was then."""
+    if name in _FD_STATE_IN_RECORD:
+        return args
+    out = list(args)
+    # A dirfd matters only for a relative path, whose base the tracer sends already.
+    dirfds = {d for kind, d in args if kind == K.PATH and d >= 0}
+    for p in spec.params + (spec.success_params or ()):
+        if p.type == "FD" and p.src[0] == "int" and out[p.src[1]][0] == K.NONE \
+                and p.src[1] not in dirfds:
+            out[p.src[1]] = (K.FD_ORIGIN, -1)
+    return tuple(out)
+
+
 def capture_table() -> Dict[str, Tuple[Tuple[ArgSpec, ...], bool]]:
     """What the C side needs per syscall name: the six arg captures and exit_needed."""
-    return {name: (_with_dirfds(spec), spec.exit_needed) for name, spec in SPECS.items()}
+    return {name: (_with_fd_origins(name, spec, _with_dirfds(spec)), spec.exit_needed)
+            for name, spec in SPECS.items()}
 
 
 def param_types(name: str) -> Dict[str, Param]:

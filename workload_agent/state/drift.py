@@ -43,12 +43,26 @@ def exe_facts(path: Optional[str], start_ns: int, uid: Optional[int] = None) -> 
     return ExeFacts(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, upper, writable)
 
 
-def _writable_by(st: os.stat_result, uid: int) -> bool:
+def facts_of(f, start_ns: int, uid: Optional[int] = None) -> ExeFacts:
+    """The same judgement from inode facts the tracer read at the exec stop
+    (events.facts.FileFacts; None: it could not stat the exe)."""
+    if f is None:
+        return ExeFacts()
+    upper = f.ctime_ns > start_ns or f.mtime_ns > start_ns
+    writable = None if uid is None else _writable_by_mode(f.mode, f.uid, uid)
+    return ExeFacts(f.ino, f.ctime_ns, f.mtime_ns, upper, writable)
+
+
+def _writable_by_mode(mode: int, owner: int, uid: int) -> bool:
     if uid == 0:
         return True
-    if st.st_uid == uid:
-        return bool(st.st_mode & 0o200)
-    return bool(st.st_mode & 0o002)
+    if owner == uid:
+        return bool(mode & 0o200)
+    return bool(mode & 0o002)
+
+
+def _writable_by(st: os.stat_result, uid: int) -> bool:
+    return _writable_by_mode(st.st_mode, st.st_uid, uid)
 
 
 def proc_path(path: str, tid: int) -> Tuple[str, Optional[int]]:

@@ -200,6 +200,22 @@ def fd_from_link(num: int, link: str) -> Fd:
     return new_fd(num, None, "")
 
 
+def _category(type_: Optional[str]) -> str:
+    if type_ in ("file", "directory"):
+        return "file"
+    if type_ in ("ipv4", "ipv6", "unix", "netlink", "socket", "<NA>"):
+        return "socket"
+    return type_ or ""
+
+
+def same_origin(fd: Fd, link: str) -> bool:
+    """Whether a table entry can be the file a /proc fd link (read at the stop) names. The
+    table's name is kept when it can (it is the path as opened, the link's is resolved);
+    a different kind of file means the number was reused behind our back."""
+    return _category(fd.type) == _category(fd_from_link(fd.num, link).type if not
+                                           link.startswith("socket:") else "socket")
+
+
 def event_fd_text(fd: Optional[Fd]) -> str:
     """FD param resolved form: ``<typechar[l4]>name`` (``<f>/etc/passwd``, ``<4t>a:1->b:2``)."""
     if fd is None or fd.type is None:

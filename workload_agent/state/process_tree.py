@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 from ..rules.event import Container, Process
 from . import procfs
-from .fds import fd_from_link
+from .fds import copy_fd, fd_from_link
 from .users import UserDb
 
 
@@ -51,6 +51,32 @@ def apply_stat(p: Process, st: procfs.Stat) -> None:
         p.sid = st.session
     if p.vpgid is None:
         p.vpgid = st.pgrp
+
+
+def apply_facts(p: Process, f, users: UserDb) -> None:
+    """The identity the tracer read at an exec or attach stop (events.facts.ProcFacts)."""
+    if f.has_stat:
+        p.tty = f.tty
+        p.pgid = f.pgid
+        p.sid = f.sid
+        p.vpgid = f.pgid
+        p.pfmajor, p.pfminor = f.pf_maj, f.pf_min
+        p.vmsize, p.vmrss = f.vm_size_kb, f.vm_rss_kb
+    if f.has_status:
+        p.user = users.user(f.uids[1])
+        p.group = users.group(f.gids[1])
+        p.cap_inheritable, p.cap_permitted, p.cap_effective = f.cap_inh, f.cap_prm, f.cap_eff
+        if f.vpid:
+            p.vpid = p.vtid = f.vpid
+        if f.vpgid:
+            p.vpgid = f.vpgid
+        if f.vsid:
+            p.sid = f.vsid
+        p.vmswap = f.vm_swap_kb
+    p.loginuid = f.login_uid
+    p.loginuser = users.user(p.loginuid) if p.loginuid >= 0 else None
+    if f.fdlimit:
+        p.fdlimit = f.fdlimit
 
 
 def seed(pid: int, users: UserDb, container: Container, with_fds: bool) -> Optional[Process]:
@@ -105,7 +131,10 @@ def fork_child(parent: Process, pid: int, start_ts: int, *, share_fds: bool) -> 
     child = Process(pid=pid, tid=pid, parent=parent, start_ts=start_ts)
     for attr in _INHERITED:
         setattr(child, attr, getattr(parent, attr))
-    child.fds = parent.fds if share_fds else dict(parent.fds)
+    # Each process owns its fd objects: a child's FD_CLOEXEC change or close must not
+    # reach the parent's table.
+    child.fds = parent.fds if share_fds else {n: copy_fd(fd, n, getattr(fd, "cloexec", False))
+                                             for n, fd in parent.fds.items()}
     child.nthreads = 1
     if parent.vpid is not None and parent.vpid == parent.pid:
         child.vpid = child.vtid = pid   # same (host) pid namespace

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket as _socket
+import struct
 import time
 from typing import Callable, Dict, List, Optional, Set
 
@@ -22,9 +23,11 @@ from ..events.flags import AT_FDCWD, CLONE_LINUX, F_DUPFD, F_DUPFD_CLOEXEC
 from ..events.params import P, event_type, param_types
 from ..events.sockaddr import AF_INET, AF_INET6, AF_UNIX, SockAddr, SockTuple
 from ..rules.event import Container, Event, Fd, Param, Process
+from ..events import capture_kinds as K, facts
+from ..events.sockaddr import parse_sockaddr
 from . import drift, fds as F, procfs
 from .container import start_ts_of
-from .process_tree import apply_stat, apply_status, fork_child, seed
+from .process_tree import apply_facts, apply_stat, apply_status, fork_child, seed
 from .sockets import socket_names
 from .users import UserDb
 
@@ -181,6 +184,12 @@ class StateTracker:
         self._after: Optional[Callable[[], None]] = None   # removal deferred past evaluation
         self._changed: Optional[Fd] = None                 # fd whose name_changed to reset
         self._exec_moved: Dict[int, int] = {}              # former tid -> leader (exec from thread)
+        self._exec_facts: Dict[int, tuple] = {}            # tgid -> facts read at its exec stop
+        self._cur_fds: Dict[int, int] = {}                 # fd number -> arg index with origin blobs
+        self._cur_blobs: dict = {}
+        #: /proc reads on the event path, by reason: only a fallback for what the tracer
+        #: could not capture (processes that existed before the agent, old captures).
+        self.proc_reads: Dict[str, int] = {}
         self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
         self._kinds: Dict[tuple, tuple] = {}
@@ -192,6 +201,9 @@ class StateTracker:
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
+
+    def count_proc_read(self, reason: str) -> None:
+        self.proc_reads[reason] = self.proc_reads.get(reason, 0) + 1
 
     # ---- process lookup ----------------------------------------------------------------
 
@@ -222,6 +234,7 @@ class StateTracker:
     def _unseen(self, tgid: int) -> Process:
         """A traced process we never saw start: from /proc, else (already gone) a bare
         one. Everything traced descends from the agent, its parent when unknown."""
+        self.count_proc_read("unseen process")
         p = self._seed(tgid, with_fds=True)
         if p is None:
             agent = self.procs.get(self.agent_pid)
@@ -255,19 +268,37 @@ class StateTracker:
         return None if p is None else p.cwd
 
     def _fd(self, p: Process, tid: int, num: int) -> Optional[Fd]:
-        """The table entry, else (inherited or untraced) from /proc/TID/fd/NUM."""
+        """The table entry; what the tracer read at the stop when the table does not know
+        the fd (inherited, created by an untraced call) or knows another file under that
+        number (its close was not traced); /proc only for records without that capture."""
         fd = p.fds.get(num)
+        i = self._cur_fds.get(num)
+        if i is not None:
+            link = facts.link_text(self._cur_blobs, K.SLOT_FD + i)
+            if link is not None and (fd is None or not F.same_origin(fd, link)):
+                fd = F.fd_from_link(num, link)
+                if link.startswith("socket:"):
+                    self._apply_socket(fd, self._blob_addr(K.SLOT_FD_LOCAL + i),
+                                       self._blob_addr(K.SLOT_FD_PEER + i))
+                p.fds[num] = fd
+            return fd
         if fd is None and num >= 0:
+            self.count_proc_read("fd")
             link = procfs.readlink(f"/proc/{tid}/fd/{num}")
             if link is not None:
                 fd = F.fd_from_link(num, link)
                 if link.startswith("socket:"):
-                    self._resolve_socket(p, fd)
+                    self._apply_socket(fd, *socket_names(p.pid, fd.num))
                 p.fds[num] = fd
         return fd
 
-    def _resolve_socket(self, p: Process, fd: Fd) -> None:
-        local, peer = socket_names(p.pid, fd.num)
+    def _blob_addr(self, slot: int) -> Optional[SockAddr]:
+        b = self._cur_blobs.get(slot)
+        if b is None or b.unreadable or not b.data:
+            return None
+        return parse_sockaddr(b.data)
+
+    def _apply_socket(self, fd: Fd, local: Optional[SockAddr], peer: Optional[SockAddr]) -> None:
         end = local or peer
         if end is None:
             return
@@ -298,9 +329,13 @@ class StateTracker:
         p = self.threads.get(tid)
         if p is None:
             return None
+        i = self._cur_fds.get(fd)
+        if i is not None:   # read at the stop
+            return self._blob_addr((K.SLOT_FD_LOCAL, K.SLOT_FD_PEER)[which] + i)
         entry = p.fds.get(fd)
         cached = getattr(entry, "_ends", None) if entry is not None else None
         if cached is None:
+            self.count_proc_read("socket ends")
             cached = socket_names(p.pid, fd)
             if entry is not None:
                 entry._ends = cached
@@ -376,6 +411,7 @@ class StateTracker:
 
     def _sweep(self) -> None:
         """After dropped records some exits went unseen: forget processes that are gone."""
+        self.count_proc_read("drop sweep")
         for pid, p in list(self.procs.items()):
             if not os.path.exists(f"/proc/{pid}"):
                 self._remove_thread(p, pid, True, self._reaper(p))
@@ -415,6 +451,10 @@ class StateTracker:
         if self._exec_moved and tid in self._exec_moved and name.startswith("exec"):
             tid = self._exec_moved.pop(tid)   # exec from a thread: it now has the leader's tid
         proc = self.threads.get(tid) or self._thread(tid, r.tgid)
+        blobs = r.blobs
+        self._cur_blobs = blobs
+        self._cur_fds = {_s32(r.args[k - K.SLOT_FD]): k - K.SLOT_FD
+                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} if blobs else {}
         self._defer_proc_params = True
         try:
             values = decode_params(name, r.args, ret, r.blobs, self, tid=tid)
@@ -476,6 +516,7 @@ class StateTracker:
         if flags & _CLONE_NEWPID:
             p.vpid = p.vtid = 1
         elif p.vpid is None:
+            self.count_proc_read("clone vpid")
             status = procfs.read_status(child)
             vpid = procfs.status_ids(status, "NSpid")
             if vpid:
@@ -499,6 +540,12 @@ class StateTracker:
         p = self._thread(r.tid, r.tgid)
         if p is None:
             return
+        pf = facts.proc_facts(r.blobs)
+        if pf is not None:
+            # Applied with the execve event that follows (its argv, env and comm).
+            self._exec_facts[p.pid] = (pf, facts.link_text(r.blobs, K.SLOT_EXE),
+                                       facts.link_text(r.blobs, K.SLOT_CWD),
+                                       facts.script_facts(r.blobs))
         if former != r.tid:
             self._exec_moved[former] = r.tid
         # Every other thread is gone (de_thread); the leader carries on.
@@ -592,22 +639,33 @@ class StateTracker:
         comm = values.get("comm")
         if isinstance(comm, str):
             p.name = comm[:15]
-        # Facts the record does not carry, from /proc while it still shows this image.
-        st = procfs.read_stat(p.pid)
-        link = None
-        if st is not None and st.comm == p.name:
-            apply_stat(p, st)
-            apply_status(p, procfs.read_status(p.pid), self.users)
-            link = procfs.readlink(f"/proc/{p.pid}/exe")
-        exepath = procfs.exe_path(link)
-        if exepath is None and path is not None and not memfd:
-            exepath = drift.kernel_exe_path(stat_path) if path.startswith("/") else path
+        captured = self._exec_facts.pop(p.pid, None)
+        if captured is not None:
+            pf, exe_link, cwd_link, script = captured
+            apply_facts(p, pf, self.users)
+            exepath = procfs.exe_path(exe_link)
+            if cwd_link is not None:
+                p.cwd = cwd_link.rstrip("/") + "/"
+            file_facts = script or pf.exe
+            facts = drift.facts_of(file_facts, self.start_ns, p.user.uid if p.user else None)
+        else:
+            # No facts from the stop (a capture made before they existed): read /proc now.
+            self.count_proc_read("exec")
+            st = procfs.read_stat(p.pid)
+            link = None
+            if st is not None and st.comm == p.name:
+                apply_stat(p, st)
+                apply_status(p, procfs.read_status(p.pid), self.users)
+                link = procfs.readlink(f"/proc/{p.pid}/exe")
+            exepath = procfs.exe_path(link)
+            if exepath is None and path is not None and not memfd:
+                exepath = drift.kernel_exe_path(stat_path) if path.startswith("/") else path
+            facts = drift.exe_facts(stat_path, self.start_ns, p.user.uid if p.user else None)
         memfd = memfd or drift.is_memfd_path(exepath)
         if memfd and (exepath is None or not exepath.startswith("memfd:")):
             entry = old_fds.get(dirfd if dirfd is not None else via_fd if via_fd is not None else -1)
             exepath = "memfd:" + (entry.name if entry is not None and entry.name else "")
         p.exepath = exepath
-        facts = drift.exe_facts(stat_path, self.start_ns, p.user.uid if p.user else None)
         p.exe_ino, p.exe_ino_ctime, p.exe_ino_mtime = facts.ino, facts.ctime, facts.mtime
         p.is_exe_writable = facts.writable
         p.is_exe_from_memfd = memfd
@@ -914,6 +972,7 @@ def _h_fchdir(t: StateTracker, p, tid, r, values, ret):
         if fd is not None and fd.type in ("file", "directory") and fd.name:
             p.cwd = fd.name.rstrip("/") + "/"
         else:
+            t.count_proc_read("fchdir")
             cwd = procfs.readlink(f"/proc/{tid}/cwd")
             if cwd is not None:
                 p.cwd = cwd.rstrip("/") + "/"
@@ -936,10 +995,19 @@ def _h_setuid(t: StateTracker, p, tid, r, values, ret):
 
 
 def _h_capset(t: StateTracker, p, tid, r, values, ret):
-    if ret == 0:
-        status = procfs.read_status(tid)
-        if status:
-            apply_status(p, status, t.users)
+    if ret != 0:
+        return None
+    b = r.blobs.get(1)
+    if b is not None and b.kind == K.CAPDATA and not b.unreadable and len(b.data) >= 24:
+        # two struct __user_cap_data_struct {effective, permitted, inheritable}: low, high 32 bits
+        e0, p0, i0, e1, p1, i1 = struct.unpack_from("<6I", b.data)
+        p.cap_effective, p.cap_permitted, p.cap_inheritable = (
+            e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32)
+        return None
+    t.count_proc_read("capset")
+    status = procfs.read_status(tid)
+    if status:
+        apply_status(p, status, t.users)
     return None
 
 
@@ -959,7 +1027,22 @@ def _h_setsid(t: StateTracker, p, tid, r, values, ret):
     return None
 
 
+def _h_setpgid(t: StateTracker, p, tid, r, values, ret):
+    if ret != 0:
+        return None
+    target_pid = _s32(r.args[0]) or p.pid
+    target = t.procs.get(target_pid)
+    if target is not None:
+        pgid = _s32(r.args[1]) or target.pid
+        target.pgid = target.vpgid = pgid
+        target.pgid_leader = target.vpgid_leader = t.procs.get(pgid)
+    return None
+
+
 def _h_prctl(t: StateTracker, p, tid, r, values, ret):
+    comm = r.blobs.get(K.SLOT_COMM)
+    if ret == 0 and comm is not None and not comm.unreadable:
+        p.name = comm.data.decode("utf-8", "surrogateescape")
     if ret == 0 and _s32(r.args[0]) == _PR_SET_CHILD_SUBREAPER:
         if r.args[1]:
             t.subreapers.add(p.pid)
@@ -982,6 +1065,7 @@ _HANDLERS: Dict[str, Callable] = {
     "setuid": _h_setuid, "setreuid": _h_setuid, "setresuid": _h_setuid,
     "setgid": _h_setuid, "setregid": _h_setuid, "setresgid": _h_setuid,
     "capset": _h_capset, "unshare": _h_userns, "setns": _h_userns, "setsid": _h_setsid,
+    "setpgid": _h_setpgid,
     "prctl": _h_prctl,
 }
 _HANDLERS.update({name: _h_anon for name in F.ANON_TYPES})
