@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from workload_agent import runner  # noqa: E402
-from workload_agent.events.params import DEFAULT_SYSCALLS, STATE_SYSCALLS  # noqa: E402
+from workload_agent.events.params import DEFAULT_SYSCALLS, STATEFUL_SYSCALLS  # noqa: E402
 from workload_agent.rules.compiler import compile_condition  # noqa: E402
 from workload_agent.rules.condition import parse_condition  # noqa: E402
 from workload_agent.state import StateTracker, detect_container  # noqa: E402
@@ -56,7 +56,7 @@ class TimedSink:
 
 def run(name, argv, evaluate=False):
     sink = TimedSink(evaluate)
-    runner.run(argv, sink=sink, syscalls=sorted(STATE_SYSCALLS | DEFAULT_SYSCALLS))
+    runner.run(argv, sink=sink, syscalls=sorted(STATEFUL_SYSCALLS | DEFAULT_SYSCALLS))
     per = sink.track_ns / max(sink.records, 1) / 1000
     line = f"{name:28} records={sink.records:7} events={sink.events:7} track={per:6.1f} us/record"
     if evaluate:

@@ -18,7 +18,7 @@ from .events.syscall_table import SYSCALLS
 # Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
 # paths resolve against, the setuid family user.*, setsid/setpgid the session and group,
 # capset the capabilities, prctl the comm (PR_SET_NAME): each keeps a field event-true.
-STATE_SYSCALLS = frozenset({
+IDENTITY_SYSCALLS = frozenset({
     "execve", "execveat", "chdir", "fchdir", "setuid", "setgid", "setreuid", "setregid",
     "setresuid", "setresgid", "setsid", "setpgid", "capset", "prctl",
 })
@@ -29,7 +29,7 @@ STATE_SYSCALLS = frozenset({
 FD_LOOKUP_TYPES = frozenset({"dup", "dup2", "dup3", "fcntl", "read", "write", "readv", "writev",
                              "sendto", "sendmsg", "recvfrom", "recvmsg", "listen", "accept",
                              "accept4", "fchmod", "fchdir", "close"})
-FD_STATE_SYSCALLS = frozenset({"close", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4",
+FD_LIFECYCLE_SYSCALLS = frozenset({"close", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4",
                                "dup", "dup2", "dup3", "memfd_create", "open", "openat", "openat2",
                                "creat"})
 
@@ -83,8 +83,8 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
         if "execve" in types:
             wanted.add("execveat")  # a successful execveat is an execve event
         if types & FD_LOOKUP_TYPES:
-            wanted |= FD_STATE_SYSCALLS
-    wanted |= STATE_SYSCALLS
+            wanted |= FD_LIFECYCLE_SYSCALLS
+    wanted |= IDENTITY_SYSCALLS
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
 

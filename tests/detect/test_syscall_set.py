@@ -37,7 +37,7 @@ def test_union_of_enabled_rules_plus_state():
     names, note = detect.traced_syscalls(ruleset(), "x86_64")
     assert {"open", "openat", "openat2", "connect"} <= set(names)
     assert "init_module" not in names and "finit_module" not in names  # disabled rule
-    assert detect.STATE_SYSCALLS <= set(names)
+    assert detect.IDENTITY_SYSCALLS <= set(names)
     assert "accept" not in names and "unlinkat" not in names
     assert note == ""
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from workload_agent import runner
-from workload_agent.events.params import DEFAULT_SYSCALLS, STATE_SYSCALLS
+from workload_agent.events.params import DEFAULT_SYSCALLS, STATEFUL_SYSCALLS
 from workload_agent.rules.compiler import compile_condition
 from workload_agent.rules.condition import parse_condition
 from workload_agent.rules.event import Container
@@ -23,7 +23,7 @@ from workload_agent.tracer.core import available
 
 pytestmark = pytest.mark.skipif(not available()[0], reason="tracing unavailable here")
 
-SYSCALLS = sorted(STATE_SYSCALLS | DEFAULT_SYSCALLS)
+SYSCALLS = sorted(STATEFUL_SYSCALLS | DEFAULT_SYSCALLS)
 OUT = ("proc.name proc.pname proc.aname[2] proc.cmdline proc.exe proc.exepath proc.cwd "
        "proc.pid proc.ppid thread.tid fd.num fd.name fd.type fd.typechar fd.directory "
        "fd.filename fd.sip fd.sport fd.cip fd.cport fd.l4proto fd.connected user.name user.uid "

@@ -12,7 +12,7 @@ from workload_agent.events import capture_kinds as K
 from workload_agent.events import flags as F
 from workload_agent.events.decode import Blob, arg_text, decode_params, render_params
 from workload_agent.events.params import (DEFAULT_SYSCALLS, LEGACY_X86_ONLY, PARAM_TYPES, SPECS,
-                                          STATE_SYSCALLS, capture_table, param_types)
+                                          STATEFUL_SYSCALLS, capture_table, param_types)
 
 KINDS = set(K.NAMES)
 
@@ -44,7 +44,7 @@ def test_capture_kinds_match_c_header_when_present():
 
 def test_coverage():
     assert DEFAULT_SYSCALLS <= set(SPECS)
-    assert STATE_SYSCALLS <= set(SPECS)
+    assert STATEFUL_SYSCALLS <= set(SPECS)
     assert RULE_EVENT_TYPES <= set(SPECS)
     # The list as issue 2 words it.
     issue = set("""execve, execveat, open, openat, openat2, creat, connect, accept, accept4,

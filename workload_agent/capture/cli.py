@@ -63,12 +63,12 @@ def _register_record(subparsers) -> None:
 def recorded_syscalls(rules_needed, arch: str) -> list:
     """What `record` traces: the rules' syscalls plus the default set and what keeps the
     process and fd state true, so that other rules replay on the capture too."""
-    from ..detect import FD_STATE_SYSCALLS, STATE_SYSCALLS
+    from ..detect import FD_LIFECYCLE_SYSCALLS, IDENTITY_SYSCALLS
     from ..events.params import DEFAULT_SYSCALLS, SPECS
     from ..events.syscall_table import SYSCALLS
 
     table = SYSCALLS[arch]
-    wanted = set(rules_needed) | DEFAULT_SYSCALLS | STATE_SYSCALLS | FD_STATE_SYSCALLS
+    wanted = set(rules_needed) | DEFAULT_SYSCALLS | IDENTITY_SYSCALLS | FD_LIFECYCLE_SYSCALLS
     return sorted(n for n in wanted if n in table and n in SPECS)
 
 

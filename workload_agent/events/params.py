@@ -440,7 +440,8 @@ DEFAULT_SYSCALLS: FrozenSet[str] = frozenset({
 })
 
 #: Syscalls traced only to keep process/fd/cwd state right (reference §3.4).
-STATE_SYSCALLS: FrozenSet[str] = frozenset({
+#: Every call the state tracker applies (what `record` traces so a capture keeps state true).
+STATEFUL_SYSCALLS: FrozenSet[str] = frozenset({
     "clone", "clone3", "fork", "vfork", "execve", "execveat", "chdir", "fchdir", "close",
     "close_range", "open", "openat", "openat2", "creat", "open_by_handle_at", "dup", "dup2",
     "dup3", "fcntl", "pipe", "pipe2", "socket", "socketpair", "bind", "connect", "accept",
