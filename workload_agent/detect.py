@@ -205,6 +205,12 @@ class Detector:
 
     def close(self, stats: dict) -> None:
         self.writer.close()
+        reads = getattr(self.tracker, "proc_reads", None)
+        if reads:
+            # Each is a field judged by what /proc said later, not at the syscall.
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(reads.items()))
+            sys.stderr.write(f"workload-agent: {sum(reads.values())} state look-ups fell back to "
+                             f"/proc after the event ({detail})\n")
 
 
 def rules_bundle_handler(detector, warn):

@@ -57,6 +57,27 @@ class _View:
         return self.comm[tgid]
 
 
+def _exec_facts_text(r) -> str:
+    """What the tracer read at the exec stop (the state applies exactly this)."""
+    from . import capture_kinds as K, facts
+
+    pf = facts.proc_facts(r.blobs)
+    if pf is None:
+        return " [no facts captured: the state reads /proc]"
+    parts = [f"exe={facts.link_text(r.blobs, K.SLOT_EXE)}"]
+    if pf.exe is not None:
+        parts.append(f"exe_ino={pf.exe.ino}")
+    script = facts.script_facts(r.blobs)
+    if script is not None:
+        parts.append(f"script_ino={script.ino}")
+    if pf.has_stat:
+        parts += [f"tty={pf.tty}", f"pgid={pf.pgid}", f"sid={pf.sid}"]
+    if pf.has_status:
+        parts += [f"euid={pf.uids[1]}", f"cap_eff={pf.cap_eff:#x}"]
+    parts.append(f"loginuid={pf.login_uid}")
+    return " " + " ".join(parts)
+
+
 def _clock(ns: int) -> str:
     secs, frac = divmod(ns, 1_000_000_000)
     return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{frac:09d}"
@@ -108,7 +129,7 @@ class EventPrinter:
             elif r.kind == R.K_EXEC:
                 v.comm.pop(r.tgid, None)
                 extra = f" (exec from thread {r.extra})" if r.extra != r.tid else ""
-                self._line(r, f"exec{extra}")
+                self._line(r, f"exec{extra}{_exec_facts_text(r)}")
             elif r.kind == R.K_EXIT:
                 st = r.extra
                 how = (f"status={os.WEXITSTATUS(st)}" if os.WIFEXITED(st)

@@ -152,7 +152,25 @@ def describe_text(r) -> str:
     ]
     if r.exception_fields:
         lines.append(f"  exception fields: {', '.join(r.exception_fields)}")
+    approx = _approximate(r.fields)
+    if approx:
+        lines.append("  approximate fields: " + "; ".join(f"{n} ({why})" for n, why in approx))
     return "\n".join(lines)
+
+
+def _approximate(fields) -> list:
+    """The rule's fields whose value is not what was true at the event, and why."""
+    from .fields import REGISTRY
+
+    out = []
+    for name in fields or ():
+        try:
+            spec, _arg = REGISTRY.lookup(name)
+        except Exception:   # an argument form the registry binds differently: not approximate
+            continue
+        if spec.approx:
+            out.append((name, spec.approx))
+    return out
 
 
 def describe_json(r) -> dict:

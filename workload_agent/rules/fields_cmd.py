@@ -32,6 +32,7 @@ def _rows() -> List[Dict[str, Any]]:
             "event_types": None if spec.event_types is None else sorted(spec.event_types),
             "filter_only": spec.filter_only,
             "live": spec.live,
+            "approximate": spec.approx,
         })
     return rows
 
@@ -58,5 +59,7 @@ def run_fields(args, out: TextIO = None) -> int:
         for r in rows:
             arg = _arg_text(r)
             extra = f" [{arg}]" if arg else ""
+            if r["approximate"]:
+                extra += f" (approximate: {r['approximate']})"
             out.write(f"{r['name']:<{width}}  {r['type']:<8} {r['description']}{extra}\n")
     return 0

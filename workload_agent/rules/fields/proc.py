@@ -204,6 +204,9 @@ def _f(name, type_, desc, get, **kw):
 
 
 _ANY = dict(arg=ARG_INDEX, multi=MULTI_ANY, no_transform=True)
+#: Memory and fault counters change with every page the process touches; a tracer that
+#: stops only on the rules' syscalls reads them at the exec stop.
+_AT_EXEC = "read at the process's last exec (or attach), not updated by later activity"
 
 FIELDS: List[FieldSpec] = [
     _f("proc.pid", T.INT64, "Process id (tgid).", _proc(lambda p: p.pid)),
@@ -305,9 +308,9 @@ FIELDS: List[FieldSpec] = [
        _proc(lambda p: p.pidns_init_start_ts or None)),
     _f("proc.fdopencount", T.UINT64, "Open fd count.", _proc(lambda p: len(p.fds))),
     _f("proc.fdlimit", T.INT64, "RLIMIT_NOFILE soft limit.", _proc(lambda p: p.fdlimit)),
-    _f("proc.vmsize", T.UINT64, "Virtual memory size (kB).", _proc(lambda p: p.vmsize)),
-    _f("proc.vmrss", T.UINT64, "Resident set size (kB).", _proc(lambda p: p.vmrss)),
-    _f("proc.vmswap", T.UINT64, "Swapped memory (kB).", _proc(lambda p: p.vmswap)),
+    _f("proc.vmsize", T.UINT64, "Virtual memory size (kB).", _proc(lambda p: p.vmsize), approx=_AT_EXEC),
+    _f("proc.vmrss", T.UINT64, "Resident set size (kB).", _proc(lambda p: p.vmrss), approx=_AT_EXEC),
+    _f("proc.vmswap", T.UINT64, "Swapped memory (kB).", _proc(lambda p: p.vmswap), approx=_AT_EXEC),
     _f("proc.fdusage", T.DOUBLE, "Open fds as a percentage of the fd limit.",
        _proc(lambda p: None if not p.fdlimit else len(p.fds) * 100.0 / p.fdlimit)),
     _f("proc.nchilds", T.UINT64, "Alive threads of the process, excluding the leader.",
@@ -338,12 +341,12 @@ FIELDS: List[FieldSpec] = [
        _proc(lambda p: " ".join(f"{s}={path}" for s, path in p.cgroups) or None)),
     _f("thread.cgroup", T.CHARBUF, "Cgroup path of one subsystem (thread.cgroup.SUBSYS).", _cgroup,
        dotted=True, arg_required=True),
-    _f("thread.pfmajor", T.UINT64, "Major page faults.", _proc(lambda p: p.pfmajor)),
-    _f("thread.pfminor", T.UINT64, "Minor page faults.", _proc(lambda p: p.pfminor)),
+    _f("thread.pfmajor", T.UINT64, "Major page faults.", _proc(lambda p: p.pfmajor), approx=_AT_EXEC),
+    _f("thread.pfminor", T.UINT64, "Minor page faults.", _proc(lambda p: p.pfminor), approx=_AT_EXEC),
     _f("thread.vmsize", T.UINT64, "Process kB for the main thread, 0 for others.",
-       lambda e: None if e.proc is None else (e.proc.vmsize if e.tid == e.proc.pid else 0)),
+       lambda e: None if e.proc is None else (e.proc.vmsize if e.tid == e.proc.pid else 0), approx=_AT_EXEC),
     _f("thread.vmrss", T.UINT64, "Process kB for the main thread, 0 for others.",
-       lambda e: None if e.proc is None else (e.proc.vmrss if e.tid == e.proc.pid else 0)),
+       lambda e: None if e.proc is None else (e.proc.vmrss if e.tid == e.proc.pid else 0), approx=_AT_EXEC),
     _f("thread.nametid", T.CHARBUF, "comm followed by the thread id.",
        _proc(lambda p: None if p.name is None else f"{p.name}{p.tid if p.tid is not None else p.pid}")),
     _f("thread.exectime", T.RELTIME, "CPU time of the last scheduled run (needs scheduler events; 0).",

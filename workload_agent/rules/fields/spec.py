@@ -41,6 +41,8 @@ class FieldSpec:
     filter_only: bool = False
     no_transform: bool = False             # ancestor "any" fields: no transformers/val
     output_extractor: Optional[Callable[[Any], Any]] = None  # without argument, in outputs
+    #: why the value is not event-true (e.g. read at the process's exec, not updated since)
+    approx: Optional[str] = None
 
     @property
     def arg_form(self) -> str:
