@@ -759,6 +759,9 @@ static void *tracer_main(void *arg)
     tk->tgid = pid;
     tk->state = T_KNOWN;
     atomic_fetch_add(&t->task_count, 1);
+    /* The workload is the agent's fork: said like any other fork, so the state builds it
+     * from its parent and its exec record rather than from /proc. */
+    emit_simple(t, WA_K_CLONE, getpid(), (int32_t)syscall(SYS_gettid), PTRACE_EVENT_FORK, 0, (uint32_t)pid, 0);
     kill(pid, SIGCONT);
     trace_loop(t);
     return NULL;
