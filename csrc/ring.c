@@ -104,10 +104,18 @@ int wa_ring_put(struct wa_ring *r, const void *rec, uint32_t len)
         return -1;
     }
     atomic_fetch_add_explicit(&r->records_total, 1, memory_order_relaxed);
-    /* A waiting consumer is woken at once (alerts must not sit in the ring); a busy one
-     * finds the record on its next read. The consumer batches after a wake-up. */
-    if (atomic_load_explicit(&r->consumer_waiting, memory_order_relaxed))
-        wa_ring_wake(r);
+    /* A waiting consumer is woken at once (alerts must not sit in the ring) unless it was
+     * woken less than a gap ago: then it finds the records when its own gap-long wait ends.
+     * A busy consumer finds them on its next read. */
+    if (atomic_load_explicit(&r->consumer_waiting, memory_order_relaxed)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (now - r->last_wake_ns >= r->wake_gap_ns) {
+            r->last_wake_ns = now;
+            wa_ring_wake(r);
+        }
+    }
     return 0;
 }
 

@@ -16,6 +16,8 @@ struct wa_ring {
     uint64_t drops_pending;        /* producer-only: dropped since the last DROP record */
     _Atomic uint64_t drops_total;
     _Atomic uint64_t records_total;
+    uint64_t wake_gap_ns;          /* at most one wake-up per gap: a burst is read in batches */
+    uint64_t last_wake_ns;         /* producer-only */
 };
 
 int wa_ring_init(struct wa_ring *r, uint64_t size);

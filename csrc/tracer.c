@@ -105,7 +105,7 @@ struct wa_tracer {
     struct wa_buf scratch;    /* for records that are committed at once */
 
     _Atomic uint64_t stops, task_count, read_failures;
-    uint32_t batch_us;
+    uint32_t wake_gap_us;
 };
 
 
@@ -803,7 +803,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
             if (*cfg->sigmask & (1ull << (s - 1)))
                 sigaddset(&t->child_mask, s);
     t->max_str = cfg->max_str ? cfg->max_str : 4096;
-    t->batch_us = cfg->batch_us;
+    t->wake_gap_us = cfg->wake_gap_us;
     t->max_argv_bytes = cfg->max_argv_bytes ? cfg->max_argv_bytes : 16384;
     t->max_argv_items = cfg->max_argv_items ? cfg->max_argv_items : 1024;
     t->ntasks = read_pid_max();
@@ -816,6 +816,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
         free(t);
         return NULL;
     }
+    t->ring.wake_gap_ns = (uint64_t)t->wake_gap_us * 1000u;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->errpipe = -1;
@@ -847,28 +848,32 @@ size_t wa_read(struct wa_tracer *t, void *buf, size_t cap) { return wa_ring_get(
 
 int wa_wait(struct wa_tracer *t, int timeout_ms)
 {
-    if (!wa_ring_empty(&t->ring) || atomic_load(&t->done))
-        return 1;
-    atomic_store(&t->ring.consumer_waiting, 1);
-    if (!wa_ring_empty(&t->ring) || atomic_load(&t->done)) {
-        atomic_store(&t->ring.consumer_waiting, 0);
-        return 1;
-    }
-    struct pollfd p = { t->ring.efd, POLLIN, 0 };
-    int r = poll(&p, 1, timeout_ms);
-    atomic_store(&t->ring.consumer_waiting, 0);
-    if (r > 0) {
-        uint64_t v;
-        ssize_t n = read(t->ring.efd, &v, sizeof v);
-        (void)n;
-        /* Woken by the first record: let a burst gather for a moment, so a busy workload
-         * costs one wake-up per batch, not one per record. */
-        if (t->batch_us && !atomic_load(&t->done)) {
-            struct timespec ts = { 0, (long)t->batch_us * 1000L };
-            nanosleep(&ts, NULL);
+    /* Waits in slices of the wake gap: records the producer did not wake us for (it woke
+     * us less than a gap ago) are found at the end of the slice. */
+    int slice = (int)(t->ring.wake_gap_ns / 1000000u);
+    if (slice < 1)
+        slice = 1;
+    for (int waited = 0;;) {
+        if (!wa_ring_empty(&t->ring) || atomic_load(&t->done))
+            return 1;
+        if (waited >= timeout_ms)
+            return 0;
+        int step = timeout_ms - waited < slice ? timeout_ms - waited : slice;
+        atomic_store(&t->ring.consumer_waiting, 1);
+        if (!wa_ring_empty(&t->ring) || atomic_load(&t->done)) {
+            atomic_store(&t->ring.consumer_waiting, 0);
+            return 1;
         }
+        struct pollfd p = { t->ring.efd, POLLIN, 0 };
+        int r = poll(&p, 1, step);
+        atomic_store(&t->ring.consumer_waiting, 0);
+        if (r > 0) {
+            uint64_t v;
+            ssize_t n = read(t->ring.efd, &v, sizeof v);
+            (void)n;
+        }
+        waited += step;
     }
-    return !wa_ring_empty(&t->ring) || atomic_load(&t->done);
 }
 
 int wa_done(struct wa_tracer *t, int *status)

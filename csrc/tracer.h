@@ -30,7 +30,7 @@ struct wa_config {
     uint32_t max_argv_items;
     int capture_env;              /* capture execve envp */
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
-    uint32_t batch_us;            /* after a wake-up, let records gather this long (0: none) */
+    uint32_t wake_gap_us;            /* at most one consumer wake-up per this many us */
 };
 
 struct wa_stats {

@@ -18,7 +18,7 @@ struct wa_config {
     const void *filter; uint32_t filter_len;
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
-    const uint64_t *sigmask; uint32_t batch_us;
+    const uint64_t *sigmask; uint32_t wake_gap_us;
     ...;
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures; };

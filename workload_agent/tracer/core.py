@@ -70,7 +70,7 @@ class Tracer:
     def __init__(self, argv: Sequence[str], *, path: str, env: Mapping[str, str] | None = None,
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
                  ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
-                 batch_us: int = 1000):
+                 wake_gap_us: int = 2000):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
         arch = seccomp.native_arch()
@@ -119,7 +119,7 @@ class Tracer:
         cfg.max_argv_bytes = max_argv_bytes
         cfg.max_argv_items = 1024
         cfg.sigmask = mask
-        cfg.batch_us = batch_us
+        cfg.wake_gap_us = wake_gap_us
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
