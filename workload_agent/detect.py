@@ -23,15 +23,12 @@ IDENTITY_SYSCALLS = frozenset({
     "setresuid", "setresgid", "setsid", "setpgid", "capset", "prctl",
 })
 
-# Events that look an existing fd up in the table (rather than carrying its path or
-# address themselves): rules on them need the fd table kept true, so the calls that
-# create and retire fds are traced too. close is the costliest: only when needed.
-FD_LOOKUP_TYPES = frozenset({"dup", "dup2", "dup3", "fcntl", "read", "write", "readv", "writev",
-                             "sendto", "sendmsg", "recvfrom", "recvmsg", "listen", "accept",
-                             "accept4", "fchmod", "fchdir", "close"})
+# What `record` adds so a capture carries every fd's history (replayed rules may look at
+# events live rules did not). A live run needs none of them: an event on an fd carries
+# the fd's origin, read by the tracer at the stop.
 FD_LIFECYCLE_SYSCALLS = frozenset({"close", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4",
-                               "dup", "dup2", "dup3", "memfd_create", "open", "openat", "openat2",
-                               "creat"})
+                                   "dup", "dup2", "dup3", "memfd_create", "open", "openat", "openat2",
+                                   "creat"})
 
 DROP_RULE = "Syscall event drop"
 
@@ -82,8 +79,6 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
         wanted = {t for t in types if t in SPECS}
         if "execve" in types:
             wanted.add("execveat")  # a successful execveat is an execve event
-        if types & FD_LOOKUP_TYPES:
-            wanted |= FD_LIFECYCLE_SYSCALLS
     wanted |= IDENTITY_SYSCALLS
     return sorted(n for n in wanted if n in table and n in SPECS), note
 

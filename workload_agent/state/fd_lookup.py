@@ -28,7 +28,8 @@ class FdLookup:
         i = self._cur_fds.get(num)
         if i is not None:
             link = facts.link_text(self._cur_blobs, K.SLOT_FD + i)
-            if link is not None and (fd is None or not fds.same_origin(fd, link)):
+            if link is not None and (fd is None or not fds.same_origin(
+                    fd, link, self._blob_addr(K.SLOT_FD_LOCAL + i), self._blob_addr(K.SLOT_FD_PEER + i))):
                 fd = fds.fd_from_link(num, link)
                 if link.startswith("socket:"):
                     self._apply_socket(fd, self._blob_addr(K.SLOT_FD_LOCAL + i),

@@ -208,12 +208,26 @@ def _category(type_: Optional[str]) -> str:
     return type_ or ""
 
 
-def same_origin(fd: Fd, link: str) -> bool:
-    """Whether a table entry can be the file a /proc fd link (read at the stop) names. The
-    table's name is kept when it can (it is the path as opened, the link's is resolved);
-    a different kind of file means the number was reused behind our back."""
-    return _category(fd.type) == _category(fd_from_link(fd.num, link).type if not
-                                           link.startswith("socket:") else "socket")
+def same_origin(fd: Fd, link: str, local=None, peer=None) -> bool:
+    """Whether a table entry is still the file a /proc fd link (read at the stop) names.
+    close is not traced, so the number may have been reused behind the table's back: then
+    the stop's view wins. A file opened through a symlink keeps its opened name only while
+    the link matches it."""
+    if link.startswith("socket:"):
+        if _category(fd.type) != "socket":
+            return False
+        if fd.type in ("ipv4", "ipv6") and local is not None and local.is_ip and fd.name:
+            # A socket bound to port 0 (or a wildcard address) got its port from the kernel.
+            ip, port = _unmap(local.ip), local.port
+            return any((eip in (ip, "0.0.0.0", "::", None)) and eport in (port, 0, None)
+                       for eip, eport in ((fd.sip, fd.sport), (fd.cip, fd.cport)))
+        return True
+    fresh = fd_from_link(fd.num, link)
+    if _category(fd.type) != _category(fresh.type):
+        return False
+    if fresh.type == "file" and fd.name and fresh.name:
+        return fd.name.rstrip("/") == fresh.name.rstrip("/")
+    return True
 
 
 def event_fd_text(fd: Optional[Fd]) -> str:
