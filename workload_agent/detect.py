@@ -83,6 +83,13 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
 
+def prefilter_for(ruleset, names):
+    """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py)."""
+    from .tracer.prefilter import compile_prefilter
+
+    return compile_prefilter(ruleset, names, keep=IDENTITY_SYSCALLS)
+
+
 class AlertWriter:
     """Alert lines to stdout, stderr or a file, and/or (as Falco JSON) to the orchestrator."""
 
@@ -150,6 +157,8 @@ class Detector:
         self.drops = 0
         self._next_ruleset = None
         self.traced = frozenset()  # what the tracer stops on; new rules cannot widen it
+        self.prefilter = None      # what the tracer drops at the stop
+        self._tracer = None
 
     def counters(self) -> dict:
         return {"events": self.events, "drops": self.drops, "alerts": self.writer.count}
@@ -161,12 +170,22 @@ class Detector:
 
         wanted, _ = traced_syscalls(ruleset, native_arch())
         self._next_ruleset = ruleset
+        if self._tracer is not None:
+            # Until the new rules take over (next batch), keep what either set could match.
+            self._tracer.set_prefilter(None)
         return sorted(set(wanted) - set(self.traced))
+
+    def attach_tracer(self, tracer) -> None:
+        """The running tracer, whose prefilter follows rules swapped in later."""
+        self._tracer = tracer
 
     def handle(self, batch) -> None:
         if self._next_ruleset is not None:
             self.ruleset, self._next_ruleset = self._next_ruleset, None
             self.tracker.wanted = self.ruleset.event_types()
+            if self._tracer is not None:
+                self.prefilter = prefilter_for(self.ruleset, sorted(self.traced))
+                self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
         match = self.ruleset.match
         for rec in batch:
