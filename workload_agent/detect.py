@@ -155,13 +155,17 @@ class Detector:
         self.suffix = compile_output(CONTAINER_SUFFIX) if append_container else None
         self.events = 0
         self.drops = 0
+        self.records = 0
+        self.consumer_ns = 0   # state + rules + output, the consumer's own time
+        self.print_stats = False
         self._next_ruleset = None
         self.traced = frozenset()  # what the tracer stops on; new rules cannot widen it
         self.prefilter = None      # what the tracer drops at the stop
         self._tracer = None
 
     def counters(self) -> dict:
-        return {"events": self.events, "drops": self.drops, "alerts": self.writer.count}
+        return {"events": self.events, "drops": self.drops, "alerts": self.writer.count,
+                "records": self.records, "consumer_ns": self.consumer_ns}
 
     def swap_rules(self, ruleset) -> list:
         """Take a new ruleset at the next batch (called from another thread). Returns the
@@ -188,6 +192,14 @@ class Detector:
                 self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
         match = self.ruleset.match
+        t0 = time.perf_counter_ns()
+        self.records += len(batch)
+        try:
+            self._handle(batch, process, match)
+        finally:
+            self.consumer_ns += time.perf_counter_ns() - t0
+
+    def _handle(self, batch, process, match) -> None:
         for rec in batch:
             if rec.kind == R.K_DROP:
                 self._drop(rec)
@@ -219,6 +231,11 @@ class Detector:
 
     def close(self, stats: dict) -> None:
         self.writer.close()
+        if self.print_stats:
+            per = self.consumer_ns / self.records / 1000 if self.records else 0.0
+            sys.stderr.write("workload-agent: " + " ".join(f"{k}={v}" for k, v in stats.items())
+                             + f" events={self.events} alerts={self.writer.count}"
+                             f" consumer_us_per_record={per:.1f}\n")
         reads = getattr(self.tracker, "proc_reads", None)
         if reads:
             # Each is a field judged by what /proc said later, not at the syscall.

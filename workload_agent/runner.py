@@ -70,6 +70,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-prefilter", dest="prefilter", action="store_false",
                    help="record every traced syscall, also those no rule can match (implied by "
                         "--events; --print-syscalls shows what the prefilter drops)")
+    p.add_argument("--stats", action="store_true",
+                   help="at exit, print the tracer's counters (stops, records, prefiltered, drops) "
+                        "and the consumer's time per record to stderr")
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
@@ -191,6 +194,8 @@ def _run_command(args) -> int:
         _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
         return 2
     printer = event_printer(args)
+    if detector is not None:
+        detector.print_stats = args.stats
     # --events shows every traced syscall: it is for seeing what rules could be written on.
     use_pf = detector is not None and not given and args.prefilter and printer is None
     return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
