@@ -70,6 +70,7 @@ class Ruleset:
                 index.setdefault(t, []).append(r)
         self._typed = index
         self._candidates: dict = {}
+        self._groups: dict = {}
 
     def candidates(self, event_type: str) -> list:
         """Enabled rules that can match an event of this type, in load order."""
@@ -86,15 +87,18 @@ class Ruleset:
 
     def match(self, event, mode: str = "first") -> list:
         """Rules matching the event: at most one in "first" mode, every one in "all" mode."""
-        if mode not in ("first", "all"):
+        if mode != "first" and mode != "all":
             raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
-        out = []
-        for rule in self.candidates(event.type):
-            if rule.source == getattr(event, "source", "syscall") and rule.evaluate(event):
-                out.append(rule)
-                if mode == "first":
-                    break
-        return out
+        key = (event.type, getattr(event, "source", "syscall"))
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = self._group(*key)
+        return group(event, mode == "first")
+
+    def _group(self, event_type: str, source: str):
+        from .group import compile_group
+
+        return compile_group([r for r in self.candidates(event_type) if r.source == source], event_type)
 
     def event_types(self) -> Optional[frozenset]:
         """Union of the enabled rules' event types; None when some rule needs every type."""
