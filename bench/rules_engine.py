@@ -36,8 +36,8 @@ def rules_dir(given):
 LOAD_PROBE = r"""
 import sys, time
 t0 = time.process_time()
-from workload_agent.rules.loader import load_rules
-r = load_rules(sys.argv[1:], compile_each=False)
+from workload_agent.rules.cache import load_rules_cached
+r = load_rules_cached(sys.argv[1:])
 t1 = time.process_time()
 assert r.ok, [m.as_text() for m in r.errors]
 print((t1 - t0) * 1000, len(r.ruleset.enabled_rules))
@@ -62,7 +62,7 @@ def main() -> int:
 
     import tempfile
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, XDG_CACHE_HOME=cache)
+        env = dict(os.environ, WORKLOAD_AGENT_RULES_CACHE=cache)
         cold = [load_ms(paths, dict(env, WORKLOAD_AGENT_RULES_CACHE="off"))[0] for _ in range(args.repeat)]
         load_ms(paths, env)
         warm = [load_ms(paths, env)[0] for _ in range(args.repeat)]

@@ -167,7 +167,6 @@ def _priority_threshold(value):
 
 def build_ruleset(compiled: list, *, min_priority=None, enable=(), disable=(), rules_config=()) -> Ruleset:
     """Ruleset from the compiler's output, with selections and the minimum priority applied."""
-    threshold = _priority_threshold(min_priority)
     rules = []
     for cr in compiled:
         d = cr.info
@@ -181,6 +180,14 @@ def build_ruleset(compiled: list, *, min_priority=None, enable=(), disable=(), r
             capture_duration=d.capture_duration, warn_evttypes=d.warn_evttypes,
             skip_if_unknown_filter=d.skip_if_unknown_filter, file=loc.file, line=loc.line + 1,
         ))
+    return select_rules(rules, min_priority=min_priority, enable=enable, disable=disable,
+                        rules_config=rules_config)
+
+
+def select_rules(rules: list, *, min_priority=None, enable=(), disable=(), rules_config=()) -> Ruleset:
+    """Ruleset of ``rules`` (enabled as their files left them) with the selections and
+    the minimum priority applied."""
+    threshold = _priority_threshold(min_priority)
     ruleset = Ruleset(rules)
     ruleset.set_enabled(parse_selections(enable, disable, rules_config))
     if threshold is not None:
