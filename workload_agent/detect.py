@@ -52,13 +52,12 @@ def default_rules_paths() -> list:
 
 
 def load_ruleset(paths: Iterable[str], *, min_priority=None, enable=(), disable=()):
-    from .rules.loader import load_rules
+    from .rules.cache import load_rules_cached
 
     paths = list(paths) or default_rules_paths()
     if not paths:
         raise RulesError("no rules given and no default rules found (use -r FILE_OR_DIR)")
-    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable,
-                        compile_each=False)
+    result = load_rules_cached(paths, min_priority=min_priority, enable=enable, disable=disable)
     if not result.ok:
         raise RulesError("\n".join(m.as_text() for m in result.errors))
     return result.ruleset, [m.as_text() for m in result.warnings]
