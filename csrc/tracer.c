@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "tracer.h"
+#include "compat.h"
 #include "mem.h"
 #include "record.h"
 #include "recbuf.h"
@@ -60,7 +61,6 @@ struct syscall_info {
 
 /* RET_TRACE data bits set by the BPF filter Python builds (tracer/seccomp.py). */
 #define DATA_EXIT 0x1u
-#define DATA_FOREIGN 0x2u
 
 enum task_state {
     T_KNOWN = 1u << 0,        /* tgid known, task running under us */
@@ -77,6 +77,7 @@ struct task {
 
 struct wa_tracer {
     struct wa_spec specs[WA_MAX_NR];
+    struct wa_compat_state compat;
     struct sock_fprog prog;
     struct sock_filter *filter;
     const char *path;
@@ -155,7 +156,7 @@ static void cap_str(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uin
 }
 
 /* A NULL-terminated char*[]: blob holds the strings, each NUL-terminated. */
-static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint64_t addr)
+static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint64_t addr, int compat)
 {
     uint32_t max = t->max_argv_bytes;
     long off = blob_begin(b, (uint16_t)i, WA_C_ARGV, max);
@@ -173,7 +174,7 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
             fl |= WA_B_TRUNCATED;
             break;
         }
-        if (wa_mem_read(tid, addr + 8ull * k, &p, sizeof p) != sizeof p) {
+        if (wa_read_ptr(tid, addr + (compat ? 4ull : 8ull) * k, compat, &p) != 0) {
             fl |= k ? WA_B_TRUNCATED : WA_B_UNREADABLE;
             break;
         }
@@ -229,7 +230,7 @@ static void cap_path(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, co
 }
 
 static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, const struct wa_spec *s,
-                          const uint64_t *args)
+                          const uint64_t *args, int compat)
 {
     for (int i = 0; i < 6; i++) {
         uint64_t len = s->len_arg[i] < 6 ? args[s->len_arg[i]] : 0;
@@ -257,12 +258,13 @@ static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, cons
             cap_bytes(t, tid, b, i, WA_C_OPEN_HOW, args[i], len, 64);
             break;
         case WA_C_ARGV:
-            cap_argv(t, tid, b, i, args[i]);
+            cap_argv(t, tid, b, i, args[i], compat);
             break;
         case WA_C_MSGHDR_NAME: {
-            struct { uint64_t name; uint32_t namelen; } mh;
-            if (args[i] && wa_mem_read(tid, args[i], &mh, sizeof mh) == sizeof mh && mh.name)
-                cap_bytes(t, tid, b, i, WA_C_MSGHDR_NAME, mh.name, mh.namelen, SOCKADDR_MAX);
+            uint64_t name;
+            uint32_t namelen;
+            if (wa_read_msghdr_name(tid, args[i], compat, &name, &namelen) == 0 && name)
+                cap_bytes(t, tid, b, i, WA_C_MSGHDR_NAME, name, namelen, SOCKADDR_MAX);
             break;
         }
         default:
@@ -376,8 +378,33 @@ static void flush_pending(struct wa_tracer *t, struct task *tk)
     }
 }
 
+/* The spec a syscall stop is captured with: NULL and *skip when it is not recorded,
+ * NULL alone for an ABI recorded raw. Compat calls get their nr and args rewritten. */
+static const struct wa_spec *spec_for(struct wa_tracer *t, pid_t tid, uint32_t arch, uint64_t *nr,
+                                      uint64_t args[6], int *skip)
+{
+    *skip = 0;
+    if (arch == NATIVE_ARCH)
+        return *nr < WA_MAX_NR ? &t->specs[*nr] : NULL;
+    if (!t->compat.arch || arch != t->compat.arch)
+        return NULL;
+    const struct wa_spec *s = wa_compat_prepare(&t->compat, tid, nr, args);
+    *skip = !s;
+    return s;
+}
+
+/* The spec of a pending record, to finish it at the exit. */
+static const struct wa_spec *spec_of_record(struct wa_tracer *t, const struct wa_record *r)
+{
+    if (r->nr < 0 || r->nr >= WA_MAX_NR || (r->flags & WA_F_FOREIGN_ARCH))
+        return NULL;
+    if (r->arch == NATIVE_ARCH)
+        return &t->specs[r->nr];
+    return r->arch == t->compat.arch ? &t->compat.specs[r->nr] : NULL;
+}
+
 static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint32_t arch, uint64_t nr,
-                          const uint64_t *args, int foreign)
+                          const uint64_t *args, const struct wa_spec *s)
 {
     flush_pending(t, tk);
     if (!tk->rb.buf)
@@ -388,10 +415,10 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
     r->nr = (int32_t)nr;
     r->arch = arch;
     memcpy(r->args, args, sizeof r->args);
-    if (foreign)
+    if (!s)
         r->flags |= WA_F_FOREIGN_ARCH;
-    else if (nr < WA_MAX_NR)
-        capture_entry(t, tid, &tk->rb, &t->specs[nr], args);
+    else
+        capture_entry(t, tid, &tk->rb, s, args, arch != NATIVE_ARCH);
     tk->state |= T_IN_SYSCALL;
 }
 
@@ -403,10 +430,11 @@ static void end_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, int64_t
     r->ret = rval;
     r->ts_exit = wa_now_ns();
     r->flags |= WA_F_HAS_EXIT;
-    if (!(r->flags & WA_F_FOREIGN_ARCH) && r->nr >= 0 && r->nr < WA_MAX_NR) {
+    const struct wa_spec *s = spec_of_record(t, r);
+    if (s) {
         uint64_t args[6];
         memcpy(args, r->args, sizeof args);
-        capture_exit(t, tid, &tk->rb, &t->specs[r->nr], args, rval);
+        capture_exit(t, tid, &tk->rb, s, args, rval);
     }
     commit(t, &tk->rb);
     tk->state &= ~T_IN_SYSCALL;
@@ -493,6 +521,10 @@ static uint64_t clone_flags_of(pid_t tid)
         return 0;
     nr = regs.orig_rax;
     arg0 = regs.rdi;
+    struct syscall_info si;
+    if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) > 0 &&
+        si.arch != NATIVE_ARCH)
+        return regs.rbx & 0xffffffffu;   /* i386 clone (int 0x80): flags in ebx; clone3 is refused */
 #elif defined(__aarch64__)
     struct user_regs_struct regs;
     struct iovec iov = { &regs, sizeof regs };
@@ -550,8 +582,12 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) <= 0 || si.op != SI_OP_SECCOMP)
             break;
         uint32_t data = si.seccomp.ret_data;
-        int foreign = (data & DATA_FOREIGN) || si.arch != NATIVE_ARCH;
-        begin_syscall(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args, foreign);
+        uint64_t nr = si.seccomp.nr;
+        int skip;
+        const struct wa_spec *s = spec_for(t, tid, si.arch, &nr, si.seccomp.args, &skip);
+        if (skip)
+            break;
+        begin_syscall(t, tid, tk, si.arch, nr, si.seccomp.args, s);
         if (!(data & DATA_EXIT))
             commit_now(t, tk);
         break;
@@ -592,6 +628,9 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             }
             tk->tgid = tid;
             tk->state |= T_KNOWN;
+            /* The exec's own record finishes here, under the tid the thread now has. */
+            if (tk->state & T_IN_SYSCALL)
+                rec(&tk->rb)->tid = tid;
         }
         emit_exec(t, tid, tk, former);
         if (tid == t->pid)
@@ -612,8 +651,10 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
         end_syscall(t, tid, tk, si.exit.rval);
     } else if (n > 0 && si.op == SI_OP_ENTRY && !t->filter) {
         uint64_t nr = si.entry.nr;
-        if (si.arch == NATIVE_ARCH && nr < WA_MAX_NR && t->specs[nr].traced)
-            begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, 0);
+        int skip;
+        const struct wa_spec *s = spec_for(t, tid, si.arch, &nr, si.entry.args, &skip);
+        if (s && s->traced)
+            begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, s);
     }
     resume(t, tid, 0);
 }
@@ -788,6 +829,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
         return NULL;
     }
     memcpy(t->specs, cfg->specs, sizeof t->specs);
+    wa_compat_init(&t->compat, cfg->compat);
     if (cfg->filter) {
         t->filter = malloc(cfg->filter_len * sizeof(struct sock_filter));
         memcpy(t->filter, cfg->filter, cfg->filter_len * sizeof(struct sock_filter));

@@ -17,6 +17,20 @@ struct wa_spec {
     uint8_t pad[2];
 };
 
+/* socketcall's call numbers (SYS_SOCKET = 1 ... SYS_SENDMMSG = 20) fit below this. */
+#define WA_SOCKETCALL_MAX 32
+
+/* The compat ABI's tables, compiled by Python (tracer/core.py) like the native ones. */
+struct wa_compat {
+    uint32_t arch;                  /* AUDIT_ARCH_* of the compat ABI */
+    const struct wa_spec *specs;    /* WA_MAX_NR entries, by compat syscall number */
+    int32_t socketcall_nr;          /* the multiplexer's compat number; -1: none */
+    /* per socketcall call number: the compat syscall it stands for (-1: not traced) and
+     * how many 32-bit arguments its array holds */
+    int16_t socketcall_to[WA_SOCKETCALL_MAX];
+    uint8_t socketcall_nargs[WA_SOCKETCALL_MAX];
+};
+
 struct wa_config {
     const char *path;             /* resolved executable */
     char *const *argv;
@@ -31,6 +45,7 @@ struct wa_config {
     int capture_env;              /* capture execve envp */
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
     uint32_t wake_gap_us;            /* at most one consumer wake-up per this many us */
+    const struct wa_compat *compat;  /* NULL: compat-ABI syscalls are recorded raw */
 };
 
 struct wa_stats {

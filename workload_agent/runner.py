@@ -82,7 +82,7 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     ValueError for an orchestrator configured without what it needs.
     plan_only: load the rules and derive the syscalls, but build no detector."""
     from . import detect
-    from .tracer.seccomp import native_arch
+    from .events.arch import native_arch
 
     ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
     names, note = detect.traced_syscalls(ruleset, native_arch())

@@ -26,7 +26,7 @@ from workload_agent.rules.loader import load_rules
 from workload_agent.rules.output import compile_output
 from workload_agent.state import StateTracker
 from workload_agent.tracer.core import available
-from workload_agent.tracer.seccomp import native_arch
+from workload_agent.events.arch import native_arch
 
 pytestmark = pytest.mark.skipif(not available()[0], reason="tracing unavailable here")
 

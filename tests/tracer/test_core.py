@@ -11,7 +11,7 @@ from workload_agent.events import capture_kinds as K
 from workload_agent.events import records as R
 from workload_agent.events.syscall_table import AUDIT_ARCH, SYSCALLS
 from workload_agent.tracer.core import CaptureSpec, Tracer, exit_code
-from workload_agent.tracer.seccomp import native_arch
+from workload_agent.events.arch import native_arch
 
 core = pytest.importorskip("workload_agent.tracer._core")
 ffi, lib = core.ffi, core.lib

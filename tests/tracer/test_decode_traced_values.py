@@ -22,7 +22,7 @@ if not ok:
 
 from workload_agent.events import records  # noqa: E402
 from workload_agent.events.syscall_table import SYSCALLS  # noqa: E402
-from workload_agent.tracer import seccomp  # noqa: E402
+from workload_agent.events.arch import native_arch  # noqa: E402
 
 
 class MiniState:
@@ -47,7 +47,7 @@ class MiniState:
 
 
 def trace(code: str, cwd: str, use_seccomp: bool = True):
-    arch = seccomp.native_arch()
+    arch = native_arch()
     table = SYSCALLS[arch]
     nr_names = {nr: name for name, nr in table.items()}
     specs = {n: core.CaptureSpec(exit_needed=e, args=a)
