@@ -136,9 +136,11 @@ static void cap_bytes(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, u
         return;
     size_t got = wa_mem_read(tid, addr, blob_data(b, off), (size_t)len);
     if (got < len) {
-        fl |= got ? WA_B_TRUNCATED : WA_B_UNREADABLE;
-        if (!got)
-            atomic_fetch_add(&t->read_failures, 1);
+        /* Part of the object is unmapped: the kernel would fail the call (EFAULT), so the
+         * readable part is no value of it (a half sockaddr is no address). */
+        fl |= WA_B_UNREADABLE;
+        got = 0;
+        atomic_fetch_add(&t->read_failures, 1);
     }
     blob_end(b, off, (uint32_t)got, fl);
 }
@@ -175,7 +177,7 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
             break;
         }
         if (wa_read_ptr(tid, addr + (compat ? 4ull : 8ull) * k, compat, &p) != 0) {
-            fl |= k ? WA_B_TRUNCATED : WA_B_UNREADABLE;
+            fl |= WA_B_UNREADABLE;   /* the kernel would fail the exec (EFAULT) */
             break;
         }
         if (!p)
@@ -189,7 +191,11 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
         int trunc, unread;
         size_t room = max - used;
         size_t n = wa_mem_read_str(tid, p, dst, room > 1 ? room - 1 : 0, &trunc, &unread);
-        if (trunc || unread || room <= 1)
+        if (unread) {
+            fl |= WA_B_UNREADABLE;   /* one bad element is not an empty argument */
+            break;
+        }
+        if (trunc || room <= 1)
             fl |= WA_B_TRUNCATED;
         if (room <= 1)
             break;
@@ -198,8 +204,10 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
         if (trunc)
             break;
     }
-    if (fl & (WA_B_TRUNCATED | WA_B_UNREADABLE))
-        atomic_fetch_add(&t->read_failures, (fl & WA_B_UNREADABLE) ? 1 : 0);
+    if (fl & WA_B_UNREADABLE) {
+        atomic_fetch_add(&t->read_failures, 1);
+        used = 0;
+    }
     blob_end(b, off, used, fl);
 }
 
