@@ -240,6 +240,8 @@ static void cap_path(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, co
 static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, const struct wa_spec *s,
                           const uint64_t *args, int compat)
 {
+    if (s->when_arg && s->when_arg <= 6 && args[s->when_arg - 1] != s->when_value)
+        return;
     for (int i = 0; i < 6; i++) {
         uint64_t len = s->len_arg[i] < 6 ? args[s->len_arg[i]] : 0;
         switch (s->kind[i]) {

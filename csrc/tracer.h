@@ -14,7 +14,11 @@ struct wa_spec {
     uint8_t exit_needed;  /* full-ptrace mode: wait for the exit (seccomp mode: RET_TRACE data) */
     uint8_t kind[6];      /* capture kind per argument (WA_C_*) */
     uint8_t len_arg[6];   /* for kinds that need a length: index of the argument holding it */
-    uint8_t pad[2];
+    /* 1 + index of an argument whose value decides whether argument memory is read at the
+     * entry (0: always), and the value it must have: prctl reads a string for one option
+     * only, and its other options' integers are no pointers. */
+    uint8_t when_arg;
+    uint8_t when_value;
 };
 
 /* socketcall's call numbers (SYS_SOCKET = 1 ... SYS_SENDMMSG = 20) fit below this. */

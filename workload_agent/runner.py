@@ -297,7 +297,7 @@ class _SignalForwarder(threading.Thread):
 
 
 def default_capture(names=None):
-    from .events.params import DEFAULT_SYSCALLS, capture_table
+    from .events.params import DEFAULT_SYSCALLS, SPECS, capture_table
     from .tracer.core import CaptureSpec
 
     table = capture_table()
@@ -305,7 +305,8 @@ def default_capture(names=None):
     unknown = [n for n in wanted if n not in table]
     if unknown:
         raise ValueError(f"no capture spec for: {', '.join(sorted(unknown))}")
-    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
+    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0], when=SPECS[n].capture_when)
+            for n in wanted}
 
 
 def _deliver(sink, batch):

@@ -23,7 +23,7 @@ from .flags import errno_name
 from .params import SPECS, Param, param_types
 # The record decoder's Blob (kind, data, truncated, unreadable) is the one blob type.
 from .records import Blob
-from .sockaddr import (AF_UNIX, SockAddr, SockTuple, decode_text, format_sockaddr, format_tuple,
+from .sockaddr import (AF_INET, AF_INET6, AF_UNIX, SockAddr, SockTuple, decode_text, format_sockaddr, format_tuple,
                        make_tuple, parse_sockaddr)
 
 __all__ = ["Blob", "FsPath", "decode_params", "render_params", "arg_text", "errno_name",
@@ -228,7 +228,12 @@ def _src_atpath(ev: _Event, i: int, d: int):
 
 def _src_sockaddr(ev: _Event, i: int):
     data = ev.blob(i)
-    return None if data is None else parse_sockaddr(data)
+    if data is None:
+        return None
+    addr = parse_sockaddr(data)
+    if addr is not None and addr.family in (AF_INET, AF_INET6) and addr.ip is None:
+        return None  # shorter than its family's struct: the kernel refused it (EINVAL)
+    return addr
 
 
 _FD_END_SLOT = {"sock_local": K.SLOT_FD_LOCAL, "sock_peer": K.SLOT_FD_PEER}
@@ -326,6 +331,8 @@ _SOURCES: Dict[str, Callable] = {
     "ret": lambda ev: ev.ret,
     "int": lambda ev, i: _s32(ev.args[i]),
     "uint": lambda ev, i: _u32(ev.args[i]),
+    # mkdir/chmod take a umode_t: the kernel never sees the upper bits of the register.
+    "umode": lambda ev, i: ev.args[i] & 0xFFFF,
     "s64": lambda ev, i: _s64(ev.args[i]),
     "u64": lambda ev, i: _u64(ev.args[i]),
     "path": _src_path,
@@ -483,7 +490,8 @@ def _render(p: Param, value, resolver) -> Tuple[str, str]:
         if value == F.AT_FDCWD:
             return str(value), "AT_FDCWD"
         if value < 0:
-            return str(value), errno_name(value)
+            # A failed call's returned fd is an errno; a negative fd argument is a number.
+            return str(value), errno_name(value) if p.src[0] == "ret" else ""
         return str(value), _resolve(resolver, "fd_name", value)
     if t == "PID":
         return str(value), _resolve(resolver, "comm", value) if value > 0 else ""

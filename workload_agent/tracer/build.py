@@ -12,7 +12,7 @@ CSRC = os.path.normpath(os.path.join(HERE, "..", "..", "csrc"))
 
 CDEF = """
 #define WA_MAX_NR ...
-struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; ...; };
+struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; uint8_t when_arg; uint8_t when_value; ...; };
 #define WA_SOCKETCALL_MAX ...
 struct wa_compat {
     uint32_t arch; const struct wa_spec *specs; int32_t socketcall_nr;

@@ -32,6 +32,8 @@ class CaptureSpec:
 
     exit_needed: bool = True
     args: tuple = ()  # per argument: (capture kind, len_arg or -1)
+    #: (argument index, value): read argument memory only when that argument has it
+    when: tuple = ()
 
 
 _lib = None
@@ -131,6 +133,9 @@ class Tracer:
                 kind, len_arg = spec.args[i] if i < len(spec.args) else (0, -1)
                 s.kind[i] = kind
                 s.len_arg[i] = len_arg if 0 <= len_arg < 6 else 255
+            if spec.when:
+                s.when_arg = spec.when[0] + 1
+                s.when_value = spec.when[1]
         return specs
 
     def _compat_config(self, compat: str | None, syscalls: Mapping[str, CaptureSpec]):
