@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.conftest import needs
+
 from workload_agent import runner
 from workload_agent.events import capture_kinds as K
 from workload_agent.events import records as R
@@ -13,7 +15,7 @@ from workload_agent.events.syscall_table import AUDIT_ARCH, SYSCALLS
 from workload_agent.tracer.core import CaptureSpec, Tracer, exit_code
 from workload_agent.events.arch import native_arch
 
-core = pytest.importorskip("workload_agent.tracer._core")
+core = needs("workload_agent.tracer._core")
 ffi, lib = core.ffi, core.lib
 
 

@@ -15,10 +15,10 @@ import pytest
 from workload_agent.events.decode import arg_text, decode_params, render_params
 from workload_agent.events.params import capture_table, event_type
 
-core = pytest.importorskip("workload_agent.tracer.core")
-ok, why = core.available()
-if not ok:
-    pytest.skip(why, allow_module_level=True)
+from tests.conftest import needs_tracing  # noqa: E402
+from workload_agent.tracer import core  # noqa: E402
+
+needs_tracing()
 
 from workload_agent.events import records  # noqa: E402
 from workload_agent.events.syscall_table import SYSCALLS  # noqa: E402

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.conftest import needs
+
 from workload_agent.events.syscall_table import SYSCALLS
 
 ORACLE = {"x86_64": "ptrace.syscall.linux.x86_64", "i386": "ptrace.syscall.linux.i386",
@@ -15,7 +17,7 @@ ORACLE = {"x86_64": "ptrace.syscall.linux.x86_64", "i386": "ptrace.syscall.linux
 
 @pytest.mark.parametrize("arch", sorted(ORACLE))
 def test_numbers_agree_with_python_ptrace(arch):
-    mod = pytest.importorskip(ORACLE[arch])
+    mod = needs(ORACLE[arch])
     oracle = mod.SYSCALL_NAMES  # nr -> name
     ours = SYSCALLS[arch]
     common = [(nr, name) for nr, name in oracle.items() if name in ours]
