@@ -59,7 +59,9 @@ PARAM_TYPES = frozenset({
 
 
 @dataclass(frozen=True)
-class Param:
+class ParamSpec:
+    """How one exit-event parameter is typed and where its value comes from (a row of a
+    syscall's layout). The value itself, as rules see it, is rules.event.Param."""
     name: str
     type: str
     src: Tuple
@@ -75,17 +77,17 @@ class Param:
 class Spec:
     args: Tuple[ArgSpec, ...]
     exit_needed: bool
-    params: Tuple[Param, ...]
+    params: Tuple[ParamSpec, ...]
     #: False: not a Falco event type; the param names are ours (generic in Falco)
     falco: bool = True
     #: layout and event type Falco uses when the call succeeds (execveat -> execve)
-    success_params: Optional[Tuple[Param, ...]] = None
+    success_params: Optional[Tuple[ParamSpec, ...]] = None
     success_event: Optional[str] = None
     #: (argument index, value): argument memory is read only when that argument has the
     #: value (the other cases pass integers where this one passes a pointer)
     capture_when: Tuple[int, ...] = ()
 
-    def params_for(self, ret: Optional[int]) -> Tuple[Param, ...]:
+    def params_for(self, ret: Optional[int]) -> Tuple[ParamSpec, ...]:
         if self.success_params is not None and ret == 0:
             return self.success_params
         return self.params
@@ -101,8 +103,8 @@ def _args(*entries) -> Tuple[ArgSpec, ...]:
     return tuple(out)
 
 
-def P(name, type_, src, table=None, fmt="dec", rel=None) -> Param:
-    return Param(name, type_, src, table, fmt, rel)
+def P(name, type_, src, table=None, fmt="dec", rel=None) -> ParamSpec:
+    return ParamSpec(name, type_, src, table, fmt, rel)
 
 
 # Shorthands for params that recur across many events.
@@ -112,19 +114,19 @@ NA = ("none",)
 CTX = ("ctx",)
 
 
-def _fd(name: str, i: int) -> Param:
+def _fd(name: str, i: int) -> ParamSpec:
     return P(name, "FD", ("int", i))
 
 
-def _path(name: str, i: int) -> Param:
+def _path(name: str, i: int) -> ParamSpec:
     return P(name, "FSPATH", ("path", i))
 
 
-def _relpath(name: str, i: int, dirfd_param: str) -> Param:
+def _relpath(name: str, i: int, dirfd_param: str) -> ParamSpec:
     return P(name, "FSRELPATH", ("path", i), rel=dirfd_param)
 
 
-def _exec_params(argv: int, envp: int, comm_src: Tuple = CTX) -> Tuple[Param, ...]:
+def _exec_params(argv: int, envp: int, comm_src: Tuple = CTX) -> Tuple[ParamSpec, ...]:
     return (
         RES,
         P("exe", "CHARBUF", ("argv0", argv)),
@@ -159,7 +161,7 @@ def _exec_params(argv: int, envp: int, comm_src: Tuple = CTX) -> Tuple[Param, ..
     )
 
 
-def _clone_params(flags_src: Tuple) -> Tuple[Param, ...]:
+def _clone_params(flags_src: Tuple) -> Tuple[ParamSpec, ...]:
     return (
         P("res", "PID", ("ret",)),
         P("exe", "CHARBUF", CTX),
@@ -185,7 +187,7 @@ def _clone_params(flags_src: Tuple) -> Tuple[Param, ...]:
     )
 
 
-def _open_tail() -> Tuple[Param, ...]:
+def _open_tail() -> Tuple[ParamSpec, ...]:
     return (P("dev", "UINT32", NA, fmt="hex"), P("ino", "UINT64", NA))
 
 
@@ -518,7 +520,7 @@ def capture_table() -> Dict[str, Tuple[Tuple[ArgSpec, ...], bool]]:
             for name, spec in SPECS.items()}
 
 
-def param_types(name: str) -> Dict[str, Param]:
+def param_types(name: str) -> Dict[str, ParamSpec]:
     """Every param a syscall's events may carry, by name (all layouts)."""
     spec = SPECS.get(name)
     if spec is None:
