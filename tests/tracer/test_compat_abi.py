@@ -84,6 +84,10 @@ int main(int argc, char **argv)
     msg[4] = 0; msg[5] = 0; msg[6] = 0;                                            /* compat_msghdr */
     a[0] = u; a[1] = p32(msg); a[2] = 0;
     sys32(102, 16, (long)a, 0, 0);                                                 /* socketcall(SENDMSG) */
+    sys32(102, 0x7fffffff, (long)a, 0, 0);                                         /* hostile socketcalls: */
+    sys32(102, 32, (long)a, 0, 0);                                                 /* no such call, */
+    sys32(102, 3, 0, 0, 0);                                                        /* NULL array, */
+    sys32(102, 3, 0xfffff000L, 0, 0);                                              /* unmapped array */
     unsigned *av = low(16), *ev = low(8);
     av[0] = p32(s32("/bin/true")); av[1] = p32(s32("c32-arg")); av[2] = 0;
     ev[0] = p32(s32("C32=1")); ev[1] = 0;
@@ -135,6 +139,8 @@ def _events(c, names):
 
 
 def test_int80_calls_carry_paths_addresses_and_argv(trace, program, listeners, tmp_path, mode):
+    # Also: socketcalls with a bad call number or argument array are not recorded (the
+    # kernel refuses them before any call happens) and do not disturb the tracer.
     port, uport = listeners
     code, c = trace([program, str(tmp_path), str(port), str(uport)], syscalls=TRACED,
                     use_seccomp=(mode == "seccomp"))
