@@ -214,3 +214,79 @@ def test_rules_fire_on_int80_calls(program, listeners, tmp_path, mode_args):
     assert f"compat open (file={tmp_path}/c32-openat)" in err
     assert err.count(f"->127.0.0.1:{port})") == 2
     assert "compat exec (cmd=true c32-arg parent=" in err
+
+
+UPSTREAM_PROGRAM = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static long sys32(long nr, long a, long b, long c)
+{
+    long r;
+    __asm__ volatile ("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    char *m = mmap(0, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    strcpy(m, "/etc/shadow");
+    sys32(5, (long)m, O_RDONLY, 0);                                                /* open */
+    char *path = m + 64;
+    strcpy(path, argv[1]);
+    unsigned *av = (unsigned *)(m + 4096);
+    av[0] = (unsigned)(long)path; av[1] = 0;
+    sys32(11, (long)path, (long)av, (long)(av + 1));                               /* execve */
+    return 99;
+}
+"""
+
+
+def test_upstream_rules_fire_on_int80_calls(tmp_path, mode):
+    import shutil
+    import time
+
+    from tests.conftest import needs_tracing
+    from workload_agent import runner
+    from workload_agent.detect import traced_syscalls
+    from workload_agent.rules.event import Container
+    from workload_agent.rules.loader import load_rules
+    from workload_agent.state import StateTracker
+
+    needs_tracing()
+    rules = "/work/shared/falco-rules/falco_rules.yaml"
+    if not os.path.isfile(rules):
+        pytest.skip("upstream falco-rules not found")
+    result = load_rules([rules])
+    assert result.ok, result.errors
+    src = tmp_path / "up.c"
+    src.write_text(UPSTREAM_PROGRAM)
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "up32"), str(src)], check=True)
+    dropped = tmp_path / "implant"
+
+    class Alerts:
+        tracker = StateTracker(Container(id="abcdef012345", name="app", image="app:1", repository="app",
+                                         tag="1", privileged=False), start_ns=time.time_ns())
+        fired = []
+
+        def handle(self, batch):
+            for r in batch:
+                ev = self.tracker.process(r)
+                if ev is not None:
+                    self.fired += [(rule.name, rule.output.render(ev)) for rule in result.ruleset.match(ev, "all")]
+
+        def close(self, stats):
+            pass
+
+    a = Alerts()
+    names, _ = traced_syscalls(result.ruleset, native_arch())
+    runner.run(["sh", "-c", f"cp {shutil.which('true')} {dropped} && {tmp_path / 'up32'} {dropped}"], sink=a,
+               syscalls=names, use_seccomp=(mode == "seccomp"))
+    fired = dict(a.fired)
+    assert "Drop and execute new binary in container" in fired
+    assert f"proc_exe={dropped}" in fired["Drop and execute new binary in container"]
+    if os.geteuid() == 0:  # /etc/shadow is readable
+        assert "file=/etc/shadow" in fired["Read sensitive file untrusted"]
+        assert "process=up32" in fired["Read sensitive file untrusted"]
