@@ -101,11 +101,8 @@ TRACED = ["open", "openat", "chmod", "creat", "unlinkat", "setuid", "socket", "c
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    d = tmp_path_factory.mktemp("c32")
-    (d / "c32.c").write_text(PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", str(d / "c32"), str(d / "c32.c")], check=True)
-    return str(d / "c32")
+def program(cc):
+    return cc(PROGRAM, "c32")
 
 
 @pytest.fixture
@@ -244,7 +241,7 @@ int main(int argc, char **argv)
 """
 
 
-def test_upstream_rules_fire_on_int80_calls(tmp_path, mode):
+def test_upstream_rules_fire_on_int80_calls(cc, tmp_path, mode):
     import shutil
     import time
 
@@ -261,9 +258,7 @@ def test_upstream_rules_fire_on_int80_calls(tmp_path, mode):
         pytest.skip("upstream falco-rules not found")
     result = load_rules([rules])
     assert result.ok, result.errors
-    src = tmp_path / "up.c"
-    src.write_text(UPSTREAM_PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "up32"), str(src)], check=True)
+    up32 = cc(UPSTREAM_PROGRAM, "up32")
     dropped = tmp_path / "implant"
 
     class Alerts:
@@ -282,7 +277,7 @@ def test_upstream_rules_fire_on_int80_calls(tmp_path, mode):
 
     a = Alerts()
     names, _ = traced_syscalls(result.ruleset, native_arch())
-    runner.run(["sh", "-c", f"cp {shutil.which('true')} {dropped} && {tmp_path / 'up32'} {dropped}"], sink=a,
+    runner.run(["sh", "-c", f"cp {shutil.which('true')} {dropped} && {up32} {dropped}"], sink=a,
                syscalls=names, use_seccomp=(mode == "seccomp"))
     fired = dict(a.fired)
     assert "Drop and execute new binary in container" in fired

@@ -2,16 +2,13 @@
 mode registers cut to umode_t, O_TMPFILE's mode, abstract unix names with NULs, a sockaddr
 shorter than its family, negative fd arguments, prctl's integer options, and an exec from
 a thread that is not the leader."""
-import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 from workload_agent.events import records as R
-from workload_agent.events.arch import syscall_name
-from workload_agent.events.decode import arg_text, decode_params, render_params
+from workload_agent.events.decode import arg_text, render_params
 
 PROGRAM = r"""
 #define _GNU_SOURCE
@@ -56,16 +53,8 @@ SYSCALLS = ["mkdirat", "mkdir", "chmod", "openat", "socket", "bind", "connect", 
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fixes")
-    (d / "p.c").write_text(PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", str(d / "p"), str(d / "p.c")], check=True)
-    return str(d / "p")
-
-
-def _decoded(c, name):
-    return [(r, decode_params(name, r.args, r.ret if r.has_exit else None, r.blobs, None, tid=r.tid,
-                              strict=True)) for r in c.syscalls(name)]
+def program(cc):
+    return cc(PROGRAM, "fixes")
 
 
 @pytest.fixture
@@ -77,45 +66,45 @@ def traced(trace, program, tmp_path, mode):
 
 def test_mode_registers_are_cut_to_umode_t(traced):
     c, d = traced
-    (_, mkdirat), = _decoded(c, "mkdirat")
-    (_, mkdir), = _decoded(c, "mkdir")
-    (_, chmod), = _decoded(c, "chmod")
+    (_, mkdirat), = c.decoded("mkdirat")
+    (_, mkdir), = c.decoded("mkdir")
+    (_, chmod), = c.decoded("chmod")
     assert (mkdirat["mode"], mkdir["mode"], chmod["mode"]) == (0o755, 0o700, 0o750)
     assert "mode=1ED" in render_params("mkdirat", mkdirat)
 
 
 def test_o_tmpfile_open_shows_its_mode(traced):
     c, d = traced
-    (r, p), = [(r, p) for r, p in _decoded(c, "openat") if p["name"] == d]
+    (r, p), = [(r, p) for r, p in c.decoded("openat") if p["name"] == d]
     assert r.ret >= 0 and p["mode"] == 0o640
     assert "O_TMPFILE" in arg_text("openat", "flags", p["flags"])
 
 
 def test_abstract_unix_name_is_not_cut_at_an_embedded_nul(traced):
     c, _ = traced
-    (r, p), = _decoded(c, "bind")
+    (r, p), = c.decoded("bind")
     assert r.ret == 0 and arg_text("bind", "addr", p["addr"]) == "@wa@abs"
 
 
 def test_sockaddr_shorter_than_its_family_is_no_address(traced):
     c, _ = traced
-    (r, p), = _decoded(c, "connect")
+    (r, p), = c.decoded("connect")
     assert r.ret == -22 and p["addr"] is None and p["tuple"] is None
     assert "addr=<NA>" in render_params("connect", p)
 
 
 def test_negative_fd_arguments_are_numbers_and_returned_errors_are_errnos(traced):
     c, _ = traced
-    (r, p), = [(r, p) for r, p in _decoded(c, "openat") if p["dirfd"] == -1]
+    (r, p), = [(r, p) for r, p in c.decoded("openat") if p["dirfd"] == -1]
     assert arg_text("openat", "dirfd", p["dirfd"]) == "-1"
     assert "dirfd=-1 " in render_params("openat", p) and "fd=-9(EBADF)" in render_params("openat", p)
-    (r, p), = _decoded(c, "fchmod")
+    (r, p), = c.decoded("fchmod")
     assert "fd=-7 " in render_params("fchmod", p)
 
 
 def test_prctl_integer_options_are_not_read_as_strings(traced):
     c, _ = traced
-    (dumpable, p1), (name, p2) = _decoded(c, "prctl")
+    (dumpable, p1), (name, p2) = c.decoded("prctl")
     assert p1["arg2_int"] == 1 and p1["arg2_str"] is None
     assert not dumpable.blobs.get(1) and not dumpable.flags & R.F_UNREADABLE
     assert p2["arg2_str"] == "wa-name" and not name.flags & R.F_UNREADABLE

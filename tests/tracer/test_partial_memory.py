@@ -2,13 +2,11 @@
 readable part is no value of the argument. Each is marked unreadable for that parameter
 alone and shown as Falco shows a value it could not read, never as a plausible value."""
 import errno
-import subprocess
 
 import pytest
 
 from workload_agent.events import records as R
-from workload_agent.events.decode import decode_params, render_params
-from workload_agent.events.arch import syscall_name
+from workload_agent.events.decode import render_params
 
 PROGRAM = r"""
 #define _GNU_SOURCE
@@ -46,25 +44,14 @@ int main(void)
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    d = tmp_path_factory.mktemp("partial")
-    (d / "p.c").write_text(PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", str(d / "p"), str(d / "p.c")], check=True)
-    return str(d / "p")
-
-
-def _decoded(c, name):
-    out = []
-    for r in c.syscalls(name):
-        out.append((r, decode_params(syscall_name(r.arch, r.nr), r.args, r.ret if r.has_exit else None,
-                                     r.blobs, None, tid=r.tid, strict=True)))
-    return out
+def program(cc):
+    return cc(PROGRAM, "partial")
 
 
 def test_values_running_into_unmapped_memory_are_unreadable(trace, program, mode):
     code, c = trace([program], syscalls=["openat", "connect", "execve"], use_seccomp=(mode == "seccomp"))
     assert code == 0
-    opens = _decoded(c, "openat")
+    opens = c.decoded("openat")
     cut = [(r, p) for r, p in opens if r.ret == -errno.EFAULT]
     assert len(cut) == 1
     r, p = cut[0]
@@ -72,11 +59,11 @@ def test_values_running_into_unmapped_memory_are_unreadable(trace, program, mode
     assert p["name"] is None and "name=<NA>" in render_params("openat", p)
     assert [p["name"] for r, p in opens if r.ret >= 0][-1] == "/dev/null"
 
-    (r, p), = _decoded(c, "connect")
+    (r, p), = c.decoded("connect")
     assert r.ret == -errno.EFAULT and r.blobs[1].unreadable and r.blobs[1].data == b""
     assert p["addr"] is None and p["fd"] >= 0 and "addr=<NA>" in render_params("connect", p)
 
-    execs = [(r, p) for r, p in _decoded(c, "execve") if r.ret == -errno.EFAULT]
+    execs = [(r, p) for r, p in c.decoded("execve") if r.ret == -errno.EFAULT]
     assert len(execs) == 2
     for r, p in execs:
         assert r.blobs[1].unreadable and r.blobs[1].data == b""

@@ -1,6 +1,5 @@
 """Our generated syscall tables against an independent oracle (python-ptrace, GPL-2.0,
 used here only: the runtime never imports it)."""
-import importlib
 import pathlib
 import subprocess
 import sys

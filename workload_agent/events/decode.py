@@ -23,7 +23,7 @@ from .flags import errno_name
 from .params import SPECS, ParamSpec, param_types
 # The record decoder's Blob (kind, data, truncated, unreadable) is the one blob type.
 from .records import Blob
-from .sockaddr import (AF_INET, AF_INET6, AF_UNIX, SockAddr, SockTuple, decode_text, format_sockaddr, format_tuple,
+from .sockaddr import (AF_INET, AF_INET6, AF_UNIX, SockAddr, decode_text, format_sockaddr, format_tuple,
                        make_tuple, parse_sockaddr)
 
 __all__ = ["Blob", "FsPath", "decode_params", "render_params", "arg_text", "errno_name",
