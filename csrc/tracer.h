@@ -16,7 +16,25 @@ struct wa_spec {
     uint8_t exit_needed;  /* full-ptrace mode: wait for the exit (seccomp mode: RET_TRACE data) */
     uint8_t kind[6];      /* capture kind per argument (WA_C_*) */
     uint8_t len_arg[6];   /* for kinds that need a length: index of the argument holding it */
-    uint8_t pad[2];
+    /* 1 + index of an argument whose value decides whether argument memory is read at the
+     * entry (0: always), and the value it must have: prctl reads a string for one option
+     * only, and its other options' integers are no pointers. */
+    uint8_t when_arg;
+    uint8_t when_value;
+};
+
+/* socketcall's call numbers (SYS_SOCKET = 1 ... SYS_SENDMMSG = 20) fit below this. */
+#define WA_SOCKETCALL_MAX 32
+
+/* The compat ABI's tables, compiled by Python (tracer/core.py) like the native ones. */
+struct wa_compat {
+    uint32_t arch;                  /* AUDIT_ARCH_* of the compat ABI */
+    const struct wa_spec *specs;    /* WA_MAX_NR entries, by compat syscall number */
+    int32_t socketcall_nr;          /* the multiplexer's compat number; -1: none */
+    /* per socketcall call number: the compat syscall it stands for (-1: not traced) and
+     * how many 32-bit arguments its array holds */
+    int16_t socketcall_to[WA_SOCKETCALL_MAX];
+    uint8_t socketcall_nargs[WA_SOCKETCALL_MAX];
 };
 
 struct wa_config {
@@ -34,6 +52,7 @@ struct wa_config {
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
     uint32_t wake_gap_us;            /* at most one consumer wake-up per this many us */
     const struct wa_pf *prefilter;   /* NULL: every traced syscall is recorded */
+    const struct wa_compat *compat;  /* NULL: compat-ABI syscalls are recorded raw */
 };
 
 struct wa_stats {

@@ -169,7 +169,7 @@ class Detector:
     def swap_rules(self, ruleset) -> list:
         """Take a new ruleset at the next batch (called from another thread). Returns the
         syscalls it needs that the running tracer does not stop on."""
-        from .tracer.seccomp import native_arch
+        from .events.arch import native_arch
 
         wanted, _ = traced_syscalls(ruleset, native_arch())
         self._next_ruleset = ruleset

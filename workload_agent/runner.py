@@ -88,7 +88,7 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     ValueError for an orchestrator configured without what it needs.
     plan_only: load the rules and derive the syscalls, but build no detector."""
     from . import detect
-    from .tracer.seccomp import native_arch
+    from .events.arch import native_arch
 
     ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
     names, note = detect.traced_syscalls(ruleset, native_arch())
@@ -317,7 +317,7 @@ class _SignalForwarder(threading.Thread):
 
 
 def default_capture(names=None):
-    from .events.params import DEFAULT_SYSCALLS, capture_table
+    from .events.params import DEFAULT_SYSCALLS, SPECS, capture_table
     from .tracer.core import CaptureSpec
 
     table = capture_table()
@@ -325,7 +325,8 @@ def default_capture(names=None):
     unknown = [n for n in wanted if n not in table]
     if unknown:
         raise ValueError(f"no capture spec for: {', '.join(sorted(unknown))}")
-    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
+    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0], when=SPECS[n].capture_when)
+            for n in wanted}
 
 
 def _deliver(sink, batch):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_tracing
+
 from workload_agent import runner
 from workload_agent.detect import traced_syscalls
 from workload_agent.events.syscall_table import SYSCALLS
@@ -25,10 +27,9 @@ from workload_agent.rules.event import Container
 from workload_agent.rules.loader import load_rules
 from workload_agent.rules.output import compile_output
 from workload_agent.state import StateTracker
-from workload_agent.tracer.core import available
-from workload_agent.tracer.seccomp import native_arch
+from workload_agent.events.arch import native_arch
 
-pytestmark = pytest.mark.skipif(not available()[0], reason="tracing unavailable here")
+needs_tracing()
 
 FIELDS = ("evt.type proc.name proc.pid proc.exepath proc.exe_ino proc.exe_ino.ctime "
           "proc.exe_ino.mtime proc.is_exe_upper_layer proc.tty proc.sid proc.vpgid "

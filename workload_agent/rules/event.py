@@ -161,8 +161,9 @@ class Process:
 
 @dataclass(eq=False)
 class Param:
-    """One exit-event parameter: plain text, resolved text (flag names, errno
-    name, fd <f>/path, absolute path...) when there is one, and the raw value."""
+    """One exit-event parameter's value: plain text, resolved text (flag names, errno
+    name, fd <f>/path, absolute path...) when there is one, and the raw value. (Its type
+    and source are events.params.ParamSpec.)"""
     name: str
     plain: Optional[str]                 # None: present but not captured (<NA>)
     resolved: Optional[str] = None

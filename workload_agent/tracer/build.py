@@ -12,13 +12,20 @@ CSRC = os.path.normpath(os.path.join(HERE, "..", "..", "csrc"))
 
 CDEF = """
 #define WA_MAX_NR ...
-struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; ...; };
+struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; uint8_t when_arg; uint8_t when_value; ...; };
+#define WA_SOCKETCALL_MAX ...
+struct wa_compat {
+    uint32_t arch; const struct wa_spec *specs; int32_t socketcall_nr;
+    int16_t socketcall_to[...]; uint8_t socketcall_nargs[...];
+    ...;
+};
 struct wa_config {
     const char *path; char *const *argv; char *const *envp;
     const void *filter; uint32_t filter_len;
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
     const uint64_t *sigmask; uint32_t wake_gap_us; const struct wa_pf *prefilter;
+    const struct wa_compat *compat;
     ...;
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
@@ -76,7 +83,8 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
     '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n',
-    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c", "prefilter.c")],
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c",
+                                                               "prefilter.c", "compat.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],
