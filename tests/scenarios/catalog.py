@@ -391,12 +391,23 @@ SCENARIOS: Tuple[Scenario, ...] = (
              expect=("Read of password or sudoers file",),
              fields=(("fd.name", "/etc/shadow"),),
              upstream=("Read sensitive file untrusted",)),
+    Scenario("language-package-install", sh("ln -s /bin/true ./pip3 && ./pip3 install requests"),
+             expect=("Language package installed in container",),
+             fields=(("proc.cmdline", "pip3 install"),)),
     # --- benign workloads: nothing of WARNING or above --------------------------------
     Scenario("benign-http-server", py("{py} {w}/http_serve_fetch.py site"), benign=True),
     Scenario("benign-python-webapp", py("{py} {w}/webapp.py data"), benign=True),
     Scenario("benign-entrypoint", ("{w}/entrypoint.sh",), benign=True),
     Scenario("benign-c-build", ("{w}/build.sh",), benign=True, requires=("gcc",)),
     Scenario("benign-nginx", ("{w}/nginx_serve.sh",), benign=True, requires=("nginx",)),
+    # issue #12's benign suite: real programs; the NOTICE alerts they raise are in
+    # docs/default-rules.md ("Benign workloads")
+    Scenario("benign-http-server-curl", ("{w}/http_server_curl.sh",), benign=True,
+             requires=("curl",)),
+    Scenario("benign-python-build-and-pip-install", ("{w}/python_package.sh",), benign=True),
+    Scenario("benign-git", ("{w}/git_local.sh",), benign=True, requires=("git",)),
+    Scenario("benign-postgresql", ("{w}/postgres.sh",), benign=True,
+             requires=("/usr/lib/postgresql", "setpriv")),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}
