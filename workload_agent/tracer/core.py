@@ -69,7 +69,8 @@ def available() -> tuple[bool, str]:
 class Tracer:
     def __init__(self, argv: Sequence[str], *, path: str, env: Mapping[str, str] | None = None,
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
-                 ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384):
+                 ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
+                 never_drop: bool = False, self_protect: str = "deny", foreign_arch: str = "decode"):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
         arch = seccomp.native_arch()
