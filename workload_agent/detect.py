@@ -315,10 +315,15 @@ class Detector:
                 if rec.kind == R.K_DROP:
                     self._drop(rec)
                     continue
-                if rec.kind == R.K_EXIT and rec.tid == rec.tgid:
-                    live.discard(rec.tgid)
-                else:
-                    live.add(rec.tgid)
+                kind = rec.kind
+                if kind != R.K_SYSCALL:  # processes traced, for heartbeats
+                    if kind == R.K_EXIT:
+                        if rec.tid == rec.tgid:
+                            live.discard(rec.tgid)
+                    elif kind == R.K_EXEC:
+                        live.add(rec.tgid)
+                    elif kind == R.K_CLONE and not rec.flags & R.F_THREAD:
+                        live.add(rec.extra)
                 ev = process(rec)
                 if ev is None:
                     continue
@@ -332,7 +337,13 @@ class Detector:
         from .events.display import syscall_name
         from .rules.priority import Priority
 
-        etype = syscall_name(rec.arch, rec.nr) if rec.kind == R.K_SYSCALL else _KIND_NAMES.get(rec.kind, f"record kind {rec.kind}")
+        event = getattr(rec, "event", None)  # replayed records carry their event
+        if event is not None:
+            etype = getattr(event, "type", "?")
+        elif rec.kind == R.K_SYSCALL:
+            etype = syscall_name(rec.arch, rec.nr)
+        else:
+            etype = _KIND_NAMES.get(rec.kind, f"record kind {rec.kind}")
         n = self.failures.get(etype, 0) + 1
         self.failures[etype] = n
         if n > 1:
