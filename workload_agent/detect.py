@@ -257,7 +257,8 @@ class Detector:
                                  f"{exc.strerror}\n")
 
     # An orchestrator that has not welcomed us this long after start (or since it went
-    # away) is an outage worth an alert; shorter blips are ordinary reconnects.
+    # away), or a heartbeat interval if shorter, is an outage worth an alert; shorter
+    # blips are ordinary reconnects.
     OUTPUT_GRACE_SECONDS = 5.0
 
     def _watch_output(self, now: float) -> None:
@@ -276,7 +277,8 @@ class Detector:
         since = getattr(self, "_down_since", None) or self._started
         if getattr(self, "_down_since", None) is None and client.n_connects:
             self._down_since = since = now
-        if now - since < self.OUTPUT_GRACE_SECONDS or not (client.last_error or client.refused):
+        grace = min(self.OUTPUT_GRACE_SECONDS, self.heartbeat_interval)
+        if now - since < grace or not (client.last_error or client.refused):
             return
         self._output_down = True
         why = client.last_error or "no answer"
