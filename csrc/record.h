@@ -12,7 +12,7 @@ enum wa_kind {
     WA_K_EXEC = 3,     /* tid: the tid after exec; extra: former tid */
     WA_K_EXIT = 4,     /* extra: raw wait status */
     WA_K_SIGNAL = 5,   /* extra: signal number */
-    WA_K_DROP = 6,     /* extra: records dropped since the previous DROP */
+    WA_K_DROP = 6,     /* extra: records dropped since the previous DROP, from ts_enter to ts_exit */
 };
 
 enum wa_flag {

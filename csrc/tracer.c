@@ -790,6 +790,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
         free(t);
         return NULL;
     }
+    t->ring.never_drop = cfg->never_drop;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->errpipe = -1;
@@ -854,12 +855,15 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->stops = atomic_load(&t->stops);
     s->tasks = atomic_load(&t->task_count);
     s->read_failures = atomic_load(&t->read_failures);
+    s->ring_waits = atomic_load(&t->ring.waits_total);
+    s->ring_wait_ns = atomic_load(&t->ring.wait_ns_total);
 }
 
 void wa_free(struct wa_tracer *t)
 {
     if (!t)
         return;
+    wa_ring_close(&t->ring);   /* nobody reads any more: a tracer waiting for room stops waiting */
     pthread_join(t->thread, NULL);
     if (t->errpipe >= 0)
         close(t->errpipe);

@@ -30,6 +30,7 @@ struct wa_config {
     uint32_t max_argv_items;
     int capture_env;              /* capture execve envp */
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
+    int never_drop;               /* a full ring makes the tracer wait for room (no drops) */
 };
 
 struct wa_stats {
@@ -38,6 +39,8 @@ struct wa_stats {
     uint64_t stops;
     uint64_t tasks;
     uint64_t read_failures;
+    uint64_t ring_waits;          /* records that waited for room (never_drop) */
+    uint64_t ring_wait_ns;
 };
 
 struct wa_tracer;

@@ -374,16 +374,28 @@ class Detector:
         self.writer.write(ev.ts, rule.priority, rule.name, message, fields, rule.tags)
 
     def _drop(self, rec) -> None:
+        from .rules.output import iso8601_utc
         from .rules.priority import Priority
 
         self.drops += rec.extra
-        self.writer.write(rec.ts_enter or time.time_ns(), Priority.CRITICAL, DROP_RULE,
-                          f"Workload agent internal: {rec.extra} syscall events dropped: the event "
-                          f"consumer fell behind, detection may have missed activity "
+        start = rec.ts_enter or time.time_ns()
+        end = getattr(rec, "ts_exit", 0) or start  # replayed drops carry one instant
+        window = (f"between {iso8601_utc(start, zulu=True)} and {iso8601_utc(end, zulu=True)}"
+                  if end > start else f"at {iso8601_utc(start, zulu=True)}")
+        self.writer.write(start, Priority.CRITICAL, DROP_RULE,
+                          f"Workload agent internal: {rec.extra} syscall events dropped {window}: the event "
+                          f"consumer fell behind, detection may have missed activity in that window "
                           f"(dropped in total: {self.drops})",
-                          {"n_drops": rec.extra, "n_drops_total": self.drops}, ("internal",))
+                          {"n_drops": rec.extra, "n_drops_total": self.drops, "drop.start": start,
+                           "drop.end": end}, ("internal",))
 
     def close(self, stats: dict) -> None:
+        late = stats.get("drops", 0) - self.drops
+        if late > 0:  # dropped after the tracer's last record: no DROP record carries them
+            from .events.records import Record
+
+            now = time.time_ns()
+            self._drop(Record(R.K_DROP, 0, now, now, 0, 0, 0, 0, 0, (0,) * 6, late, {}))
         if self.failures:
             detail = ", ".join(f"{n} {t}" for t, n in sorted(self.failures.items()))
             sys.stderr.write(f"workload-agent: {sum(self.failures.values())} events could not be "

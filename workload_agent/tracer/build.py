@@ -19,9 +19,11 @@ struct wa_config {
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
     const uint64_t *sigmask;
+    int never_drop;
     ...;
 };
-struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures; };
+struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
+                  uint64_t ring_waits; uint64_t ring_wait_ns; };
 struct wa_tracer;
 struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
 int wa_pid(struct wa_tracer *t);

@@ -119,6 +119,7 @@ class Tracer:
         cfg.max_argv_bytes = max_argv_bytes
         cfg.max_argv_items = 1024
         cfg.sigmask = mask
+        cfg.never_drop = 1 if never_drop else 0
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
@@ -157,7 +158,8 @@ class Tracer:
     def stats(self) -> dict:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
-        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures")}
+        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
+                                           "ring_waits", "ring_wait_ns")}
 
     def close(self) -> None:
         if self._t is not None:
