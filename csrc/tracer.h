@@ -8,6 +8,8 @@
 
 #define WA_MAX_NR 1024
 
+struct wa_guard;
+
 /* Per native syscall number: what to capture. Python fills it from events/params.py. */
 struct wa_spec {
     uint8_t traced;       /* full-ptrace mode: record this syscall */
@@ -31,6 +33,7 @@ struct wa_config {
     int capture_env;              /* capture execve envp */
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
     int never_drop;               /* a full ring makes the tracer wait for room (no drops) */
+    const struct wa_guard *guard; /* guarded syscalls (csrc/guard.h); NULL: none */
 };
 
 struct wa_stats {
@@ -41,6 +44,9 @@ struct wa_stats {
     uint64_t read_failures;
     uint64_t ring_waits;          /* records that waited for room (never_drop) */
     uint64_t ring_wait_ns;
+    uint64_t guard_hits;          /* guarded calls recorded (aimed at the agent, evasion) */
+    uint64_t denied;              /* calls made to fail */
+    uint64_t ack_timeouts;        /* guarded stops that stopped waiting for the consumer */
 };
 
 struct wa_tracer;
@@ -56,6 +62,9 @@ int wa_wait(struct wa_tracer *t, int timeout_ms);
 /* 1 once the main workload process has exited (status: raw wait status), else 0. */
 int wa_done(struct wa_tracer *t, int *status);
 void wa_get_stats(struct wa_tracer *t, struct wa_stats *s);
+/* The consumer has handled every record it has read: tracees held at a guarded stop
+ * for one of them may go on. */
+void wa_ack(struct wa_tracer *t);
 /* Joins the tracer thread (after wa_done) and frees everything. */
 void wa_free(struct wa_tracer *t);
 #endif

@@ -36,6 +36,7 @@ DROP_RULE = "Syscall event drop"
 # Alerts about the agent itself: what it could not do, and since when.
 DEGRADED_RULE = "Workload agent detection degraded"
 INTERNAL_ERROR_RULE = "Workload agent internal error"
+_GUARD_FLAGS = R.F_GUARD | R.F_DENIED
 _KIND_NAMES = {R.K_CLONE: "clone", R.K_EXEC: "execve", R.K_EXIT: "procexit", R.K_SIGNAL: "signal"}
 
 
@@ -206,6 +207,7 @@ class Detector:
         self.failures: dict = {}   # event type -> events whose processing raised
         self.live: set = set()     # thread groups traced and not yet exited
         self.tracer_stats = None   # the running tracer's stats(), for heartbeats
+        self.guard_labels: list = []  # the running tracer's guard rules, by index
         self.output_watch = None   # the orchestrator client, watched for outages
         self.metrics_file = None   # a JSON line of counters() every heartbeat_interval
         self.heartbeat_interval = 10.0
@@ -224,7 +226,8 @@ class Detector:
                 s = stats()
             except Exception:  # noqa: BLE001 - the tracer is gone: the counters above still hold
                 s = {}
-            for key in ("records", "stops", "tasks", "ring_waits", "denied"):
+            for key in ("records", "stops", "tasks", "ring_waits", "ring_wait_ns", "guard_hits", "denied",
+                        "ack_timeouts"):
                 if key in s:
                     out[key] = s[key]
             out["drops"] = max(out["drops"], s.get("drops", 0))
@@ -329,11 +332,20 @@ class Detector:
                 ev = process(rec)
                 if ev is None:
                     continue
+                if getattr(rec, "flags", 0) & _GUARD_FLAGS:
+                    self._guarded(rec, ev)
                 self.events += 1
                 for rule in match(ev, self.mode):
                     self._alert(rule, ev)
             except Exception as exc:  # noqa: BLE001 - isolated to this event, counted, reported
                 self._failed(rec, exc)
+
+    def _guarded(self, rec, ev) -> None:
+        """What the tracer's guard did to this call, for the agent.* fields."""
+        from .tracer.guard import label_of
+
+        ev.agent_guard = label_of(self.guard_labels, rec.extra) if rec.flags & R.F_GUARD else ""
+        ev.agent_denied = bool(rec.flags & R.F_DENIED)
 
     def _failed(self, rec, exc: BaseException) -> None:
         from .events.display import syscall_name

@@ -430,6 +430,8 @@ class _Pump:
                 self.sink.handle(batch)
             except Exception as exc:  # noqa: BLE001 - isolated to this batch
                 self._failed("event processing", exc)
+        # Handled, alerts written: a tracee held at a guarded stop may go on.
+        self.tracer.ack()
         return True
 
     def tick(self) -> None:
@@ -496,6 +498,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
     for s in getattr(sink, "sinks", [sink]):
         if s is not None and hasattr(s, "tracer_stats"):
             s.tracer_stats = tracer.stats
+            s.guard_labels = tracer.guard_labels
     pump = _Pump(tracer, sink)
     status = None
     try:
@@ -517,6 +520,9 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         if stats.get("ring_waits"):
             _warn(f"the workload waited {stats['ring_waits']} times for room in the event ring "
                   f"(priority: security never drops; raise --ring-size)")
+        if stats.get("ack_timeouts"):
+            _warn(f"{stats['ack_timeouts']} guarded calls went on before their alert was handled "
+                  f"(the consumer did not answer within 2 s)")
         if pump.failures:
             _warn("agent failures during the run (each skipped, detection went on): " +
                   ", ".join(f"{n} x {k}" for k, n in sorted(pump.failures.items())))

@@ -20,10 +20,28 @@ struct wa_config {
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
     const uint64_t *sigmask;
     int never_drop;
+    const struct wa_guard *guard;
     ...;
 };
+#define WA_GUARD_MAX_RULES ...
+#define WA_GUARD_MAX_PIDS ...
+#define WA_GUARD_MAX_NAMES ...
+#define WA_GUARD_NAME_LEN ...
+struct wa_guard_rule { int32_t nr; uint8_t match; uint8_t arg; int8_t dirfd_arg; uint8_t flags; int32_t err;
+                       uint64_t value; ...; };
+struct wa_guard {
+    uint32_t nrules; int32_t agent_pid; int32_t pids[...]; uint32_t npids; uint32_t nnames; char names[...][16];
+    uint32_t foreign_flags; int32_t foreign_err; uint32_t ack_timeout_ms;
+    struct wa_guard_rule rules[...];
+    ...;
+};
+enum wa_guard_match { WA_G_ALWAYS=..., WA_G_ARG_EQ=..., WA_G_ARG_MASK=..., WA_G_MEM_MASK=..., WA_G_AGENT_TASK=...,
+                      WA_G_AGENT_PIDFD=..., WA_G_AGENT_PROCFILE=... };
+enum wa_guard_rule_flag { WA_GR_DENY=..., WA_GR_RECORD=... };
+void wa_ack(struct wa_tracer *t);
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
-                  uint64_t ring_waits; uint64_t ring_wait_ns; };
+                  uint64_t ring_waits; uint64_t ring_wait_ns; uint64_t guard_hits; uint64_t denied;
+                  uint64_t ack_timeouts; };
 struct wa_tracer;
 struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
 int wa_pid(struct wa_tracer *t);
@@ -42,7 +60,7 @@ struct wa_blob { uint16_t argidx; uint16_t kind; uint16_t flags; uint32_t len; .
 enum wa_kind { WA_K_PAD=..., WA_K_SYSCALL=..., WA_K_CLONE=..., WA_K_EXEC=..., WA_K_EXIT=...,
                WA_K_SIGNAL=..., WA_K_DROP=... };
 enum wa_flag { WA_F_NO_EXIT=..., WA_F_TRUNCATED=..., WA_F_UNREADABLE=..., WA_F_FOREIGN_ARCH=...,
-               WA_F_HAS_EXIT=..., WA_F_THREAD=... };
+               WA_F_HAS_EXIT=..., WA_F_THREAD=..., WA_F_GUARD=..., WA_F_DENIED=... };
 enum wa_blob_flag { WA_B_TRUNCATED=..., WA_B_UNREADABLE=... };
 enum wa_capture { WA_C_NONE=..., WA_C_PATH=..., WA_C_STR=..., WA_C_SOCKADDR=..., WA_C_ARGV=..., WA_C_BUF=...,
                   WA_C_SOCKADDR_OUT=..., WA_C_MSGHDR_NAME=..., WA_C_OPEN_HOW=..., WA_C_INT_PAIR_OUT=...,
@@ -53,8 +71,8 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
-    '#include "tracer.h"\n#include "record.h"\n',
-    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c")],
+    '#include "tracer.h"\n#include "record.h"\n#include "guard.h"\n',
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "guard.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from ..events.records import decode_batch
 from ..events.syscall_table import SYSCALLS
-from . import seccomp
+from . import guard, seccomp
 
 
 class TraceStartError(RuntimeError):
@@ -93,10 +93,17 @@ class Tracer:
                 s.len_arg[i] = len_arg if 0 <= len_arg < 6 else 255
         self._keep = [specs]
         self._specs = specs
+        rules = guard.guard_rules(arch, syscalls, self_protect=self_protect)
+        self.guard_labels = [r.label for r in rules]
+        foreign_deny = foreign_arch == "deny"
+        # security waits for the alert as long as it takes; availability not forever
+        self._guard = guard.build(ffi, rules, arch, foreign_deny=foreign_deny,
+                                  ack_timeout_ms=0 if never_drop else 2000)
         self._filter = None
         if use_seccomp:
             traced = {n: (seccomp.DATA_EXIT if s.exit_needed else 0) for n, s in syscalls.items()}
-            prog = seccomp.build_filter(traced, arch)
+            prog = seccomp.build_filter(traced, arch, guarded=guard.guarded_syscalls(rules),
+                                        foreign_deny=foreign_deny)
             self._filter = ffi.new("char[]", prog)
             self._filter_len = len(prog) // 8
         c_path = ffi.new("char[]", os.fsencode(path))
@@ -120,6 +127,7 @@ class Tracer:
         cfg.max_argv_items = 1024
         cfg.sigmask = mask
         cfg.never_drop = 1 if never_drop else 0
+        cfg.guard = self._guard
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
@@ -159,7 +167,13 @@ class Tracer:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
         return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
-                                           "ring_waits", "ring_wait_ns")}
+                                           "ring_waits", "ring_wait_ns", "guard_hits", "denied",
+                                           "ack_timeouts")}
+
+    def ack(self) -> None:
+        """Everything read so far is handled: tracees held at a guarded stop go on."""
+        if self._t is not None:
+            self._lib.wa_ack(self._t)
 
     def close(self) -> None:
         if self._t is not None:

@@ -17,6 +17,7 @@ from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
 # RET_TRACE data bits, read by csrc/tracer.c at the seccomp stop.
 DATA_EXIT = 0x1
 DATA_FOREIGN = 0x2
+DATA_GUARD = 0x4   # run the guard check (tracer/guard.py compiles it) at this stop
 
 RET_ALLOW = 0x7FFF0000
 RET_TRACE = 0x7FF00000
@@ -107,10 +108,14 @@ def _tree(ranges: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
     return [(_JGE, 0, 1, ranges[mid][0]), (_JA, 0, 0, len(left))] + left + right
 
 
-def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int], extra_data: int) -> None:
+def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int], extra_data: int,
+                guarded: frozenset = frozenset()) -> None:
     table = SYSCALLS[arch]
     actions = {table[name]: RET_TRACE | data | extra_data for name, data in traced.items() if name in table}
-    if "clone3" in table:
+    for name in guarded:
+        if name in table and name != "clone":  # clone stops for the guard on CLONE_UNTRACED only
+            actions[table[name]] = actions.get(table[name], RET_TRACE | extra_data) | DATA_GUARD
+    if "clone3" in table and "clone3" not in guarded:
         actions[table["clone3"]] = RET_ERRNO | errno.ENOSYS  # flags live in memory: uninspectable
     # Each block returns on its own: BPF jumps only forward, conditionals at most 255.
     asm.emit(_LD_ABS_W, _OFF_NR)
@@ -121,14 +126,20 @@ def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int], extra_data: int
         asm.emit(_JEQ, table["clone"], 0, 4)
         asm.emit(_LD_ABS_W, _OFF_ARG0_LO)
         asm.emit(_JSET, CLONE_UNTRACED, 0, 1)
-        asm.emit(_RET, RET_ERRNO | errno.EPERM)  # CLONE_UNTRACED would escape the tracer
+        # CLONE_UNTRACED would escape the tracer: refused, by the guard (recorded) or here
+        asm.emit(_RET, (actions.get(table["clone"], RET_TRACE | extra_data) | DATA_GUARD)
+                 if "clone" in guarded else RET_ERRNO | errno.EPERM)
         asm.emit(_LD_ABS_W, _OFF_NR)
     asm.extend(_tree(_ranges(actions, RET_ALLOW)))
 
 
-def build_filter(traced: Mapping[str, int], arch: str | None = None) -> bytes:
-    """traced: syscall name -> RET_TRACE data bits (DATA_EXIT...). Returns sock_filter[] bytes."""
+def build_filter(traced: Mapping[str, int], arch: str | None = None, *, guarded=(),
+                 foreign_deny: bool = False) -> bytes:
+    """traced: syscall name -> RET_TRACE data bits (DATA_EXIT...); guarded: syscalls the
+    guard checks (tracer/guard.py); foreign_deny: every syscall through the compat ABI
+    stops for the guard, which refuses it. Returns sock_filter[] bytes."""
     arch = arch or native_arch()
+    guarded = frozenset(guarded)
     compat = COMPAT_ARCH.get(arch)
     asm = _Asm()
     asm.emit(_LD_ABS_W, _OFF_ARCH)
@@ -141,7 +152,10 @@ def build_filter(traced: Mapping[str, int], arch: str | None = None) -> bytes:
     asm.emit(_RET, RET_ERRNO | errno.ENOSYS)  # any other ABI (x32 is caught per number)
     if has_compat:
         asm.label("compat")
-        _arch_block(asm, compat, traced, DATA_FOREIGN | DATA_EXIT)
+        if foreign_deny:
+            asm.emit(_RET, RET_TRACE | DATA_FOREIGN | DATA_GUARD)
+        else:
+            _arch_block(asm, compat, traced, DATA_FOREIGN | DATA_EXIT)
     asm.label("native")
-    _arch_block(asm, arch, traced, 0)
+    _arch_block(asm, arch, traced, 0, guarded)
     return asm.assemble()
