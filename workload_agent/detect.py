@@ -36,6 +36,7 @@ DROP_RULE = "Syscall event drop"
 # Alerts about the agent itself: what it could not do, and since when.
 DEGRADED_RULE = "Workload agent detection degraded"
 INTERNAL_ERROR_RULE = "Workload agent internal error"
+FOREIGN_ARCH_RULE = "Foreign ABI syscall refused"
 _GUARD_FLAGS = R.F_GUARD | R.F_DENIED
 _KIND_NAMES = {R.K_CLONE: "clone", R.K_EXEC: "execve", R.K_EXIT: "procexit", R.K_SIGNAL: "signal"}
 
@@ -329,10 +330,13 @@ class Detector:
                         live.add(rec.tgid)
                     elif kind == R.K_CLONE and not rec.flags & R.F_THREAD:
                         live.add(rec.extra)
+                guarded = getattr(rec, "flags", 0) & _GUARD_FLAGS
+                if guarded and rec.flags & R.F_FOREIGN_ARCH:
+                    self._foreign(rec)
                 ev = process(rec)
                 if ev is None:
                     continue
-                if getattr(rec, "flags", 0) & _GUARD_FLAGS:
+                if guarded:
                     self._guarded(rec, ev)
                 self.events += 1
                 for rule in match(ev, self.mode):
@@ -346,6 +350,29 @@ class Detector:
 
         ev.agent_guard = label_of(self.guard_labels, rec.extra) if rec.flags & R.F_GUARD else ""
         ev.agent_denied = bool(rec.flags & R.F_DENIED)
+
+    def _foreign(self, rec) -> None:
+        """A syscall through another ABI, refused (--foreign-arch deny). Any syscall can come
+        this way, so no evt.type-indexed rule can catch them all: the agent reports them
+        itself, once per process and syscall."""
+        from .events.display import syscall_name
+        from .rules.priority import Priority
+
+        key = (rec.tgid, rec.arch, rec.nr)
+        seen = self.__dict__.setdefault("_foreign_seen", set())
+        if key in seen:
+            return
+        seen.add(key)
+        name = syscall_name(rec.arch, rec.nr)
+        proc = self.tracker.procs.get(rec.tgid) if hasattr(self.tracker, "procs") else None
+        comm = getattr(proc, "name", None) or "?"
+        self.writer.write(rec.ts_enter, Priority.CRITICAL, FOREIGN_ARCH_RULE,
+                          f"Syscall through a foreign ABI refused (syscall={name} nr={rec.nr} "
+                          f"arch={rec.arch:#x} result=ENOSYS process={comm} pid={rec.tgid} tid={rec.tid}): "
+                          f"32-bit syscalls on a 64-bit workload are a known way around tracing",
+                          {"evt.type": name, "syscall.nr": rec.nr, "proc.pid": rec.tgid, "thread.tid": rec.tid,
+                           "agent.guard": "foreign-arch", "agent.denied": True},
+                          ("agent", "mitre_defense_evasion", "T1562.001"))
 
     def _failed(self, rec, exc: BaseException) -> None:
         from .events.display import syscall_name

@@ -180,3 +180,30 @@ def test_guard_tables_match_the_core():
     rules = guard.guard_rules("x86_64", ["openat"])
     assert len(rules) <= lib.WA_GUARD_MAX_RULES
     assert guard.guard_rules("aarch64", ["openat"])  # every name resolves on aarch64 too
+
+
+# i386 getpid through int 0x80, from executable memory: the 32-bit ABI of an x86_64 kernel.
+INT80 = textwrap.dedent("""
+    import ctypes, mmap
+    m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    m.write(b"\\xb8\\x14\\x00\\x00\\x00\\xcd\\x80\\xc3")   # mov eax, 20; int 0x80; ret
+    f = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))
+    print(f(), f())
+""")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="int 0x80 is the x86_64 kernel's 32-bit entry")
+@pytest.mark.parametrize("knob", ["decode", "deny"])
+def test_foreign_arch_deny(mode_args, knob):
+    p = subprocess.run(AGENT + ["--foreign-arch", knob, *mode_args, "--", sys.executable, "-c", INT80],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    first, second = map(int, lines[-1].split())
+    alerts = [json.loads(x) for x in lines if x.startswith("{") and "Foreign ABI" in x]
+    if knob == "deny":
+        assert first == second == -38  # ENOSYS
+        assert len(alerts) == 1  # once per process and syscall
+        assert alerts[0]["priority"] == "Critical" and alerts[0]["output_fields"]["evt.type"] == "getpid"
+    else:
+        assert first == second > 0 and not alerts
