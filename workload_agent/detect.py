@@ -117,6 +117,12 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
 def traced_syscalls(ruleset, arch: str) -> tuple:
     """(syscall names to trace, note). The note says when a rule forced the default set."""
     types = ruleset.event_types()
+    if types is not None:
+        # Rules on the agent's guard (tagged "agent": rules/05-agent-defense.yaml) match only
+        # calls the guard stops anyway: their event types must not make the tracer stop on
+        # every such call (clone would cost two more stops per fork).
+        types = frozenset().union(*(r.event_types for r in ruleset.enabled_rules
+                                    if r.event_types and "agent" not in r.tags))
     table = SYSCALLS[arch]
     note = ""
     if types is None:
