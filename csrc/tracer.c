@@ -4,6 +4,7 @@
 #include "mem.h"
 #include "record.h"
 #include "recbuf.h"
+#include "prefilter.h"
 #include "procfacts.h"
 #include "ring.h"
 
@@ -105,8 +106,11 @@ struct wa_tracer {
     uint32_t nseen, capseen;
     struct wa_buf scratch;    /* for records that are committed at once */
 
-    _Atomic uint64_t stops, task_count, read_failures;
+    _Atomic uint64_t stops, task_count, read_failures, prefiltered;
     uint32_t wake_gap_us;
+    /* The tables stay the caller's, alive until wa_free: a swap never frees the old ones
+     * under an evaluation in progress. */
+    _Atomic(const struct wa_pf *) pf;
 };
 
 
@@ -430,6 +434,14 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
     else
         capture_entry(t, tid, &tk->rb, s, args, arch != NATIVE_ARCH);
     tk->state |= T_IN_SYSCALL;
+    const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+    /* Its programs are indexed by native numbers: compat calls are all kept. */
+    if (pf && s && arch == NATIVE_ARCH && !wa_prefilter_keep(pf, &tk->rb)) {
+        /* No enabled rule can match it: no record, and no exit stop. */
+        tk->rb.len = 0;
+        tk->state &= ~T_IN_SYSCALL;
+        atomic_fetch_add_explicit(&t->prefiltered, 1, memory_order_relaxed);
+    }
 }
 
 static void end_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, int64_t rval)
@@ -856,6 +868,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
                 sigaddset(&t->child_mask, s);
     t->max_str = cfg->max_str ? cfg->max_str : 4096;
     t->wake_gap_us = cfg->wake_gap_us;
+    atomic_store(&t->pf, cfg->prefilter && cfg->prefilter->progs ? cfg->prefilter : NULL);
     t->max_argv_bytes = cfg->max_argv_bytes ? cfg->max_argv_bytes : 16384;
     t->max_argv_items = cfg->max_argv_items ? cfg->max_argv_items : 1024;
     t->ntasks = read_pid_max();
@@ -895,6 +908,11 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
 }
 
 int wa_pid(struct wa_tracer *t) { return t->pid; }
+
+void wa_set_prefilter(struct wa_tracer *t, const struct wa_pf *pf)
+{
+    atomic_store_explicit(&t->pf, pf && pf->progs ? pf : NULL, memory_order_release);
+}
 
 size_t wa_read(struct wa_tracer *t, void *buf, size_t cap) { return wa_ring_get(&t->ring, buf, cap); }
 
@@ -943,6 +961,7 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->stops = atomic_load(&t->stops);
     s->tasks = atomic_load(&t->task_count);
     s->read_failures = atomic_load(&t->read_failures);
+    s->prefiltered = atomic_load(&t->prefiltered);
 }
 
 void wa_free(struct wa_tracer *t)

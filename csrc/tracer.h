@@ -8,6 +8,8 @@
 
 #define WA_MAX_NR 1024
 
+struct wa_pf;
+
 /* Per native syscall number: what to capture. Python fills it from events/params.py. */
 struct wa_spec {
     uint8_t traced;       /* full-ptrace mode: record this syscall */
@@ -49,6 +51,7 @@ struct wa_config {
     int capture_env;              /* capture execve envp */
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
     uint32_t wake_gap_us;            /* at most one consumer wake-up per this many us */
+    const struct wa_pf *prefilter;   /* NULL: every traced syscall is recorded */
     const struct wa_compat *compat;  /* NULL: compat-ABI syscalls are recorded raw */
 };
 
@@ -58,6 +61,7 @@ struct wa_stats {
     uint64_t stops;
     uint64_t tasks;
     uint64_t read_failures;
+    uint64_t prefiltered;   /* syscalls the prefilter dropped at their entry stop */
 };
 
 struct wa_tracer;
@@ -66,6 +70,8 @@ struct wa_tracer;
  * start; the workload is then not running. *exec_errno is set when the exec itself failed. */
 struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
 int wa_pid(struct wa_tracer *t);
+/* Replaces the prefilter (NULL: none) from any thread; the old tables must stay valid. */
+void wa_set_prefilter(struct wa_tracer *t, const struct wa_pf *pf);
 /* Copies whole records into buf; returns bytes. */
 size_t wa_read(struct wa_tracer *t, void *buf, size_t cap);
 /* Blocks up to timeout_ms for records or the end of the workload; 1 if either is there. */

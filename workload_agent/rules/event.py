@@ -197,5 +197,8 @@ class Event:
     def param(self, name: str) -> Optional[Param]:
         by_name = self._by_name
         if by_name is None:
+            lookup = getattr(self.params, "lookup", None)
+            if lookup is not None:   # params built lazily (state.event_params): just this one
+                return lookup(name)
             by_name = self._by_name = {p.name: p for p in self.params}
         return by_name.get(name)

@@ -73,7 +73,7 @@ class Tracer:
     def __init__(self, argv: Sequence[str], *, path: str, env: Mapping[str, str] | None = None,
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
                  ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
-                 wake_gap_us: int = 2000):
+                 wake_gap_us: int = 2000, prefilter=None):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
         arch = archs.native_arch()
@@ -113,6 +113,8 @@ class Tracer:
         cfg.sigmask = mask
         cfg.compat = compat if compat is not None else ffi.NULL
         cfg.wake_gap_us = wake_gap_us
+        self._table = SYSCALLS[arch]  # the prefilter is compiled for native numbers
+        cfg.prefilter = self._prefilter_c(prefilter)
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
@@ -156,6 +158,18 @@ class Tracer:
         self._keep += [specs, c]
         return c
 
+    def _prefilter_c(self, prefilter):
+        if prefilter is None or not prefilter.programs:
+            return self._ffi.NULL
+        pf, keep = prefilter.to_c(self._ffi, self._lib, self._table)
+        self._keep += [pf] + keep   # alive until close: the tracer may still be reading the old one
+        return pf
+
+    def set_prefilter(self, prefilter) -> None:
+        """Swap what the tracer drops at the stop (new rules pushed while running)."""
+        if self._t is not None:
+            self._lib.wa_set_prefilter(self._t, self._prefilter_c(prefilter))
+
     def start(self) -> int:
         ffi, lib = self._ffi, self._lib
         err = ffi.new("char[]", 512)
@@ -189,7 +203,8 @@ class Tracer:
     def stats(self) -> dict:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
-        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures")}
+        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
+                                             "prefiltered")}
 
     def close(self) -> None:
         if self._t is not None:
