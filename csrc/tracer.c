@@ -435,7 +435,6 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
         capture_entry(t, tid, &tk->rb, s, args, arch != NATIVE_ARCH);
     tk->state |= T_IN_SYSCALL;
     const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-    /* Its programs are indexed by native numbers: compat calls are all kept. */
     if (pf && s && arch == NATIVE_ARCH && !wa_prefilter_keep(pf, &tk->rb)) {
         /* No enabled rule can match it: no record, and no exit stop. */
         tk->rb.len = 0;

@@ -95,7 +95,8 @@ _COMPONENTS = st.sampled_from(["etc", "shadow", "passwd", "sudoers", "sudoers.d"
                                "id_rsa", "authorized_keys", "root", "var", "log", "auth.log", "bin",
                                "usr", "dev", "mem", "sda", "tmp", "x", ".", "..", "", "cron.d",
                                "release_agent", ".bash_history", "proc", "self", "host", "apt",
-                               "sources.list", "yum.repos.d", "lib", "boot", ".aws", "credentials",
+                               "sources.list", "yum.repos.d", "lib", "boot", ".aws", "credentials", "environ", "1", "exe",
+                               "fd", "thread-self", "userfaultfd", "ld.so.preload",
                                "nvme0", "profile", "zsh", "www", "index.html"])
 _PATHS = st.builds(lambda absolute, parts: ("/" if absolute else "") + "/".join(parts),
                    st.booleans(), st.lists(_COMPONENTS, min_size=1, max_size=5))

@@ -309,6 +309,16 @@ SPECS: Dict[str, Spec] = {
         RES, _fd("olddirfd", 0), _relpath("oldpath", 1, "olddirfd"),
         _fd("newdirfd", 2), _relpath("newpath", 3, "newdirfd"),
         P("flags", "FLAGS32", ("uint", 4), table="renameat2_flags"))),
+    # futimens() is utimensat(fd, NULL, ...): the file is then the fd itself. `times`
+    # is the raw pointer: 0 means "now" (a plain touch), anything else explicit times.
+    "utimensat": Spec(_args(K.NONE, K.PATH), True, (
+        RES, _fd("fd", 0), _relpath("path", 1, "fd"),
+        P("times", "UINT64", ("u64", 2), fmt="hex"),
+        P("flags", "UINT32", ("uint", 3), fmt="hex")), falco=False),
+    "truncate": Spec(_args(K.PATH), True, (
+        RES, _path("path", 0), P("length", "UINT64", ("u64", 1))), falco=False),
+    "ftruncate": Spec(_args(), True, (
+        RES, _fd("fd", 0), P("length", "UINT64", ("u64", 1))), falco=False),
     "mkdir": Spec(_args(K.PATH), True, (
         RES, _path("path", 0), P("mode", "UINT32", ("umode", 1), fmt="hex"))),
     "mkdirat": Spec(_args(K.NONE, K.PATH), True, (
@@ -376,6 +386,11 @@ SPECS: Dict[str, Spec] = {
         FD_RET, P("flags", "UINT32", ("uint", 0), fmt="hex")), falco=False),
     "io_uring_setup": Spec(_args(), True, (
         FD_RET, P("entries", "UINT32", ("uint", 0))), falco=False),
+    # Submissions through the ring are invisible to seccomp and ptrace: registering
+    # files or buffers is the step to see.
+    "io_uring_register": Spec(_args(), True, (
+        RES, _fd("fd", 0), P("opcode", "UINT32", ("uint", 1)),
+        P("nr_args", "UINT32", ("uint", 3))), falco=False),
     "pidfd_open": Spec(_args(), True, (
         FD_RET, P("pid", "PID", ("int", 0)), P("flags", "UINT32", ("uint", 1), fmt="hex")),
         falco=False),

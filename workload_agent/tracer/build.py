@@ -83,8 +83,8 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
     '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n',
-    sources=[os.path.relpath(os.path.join(CSRC, f))
-             for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c", "prefilter.c", "compat.c")],
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c",
+                                                               "prefilter.c", "compat.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],

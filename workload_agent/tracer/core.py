@@ -113,12 +113,24 @@ class Tracer:
         cfg.sigmask = mask
         cfg.compat = compat if compat is not None else ffi.NULL
         cfg.wake_gap_us = wake_gap_us
-        self._table = SYSCALLS[arch]  # the prefilter is compiled for native numbers
+        self._table = SYSCALLS[arch]
         cfg.prefilter = self._prefilter_c(prefilter)
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
         self.pid = None
+
+    def _prefilter_c(self, prefilter):
+        if prefilter is None or not prefilter.programs:
+            return self._ffi.NULL
+        pf, keep = prefilter.to_c(self._ffi, self._lib, self._table)
+        self._keep += [pf] + keep   # alive until close: the tracer may still be reading the old one
+        return pf
+
+    def set_prefilter(self, prefilter) -> None:
+        """Swap what the tracer drops at the stop (new rules pushed while running)."""
+        if self._t is not None:
+            self._lib.wa_set_prefilter(self._t, self._prefilter_c(prefilter))
 
     def _spec_table(self, arch: str, syscalls: Mapping[str, CaptureSpec]):
         """struct wa_spec[WA_MAX_NR] of one ABI, by its syscall numbers."""
@@ -157,18 +169,6 @@ class Tracer:
             c.socketcall_nargs[call] = nargs
         self._keep += [specs, c]
         return c
-
-    def _prefilter_c(self, prefilter):
-        if prefilter is None or not prefilter.programs:
-            return self._ffi.NULL
-        pf, keep = prefilter.to_c(self._ffi, self._lib, self._table)
-        self._keep += [pf] + keep   # alive until close: the tracer may still be reading the old one
-        return pf
-
-    def set_prefilter(self, prefilter) -> None:
-        """Swap what the tracer drops at the stop (new rules pushed while running)."""
-        if self._t is not None:
-            self._lib.wa_set_prefilter(self._t, self._prefilter_c(prefilter))
 
     def start(self) -> int:
         ffi, lib = self._ffi, self._lib

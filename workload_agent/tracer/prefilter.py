@@ -161,6 +161,8 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
     values = _strings(node.rhs)
     if values is None or not values:
         return TRUE
+    if name == "fd.name" and op == "glob":
+        return _glob(values)
     op_for = {
         "fd.name": {"=": PATH_IN, "in": PATH_IN, "startswith": PATH_PREFIX, "pmatch": PATH_PREFIX,
                     "endswith": PATH_SUFFIX, "contains": PATH_CONTAINS},
@@ -172,6 +174,31 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
     if code is None:
         return TRUE
     return (frozenset({(code, values)}),)
+
+
+_GLOB_META = "*?["
+
+
+def _glob(patterns) -> Dnf:
+    """A path a glob matches starts with the pattern's text before its first wildcard and
+    ends with the text after its last one."""
+    out = FALSE
+    for pat in patterns:
+        cuts = [i for i, ch in enumerate(pat) if ch in _GLOB_META]
+        if not cuts:
+            clause = frozenset({(PATH_IN, frozenset({pat}))})
+        else:
+            head, tail = pat[:cuts[0]], pat[cuts[-1] + 1:]
+            if "]" in tail:   # the last wildcard is inside a [...] class: no literal tail
+                tail = ""
+            atoms = set()
+            if head:
+                atoms.add((PATH_PREFIX, frozenset({head})))
+            if tail:
+                atoms.add((PATH_SUFFIX, frozenset({tail})))
+            clause = frozenset(atoms)
+        out = _or(out, (clause,))
+    return out
 
 
 def necessary(node: Node, etype: str) -> Dnf:
