@@ -44,8 +44,6 @@ def register(subparsers) -> None:
     p.add_argument("-r", "--rules", action="append", default=[], metavar="FILE_OR_DIR",
                    help="rules file or directory (repeatable; default: the shipped ruleset)")
     p.add_argument("--json", action="store_true", help="alerts as Falco JSON lines")
-    p.add_argument("--alerts-to", default=None, metavar="stdout|stderr|PATH",
-                   help="where alerts go (default stdout); keep them apart from the workload's own output")
     p.add_argument("--rule-matching", choices=("first", "all"), default="first",
                    help="stop at the first matching rule for an event (default), or alert for all")
     p.add_argument("--min-priority", metavar="PRIORITY",
@@ -70,7 +68,7 @@ def register(subparsers) -> None:
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
-                            "agent_id", "stdout"])
+                            "agent_id", "stdout", "alerts_to", "logging"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
@@ -97,21 +95,46 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     # Files changed after this instant count as drift (proc.is_exe_upper_layer).
     tracker = StateTracker(container, start_ns=time.time_ns())
     tracker.wanted = ruleset.event_types()  # events no rule can match are not built
-    client = None
+    if config is not None:
+        _agent_logging(config)
+        alerts_to = alerts_to or config.alerts_to
+    url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
     to_stdout = True
     if config is not None and config.orchestrator:
         to_stdout = config.stdout
-    writer = detect.AlertWriter((alerts_to or "stdout") if to_stdout or alerts_to else None, json_lines)
+    local = None if url else ((alerts_to or "stdout") if to_stdout or alerts_to else None)
+    writer = detect.AlertWriter(local, json_lines)
     detector = detect.Detector(ruleset, tracker, writer, mode=matching)
     detector.traced = frozenset(names)
+    clients = []
     if config is not None and config.orchestrator:
         from .outputs.orchestrator_client import client_from_config
 
-        client = client_from_config(
+        clients.append(client_from_config(
             config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
-            metadata={"container_id": container.id, "container_image": container.image})
-        writer.client = client.start()
+            metadata={"container_id": container.id, "container_image": container.image}))
+    if url:
+        from .outputs.http_client import http_client_from_config
+
+        clients.append(http_client_from_config(config, url))
+    if clients:
+        from .outputs.fanout import Fanout
+
+        writer.client = (clients[0] if len(clients) == 1 else Fanout(clients)).start()
     return detector, names, notes
+
+
+def _agent_logging(config) -> None:
+    """The `logging` setting for the agent's own messages (they share the workload's stderr)."""
+    import logging
+
+    logger = logging.getLogger("workload_agent")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("workload-agent: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(config.log_level())
 
 
 class SetupFailed(Exception):

@@ -268,3 +268,100 @@ class RoundRobinProxy:
     def close(self):
         self._closed = True
         self.lsock.close()
+
+
+# --- a Falco http_output receiver that applies falcosidekick's input rules -----------------
+
+SIDEKICK_PRIORITIES = {"emergency", "alert", "critical", "error", "warning", "notice",
+                       "informational", "debug"}
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def sidekick_problems(method: str, path: str, ctype: str, body: bytes) -> list:
+    """Why falcosidekick would refuse this request (empty: accepted). Its rules: POST to
+    /, a JSON object whose priority is a Falco priority (any case), rule non-empty, time
+    RFC 3339 and not the zero time, output_fields a non-empty object; we also want the
+    fields it forwards (source, tags, hostname, output) carried, and our Content-Type."""
+    problems = []
+    if method != "POST" or path != "/":
+        return [f"{method} {path}: falcosidekick takes alerts as POST /"]
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        problems.append(f"Content-Type {ctype!r}")
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        return problems + [f"not JSON: {exc}"]
+    if not isinstance(doc, dict):
+        return problems + ["not a JSON object"]
+    if str(doc.get("priority", "")).lower() not in SIDEKICK_PRIORITIES:
+        problems.append(f"priority {doc.get('priority')!r}")
+    if not isinstance(doc.get("rule"), str) or not doc["rule"]:
+        problems.append("rule empty")
+    m = _RFC3339.match(str(doc.get("time", "")))
+    if not m or m.group(1) == "0001" and m.group(2) == "01" and m.group(3) == "01":
+        problems.append(f"time {doc.get('time')!r}")
+    if not isinstance(doc.get("output_fields"), dict) or not doc["output_fields"]:
+        problems.append("output_fields empty")
+    for name, kind in (("source", str), ("tags", list), ("hostname", str), ("output", str)):
+        if not isinstance(doc.get(name), kind):
+            problems.append(f"{name} missing")
+    return problems
+
+
+class SidekickReceiver:
+    """A loopback HTTP server: 200 for what falcosidekick accepts, 400 (kept) otherwise.
+    fail_next: answer that many requests 503 first; stall: seconds to sit on each request."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        receiver = self
+        self.accepted: list = []
+        self.rejected: list = []
+        self.fail_next = 0
+        self.stall = 0.0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._answer(body)
+
+            def do_GET(self):
+                self._answer(b"")
+
+            def _answer(self, body):
+                if receiver.stall:
+                    time.sleep(receiver.stall)
+                with receiver.lock:
+                    if receiver.fail_next > 0:
+                        receiver.fail_next -= 1
+                        status = 503
+                    else:
+                        problems = sidekick_problems(self.command, self.path,
+                                                     self.headers.get("Content-Type", ""), body)
+                        if problems:
+                            receiver.rejected.append((problems, body))
+                            status = 400
+                        else:
+                            receiver.accepted.append(json.loads(body))
+                            status = 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

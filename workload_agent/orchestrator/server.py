@@ -86,12 +86,16 @@ class Orchestrator:
         self.stats = Stats()
         self.sessions: dict = {}                       # key -> Session (latest connection)
         self.marks: collections.OrderedDict = collections.OrderedDict()
+        # Streams whose forwarded alerts are not all safe yet (an http output still
+        # posting): key -> highest seq safe. Acks say this, dedup uses marks.
+        self.safe: dict = {}
         self.bundle: bundles.Bundle | None = None
         self.bundle_problems: list = []
         self._servers: list = []
         self._tasks: list = []
         self._conn_tasks: set = set()
         self.started = time.time()
+        self.in_flight = 0   # alerts handed to the outputs, not yet safe (not acked)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -210,7 +214,7 @@ class Orchestrator:
                      sess.agent_id, sess.peer, old.peer)
             old.writer.close()
         self.sessions[sess.key] = sess
-        mark = self.marks.get(sess.key, 0)
+        mark = self.acked(sess.key)
         if sess.key in self.marks:
             self.marks.move_to_end(sess.key)
         log.info("agent %s (%s) connected: version %s, instance %s, acked %d", sess.agent_id,
@@ -236,7 +240,7 @@ class Orchestrator:
                 if error and error != sess.bundle_error:
                     log.warning("agent %s could not apply the rules bundle: %s", sess.agent_id, error)
                 sess.bundle_error = error
-                await self._send(sess, protocol.ack(self.marks.get(sess.key, 0)))
+                await self._send(sess, protocol.ack(self.acked(sess.key)))
             elif ftype == "error":
                 log.warning("agent %s reported an error: %s: %s", sess.agent_id, frame["code"],
                             frame["message"])
@@ -262,19 +266,41 @@ class Orchestrator:
             records.append(record)
             mark = seq
         if records:
+            key = sess.key
+            before = self.marks.get(key, 0)
             lines = [encode_record(r) for r in records]
-            for out in self.outputs:
-                try:
-                    out.emit(lines)
-                except Exception as exc:  # disk full, closed pipe: no ack, the agent resends
+            # Marked forwarded first: a resend on a newer connection of this stream, while
+            # we wait for the outputs, is a duplicate and must not be forwarded again.
+            self.safe.setdefault(key, self.acked(key))
+            self.marks[key] = mark
+            self.marks.move_to_end(key)
+            self.in_flight += len(records)
+            try:
+                for out in self.outputs:
+                    await out.deliver(lines)
+            except Exception as exc:  # disk full, endpoint gone: no ack, the agent resends
+                if self.marks.get(key) == mark:
+                    self.marks[key] = before
+                if key in self.safe and self.safe[key] >= self.marks.get(key, 0):
+                    self.safe.pop(key, None)
+                if not isinstance(exc, asyncio.CancelledError):
                     self.stats.output_errors += 1
                     raise ConnectionError(f"output {out.name} failed: {exc}") from exc
+                raise
+            finally:
+                self.in_flight -= len(records)
+            if mark >= self.marks.get(key, 0):
+                self.safe.pop(key, None)
+            elif key in self.safe:
+                self.safe[key] = max(self.safe[key], mark)
             self.stats.alerts += len(records)
-            self.marks[sess.key] = mark
-            self.marks.move_to_end(sess.key)
             while len(self.marks) > MAX_STREAMS:
                 self.marks.popitem(last=False)
-        await self._send(sess, protocol.ack(mark))
+        await self._send(sess, protocol.ack(self.acked(sess.key)))
+
+    def acked(self, key: tuple) -> int:
+        """The highest seq of this stream that the outputs hold safely."""
+        return self.safe.get(key, self.marks.get(key, 0))
 
     async def _send(self, sess: Session, frame: dict) -> None:
         sess.writer.write(protocol.encode(frame, max(self.limits.max_frame, protocol.DEFAULT_MAX_FRAME)))
@@ -380,8 +406,12 @@ class Orchestrator:
                [({}, s.bundle_errors)])
         metric("bundle_info", "gauge", "The rules bundle being served.",
                [({"hash": self.bundle.hash}, 1)] if self.bundle else [])
-        metric("output_dropped_total", "counter", "Alerts an output dropped (HTTP queue full or refused).",
+        metric("output_dropped_total", "counter", "Alerts an output dropped (refused by the endpoint).",
                [({"output": o.name}, o.stats().get("dropped", 0)) for o in self.outputs])
+        metric("output_queue_depth", "gauge", "Alerts waiting in an output (not acked yet).",
+               [({"output": o.name}, o.stats().get("queued", 0)) for o in self.outputs])
+        metric("alerts_in_flight", "gauge", "Alerts handed to the outputs and not yet safe (not acked).",
+               [({}, self.in_flight)])
         sessions = list(self.sessions.values())
         metric("agent_bundle_info", "gauge", "Rules bundle each connected agent runs.",
                [({"agent_id": a.agent_id, "instance": a.instance, "hash": a.bundle_hash}, 1)

@@ -440,8 +440,8 @@ def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None =
     Raises ValueError naming the setting when an orchestrator is configured without the
     access key it needs.
     """
-    address = config.orchestrator_host_port()
-    if address is None:
+    addresses = config.orchestrator_addresses()
+    if not addresses:
         return None
     if not config.access_key:
         raise ValueError(f"orchestrator {config.orchestrator} is configured ({config.source('orchestrator')}) "
@@ -454,7 +454,8 @@ def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None =
             meta[key] = os.environ[var]
     meta.update(metadata or {})
     return OrchestratorClient(
-        address[0], address[1], config.access_key, agent_id=config.agent_id, metadata=meta,
-        tls=config.tls, tls_ca=config.tls_ca, buffer_size=config.buffer_size,
+        addresses[0][0], addresses[0][1], config.access_key, agent_id=config.agent_id,
+        metadata=meta, failover=addresses[1:], tls=config.tls, tls_ca=config.tls_ca,
+        buffer_size=config.buffer_size, buffer_bytes=config.buffer_bytes,
         spill_file=config.spill_file, heartbeat_interval=config.heartbeat_interval,
         flush_timeout=config.flush_timeout, on_rules=on_rules, counters=counters)
