@@ -38,6 +38,12 @@ def register(subparsers) -> None:
                    help="largest frame accepted from an agent (default 4 MiB)")
     p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
                    help="close agent connections silent this long (default 120)")
+    p.add_argument("--hello-timeout", type=float, default=None, metavar="SECONDS",
+                   help="close a connection whose complete hello has not arrived by then (default 10)")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="connections served at once; more are closed and counted (default 20000)")
+    p.add_argument("--max-unauthenticated", type=int, default=None, metavar="N",
+                   help="connections that have not presented the key yet, at once (default 256)")
     p.add_argument("--write-timeout", type=float, default=None, metavar="SECONDS",
                    help="drop an agent that has not read what we sent for this long (default 30)")
     p.add_argument("--log-level", default="info",
@@ -104,6 +110,12 @@ def run(args) -> int:
         limits.max_frame = args.max_frame
     if args.idle_timeout:
         limits.idle_timeout = args.idle_timeout
+    if args.hello_timeout:
+        limits.hello_timeout = args.hello_timeout
+    if args.max_connections:
+        limits.max_connections = args.max_connections
+    if args.max_unauthenticated:
+        limits.max_unauthenticated = args.max_unauthenticated
     if args.write_timeout:
         limits.write_timeout = args.write_timeout
 

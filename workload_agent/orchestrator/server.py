@@ -32,7 +32,12 @@ MAX_STREAMS = 1_000_000  # dedup marks kept for disconnected streams, oldest for
 @dataclass
 class Limits:
     max_frame: int = protocol.DEFAULT_MAX_FRAME
-    hello_timeout: float = 10.0      # connect -> hello
+    # Before the key is checked a peer costs what it sends: a hello is a few hundred
+    # bytes, so a small frame limit, one deadline for the whole hello, and caps.
+    preauth_max_frame: int = 64 * 1024
+    hello_timeout: float = 10.0      # connect -> complete hello
+    max_connections: int = 20000
+    max_unauthenticated: int = 256
     idle_timeout: float = 120.0      # no frame at all (agents heartbeat every ~10 s)
     write_timeout: float = 30.0      # a peer that stops reading is dropped after this
     tls_handshake_timeout: float = 10.0
@@ -51,6 +56,7 @@ class Session:
     bundle_hash: str = ""
     bundle_error: str = ""
     connected_at: float = field(default_factory=time.time)
+    unauthenticated: bool = False
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -67,6 +73,7 @@ class Stats:
         self.bundle_errors = 0
         self.output_errors = 0
         self.connections = 0
+        self.refused: collections.Counter = collections.Counter()  # reason -> connections
 
 
 def _key_digest(key: str) -> bytes:
@@ -96,6 +103,7 @@ class Orchestrator:
         self._conn_tasks: set = set()
         self.started = time.time()
         self.in_flight = 0   # alerts handed to the outputs, not yet safe (not acked)
+        self.n_unauthenticated = 0
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -155,6 +163,13 @@ class Orchestrator:
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         sess = Session(peer=peer, writer=writer)
         self.stats.connections += 1
+        limits = self.limits
+        if len(self._conn_tasks) > limits.max_connections:
+            return self._refuse(sess, "max_connections")
+        if self.n_unauthenticated >= limits.max_unauthenticated:
+            return self._refuse(sess, "max_unauthenticated")
+        self.n_unauthenticated += 1
+        sess.unauthenticated = True
         try:
             await self._serve(sess, reader)
         except protocol.ProtocolError as exc:
@@ -172,22 +187,47 @@ class Orchestrator:
         except asyncio.CancelledError:
             pass
         finally:
+            self._authenticated(sess)
             self._conn_tasks.discard(task)
             if self.sessions.get(sess.key) is sess:
                 del self.sessions[sess.key]
                 log.info("agent %s (%s) disconnected", sess.agent_id, peer)
             writer.close()
 
-    async def _read_frame(self, reader: asyncio.StreamReader, timeout: float) -> dict:
+    def _refuse(self, sess: Session, reason: str) -> None:
+        self.stats.refused[reason] += 1
+        if self.stats.refused[reason] in (1, 10, 100, 1000) or self.stats.refused[reason] % 10000 == 0:
+            log.warning("connection from %s refused: %s reached (%d refused so far)", sess.peer,
+                        reason, self.stats.refused[reason])
+        sess.writer.close()
+        self._conn_tasks.discard(asyncio.current_task())
+
+    def _authenticated(self, sess: Session) -> None:
+        if sess.unauthenticated:
+            sess.unauthenticated = False
+            self.n_unauthenticated -= 1
+
+    async def _read_frame(self, reader: asyncio.StreamReader, timeout: float,
+                          max_frame: int | None = None) -> dict:
         header = await asyncio.wait_for(reader.readexactly(protocol.HEADER.size), timeout)
         (length,) = protocol.HEADER.unpack(header)
-        protocol.check_length(length, self.limits.max_frame)
+        protocol.check_length(length, max_frame or self.limits.max_frame)
         payload = await asyncio.wait_for(reader.readexactly(length), self.limits.write_timeout)
         return protocol.decode_payload(payload)
 
     async def _serve(self, sess: Session, reader: asyncio.StreamReader) -> None:
         try:
-            hello = await self._read_frame(reader, self.limits.hello_timeout)
+            # the whole hello within one deadline: a trickled frame does not reset it
+            hello = await asyncio.wait_for(
+                self._read_frame(reader, self.limits.hello_timeout, self.limits.preauth_max_frame),
+                self.limits.hello_timeout)
+        except asyncio.TimeoutError:
+            self.stats.refused["auth_timeout"] += 1
+            raise
+        except protocol.ProtocolError as exc:
+            if exc.code == protocol.ERR_TOO_LARGE:
+                self.stats.refused["preauth_frame"] += 1
+            raise
         except asyncio.IncompleteReadError as exc:
             if not exc.partial:
                 return  # connected and left: a TCP health check
@@ -205,6 +245,7 @@ class Orchestrator:
             log.warning("agent %s (%s): wrong access key; refused", sess.agent_id, sess.peer)
             await self._try_send(sess, protocol.error(protocol.ERR_AUTH, "wrong access key"))
             return
+        self._authenticated(sess)
         sess.version = hello["version"]
         sess.metadata = hello.get("metadata", {})
         sess.bundle_hash = hello.get("bundle_hash", "")
@@ -399,6 +440,12 @@ class Orchestrator:
                [({}, s.duplicates)])
         metric("auth_failures_total", "counter", "Connections refused for a wrong access key.",
                [({}, s.auth_failures)])
+        metric("connections_refused_total", "counter",
+               "Connections closed before authentication by a limit (max_connections, "
+               "max_unauthenticated, preauth_frame, auth_timeout).",
+               [({"reason": r}, n) for r, n in sorted(s.refused.items())])
+        metric("unauthenticated_connections", "gauge", "Connections that have not presented the key yet.",
+               [({}, self.n_unauthenticated)])
         metric("protocol_errors_total", "counter", "Connections closed for a protocol error.",
                [({}, s.protocol_errors)])
         metric("output_errors_total", "counter", "Failed output writes.", [({}, s.output_errors)])
