@@ -25,8 +25,8 @@ def register(subparsers) -> None:
                    help="serve the *.yaml files in DIR as the rules bundle; changes are "
                         "validated and pushed to agents")
     p.add_argument("--output", action="append", metavar="SPEC",
-                   help="stdout | file:PATH | http(s)://HOST[:PORT]/PATH; repeatable "
-                        "(default stdout)")
+                   help="stdout | file:PATH | http(s)://HOST[:PORT]/PATH (Falco http_output) | "
+                        "nats://HOST[:PORT]/STREAM (JetStream); repeatable (default stdout)")
     p.add_argument("--output-ca", metavar="PEM", help="CA bundle for https outputs")
     p.add_argument("--file-max-bytes", type=int, default=100 * 1024 * 1024, metavar="N",
                    help="rotate file outputs at this size (default 100 MiB)")

@@ -57,6 +57,9 @@ class Output:
     def close(self, timeout: float = 5.0) -> None:
         pass
 
+    async def aclose(self, timeout: float = 5.0) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+
 
 class StdoutOutput(Output):
     name = "stdout"
@@ -282,7 +285,7 @@ class HttpOutput(Output):
 
 def make_output(spec: str, file_max_bytes: int = 100 * 1024 * 1024, file_backups: int = 5,
                 ca_file: str | None = None) -> Output:
-    """--output value -> Output: stdout | file:PATH | http(s)://..."""
+    """--output value -> Output: stdout | file:PATH | http(s)://... | nats://HOST/STREAM"""
     if spec == "stdout":
         return StdoutOutput()
     if spec.startswith("file:"):
@@ -295,7 +298,12 @@ def make_output(spec: str, file_max_bytes: int = 100 * 1024 * 1024, file_backups
             raise OutputError(f"--output {spec}: {exc.strerror}") from None
     if spec.startswith(("http://", "https://")):
         return HttpOutput(spec, ca_file=ca_file)
-    raise OutputError(f"unknown --output {spec!r}: expected stdout, file:PATH or http(s)://HOST/PATH")
+    if spec.startswith("nats://"):
+        from .nats_output import NatsOutput
+
+        return NatsOutput(spec)
+    raise OutputError(f"unknown --output {spec!r}: expected stdout, file:PATH, http(s)://HOST/PATH "
+                      "or nats://HOST[:PORT]/STREAM")
 
 
 def merge_marks(outputs: Iterable[Output]) -> dict:

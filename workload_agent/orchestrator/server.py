@@ -150,9 +150,8 @@ class Orchestrator:
         for task in list(self._conn_tasks):
             task.cancel()
         await asyncio.gather(*self._conn_tasks, return_exceptions=True)
-        loop = asyncio.get_running_loop()
         for out in self.outputs:
-            await loop.run_in_executor(None, out.close, flush_timeout)
+            await out.aclose(flush_timeout)
 
     # --- agent connections -----------------------------------------------------------
 
