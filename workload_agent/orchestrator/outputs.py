@@ -109,13 +109,15 @@ class FileOutput(Output):
         except FileNotFoundError:
             pass
 
-    def _files_oldest_first(self) -> list:
-        names = [f"{self.path}.{i}" for i in range(self.backups, 0, -1)] + [self.path]
+    recover_also: list = []  # sibling workers' files, read for their marks only
+
+    def _files_oldest_first(self, path: str) -> list:
+        names = [f"{path}.{i}" for i in range(self.backups, 0, -1)] + [path]
         return [n for n in names if os.path.exists(n)]
 
     def recover(self) -> dict:
         marks: dict = {}
-        for name in self._files_oldest_first():
+        for name in [n for p in [*self.recover_also, self.path] for n in self._files_oldest_first(p)]:
             with open(name, "rb") as fh:
                 for line in fh:
                     try:

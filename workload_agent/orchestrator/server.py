@@ -108,7 +108,8 @@ class Orchestrator:
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
-                    metrics_host: str | None = None, metrics_port: int | None = None) -> dict:
+                    metrics_host: str | None = None, metrics_port: int | None = None,
+                    reuse_port: bool = False) -> dict:
         """Bind the listeners; returns the bound {'port', 'metrics_port'} (0 = any free)."""
         for key, seq in merge_marks(self.outputs).items():
             self.marks[key] = seq
@@ -124,7 +125,7 @@ class Orchestrator:
                      len(self.bundle.files), self.rules_dir)
             self._tasks.append(asyncio.ensure_future(self._watch_rules()))
         server = await asyncio.start_server(
-            self._on_connection, host, port, ssl=ssl_context,
+            self._on_connection, host, port, ssl=ssl_context, reuse_port=reuse_port or None,
             ssl_handshake_timeout=self.limits.tls_handshake_timeout if ssl_context else None)
         self._servers.append(server)
         bound = {"port": server.sockets[0].getsockname()[1], "metrics_port": None}
