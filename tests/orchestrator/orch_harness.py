@@ -46,6 +46,7 @@ class OrchProcess:
         self.plaintext = plaintext
         self.proc = None
         self.starts = 0
+        self.preexec = None   # run in the child before exec (resource limits)
 
     def start(self) -> "OrchProcess":
         self.starts += 1
@@ -58,7 +59,7 @@ class OrchProcess:
         env = dict(os.environ, PYTHONPATH=str(REPO), WORKLOAD_AGENT_ACCESS_KEY=self.key)
         self.stdout = open(self.workdir / f"orch-{self.starts}.out", "wb")
         self.proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdout=self.stdout,
-                                     stderr=open(self.stderr_path, "wb"))
+                                     stderr=open(self.stderr_path, "wb"), preexec_fn=self.preexec)
         text = wait_for(lambda: self._ready(), timeout=15, what="orchestrator start")
         self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", text).group(1))
         self.metrics_port = int(re.search(r"metrics on 127\.0\.0\.1:(\d+)", text).group(1))

@@ -80,18 +80,8 @@ def test_full_disk_never_leaves_a_torn_line(tmp_path):
     out = tmp_path / "out.jsonl"
     limit = 20_000
     orch = OrchProcess(tmp_path, "--output", f"file:{out}")
-    real_popen = subprocess.Popen
-
-    def limited(*a, **kw):
-        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
-                                                      (limit, resource.RLIM_INFINITY))
-        return real_popen(*a, **kw)
-
-    subprocess.Popen = limited
-    try:
-        orch.start()
-    finally:
-        subprocess.Popen = real_popen
+    orch.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    orch.start()
     client = _client(orch.port, agent_id="disk", batch_max=7)
     client.start()
     try:

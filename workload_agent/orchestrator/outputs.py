@@ -47,6 +47,9 @@ class Output:
         does the orchestrator ack them. Raises when they are not."""
         self.emit(lines)
 
+    # recover() can say what it holds from a previous run (the dedup marks)
+    recovers = False
+
     def recover(self) -> dict:
         """(agent_id, instance) -> highest seq already written, from a previous run."""
         return {}
@@ -109,6 +112,7 @@ class FileOutput(Output):
         except FileNotFoundError:
             pass
 
+    recovers = True
     recover_also: list = []  # sibling workers' files, read for their marks only
 
     def _files_oldest_first(self, path: str) -> list:
@@ -309,7 +313,15 @@ def make_output(spec: str, file_max_bytes: int = 100 * 1024 * 1024, file_backups
 
 
 def merge_marks(outputs: Iterable[Output]) -> dict:
+    """The dedup marks after a restart, when every output can tell them. A file's marks
+    would also skip, in an http or NATS output beside it, the alerts that were written to
+    the file but never accepted there: with such a mix, resends go to all outputs again
+    (at least once: NATS drops them by Nats-Msg-Id, a file or http endpoint may see
+    a few twice) rather than be lost for one of them."""
+    outputs = list(outputs)
     marks: dict = {}
+    if not all(out.recovers for out in outputs):
+        return marks
     for out in outputs:
         for key, seq in out.recover().items():
             marks[key] = max(marks.get(key, 0), seq)
