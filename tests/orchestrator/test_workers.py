@@ -14,6 +14,7 @@ def test_two_workers_share_the_port_and_a_killed_one_comes_back(tmp_path):
     try:
         workers = wait_for(lambda: (lambda c: c if len(c) == 2 else None)(
             psutil.Process(orch.proc.pid).children()), what="two workers")
+        wait_for(lambda: orch.log().count("listening on") == 2, what="both workers listening")
         clients = [_client(orch.port, agent_id=f"w{k}").start() for k in range(20)]
         for c in clients:
             for i in range(30):
