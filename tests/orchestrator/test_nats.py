@@ -27,7 +27,7 @@ def test_subject_is_falcosidekicks(priority, rule, expected):
 @pytest.mark.parametrize("spec, fragment", [
     ("nats://127.0.0.1:4222", "STREAM"),
     ("nats://127.0.0.1:4222/a/b", "STREAM"),
-    ("nats://127.0.0.1:99999/S", "port"),
+    ("nats://127.0.0.1:99999/S", "(?i)port"),
     ("nats:///S", "STREAM"),
 ])
 def test_bad_nats_specs_are_named(spec, fragment):
@@ -120,3 +120,27 @@ def test_nats_down_means_no_ack_then_delivered(tmp_path, nats_server):
     ids = [h["Nats-Msg-Id"] for _, h, _ in nats_server.stream_messages("DOWN")]
     assert sorted(ids, key=lambda x: int(x.rsplit("/", 1)[1])) == \
         [f"patient/{client.instance}/{s}" for s in range(1, 21)]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_fuzz_nats_specs_give_an_output_or_a_named_error(rest):
+    pytest.importorskip("nats")
+    try:
+        out = make_output("nats://" + rest)
+    except OutputError as exc:
+        assert "nats://" in str(exc)
+        return
+    assert out.stream and out.server.startswith("nats://")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20), st.text(max_size=60))
+def test_fuzz_subjects_are_valid_nats_tokens(priority, rule):
+    subj = subject(priority, rule)
+    tokens = subj.split(".")
+    assert tokens[0] == "falco" and len(tokens) >= 3
+    assert not any(c in subj for c in " \t\r\n*>")

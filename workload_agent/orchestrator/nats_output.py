@@ -25,8 +25,14 @@ SUBJECT_ROOT = "falco"
 DUPLICATE_WINDOW = 120.0  # seconds; covers an orchestrator restart and the agents' backoff
 
 
+def _token(text) -> str:
+    # what falcosidekick does to the rule; applied to the priority too, which comes from
+    # the agent: a space, dot or wildcard there must not change the subject's shape
+    return _SLUG.sub("_", str(text).lower()).strip("_") or "unknown"
+
+
 def subject(priority: str, rule: str) -> str:
-    return f"{SUBJECT_ROOT}.{str(priority).lower()}.{_SLUG.sub('_', str(rule).lower()).strip('_')}"
+    return f"{SUBJECT_ROOT}.{_token(priority)}.{_token(rule)}"
 
 
 def msg_id(meta: dict) -> str:
@@ -43,16 +49,16 @@ class NatsOutput(Output):
         except ImportError:
             raise OutputError(f"--output {spec}: needs the nats-py package "
                               "(pip install 'workload-agent[nats]')") from None
-        parts = urllib.parse.urlsplit(spec)
+        try:
+            parts = urllib.parse.urlsplit(spec)
+            port = parts.port or 4222
+        except ValueError as exc:
+            raise OutputError(f"bad --output {spec!r}: {exc}; expected nats://HOST[:PORT]/STREAM") from None
         stream = parts.path.strip("/")
         if parts.scheme not in ("nats", "tls") or not parts.hostname or not stream or "/" in stream \
                 or not re.fullmatch(r"[A-Za-z0-9_-]+", stream):
             raise OutputError(f"bad --output {spec!r}: expected nats://HOST[:PORT]/STREAM "
                               "(stream name: letters, digits, - and _)")
-        try:
-            port = parts.port or 4222
-        except ValueError:
-            raise OutputError(f"bad --output {spec!r}: the port is not a number 1-65535") from None
         self.name = spec
         self.server = f"{parts.scheme}://{parts.hostname}:{port}"
         self.stream = stream

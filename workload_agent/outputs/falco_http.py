@@ -17,13 +17,18 @@ RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 def parse_url(url: str) -> urllib.parse.SplitResult:
     """Validate an http(s)://HOST[:PORT]/PATH; ValueError naming what is wrong."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unclosed [ of an IPv6 address
+        raise ValueError(f"bad URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"bad URL {url!r}: expected http(s)://HOST[:PORT]/PATH")
     try:
         parts.port
     except ValueError:
         raise ValueError(f"bad URL {url!r}: the port is not a number 1-65535") from None
+    if any(c in url for c in "\r\n\t "):
+        raise ValueError(f"bad URL {url!r}: whitespace in it")
     return parts
 
 
