@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -161,9 +162,10 @@ def test_orchestrator_http_output_is_accepted_by_sidekick(tmp_path):
     assert [a["output_fields"]["i"] for a in receiver.accepted] == list(range(20))
 
 
-def test_orchestrator_acks_http_alerts_only_once_accepted(tmp_path):
-    """The endpoint is down; the orchestrator is SIGKILLed: nothing was acked, so
-    nothing is lost. Restarted with the endpoint back, every alert arrives."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_orchestrator_acks_http_alerts_only_once_accepted(tmp_path, sig):
+    """The endpoint is down; the orchestrator is killed or stopped: nothing was acked,
+    so nothing is lost. Restarted with the endpoint back, every alert arrives."""
     receiver = SidekickReceiver()
     receiver.fail_next = 10 ** 9
     orch = OrchProcess(tmp_path, "--output", receiver.url).start()
@@ -175,7 +177,8 @@ def test_orchestrator_acks_http_alerts_only_once_accepted(tmp_path):
         assert orch.metric("output_queue_depth", f'{{output="{receiver.url}"}}') > 0
         time.sleep(0.5)
         assert client.stats()["acked"] == 0
-        orch.kill()
+        orch.kill(sig)
+        assert client.stats()["acked"] == 0
         receiver.fail_next = 0
         orch.start()
         wait_for(lambda: len({a["output_fields"]["i"] for a in receiver.accepted}) == 50,
