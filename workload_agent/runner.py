@@ -114,9 +114,10 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
             config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
             metadata={"container_id": container.id, "container_image": container.image}))
     if url:
-        from .outputs.http_client import http_client_from_config
+        from .outputs.http_client import HttpAlertClient, http_client_from_config
 
-        clients.append(http_client_from_config(config, url))
+        clients.append(http_client_from_config(config, url) if config is not None
+                       else HttpAlertClient(url))
     if clients:
         from .outputs.fanout import Fanout
 
@@ -128,9 +129,13 @@ def _agent_logging(config) -> None:
     """The `logging` setting for the agent's own messages (they share the workload's stderr)."""
     import logging
 
+    class ToStderr(logging.StreamHandler):
+        # whatever sys.stderr is when a message is written, not when this was set up
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
     logger = logging.getLogger("workload_agent")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = ToStderr()
         handler.setFormatter(logging.Formatter("workload-agent: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False

@@ -76,7 +76,7 @@ class HttpAlertClient:
         if self._thread.is_alive():
             self._thread.join(timeout)
             self._stop_now.set()
-            self._thread.join(self._timeout + 1.0)  # a POST in progress ends by its timeout
+            self._thread.join(1.0)  # stuck in a POST: a daemon thread, left to its timeout
         stuck = self._thread.is_alive()
         with self._lock:
             report = DeliveryReport(self._buf.last_seq, self._buf.acked, len(self._buf),
