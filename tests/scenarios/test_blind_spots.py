@@ -50,3 +50,13 @@ def test_overwriting_without_a_wiping_tool_is_not_seen(mode_args):
         f"printf secret > data && {ATTACK} overwrite-and-delete data")), mode_args)
     assert "overwrote and removed data" in outcome.stdout, outcome.describe()
     assert "Data destruction tool run" not in outcome.rules, outcome.describe()
+
+
+def test_encrypting_to_new_files_without_renames_is_not_seen(mode_args):
+    """"Mass file encryption pattern" counts renames that append an extension: writing
+    the encrypted copy under the new name and deleting the original makes no rename,
+    and counting plain writes and unlinks would fire on every build and git checkout."""
+    outcome = _run(Scenario("rewrite", tuple(f"{ATTACK} mass-rename {{workdir}}/docs 30 rewrite"
+                                             .split())), mode_args)
+    assert "30 files locked (rewrite)" in outcome.stdout, outcome.describe()
+    assert "Mass file encryption pattern" not in outcome.rules, outcome.describe()

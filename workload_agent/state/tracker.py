@@ -25,6 +25,7 @@ from ..rules.event import Container, Event, Fd, Param, Process
 from . import drift, fds as F, procfs
 from .container import start_ts_of
 from .process_tree import apply_stat, apply_status, fork_child, seed
+from .rates import Rates
 from .sockets import socket_names
 from .users import UserDb
 
@@ -189,6 +190,7 @@ class StateTracker:
         self.wanted: Optional[frozenset] = None
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
+        self.rates = Rates()
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
@@ -405,6 +407,7 @@ class StateTracker:
                    buffer=data if isinstance(data, bytes) else None, start_ts=self.start_ns,
                    prev_ts=self._prev_ts)
         self._prev_ts = ts
+        self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
         return ev
 
     def _syscall(self, r) -> Event:

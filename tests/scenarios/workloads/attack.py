@@ -431,6 +431,48 @@ def overwrite_and_delete(path: str) -> None:
     print(f"overwrote and removed {path}")
 
 
+def port_scan(host: str, count: str) -> None:
+    """connect() to many ports of a host; closed ports answer with a refusal at once."""
+    refused = 0
+    listener = socket.socket()
+    listener.bind((host, 0))
+    base = listener.getsockname()[1]
+    listener.close()
+    for i in range(int(count)):
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            s.connect((host, (base + 1 + i) % 65536 or 1))
+        except OSError:
+            refused += 1
+        finally:
+            s.close()
+    print(f"scanned {count} ports of {host}: {refused} closed")
+
+
+def mass_rename(directory: str, count: str, mode: str = "rename") -> None:
+    """Ransomware-like: "encrypt" files in place and rename each with an added
+    extension, or (mode "rewrite") write an encrypted copy and delete the original."""
+    os.makedirs(directory, exist_ok=True)
+    for i in range(int(count)):
+        path = os.path.join(directory, f"doc{i}.txt")
+        with open(path, "w") as fh:
+            fh.write("quarterly figures\n")
+    for i in range(int(count)):
+        path = os.path.join(directory, f"doc{i}.txt")
+        with open(path, "rb") as fh:
+            data = bytes(b ^ 0x5A for b in fh.read())
+        if mode == "rename":
+            with open(path, "wb") as fh:
+                fh.write(data)
+            os.rename(path, path + ".locked")
+        else:
+            with open(path + ".locked", "wb") as fh:
+                fh.write(data)
+            os.unlink(path)
+    print(f"{count} files locked ({mode})")
+
+
 ACTIONS = {
     "ptrace-attach": ptrace_attach,
     "ptrace-traceme": ptrace_traceme,
@@ -461,6 +503,8 @@ ACTIONS = {
     "io-uring-open": io_uring_open,
     "decode-in-process": decode_in_process,
     "overwrite-and-delete": overwrite_and_delete,
+    "port-scan": port_scan,
+    "mass-rename": mass_rename,
 }
 
 if __name__ == "__main__":
