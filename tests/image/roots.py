@@ -83,6 +83,15 @@ class Timings:
         return ", ".join(f"{k} {v:.1f} s" for k, v in self.steps.items())
 
 
+def report(request, line: str) -> None:
+    """A line in pytest's terminal output even when output is captured."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter and capture:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+
 def debian_tar(timings: Timings) -> Path:
     """A minbase Debian root as a tarball, cached by the exact mmdebstrap command."""
     argv = [*MMDEBSTRAP, "-", MIRROR]

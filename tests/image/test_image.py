@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -106,10 +107,9 @@ def images(tmp_path_factory, request):
             assert r.returncode == 0, r.stderr
         yield im
     finally:
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter:
-            reporter.write_line(f"\ntests/image durations: {t.show()}")
+        roots.report(request, f"\ntests/image/test_image.py durations: {t.show()}")
         im.engine.close()
+        shutil.rmtree(im.work, ignore_errors=True)
 
 
 def test_image_is_the_bundle_on_busybox(images):
