@@ -122,7 +122,7 @@ def busybox_static(work: Path) -> Path:
     return deb_dir / "x" / "bin" / "busybox"
 
 
-def busybox_tar(work: Path, name: str, busybox: Path, files: dict[str, tuple[str, int]] = {}) -> Path:
+def busybox_tar(work: Path, name: str, busybox: Path, files: dict[str, tuple[str, int]] | None = None) -> Path:
     """A root holding busybox-static, its applets as symlinks (as in the busybox image),
     a world-writable /tmp and the given extra files {path: (text, mode)}."""
     out = work / f"{name}.tar"
@@ -142,7 +142,7 @@ def busybox_tar(work: Path, name: str, busybox: Path, files: dict[str, tuple[str
                 info = tarfile.TarInfo(f"bin/{applet}")
                 info.type, info.linkname = tarfile.SYMTYPE, "busybox"
                 tar.addfile(info)
-        for path, (text, mode) in files.items():
+        for path, (text, mode) in (files or {}).items():
             data = text.encode()
             info = tarfile.TarInfo(path.lstrip("/"))
             info.size, info.mode = len(data), mode
