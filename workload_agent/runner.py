@@ -308,6 +308,21 @@ def default_capture(names=None):
     return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
 
 
+def _write_stats(stats: dict) -> None:
+    """The tracer's counters (stops, records, drops) as JSON to $WORKLOAD_AGENT_STATS_FILE,
+    for benchmarks: a figure means nothing without the stops that produced it."""
+    path = os.environ.get("WORKLOAD_AGENT_STATS_FILE")
+    if not path:
+        return
+    import json
+
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(stats, f)
+    except OSError as exc:
+        _warn(f"cannot write the tracer stats to {path}: {exc.strerror}")
+
+
 def _deliver(sink, batch):
     """A consumer bug must never take the workload down: report it and stop consuming."""
     try:
@@ -377,6 +392,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
                 sink = _deliver(sink, rest)
             rest = tracer.read()
         stats = tracer.stats()
+        _write_stats(stats)
         if sink is not None:
             sink.close(stats)
         if stats["drops"]:

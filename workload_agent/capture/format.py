@@ -20,7 +20,11 @@ first element:
                                     schema indexes changed; `base id` is never used again
     ["F"]                           (version 2) every snapshot id before this one is
                                     dead (the writer forgot the objects it had seen)
-    ["E", [values]]                 an Event; object values are references to snapshots
+    ["X", [ids]]                    (version 2) these snapshots are dead (a closed fd, an
+                                    exited process): a later use is a new snapshot
+    ["E", [values]]                 an Event; object values are references to snapshots;
+                                    (version 2) its params are [values] rows of Param
+                                    fields, in place (version 1: EXT_INLINE values)
     ["D", ts, count]                the tracer dropped `count` events
     ["Z", summary]                  clean end of the recording
 
@@ -267,6 +271,8 @@ class _Interner:
 
 _SCALARS = frozenset((str, bytes, bool, float, int))
 _event_values = operator.attrgetter(*_EVENT_FIELDS)
+_PARAMS_AT = _EVENT_FIELDS.index("params")
+_param_values = operator.attrgetter(*(f.name for f in dataclasses.fields(E.Param)))
 
 
 class CaptureWriter:
@@ -310,12 +316,32 @@ class CaptureWriter:
             self._add(_pack(["F"]))
         value = self._interner.value
         values = [value(v, out, done) for v in _event_values(ev)]
+        params = ev.params
+        if isinstance(params, list) and all(isinstance(p, E.Param) for p in params):
+            values[_PARAMS_AT] = [[value(x, out, done) for x in _param_values(p)] for p in params]
         rec = _pack_wide(["E", values])
         for r in out:
             self._add(r)
         self._add(rec)
         self.events += 1
+        # What the event retired will not be referenced again (and if it is, it is
+        # written anew): the reader can let it go, so its memory stays flat.
+        fd, proc = ev.fd, ev.proc
+        if ev.type == "procexit" and proc is not None:
+            self._forget([proc] + list(proc.fds.values()))
+        elif fd is not None and (ev.type == "close" or proc is None or proc.fds.get(fd.num) is not fd):
+            self._forget([fd])  # closed, or never in a table (a failed open)
         self.maybe_flush()
+
+    def _forget(self, objs) -> None:
+        known = self._interner.known
+        sids = []
+        for obj in objs:
+            seen = known.pop(id(obj), None)
+            if seen is not None:
+                sids.append(seen[3])
+        if sids:
+            self._add(_pack(["X", sids]))
 
     def write_drop(self, ts: int, count: int) -> None:
         self._add(_pack(["D", ts, count]))
@@ -369,6 +395,54 @@ def _small_uint(data: bytes) -> int:
     raise ValueError("bad snapshot reference")
 
 
+class _ParamRows(list):
+    """An event's params as written (rows of Param fields), made Params on first use:
+    an event no rule reads the params of never pays for them."""
+    __slots__ = ("_src",)
+
+    def __init__(self, rows: list, decoder: "_Decoder") -> None:
+        super().__init__()
+        self._src = (rows, decoder)
+
+    def _fill(self) -> None:
+        src = self._src
+        if src is not None:
+            self._src = None
+            rows, decoder = src
+            build = decoder.build
+            list.extend(self, [build(E.Param, "Param", r) if type(r) is list else r for r in rows])
+
+    def __iter__(self):
+        self._fill()
+        return list.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return list.__len__(self)
+
+    def __getitem__(self, i):
+        self._fill()
+        return list.__getitem__(self, i)
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return list.__len__(self) > 0
+
+    def __eq__(self, other) -> bool:
+        self._fill()
+        return list.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return list.__repr__(self)
+
+    def __reduce_ex__(self, protocol):
+        self._fill()
+        return (list, (list(list.__iter__(self)),))
+
+
 class _Decoder:
     """Unpacks a capture's msgpack: references become the objects they name as they are
     read (a record only refers to snapshots written before it), inline values become
@@ -382,7 +456,13 @@ class _Decoder:
 
     def hook(self, code: int, data: bytes):
         if code == EXT_REF:
-            sid = _small_uint(data)
+            n = len(data)
+            if n == 3 and data[0] == 0xcd:
+                sid = (data[1] << 8) | data[2]
+            elif n == 1 and data[0] < 0x80:
+                sid = data[0]
+            else:
+                sid = _small_uint(data)
             obj = self.objects.get(sid)
             if obj is None:
                 raise CaptureError(self.reader.path, f"corrupted: reference to unknown snapshot {sid}",
@@ -412,9 +492,9 @@ class _Decoder:
 
     def plan(self, cls, cname: str) -> tuple:
         """(field name per written value, None for a field this version lacks;
-        defaults of the fields the file does not write)."""
-        key = (cls, cname)
-        plan = self.plans.get(key)
+        defaults of the fields the file does not write; whether values map onto
+        fields one to one)."""
+        plan = self.plans.get(cname)
         if plan is None:
             schema = self.reader._schema.get(cname)
             if schema is None and cls is E.Event:
@@ -432,18 +512,27 @@ class _Decoder:
                     factories.append((f.name, f.default_factory))  # type: ignore[misc]
                 else:
                     raise ValueError(f"{cname} record without its field {f.name!r}")
-            plan = self.plans[key] = (names, defaults, tuple(factories))
+            init = [f.name for f in dataclasses.fields(cls) if f.init]
+            # The file writes this version's fields in order and what it leaves out has
+            # defaults: the class's own constructor does the work.
+            positional = names == init[:len(names)] and not any(
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+                for f in dataclasses.fields(cls)[len(names):] if f.init)
+            plan = self.plans[cname] = (names, defaults, tuple(factories), positional)
         return plan
 
     def build(self, cls, cname: str, values):
-        names, defaults, factories = self.plan(cls, cname)
+        plan = self.plans.get(cname) or self.plan(cls, cname)
+        if plan[3] and len(values) == len(plan[0]):
+            return cls(*values)
+        names, defaults, factories, _ = plan
+        obj = object.__new__(cls)
         state = dict(defaults)
         for name, make in factories:
             state[name] = make()
         for name, v in zip(names, values):
             if name is not None:
                 state[name] = v
-        obj = object.__new__(cls)
         obj.__dict__.update(state)
         return obj
 
@@ -594,7 +683,11 @@ class CaptureReader:
         tag = rec[0]
         if tag == "E":
             self.events_read += 1
-            return self._decoder.build(E.Event, "Event", rec[1])
+            ev = self._decoder.build(E.Event, "Event", rec[1])
+            params = ev.params
+            if self.version >= 2 and type(params) is list and params and type(params[0]) is list:
+                ev.params = _ParamRows(params, self._decoder)
+            return ev
         if tag == "U":
             _, sid, base, changed = rec
             old = self._objects.pop(base, None)
@@ -619,6 +712,10 @@ class CaptureReader:
             return None
         if tag == "F":
             self._objects.clear()
+            return None
+        if tag == "X":
+            for sid in rec[1]:
+                self._objects.pop(sid, None)
             return None
         if tag == "D":
             return Drop(rec[1], rec[2])
