@@ -461,6 +461,8 @@ class _Decoder:
                 sid = (data[1] << 8) | data[2]
             elif n == 1 and data[0] < 0x80:
                 sid = data[0]
+            elif n == 5 and data[0] == 0xce:
+                sid = int.from_bytes(data[1:], "big")
             else:
                 sid = _small_uint(data)
             obj = self.objects.get(sid)
