@@ -8,6 +8,8 @@ Workloads: (a) open/close loop (one traced syscall per iteration), (b) a loop of
 untraced syscalls, (c) a shell script spawning 2,000 short processes, (d) a Python
 import storm. Reports medians, whole-run ratios against native, and the overhead per
 traced syscall in microseconds. This machine is noisy: compare ratios, not seconds.
+The agent is the installed `workload-agent` run with `--priority security` (see
+agent_cmd.py); the tracer's stop count is printed beside each of its figures.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from agent_cmd import agent_exe, check_traced, run_counted  # noqa: E402
 from workload_agent.events.params import DEFAULT_SYSCALLS  # noqa: E402
 from workload_agent.events.syscall_table import SYSCALLS  # noqa: E402
 from workload_agent.events.arch import native_arch  # noqa: E402
@@ -54,10 +57,13 @@ def build(tmp: pathlib.Path, name: str, src: str) -> str:
     return str(tmp / name)
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str]) -> tuple:
+    """(seconds, tracer stops or None)."""
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    proc, stops = run_counted(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {argv} failed with status {proc.returncode}")
+    return time.perf_counter() - t0, stops
 
 
 def main() -> int:
@@ -82,7 +88,8 @@ def main() -> int:
         "d_import_storm": ([sys.executable, "-I", "-c", IMPORTS], None),
     }
     arch = native_arch()
-    agent = [sys.executable, "-m", "workload_agent", "run"]
+    check_traced()
+    agent = [agent_exe(), "run", "--priority", "security"]
     plan = subprocess.run(agent + ["--print-syscalls"], capture_output=True, text=True)
     if plan.returncode == 0 and plan.stdout.split():
         traced = plan.stdout.split()  # what the default rules make the agent stop on
@@ -119,11 +126,15 @@ def main() -> int:
     results: dict = {}
     for name, (argv, _) in workloads.items():
         samples = {r: [] for r in runners}
+        stops = {}
         for _ in range(args.repeat):
             for r, prefix in runners.items():  # interleaved so drift hits every runner alike
-                samples[r].append(timed(prefix + argv))
+                seconds, n_stops = timed(prefix + argv)
+                samples[r].append(seconds)
+                if n_stops is not None:
+                    stops[r] = n_stops
         med = {r: statistics.median(s) for r, s in samples.items()}
-        results[name] = {"median_s": med, "traced_syscalls": counts.get(name)}
+        results[name] = {"median_s": med, "traced_syscalls": counts.get(name), "stops": stops}
         print(f"\n{name}  (traced syscalls per run: {counts.get(name)})", flush=True)
         for r in runners:
             ratio = med[r] / med["native"]
@@ -133,6 +144,8 @@ def main() -> int:
                 us = (med[r] - med["native"]) / n * 1e6
                 line += f"   {us:6.2f} us per traced syscall"
                 results[name].setdefault("us_per_event", {})[r] = us
+            if r in stops:
+                line += f"   {stops[r]} stops"
             results[name].setdefault("ratio", {})[r] = ratio
             print(line, flush=True)
     if args.json:

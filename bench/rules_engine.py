@@ -4,7 +4,7 @@ through them on a recorded capture (one core, no tracer: only the rules engine).
 
     python3 bench/rules_engine.py CAPTURE [--rules-dir DIR] [--matching all] [--repeat 5]
 
-CAPTURE is a `workload-agent record` file (bench/mix.sh records a realistic mix:
+CAPTURE is a `workload-agent record` file (bench/mix.sh is a realistic mix:
 `workload-agent record -o mix.wacap --no-rules -- bench/mix.sh`). The events are
 decoded once before timing; each pass evaluates every event against the enabled
 rules of all three upstream files, like `replay --rule-matching all` does.

@@ -202,13 +202,12 @@ class Detector:
 
     def __init__(self, ruleset, tracker, writer: AlertWriter, *, mode: str = "first",
                  append_container: bool = True):
-        from .rules.output import compile_output
-
         self.ruleset = ruleset
         self.tracker = tracker
         self.writer = writer
         self.mode = mode
-        self.suffix = compile_output(CONTAINER_SUFFIX) if append_container else None
+        self.append_container = append_container
+        self._suffix = None  # compiled at the first alert: not on the way to the workload's exec
         self.events = 0
         self.drops = 0
         self.records = 0
@@ -440,9 +439,13 @@ class Detector:
     def _alert(self, rule, ev) -> None:
         message = rule.output.render(ev)
         fields = rule.output.fields(ev)
-        if self.suffix is not None:
-            message = f"{message} {self.suffix.render(ev)}"
-            fields.update(self.suffix.fields(ev))
+        if self.append_container:
+            if self._suffix is None:
+                from .rules.output import compile_output
+
+                self._suffix = compile_output(CONTAINER_SUFFIX)
+            message = f"{message} {self._suffix.render(ev)}"
+            fields.update(self._suffix.fields(ev))
         self.writer.write(ev.ts, rule.priority, rule.name, message, fields, rule.tags)
 
     def _drop(self, rec) -> None:

@@ -453,6 +453,21 @@ def default_capture(names=None):
             for n in wanted}
 
 
+def _write_stats(stats: dict) -> None:
+    """The tracer's counters (stops, records, drops) as JSON to $WORKLOAD_AGENT_STATS_FILE,
+    for benchmarks: a figure means nothing without the stops that produced it."""
+    path = os.environ.get("WORKLOAD_AGENT_STATS_FILE")
+    if not path:
+        return
+    import json
+
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(stats, f)
+    except OSError as exc:
+        _warn(f"cannot write the tracer stats to {path}: {exc.strerror}")
+
+
 class _Pump:
     """Moves record batches from the tracer to the sink. Nothing that goes wrong here may
     take the workload down or stop detection: a failure is reported once per kind,
@@ -568,6 +583,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         while pump.once():
             pass
         stats = tracer.stats()
+        _write_stats(stats)
         if sink is not None:
             try:
                 sink.close(stats)

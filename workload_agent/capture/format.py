@@ -15,12 +15,24 @@ first element:
 
     ["H", header]                   first record of the file (schema, host, command)
     ["O", class, id, [values]]      a snapshot of a Process/Fd/User/Group/Container/Mount
-    ["E", [values]]                 an Event; object values are references to snapshots
+    ["U", id, base id, {i: value}]  (version 2) a new snapshot of the object snapshotted as
+                                    `base id`: its values with those at the given
+                                    schema indexes changed; `base id` is never used again
+    ["F"]                           (version 2) every snapshot id before this one is
+                                    dead (the writer forgot the objects it had seen)
+    ["X", [ids]]                    (version 2) these snapshots are dead (a closed fd, an
+                                    exited process): a later use is a new snapshot
+    ["E", [values]]                 an Event; object values are references to snapshots;
+                                    (version 2) its params are [values] rows of Param
+                                    fields, in place (version 1: EXT_INLINE values)
     ["D", ts, count]                the tracer dropped `count` events
     ["Z", summary]                  clean end of the recording
 
 A snapshot is written the first time an object is seen and again only when its
-encoded value changed, so a process referenced by a thousand events is stored once.
+encoded value changed, so a process referenced by a thousand events is stored once;
+a changed object is written as the fields that changed ("U"), and since the snapshot
+it replaces is then dead, a reader keeps one snapshot per live object: its memory
+does not grow with the length of the capture.
 Object fields are written in the order the header's schema names them, which lets a
 reader of the same format version rebuild objects by name.
 """
@@ -28,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import os
 import struct
 import time
 import zlib
@@ -40,7 +53,7 @@ from ..events.sockaddr import SockAddr, SockTuple
 from ..rules import event as E
 
 MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: "U" and "F" records
 _PREFIX = struct.Struct("<8sH")
 CHUNK_TAG = b"WAck"
 _CHUNK = struct.Struct("<4sIIII")
@@ -184,9 +197,9 @@ class _Interner:
     """
 
     def __init__(self) -> None:
-        # id(obj) -> (obj, encoded values, reference); the obj is kept so its id
-        # cannot be reused by a different object while we remember it.
-        self.known: Dict[int, Tuple[Any, list, Any]] = {}
+        # id(obj) -> (obj, encoded values, reference, snapshot id); the obj is kept
+        # so its id cannot be reused by a different object while we remember it.
+        self.known: Dict[int, Tuple[Any, list, Any, int]] = {}
         self.shapes: Dict[type, _Shape] = {}
         self.next_id = 1
 
@@ -228,8 +241,12 @@ class _Interner:
             sid = self.next_id
             self.next_id += 1
             ref = msgpack.ExtType(EXT_REF, _pack(sid))
-            self.known[key] = (obj, values, ref)
-            out.append(_pack_wide(["O", shape.name, sid, values]))
+            self.known[key] = (obj, values, ref, sid)
+            if seen is not None and len(seen[1]) == len(values):
+                changed = {i: v for i, (old, v) in enumerate(zip(seen[1], values)) if old != v}
+                out.append(_pack_wide(["U", sid, seen[3], changed]))
+            else:
+                out.append(_pack_wide(["O", shape.name, sid, values]))
         done[key] = ref
         return ref
 
@@ -254,6 +271,8 @@ class _Interner:
 
 _SCALARS = frozenset((str, bytes, bool, float, int))
 _event_values = operator.attrgetter(*_EVENT_FIELDS)
+_PARAMS_AT = _EVENT_FIELDS.index("params")
+_param_values = operator.attrgetter(*(f.name for f in dataclasses.fields(E.Param)))
 
 
 class CaptureWriter:
@@ -294,14 +313,35 @@ class CaptureWriter:
         done: Dict[int, Any] = {}
         if len(self._interner.known) > MAX_REMEMBERED:
             self._interner.known.clear()
+            self._add(_pack(["F"]))
         value = self._interner.value
         values = [value(v, out, done) for v in _event_values(ev)]
+        params = ev.params
+        if isinstance(params, list) and all(isinstance(p, E.Param) for p in params):
+            values[_PARAMS_AT] = [[value(x, out, done) for x in _param_values(p)] for p in params]
         rec = _pack_wide(["E", values])
         for r in out:
             self._add(r)
         self._add(rec)
         self.events += 1
+        # What the event retired will not be referenced again (and if it is, it is
+        # written anew): the reader can let it go, so its memory stays flat.
+        fd, proc = ev.fd, ev.proc
+        if ev.type == "procexit" and proc is not None:
+            self._forget([proc] + list(proc.fds.values()))
+        elif fd is not None and (ev.type == "close" or proc is None or proc.fds.get(fd.num) is not fd):
+            self._forget([fd])  # closed, or never in a table (a failed open)
         self.maybe_flush()
+
+    def _forget(self, objs) -> None:
+        known = self._interner.known
+        sids = []
+        for obj in objs:
+            seen = known.pop(id(obj), None)
+            if seen is not None:
+                sids.append(seen[3])
+        if sids:
+            self._add(_pack(["X", sids]))
 
     def write_drop(self, ts: int, count: int) -> None:
         self._add(_pack(["D", ts, count]))
@@ -345,42 +385,158 @@ class Drop:
     count: int
 
 
-def _ext_hook(code: int, data: bytes):
-    if code == EXT_TUPLE:
-        return tuple(_unpack_one(data))
-    if code == EXT_BIGINT:
-        return int(data.decode())
-    if code == EXT_REF:
-        return _Ref(_unpack_one(data))
-    if code == EXT_INLINE:
-        return _Inline(*_unpack_one(data))
-    if code == EXT_VALUE:
-        name, args = _unpack_one(data)
-        cls = VALUES.get(name)
-        if cls is None:
-            raise ValueError(f"unknown value class {name!r}")
-        return cls(*args)
-    return msgpack.ExtType(code, data)
+def _small_uint(data: bytes) -> int:
+    """A msgpack-packed unsigned int (a snapshot id), without a general unpack."""
+    b = data[0]
+    if b < 0x80 and len(data) == 1:
+        return b
+    if (b, len(data)) in ((0xcc, 2), (0xcd, 3), (0xce, 5), (0xcf, 9)):
+        return int.from_bytes(data[1:], "big")
+    raise ValueError("bad snapshot reference")
 
 
-class _Ref:
-    __slots__ = ("id",)
+class _ParamRows(list):
+    """An event's params as written (rows of Param fields), made Params on first use:
+    an event no rule reads the params of never pays for them."""
+    __slots__ = ("_src",)
 
-    def __init__(self, sid: int) -> None:
-        self.id = sid
+    def __init__(self, rows: list, decoder: "_Decoder") -> None:
+        super().__init__()
+        self._src = (rows, decoder)
+
+    def _fill(self) -> None:
+        src = self._src
+        if src is not None:
+            self._src = None
+            rows, decoder = src
+            build = decoder.build
+            list.extend(self, [build(E.Param, "Param", r) if type(r) is list else r for r in rows])
+
+    def __iter__(self):
+        self._fill()
+        return list.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return list.__len__(self)
+
+    def __getitem__(self, i):
+        self._fill()
+        return list.__getitem__(self, i)
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return list.__len__(self) > 0
+
+    def __eq__(self, other) -> bool:
+        self._fill()
+        return list.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return list.__repr__(self)
+
+    def __reduce_ex__(self, protocol):
+        self._fill()
+        return (list, (list(list.__iter__(self)),))
 
 
-class _Inline:
-    __slots__ = ("cls", "values")
+class _Decoder:
+    """Unpacks a capture's msgpack: references become the objects they name as they are
+    read (a record only refers to snapshots written before it), inline values become
+    their objects, so a record needs no second pass."""
 
-    def __init__(self, cls: str, values: list) -> None:
-        self.cls = cls
-        self.values = values
+    def __init__(self, reader: "CaptureReader") -> None:
+        self.reader = reader
+        self.objects: Dict[int, Any] = {}
+        self.plans: Dict[tuple, tuple] = {}
+        self.pos = 0
 
+    def hook(self, code: int, data: bytes):
+        if code == EXT_REF:
+            n = len(data)
+            if n == 3 and data[0] == 0xcd:
+                sid = (data[1] << 8) | data[2]
+            elif n == 1 and data[0] < 0x80:
+                sid = data[0]
+            elif n == 5 and data[0] == 0xce:
+                sid = int.from_bytes(data[1:], "big")
+            else:
+                sid = _small_uint(data)
+            obj = self.objects.get(sid)
+            if obj is None:
+                raise CaptureError(self.reader.path, f"corrupted: reference to unknown snapshot {sid}",
+                                   self.pos)
+            return obj
+        if code == EXT_INLINE:
+            name, values = self.unpack(data)
+            cls = INLINE.get(name)
+            if cls is None:
+                raise CaptureError(self.reader.path, f"corrupted: unknown inline class {name!r}", self.pos)
+            return self.build(cls, name, values)
+        if code == EXT_TUPLE:
+            return tuple(self.unpack(data))
+        if code == EXT_BIGINT:
+            return int(data.decode())
+        if code == EXT_VALUE:
+            name, args = self.unpack(data)
+            cls = VALUES.get(name)
+            if cls is None:
+                raise ValueError(f"unknown value class {name!r}")
+            return cls(*args)
+        return msgpack.ExtType(code, data)
 
-def _unpack_one(data: bytes):
-    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False,
-                           ext_hook=_ext_hook, unicode_errors="surrogateescape")
+    def unpack(self, data: bytes):
+        return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False,
+                               ext_hook=self.hook, unicode_errors="surrogateescape")
+
+    def plan(self, cls, cname: str) -> tuple:
+        """(field name per written value, None for a field this version lacks;
+        defaults of the fields the file does not write; whether values map onto
+        fields one to one)."""
+        plan = self.plans.get(cname)
+        if plan is None:
+            schema = self.reader._schema.get(cname)
+            if schema is None and cls is E.Event:
+                schema = _EVENT_FIELDS
+            known = _field_names(cls)
+            names = [n if n in known else None for n in schema or ()]
+            written = set(names)
+            defaults, factories = {}, []
+            for f in dataclasses.fields(cls):
+                if f.name in written or not f.init:
+                    continue
+                if f.default is not dataclasses.MISSING:
+                    defaults[f.name] = f.default
+                elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                    factories.append((f.name, f.default_factory))  # type: ignore[misc]
+                else:
+                    raise ValueError(f"{cname} record without its field {f.name!r}")
+            init = [f.name for f in dataclasses.fields(cls) if f.init]
+            # The file writes this version's fields in order and what it leaves out has
+            # defaults: the class's own constructor does the work.
+            positional = names == init[:len(names)] and not any(
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+                for f in dataclasses.fields(cls)[len(names):] if f.init)
+            plan = self.plans[cname] = (names, defaults, tuple(factories), positional)
+        return plan
+
+    def build(self, cls, cname: str, values):
+        plan = self.plans.get(cname) or self.plan(cls, cname)
+        if plan[3] and len(values) == len(plan[0]):
+            return cls(*values)
+        names, defaults, factories, _ = plan
+        obj = object.__new__(cls)
+        state = dict(defaults)
+        for name, make in factories:
+            state[name] = make()
+        for name, v in zip(names, values):
+            if name is not None:
+                state[name] = v
+        obj.__dict__.update(state)
+        return obj
 
 
 class CaptureReader:
@@ -394,30 +550,37 @@ class CaptureReader:
 
     def __init__(self, path: str):
         self.path = path
+        # Read chunk by chunk: memory does not grow with the file.
         try:
-            with open(path, "rb") as f:
-                self.data = f.read()
+            self._file = open(path, "rb")
+            self.size = os.fstat(self._file.fileno()).st_size
+            head = self._file.read(_PREFIX.size)
         except OSError as exc:
             raise CaptureError(path, exc.strerror or str(exc)) from None
-        if len(self.data) < _PREFIX.size:
-            if MAGIC.startswith(self.data[:len(MAGIC)]):
-                raise CaptureError(path, f"file too short to be a capture ({len(self.data)} bytes)", 0)
+        if len(head) < _PREFIX.size:
+            self.close()
+            if MAGIC.startswith(head[:len(MAGIC)]):
+                raise CaptureError(path, f"file too short to be a capture ({len(head)} bytes)", 0)
             raise CaptureError(path, "not a workload-agent capture (bad magic)", 0)
-        magic, version = _PREFIX.unpack_from(self.data, 0)
+        magic, version = _PREFIX.unpack_from(head, 0)
         if magic != MAGIC:
+            self.close()
             raise CaptureError(path, "not a workload-agent capture (bad magic)", 0)
         if version > FORMAT_VERSION:
+            self.close()
             raise CaptureVersionError(
                 path, f"capture format version {version} is newer than this workload-agent reads "
                       f"(format version {FORMAT_VERSION}): upgrade workload-agent to replay it")
         if version < 1:
+            self.close()
             raise CaptureError(path, f"invalid capture format version {version}", len(MAGIC))
         self.version = version
         self.header: dict = {}
         self.summary: Optional[dict] = None
         self.truncated: Optional[str] = None
         self.events_read = 0
-        self._objects: Dict[int, Any] = {}
+        self._decoder = _Decoder(self)
+        self._objects = self._decoder.objects
         self._schema: Dict[str, List[str]] = {}
         self._iter = self._records()
         first = next(self._iter, None)
@@ -426,6 +589,7 @@ class CaptureReader:
         else:
             self._pending = []
         if not self.header:
+            self.close()
             if self.truncated:
                 raise CaptureError(path, f"no complete header: {self.truncated}", _PREFIX.size)
             raise CaptureError(path, "no header record", _PREFIX.size)
@@ -439,16 +603,38 @@ class CaptureReader:
         yield from pending
         yield from self._iter
 
+    def close(self) -> None:
+        f, self._file = getattr(self, "_file", None), None
+        if f is not None:
+            f.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _read_at(self, pos: int, n: int) -> bytes:
+        f = self._file
+        if f is None:
+            return b""
+        try:
+            f.seek(pos)
+            return f.read(n)
+        except OSError as exc:
+            raise CaptureError(self.path, exc.strerror or str(exc), pos) from None
+
     def _chunks(self) -> Iterator[Tuple[int, bytes]]:
-        data, pos, n = self.data, _PREFIX.size, len(self.data)
+        pos, n = _PREFIX.size, self.size
         while pos < n:
             if n - pos < _CHUNK.size:
                 self.truncated = f"the file ends at byte {n} inside a chunk header"
                 return
-            tag, clen, rlen, crc, head_crc = _CHUNK.unpack_from(data, pos)
+            head = self._read_at(pos, _CHUNK.size)
+            if len(head) < _CHUNK.size:
+                self.truncated = f"the file ends at byte {pos + len(head)} inside a chunk header"
+                return
+            tag, clen, rlen, crc, head_crc = _CHUNK.unpack(head)
             if tag != CHUNK_TAG:
                 raise CaptureError(self.path, "corrupted: no chunk starts here", pos)
-            if zlib.crc32(data[pos:pos + _CHUNK_CHECKED]) != head_crc:
+            if zlib.crc32(head[:_CHUNK_CHECKED]) != head_crc:
                 raise CaptureError(self.path, "corrupted: chunk header checksum mismatch", pos)
             if clen > MAX_CHUNK or rlen > MAX_CHUNK:
                 raise CaptureError(self.path, f"corrupted: impossible chunk length {max(clen, rlen)}", pos)
@@ -457,7 +643,11 @@ class CaptureReader:
                 self.truncated = (f"the file ends at byte {n} inside the chunk at byte {pos} "
                                   f"({body + clen - n} bytes missing)")
                 return
-            blob = data[body:body + clen]
+            blob = self._read_at(body, clen)
+            if len(blob) < clen:
+                self.truncated = (f"the file ends at byte {body + len(blob)} inside the chunk at byte {pos} "
+                                  f"({clen - len(blob)} bytes missing)")
+                return
             if zlib.crc32(blob) != crc:
                 raise CaptureError(self.path, "corrupted: chunk checksum mismatch", pos)
             try:
@@ -471,8 +661,9 @@ class CaptureReader:
 
     def _records(self) -> Iterator[Union[E.Event, Drop]]:
         for pos, raw in self._chunks():
+            self._decoder.pos = pos
             unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=False,
-                                        ext_hook=_ext_hook, unicode_errors="surrogateescape",
+                                        ext_hook=self._decoder.hook, unicode_errors="surrogateescape",
                                         max_buffer_size=max(len(raw), 1))
             unpacker.feed(raw)
             try:
@@ -485,7 +676,8 @@ class CaptureReader:
             except Exception as exc:  # noqa: BLE001 - any decoding failure is damage
                 raise CaptureError(self.path, f"corrupted record in the chunk ({exc})", pos) from None
         if self.summary is None and self.truncated is None:
-            self.truncated = f"the file ends at byte {len(self.data)} without the end record"
+            self.truncated = f"the file ends at byte {self.size} without the end record"
+        self.close()
 
     def _apply(self, rec, pos):
         if not isinstance(rec, list) or not rec:
@@ -493,51 +685,51 @@ class CaptureReader:
         tag = rec[0]
         if tag == "E":
             self.events_read += 1
-            return self._build(E.Event, self._schema.get("Event", _EVENT_FIELDS), rec[1], pos)
+            ev = self._decoder.build(E.Event, "Event", rec[1])
+            params = ev.params
+            if self.version >= 2 and type(params) is list and params and type(params[0]) is list:
+                ev.params = _ParamRows(params, self._decoder)
+            return ev
+        if tag == "U":
+            _, sid, base, changed = rec
+            old = self._objects.pop(base, None)
+            if old is None:
+                raise CaptureError(self.path, f"corrupted: update of unknown snapshot {base}", pos)
+            cls = type(old)
+            names = self._decoder.plan(cls, cls.__name__)[0]
+            new = object.__new__(cls)
+            state = new.__dict__
+            state.update(old.__dict__)  # unchanged values are shared: snapshots are read-only
+            for i, v in changed.items():
+                if 0 <= i < len(names) and names[i] is not None:
+                    state[names[i]] = v
+            self._objects[sid] = new
+            return None
         if tag == "O":
             _, cname, sid, values = rec
             cls = CLASSES.get(cname)
             if cls is None:
                 raise CaptureError(self.path, f"corrupted: unknown object class {cname!r}", pos)
-            self._objects[sid] = self._build(cls, self._schema.get(cname, ()), values, pos)
+            self._objects[sid] = self._decoder.build(cls, cname, values)
+            return None
+        if tag == "F":
+            self._objects.clear()
+            return None
+        if tag == "X":
+            for sid in rec[1]:
+                self._objects.pop(sid, None)
             return None
         if tag == "D":
             return Drop(rec[1], rec[2])
         if tag == "H":
             self.header = rec[1]
             self._schema = self.header.get("schema", {})
+            self._decoder.plans.clear()
             return None
         if tag == "Z":
             self.summary = rec[1]
             return None
         raise CaptureError(self.path, f"corrupted: unknown record tag {tag!r}", pos)
-
-    def _build(self, cls, names, values, pos):
-        known = _field_names(cls)
-        kw = {}
-        for name, v in zip(names, values):
-            if name in known:
-                kw[name] = self._resolve(v, pos)
-        return cls(**kw)
-
-    def _resolve(self, v, pos):
-        if isinstance(v, _Ref):
-            try:
-                return self._objects[v.id]
-            except KeyError:
-                raise CaptureError(self.path, f"corrupted: reference to unknown snapshot {v.id}", pos) from None
-        if isinstance(v, list):
-            return [self._resolve(x, pos) for x in v]
-        if isinstance(v, _Inline):
-            cls = INLINE.get(v.cls)
-            if cls is None:
-                raise CaptureError(self.path, f"corrupted: unknown inline class {v.cls!r}", pos)
-            return self._build(cls, self._schema.get(v.cls, ()), v.values, pos)
-        if isinstance(v, tuple):
-            return tuple(self._resolve(x, pos) for x in v)
-        if isinstance(v, dict):
-            return {self._resolve(k, pos): self._resolve(x, pos) for k, x in v.items()}
-        return v
 
 
 _FIELD_NAMES: Dict[type, frozenset] = {}

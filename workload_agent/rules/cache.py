@@ -6,7 +6,10 @@ What is kept: each rule as the ruleset holds it (resolved condition tree, event
 types, fields, output text...) and the load's warnings. Compiled closures cannot be
 stored: a rule's predicate and output format are compiled again on first use, which
 cannot fail since the same content compiled when the entry was written (the rule
-groups that match events compile from the trees anyway, see group.py).
+groups that match events compile from the trees anyway, see group.py). The condition
+trees are a pickle of their own, read when a rule's condition is first asked for:
+`instrument` needs only the event types to start the workload, so the tree classes
+are not even imported before the workload's exec.
 
 Key: the files' names and contents, the agent version, the Python version, and the
 size and mtime of every module of this package (a changed compiler must not reuse
@@ -27,6 +30,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from .. import __version__
+from .ruleset import Rule
 
 _FORMAT = 1
 
@@ -148,8 +152,10 @@ def load(key: str):
     if not isinstance(doc, dict) or doc.get("key") != key:
         return None
     rules = doc["rules"]
+    trees = _Trees(doc["trees"])
     for r in rules:
-        r.evaluate = LazyPredicate(r.condition)
+        r._trees = trees
+        r.evaluate = LazyPredicate(r)
         r.output = LazyOutput(r.output_text)
     return rules, doc["warnings"]
 
@@ -159,17 +165,20 @@ def store(key: str, rules: list, warnings: List[str]) -> None:
     if d is None or not _private_dir(d, create=True):
         return
     slim = []
-    for r in rules:
-        c = _copy(r)
-        c.enabled = c.enabled_in_file  # selections are applied on each load
-        c.evaluate = c.output = None
-        c.condition_text_cache = None
+    for i, r in enumerate(rules):
+        c = CachedRule.__new__(CachedRule)
+        state = dict(r.__dict__)
+        state.pop("condition", None)
+        state.update(enabled=r.enabled_in_file,  # selections are applied on each load
+                     evaluate=None, output=None, condition_text_cache=None, _tree_index=i)
+        c.__dict__.update(state)
         slim.append(c)
     path = os.path.join(d, f"rules-{key}.pickle")
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
+        trees = pickle.dumps([r.condition for r in rules], protocol=pickle.HIGHEST_PROTOCOL)
         with open(tmp, "wb") as fh:
-            pickle.dump({"key": key, "rules": slim, "warnings": list(warnings)}, fh,
+            pickle.dump({"key": key, "rules": slim, "trees": trees, "warnings": list(warnings)}, fh,
                         protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)  # readers see a whole entry or none
     except (OSError, pickle.PicklingError, RecursionError, TypeError, AttributeError):
@@ -195,18 +204,35 @@ def _prune(d: str, keep: str, limit: int = 8) -> None:
         pass
 
 
-def _copy(rule):
-    import copy
+class _Trees:
+    """The condition trees of a cache entry, unpickled on first use."""
+    __slots__ = ("blob", "trees")
 
-    return copy.copy(rule)
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.trees = None
+
+    def get(self, i: int):
+        if self.trees is None:
+            self.trees = pickle.loads(self.blob)
+            self.blob = b""
+        return self.trees[i]
+
+
+class CachedRule(Rule):
+    """A rule read from the cache: its condition tree is read when first asked for."""
+
+    @property  # type: ignore[override]
+    def condition(self):
+        return self._trees.get(self._tree_index)
 
 
 class LazyPredicate:
     """A rule's compiled condition, compiled on first call."""
-    __slots__ = ("node", "f")
+    __slots__ = ("rule", "f")
 
-    def __init__(self, node) -> None:
-        self.node = node
+    def __init__(self, rule) -> None:
+        self.rule = rule
         self.f = None
 
     def __call__(self, event) -> bool:
@@ -214,7 +240,7 @@ class LazyPredicate:
         if f is None:
             from .compiler import compile_condition
 
-            f = self.f = compile_condition(self.node)
+            f = self.f = compile_condition(self.rule.condition)
         return f(event)
 
 

@@ -32,6 +32,14 @@ GroupMatch = Callable[[Any, bool], list]
 _U = object()  # "not evaluated yet"
 
 
+class _Merged:
+    """Generated source standing for several children of an or."""
+    __slots__ = ("source",)
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+
 def compile_group(rules: list, event_type: Optional[str] = None,
                   registry: Optional[Registry] = None) -> GroupMatch:
     """``match(event, first) -> [rules whose condition holds]`` for ``rules`` in order,
@@ -128,7 +136,13 @@ class _Builder:
             # is used, so dropping constant operands keeps it.
             absorbing, neutral = ("False", "True") if isinstance(node, And) else ("True", "False")
             parts = []
-            for c in node.children:
+            children = node.children
+            if isinstance(node, Or):
+                children = self._merge_prefixes(children)
+            for c in children:
+                if isinstance(c, _Merged):
+                    parts.append(c.source)
+                    continue
                 expr = self._gen(c)
                 if expr == absorbing:
                     return absorbing
@@ -149,15 +163,44 @@ class _Builder:
             check = _check(node, self.reg)
             if not isinstance(check, _Inline):
                 return f"{self._name(check)}(e)"
-            value = f"{self._name(check.get)}(e)"
-            if check.key is not None and self.key_uses[check.key] > 1:
-                var = self.key_var.get(check.key)
-                if var is None:
-                    var = self.key_var[check.key] = f"f{len(self.key_var)}"
-                    self.locals.append(var)
-                value = f"({var} if {var} is not _U else ({var} := {value}))"
-            return f"((v := {value}) is not None and {check.test.format(k=self._name(check.const))})"
+            return self._test_source(check, check.test, check.const)
         raise ValueError(f"cannot group a {type(node).__name__}")
+
+    def _merge_prefixes(self, children) -> list:
+        """`x startswith a or x startswith b or ...` (macros are full of them) as one
+        `x.startswith((a, b, ...))`, for the children that are not shared elsewhere."""
+        groups: Dict[str, list] = {}
+        for c in children:
+            if isinstance(c, Check) and c.op == "startswith" and c.modifier is None \
+                    and isinstance(c.rhs, Literal) and self.node_uses[c] < 2:
+                check = _check(c, self.reg)
+                if isinstance(check, _Inline) and check.key is not None and check.test == "v.startswith({k})" \
+                        and isinstance(check.const, str):
+                    groups.setdefault(check.key, []).append((c, check))
+        merged = {key: members for key, members in groups.items() if len(members) > 1}
+        if not merged:
+            return list(children)
+        out, done = [], set()
+        for c in children:
+            hit = next((k for k, ms in merged.items() if any(m[0] is c for m in ms)), None)
+            if hit is None:
+                out.append(c)
+            elif hit not in done:
+                done.add(hit)
+                members = merged[hit]
+                prefixes = tuple(check.const for _, check in members)
+                out.append(_Merged(self._test_source(members[0][1], "v.startswith({k})", prefixes)))
+        return out
+
+    def _test_source(self, check: "_Inline", test: str, const) -> str:
+        value = f"{self._name(check.get)}(e)"
+        if check.key is not None and self.key_uses[check.key] > 1:
+            var = self.key_var.get(check.key)
+            if var is None:
+                var = self.key_var[check.key] = f"f{len(self.key_var)}"
+                self.locals.append(var)
+            value = f"({var} if {var} is not _U else ({var} := {value}))"
+        return f"((v := {value}) is not None and {test.format(k=self._name(const))})"
 
     def _type_check(self, node: Check) -> Optional[str]:
         """ "True"/"False" for a check on evt.type the group's type decides, else None."""

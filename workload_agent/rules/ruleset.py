@@ -89,10 +89,15 @@ class Ruleset:
         """Rules matching the event: at most one in "first" mode, every one in "all" mode."""
         if mode != "first" and mode != "all":
             raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
-        key = (event.type, getattr(event, "source", "syscall"))
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = self._group(*key)
+        source = event.source
+        if source == "syscall":
+            group = self._groups.get(event.type)
+            if group is None:
+                group = self._groups[event.type] = self._group(event.type, source)
+        else:
+            group = self._groups.get((event.type, source))
+            if group is None:
+                group = self._groups[(event.type, source)] = self._group(event.type, source)
         return group(event, mode == "first")
 
     def _group(self, event_type: str, source: str):
