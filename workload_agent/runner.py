@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
-                            "agent_id", "stdout"])
+                            "agent_id", "stdout", "attach_foreign"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
@@ -182,7 +182,8 @@ def _run_command(args) -> int:
         _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
         return 2
     return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
-               sink=Tee(detector, event_printer(args)), syscalls=names, ring_bytes=args.ring_size)
+               sink=Tee(detector, event_printer(args)), syscalls=names, ring_bytes=args.ring_size,
+               attach_foreign=config.attach_foreign)
 
 
 def instrument(argv: list[str]) -> int:
@@ -220,7 +221,8 @@ def instrument(argv: list[str]) -> int:
         return _run_untraced(path, argv, env, signal.pthread_sigmask(signal.SIG_BLOCK, []))
     for note in notes:
         _warn(note)
-    return run(argv, priority=priority, sink=detector, syscalls=names)
+    return run(argv, priority=priority, sink=detector, syscalls=names,
+               attach_foreign=config.attach_foreign if config else "trace")
 
 
 def resolve_command(cmd: str, env) -> str | None:
@@ -308,6 +310,38 @@ def default_capture(names=None):
     return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
 
 
+def _foreign_scanner(tracer, mode: str):
+    """The scanner for processes that enter from outside (attach/scanner.py), started; None
+    when the mode is never or the agent is not the container's init."""
+    if mode == "never":
+        return None
+    from .attach.scanner import ForeignScanner, scope
+
+    active, why, skip = scope()
+    if not active:
+        if mode != "trace":   # asked for explicitly: say why it does nothing
+            _warn(f"--attach-foreign {mode} has no effect: {why}")
+        return None
+    scanner = ForeignScanner(tracer, mode, skip=skip, warn=_warn)
+    scanner.start()
+    return scanner
+
+
+def _attach_summary(tracer, scanner) -> None:
+    s = tracer.attach_stats()
+    if not (s["requested"] or scanner.counts["noticed"]):
+        return
+    if scanner.mode == "alert":
+        _warn(f"foreign processes: {scanner.counts['noticed']} reported (not traced)")
+        return
+    parts = [f"{s['attached']} attached"]
+    for key, text in (("gone", "gone before they could be stopped"), ("denied", "not permitted"),
+                      ("busy", "traced by another tracer"), ("overflow", "refused (queue full)")):
+        if s[key]:
+            parts.append(f"{s[key]} {text}")
+    _warn("foreign processes: " + ", ".join(parts))
+
+
 def _deliver(sink, batch):
     """A consumer bug must never take the workload down: report it and stop consuming."""
     try:
@@ -322,7 +356,7 @@ def _deliver(sink, batch):
 
 
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
-        syscalls=None, ring_bytes: int = 8 << 20, env=None) -> int:
+        syscalls=None, ring_bytes: int = 8 << 20, env=None, attach_foreign: str = "never") -> int:
     env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
     if path is None:
@@ -363,12 +397,15 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
 
     forwarder = _SignalForwarder(pid)
     forwarder.start()
+    scanner = _foreign_scanner(tracer, attach_foreign)
     status = None
     try:
         while status is None:
             tracer.wait(POLL_SECONDS)
             status = tracer.done()
             batch = tracer.read()
+            if scanner is not None:
+                batch = scanner.take() + batch if batch else scanner.take()
             if sink is not None and batch:
                 sink = _deliver(sink, batch)
         rest = tracer.read()
@@ -376,12 +413,18 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             if sink is not None:
                 sink = _deliver(sink, rest)
             rest = tracer.read()
+        if scanner is not None:
+            scanner.stop()
+            _attach_summary(tracer, scanner)
+            scanner = None
         stats = tracer.stats()
         if sink is not None:
             sink.close(stats)
         if stats["drops"]:
             _warn(f"{stats['drops']} events were dropped: the ring was full (raise --ring-size)")
     finally:
+        if scanner is not None:
+            scanner.stop()
         forwarder.stop()
         tracer.close()
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

@@ -13,6 +13,9 @@ from ..events.syscall_table import SYSCALLS
 from . import seccomp
 
 
+ATTACH_STATS = ("requested", "attached", "gone", "denied", "busy", "known", "overflow")
+
+
 class TraceStartError(RuntimeError):
     """Tracing could not start; the workload is not running."""
 
@@ -159,6 +162,25 @@ class Tracer:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
         return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures")}
+
+    # ---- foreign processes (csrc/attach.c); policy is the caller's (attach/scanner.py) ----
+
+    def attach(self, pid: int) -> bool:
+        """Ask the tracer thread to seize pid; its ATTACH record tells how it went."""
+        return self._t is not None and self._lib.wa_attach(self._t, pid) == 0
+
+    def attach_kick(self) -> None:
+        if self._t is not None:
+            self._lib.wa_attach_kick(self._t)
+
+    def knows(self, pid: int) -> bool:
+        """Whether the tracer follows this tid already (a hint, read without locking)."""
+        return self._t is not None and bool(self._lib.wa_task_known(self._t, pid))
+
+    def attach_stats(self) -> dict:
+        s = self._ffi.new("struct wa_attach_stats *")
+        self._lib.wa_get_attach_stats(self._t, s)
+        return {k: getattr(s, k) for k in ATTACH_STATS}
 
     def close(self) -> None:
         if self._t is not None:

@@ -1,0 +1,225 @@
+"""Noticing processes in the agent's PID namespace that the tracer does not follow.
+
+Nothing tells a process with only SYS_PTRACE that another process entered its namespace,
+so this polls, cheaply: /proc/loadavg's last field is the last pid allocated in the
+reader's pid namespace (a 2 us read). Only when it moved are the new pids looked at, one
+/proc/PID/status each, and only those the tracer does not know; a full /proc listing runs
+on a slower period as the backstop (pids that wrapped, or that the tracer knew a moment
+too late). A process is foreign when no thread of ours traces it (TracerPid): a workload
+child is traced from its first instruction, so this has no race with the workload.
+
+What to do with a foreign process is the mode (--attach-foreign):
+trace   ask the tracer thread to seize it (csrc/attach.c); its ATTACH record follows
+alert   report it without tracing it: an ATTACH record with no facts (state reads /proc)
+never   this scanner does not run
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Set
+
+from ..events import records as R
+
+MODES = ("trace", "alert", "never")
+
+#: Minimal inits that may run the agent as PID 2 (docker --init, ECS initProcessEnabled,
+#: podman --init): the agent's namespace is still the container's.
+KNOWN_INITS = frozenset({"tini", "docker-init", "dumb-init", "catatonit", "tini-static"})
+
+#: The first look after a process enters comes within PERIOD (see docs/tracer.md for the
+#: measured exec-to-attach delay); the full listing every FULL_PERIOD.
+PERIOD = 0.005
+FULL_PERIOD = 1.0
+#: More new pids than this since the last look: list /proc instead of probing each.
+MAX_PROBES = 64
+
+_INIT_PIDNS = "pid:[4026531836]"   # the kernel's initial pid namespace (PROC_PID_INIT_INO)
+
+
+def scope(pid: Optional[int] = None, ppid: Optional[int] = None, proc: str = "/proc"):
+    """(active, why not, pids never to touch). Foreign processes are the container's only
+    when the agent is its init, or the child of a minimal init; elsewhere (a shell on a
+    host) every other process of the machine would look foreign."""
+    me = os.getpid() if pid is None else pid
+    parent = os.getppid() if ppid is None else ppid
+    if me == 1:
+        return True, "", {1}
+    if parent == 1:
+        try:
+            with open(f"{proc}/1/comm", encoding="utf-8", errors="replace") as fh:
+                init = fh.read().strip()
+        except OSError:
+            init = ""
+        if init in KNOWN_INITS:
+            return True, "", {1, me}
+        return False, (f"the agent is not the container's init: PID 1 is {init or '?'}, not one "
+                       f"of {', '.join(sorted(KNOWN_INITS))}"), set()
+    return False, "the agent is not the container's init (PID 1)", set()
+
+
+class _Status:
+    __slots__ = ("tgid", "ppid", "tracer", "kthread")
+
+
+def _status(pid: int) -> Optional[_Status]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            data = fh.read(4096)
+    except OSError:
+        return None
+    s = _Status()
+    s.tgid = s.ppid = s.tracer = -1
+    s.kthread = False
+    for line in data.split(b"\n"):
+        key, _, value = line.partition(b":")
+        if key == b"Tgid":
+            s.tgid = int(value)
+        elif key == b"PPid":
+            s.ppid = int(value)
+        elif key == b"TracerPid":
+            s.tracer = int(value)
+        elif key == b"Kthread":
+            s.kthread = value.strip() == b"1"
+    return s if s.tgid > 0 else None
+
+
+class ForeignScanner(threading.Thread):
+    """Runs beside the consumer; `take()` hands the main loop the alert-mode notices."""
+
+    def __init__(self, tracer, mode: str, *, skip: Set[int], warn: Callable[[str], None],
+                 period: float = PERIOD, full_period: float = FULL_PERIOD) -> None:
+        super().__init__(name="foreign-scanner", daemon=True)
+        if mode not in ("trace", "alert"):
+            raise ValueError(f"mode {mode!r}")
+        self.tracer = tracer
+        self.mode = mode
+        self.skip = set(skip) | {os.getpid()}
+        self.warn = warn
+        self.period = period
+        self.full_period = full_period
+        self.stopping = threading.Event()
+        self.counts: Dict[str, int] = {"scans": 0, "full scans": 0, "probes": 0,
+                                       "requested": 0, "noticed": 0}
+        self._seen: Set[int] = set()          # tgids already decided on
+        self._notices: List[R.Record] = []
+        self._lock = threading.Lock()
+        self._last_pid = -1
+        self._next_full = 0.0
+        self._denied_warned = False
+        self._kernel_threads = False
+        try:
+            self._kernel_threads = os.readlink("/proc/self/ns/pid") == _INIT_PIDNS
+        except OSError:
+            pass
+        self._loadavg = os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+
+    # ---- the thread ------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.wait(self.period):
+                self.scan_once()
+        finally:
+            os.close(self._loadavg)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join()
+
+    def take(self) -> list:
+        """Alert-mode notices since the last call (ATTACH records without facts)."""
+        if not self._notices:
+            return []
+        with self._lock:
+            out, self._notices = self._notices, []
+        return out
+
+    # ---- one look --------------------------------------------------------------------
+
+    def _last_allocated(self) -> int:
+        try:
+            return int(os.pread(self._loadavg, 128, 0).split()[-1])
+        except (OSError, ValueError, IndexError):
+            return -1
+
+    def scan_once(self) -> None:
+        now = time.monotonic()
+        last = self._last_allocated()
+        full = now >= self._next_full or last < 0 or self._last_pid < 0
+        if not full and last == self._last_pid:
+            if self.mode == "trace":
+                self.tracer.attach_kick()
+            return
+        self.counts["scans"] += 1
+        if full or last < self._last_pid or last - self._last_pid > MAX_PROBES:
+            self.counts["full scans"] += 1
+            self._next_full = now + self.full_period
+            try:
+                pids = [int(n) for n in os.listdir("/proc") if n.isdigit()]
+            except OSError:
+                pids = []
+            self._seen &= set(pids)   # forget the gone, so a reused pid is looked at again
+        else:
+            pids = range(self._last_pid + 1, last + 1)
+        self._last_pid = last
+        found = []
+        for pid in pids:
+            if pid in self.skip or pid in self._seen or self.tracer.knows(pid):
+                continue
+            self.counts["probes"] += 1
+            st = _status(pid)
+            if st is None:
+                continue   # gone already: ours (short-lived) or foreign, nothing to do
+            tgid = st.tgid
+            if tgid != pid:
+                if tgid in self.skip or tgid in self._seen or self.tracer.knows(tgid):
+                    continue
+                st = _status(tgid)
+                if st is None:
+                    continue
+            if st.tracer > 0 and os.path.exists(f"/proc/self/task/{st.tracer}"):
+                continue   # ours: a workload process
+            if self._kernel_threads and (st.kthread or tgid == 2 or st.ppid == 2):
+                self._seen.add(tgid)
+                continue
+            self._seen.add(tgid)
+            found.append((tgid, st.ppid))
+        if found:
+            self._act(_parents_first(found))
+
+    def _act(self, found) -> None:
+        if self.mode == "trace":
+            for tgid in found:
+                self.counts["requested"] += 1
+                self.tracer.attach(tgid)
+            if not self._denied_warned and self.tracer.attach_stats()["denied"]:
+                self._denied_warned = True
+                self.warn("cannot attach to processes that entered the container from outside "
+                          "(PTRACE_SEIZE not permitted: the agent needs the SYS_PTRACE "
+                          "capability): they are reported, not traced")
+            return
+        now = time.time_ns()
+        notices = [R.Record(R.K_ATTACH, 0, now, 0, tgid, tgid, -1, 0, 0, (0,) * 6, 0, {})
+                   for tgid in found]
+        self.counts["noticed"] += len(notices)
+        with self._lock:
+            self._notices.extend(notices)
+
+
+def _parents_first(found) -> List[int]:
+    """tgids ordered so that a parent comes before its children (a session's members then
+    find the session their parent started)."""
+    ppid_of = dict(found)
+    depth: Dict[int, int] = {}
+
+    def d(pid: int, hops: int = 0) -> int:
+        if pid not in ppid_of or hops > 64:
+            return 0
+        if pid not in depth:
+            depth[pid] = 1 + d(ppid_of[pid], hops + 1)
+        return depth[pid]
+
+    return sorted(ppid_of, key=lambda p: (d(p), p))
