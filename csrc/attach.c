@@ -187,6 +187,20 @@ int wa_attach_tracer_of(pid_t pid)
     return p ? atoi(p + 11) : -1;
 }
 
+int wa_attach_alive(pid_t pid)
+{
+    char path[64];
+    uint8_t buf[512];
+    int trunc;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    ssize_t n = slurp(path, buf, sizeof buf - 1, &trunc);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strrchr((const char *)buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X' && p[2] != 'x';
+}
+
 static void put_file(pid_t tgid, const char *what, uint16_t slot, uint16_t kind, struct wa_buf *b, uint32_t max)
 {
     char path[64];

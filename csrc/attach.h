@@ -67,6 +67,9 @@ typedef void (*wa_seized_fn)(void *ctx, pid_t tid, pid_t tgid);
  * list until no new thread appears. Returns the number seized, or -errno of the first
  * failure when none was. */
 int wa_attach_seize(pid_t tgid, long opts, wa_known_fn known, wa_seized_fn seized, void *ctx);
+/* 1 while a process runs (not gone, not a zombie): an exiting process refuses
+ * PTRACE_SEIZE with EPERM too. */
+int wa_attach_alive(pid_t pid);
 /* The TracerPid of a process (0: none, -1: unknown). */
 int wa_attach_tracer_of(pid_t pid);
 /* Appends what an attach record carries besides the process facts: the command line,
@@ -79,7 +82,8 @@ struct wa_tracer;
 int wa_attach(struct wa_tracer *t, int pid);
 /* Wake the tracer thread again if requests are still queued; 1 if it did. */
 int wa_attach_kick(struct wa_tracer *t);
-/* 1 if the tracer has a slot in use for this tid (a hint: read without locking). */
+/* 0: the tracer does not follow this tid; 1: it does; 2: it does, and it is a process it
+ * attached to whose ATTACH record has gone out. A hint, read without locking. */
 int wa_task_known(struct wa_tracer *t, int pid);
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s);
 #endif

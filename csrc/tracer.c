@@ -586,6 +586,14 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
         pid_t former = (pid_t)msg;
         if (former != tid) {
+            /* The kernel numbers the former tid in the namespace of whoever was the parent
+             * when the exec began: a process seized during its exec (attach.c) reports its
+             * pid outside our namespace. Only a thread of this process can be the former. */
+            struct task *ck = task_of(t, former);
+            if (!ck || !(ck->state & T_KNOWN) || ck->tgid != tk->tgid)
+                former = tid;
+        }
+        if (former != tid) {
             /* A non-leader thread exec'd: it now carries the leader's tid. */
             struct task *fk = task_of(t, former);
             flush_pending(t, tk);
@@ -687,6 +695,8 @@ static void attach_drain(struct wa_tracer *t)
             }
             if (tracer > 0)
                 err = EBUSY;
+            else if (!wa_attach_alive(rq.pid))
+                err = ESRCH;
         }
         if (err == EPERM)
             atomic_fetch_add(&t->attach.denied, 1);
@@ -1064,7 +1074,8 @@ int wa_attach_kick(struct wa_tracer *t)
 int wa_task_known(struct wa_tracer *t, int pid)
 {
     struct task *tk = task_of(t, pid);
-    return tk && __atomic_load_n(&tk->state, __ATOMIC_RELAXED) != 0;
+    uint32_t st = tk ? __atomic_load_n(&tk->state, __ATOMIC_RELAXED) : 0;
+    return (st & T_ANNOUNCED) ? 2 : st != 0;
 }
 
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s) { wa_attach_get_stats(&t->attach, s); }

@@ -398,6 +398,8 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
     forwarder = _SignalForwarder(pid)
     forwarder.start()
     scanner = _foreign_scanner(tracer, attach_foreign)
+    if scanner is not None:
+        from .attach.scanner import attaches_parents_first
     status = None
     try:
         while status is None:
@@ -405,7 +407,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             status = tracer.done()
             batch = tracer.read()
             if scanner is not None:
-                batch = scanner.take() + batch if batch else scanner.take()
+                batch = attaches_parents_first(scanner.take() + batch)
             if sink is not None and batch:
                 sink = _deliver(sink, batch)
         rest = tracer.read()

@@ -103,6 +103,8 @@ class ForeignScanner(threading.Thread):
         self.counts: Dict[str, int] = {"scans": 0, "full scans": 0, "probes": 0,
                                        "requested": 0, "noticed": 0}
         self._seen: Set[int] = set()          # tgids already decided on
+        self._asked: Dict[int, float] = {}    # tgid -> when we asked the tracer for it
+        self._waiting: Dict[int, tuple] = {}  # child -> (parent, since): see _act
         self._notices: List[R.Record] = []
         self._lock = threading.Lock()
         self._last_pid = -1
@@ -147,6 +149,10 @@ class ForeignScanner(threading.Thread):
 
     def scan_once(self) -> None:
         now = time.monotonic()
+        if self._waiting:
+            self._release(now)
+        if self.counts["requested"] and not self._denied_warned:
+            self._check_denied()
         last = self._last_allocated()
         full = now >= self._next_full or last < 0 or self._last_pid < 0
         if not full and last == self._last_pid:
@@ -188,19 +194,46 @@ class ForeignScanner(threading.Thread):
             self._seen.add(tgid)
             found.append((tgid, st.ppid))
         if found:
-            self._act(_parents_first(found))
+            self._act(_parents_first(found), dict(found))
 
-    def _act(self, found) -> None:
+    #: How long a child waits for its parent's ATTACH record before it is asked for anyway
+    #: (the parent could not be attached, or is gone).
+    PARENT_WAIT = 0.05
+
+    def _ask(self, tgid: int, now: float) -> None:
+        self.counts["requested"] += 1
+        self._asked[tgid] = now
+        if len(self._asked) > 4096:   # only recent requests matter (parents of new children)
+            for old in sorted(self._asked, key=self._asked.get)[:2048]:
+                del self._asked[old]
+        self.tracer.attach(tgid)
+
+    def _check_denied(self) -> None:
+        if self.tracer.attach_stats()["denied"]:
+            self._denied_warned = True
+            self.warn("cannot attach to processes that entered the container from outside "
+                      "(PTRACE_SEIZE not permitted: the agent needs the SYS_PTRACE "
+                      "capability): they are reported, not traced")
+
+    def _release(self, now: float) -> None:
+        for child, (parent, since) in list(self._waiting.items()):
+            if self.tracer.announced(parent) or now - since > self.PARENT_WAIT:
+                del self._waiting[child]
+                self._ask(child, now)
+
+    def _act(self, found, ppids=None) -> None:
         if self.mode == "trace":
+            now = time.monotonic()
             for tgid in found:
-                self.counts["requested"] += 1
-                self.tracer.attach(tgid)
-            if not self._denied_warned and self.tracer.attach_stats()["denied"]:
-                self._denied_warned = True
-                self.warn("cannot attach to processes that entered the container from outside "
-                          "(PTRACE_SEIZE not permitted: the agent needs the SYS_PTRACE "
-                          "capability): they are reported, not traced")
+                parent = (ppids or {}).get(tgid, 0)
+                if (parent in self._asked or parent in self._waiting) and not self.tracer.announced(parent):
+                    # Its parent's ATTACH record must go out first, or the child would not
+                    # find the session to join: ask for it once that one is out.
+                    self._waiting[tgid] = (parent, now)
+                    continue
+                self._ask(tgid, now)
             return
+        self._asked.clear()
         now = time.time_ns()
         notices = [R.Record(R.K_ATTACH, 0, now, 0, tgid, tgid, -1, 0, 0, (0,) * 6, 0, {})
                    for tgid in found]
@@ -223,3 +256,39 @@ def _parents_first(found) -> List[int]:
         return depth[pid]
 
     return sorted(ppid_of, key=lambda p: (d(p), p))
+
+
+def attaches_parents_first(batch: list) -> list:
+    """The tracer announces each seized process at its first stop, in whatever order they
+    stop: a child that a foreign shell forked before we looked can come before its parent.
+    Its ATTACH record is its first, so the parent's is moved up to just before it (nothing
+    of the parent comes before its own ATTACH either), and the child joins its session."""
+    from ..events import facts
+
+    where = {r.tgid: i for i, r in enumerate(batch) if r.kind == R.K_ATTACH and r.ret == 0}
+    if len(where) < 2:
+        return batch
+    ppid = {}
+    for tgid, i in where.items():
+        pf = facts.proc_facts(batch[i].blobs)
+        ppid[tgid] = pf.ppid if pf is not None else 0
+    out: list = []
+    done: Set[int] = set()
+
+    def put(i: int, depth: int = 0) -> None:
+        r = batch[i]
+        parent = ppid.get(r.tgid, 0)
+        if depth < 64 and parent in where and where[parent] > i and where[parent] not in done:
+            put(where[parent], depth + 1)
+        done.add(i)
+        out.append(r)
+
+    for i, r in enumerate(batch):
+        if i in done:
+            continue
+        if r.kind == R.K_ATTACH and r.tgid in where:
+            put(i)
+        else:
+            done.add(i)
+            out.append(r)
+    return out

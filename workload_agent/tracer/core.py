@@ -177,6 +177,10 @@ class Tracer:
         """Whether the tracer follows this tid already (a hint, read without locking)."""
         return self._t is not None and bool(self._lib.wa_task_known(self._t, pid))
 
+    def announced(self, pid: int) -> bool:
+        """Whether pid is a process we attached to whose ATTACH record has gone out."""
+        return self._t is not None and self._lib.wa_task_known(self._t, pid) == 2
+
     def attach_stats(self) -> dict:
         s = self._ffi.new("struct wa_attach_stats *")
         self._lib.wa_get_attach_stats(self._t, s)
