@@ -76,6 +76,26 @@ int wa_attach_tracer_of(pid_t pid);
  * the environment (each as NUL-separated strings, up to max bytes) and the cgroup file. */
 void wa_attach_capture(pid_t tgid, struct wa_buf *b, uint32_t max);
 
+/* The watcher: a thread that looks at /proc/loadavg's last allocated pid every period
+ * (a 2 us read) and wakes the Python scanner only when a pid the tracer does not follow
+ * showed up; Python sleeps meanwhile. Each period it also calls tick (the tracer's
+ * re-kick of queued requests). */
+struct wa_watch {
+    pthread_t th;
+    int efd;                      /* eventfd: the scanner waits on it */
+    _Atomic int stop;
+    int running;
+    uint32_t period_us;
+    wa_known_fn known;
+    void (*tick)(void *ctx);
+    void *ctx;
+    _Atomic uint64_t wakes, looks;
+};
+int wa_watch_start(struct wa_watch *w, uint32_t period_us, wa_known_fn known, void (*tick)(void *), void *ctx);
+/* Blocks up to timeout_ms for the watcher; 1 if it saw something new. */
+int wa_watch_wait(struct wa_watch *w, int timeout_ms);
+void wa_watch_stop(struct wa_watch *w);
+
 /* The Python side (declared here to keep tracer.h the workload's API). */
 struct wa_tracer;
 /* Queue pid and wake the tracer thread; 0, or -1 (tracing over, queue full). */
@@ -86,4 +106,7 @@ int wa_attach_kick(struct wa_tracer *t);
  * attached to whose ATTACH record has gone out. A hint, read without locking. */
 int wa_task_known(struct wa_tracer *t, int pid);
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s);
+int wa_scan_start(struct wa_tracer *t, uint32_t period_us);
+int wa_scan_wait(struct wa_tracer *t, int timeout_ms);
+void wa_scan_stop(struct wa_tracer *t);
 #endif

@@ -111,6 +111,7 @@ struct wa_tracer {
     _Atomic uint64_t stops, task_count, read_failures;
     uint32_t wake_gap_us;
     struct wa_attach attach;      /* foreign processes Python asked us to seize */
+    struct wa_watch watch;        /* tells the scanner when a new pid showed up */
 };
 
 
@@ -641,10 +642,11 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
 #define ATTACH_OPTS (PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | \
                      PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP)
 
+/* Also called from the watcher thread: a hint there, exact in the tracer thread. */
 static int attach_known_cb(void *ctx, pid_t tid)
 {
     struct task *tk = task_of(ctx, tid);
-    return !tk || tk->state != 0;
+    return !tk || __atomic_load_n(&tk->state, __ATOMIC_RELAXED) != 0;
 }
 
 static void attach_seized_cb(void *ctx, pid_t tid, pid_t tgid)
@@ -1034,6 +1036,7 @@ void wa_free(struct wa_tracer *t)
 {
     if (!t)
         return;
+    wa_watch_stop(&t->watch);
     pthread_join(t->thread, NULL);
     if (t->errpipe >= 0)
         close(t->errpipe);
@@ -1079,3 +1082,14 @@ int wa_task_known(struct wa_tracer *t, int pid)
 }
 
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s) { wa_attach_get_stats(&t->attach, s); }
+
+static void watch_tick(void *ctx) { wa_attach_kick(ctx); }
+
+int wa_scan_start(struct wa_tracer *t, uint32_t period_us)
+{
+    return wa_watch_start(&t->watch, period_us, attach_known_cb, watch_tick, t);
+}
+
+int wa_scan_wait(struct wa_tracer *t, int timeout_ms) { return wa_watch_wait(&t->watch, timeout_ms); }
+
+void wa_scan_stop(struct wa_tracer *t) { wa_watch_stop(&t->watch); }

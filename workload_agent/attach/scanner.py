@@ -2,10 +2,11 @@
 
 Nothing tells a process with only SYS_PTRACE that another process entered its namespace,
 so this polls, cheaply: /proc/loadavg's last field is the last pid allocated in the
-reader's pid namespace (a 2 us read). Only when it moved are the new pids looked at, one
-/proc/PID/status each, and only those the tracer does not know; a full /proc listing runs
-on a slower period as the backstop (pids that wrapped, or that the tracer knew a moment
-too late). A process is foreign when no thread of ours traces it (TracerPid): a workload
+reader's pid namespace (a 2 us read). A C thread (csrc/attach.c, the watcher) reads it
+every PERIOD and wakes this thread only when a new pid is one the tracer does not follow;
+the new pids are then looked at here, one /proc/PID/status each. A full /proc listing
+runs every FULL_PERIOD as the backstop (pids that wrapped, or that the tracer knew a
+moment too late). A process is foreign when no thread of ours traces it (TracerPid): a workload
 child is traced from its first instruction, so this has no race with the workload.
 
 What to do with a foreign process is the mode (--attach-foreign):
@@ -29,9 +30,11 @@ MODES = ("trace", "alert", "never")
 KNOWN_INITS = frozenset({"tini", "docker-init", "dumb-init", "catatonit", "tini-static"})
 
 #: The first look after a process enters comes within PERIOD (see docs/tracer.md for the
-#: measured exec-to-attach delay); the full listing every FULL_PERIOD.
-PERIOD = 0.005
+#: measured exec-to-attach delay); the full listing every FULL_PERIOD; this thread wakes
+#: at least every IDLE_WAIT (to notice it should stop).
+PERIOD = 0.01
 FULL_PERIOD = 1.0
+IDLE_WAIT = 0.25
 #: More new pids than this since the last look: list /proc instead of probing each.
 MAX_PROBES = 64
 
@@ -121,8 +124,16 @@ class ForeignScanner(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.stopping.wait(self.period):
-                self.scan_once()
+            watched = self.tracer.scan_start(self.period)
+            while not self.stopping.is_set():
+                if not watched:   # no watcher thread: poll from here
+                    self.stopping.wait(self.period)
+                else:
+                    wait = self.period if self._waiting else min(IDLE_WAIT, max(
+                        0.0, self._next_full - time.monotonic()))
+                    self.tracer.scan_wait(wait)
+                if not self.stopping.is_set():
+                    self.scan_once()
         finally:
             os.close(self._loadavg)
 
@@ -130,6 +141,7 @@ class ForeignScanner(threading.Thread):
         self.stopping.set()
         if self.is_alive():
             self.join()
+        self.tracer.scan_stop()
 
     def take(self) -> list:
         """Alert-mode notices since the last call (ATTACH records without facts)."""
@@ -156,8 +168,6 @@ class ForeignScanner(threading.Thread):
         last = self._last_allocated()
         full = now >= self._next_full or last < 0 or self._last_pid < 0
         if not full and last == self._last_pid:
-            if self.mode == "trace":
-                self.tracer.attach_kick()
             return
         self.counts["scans"] += 1
         if full or last < self._last_pid or last - self._last_pid > MAX_PROBES:

@@ -36,6 +36,9 @@ int wa_attach(struct wa_tracer *t, int pid);
 int wa_attach_kick(struct wa_tracer *t);
 int wa_task_known(struct wa_tracer *t, int pid);
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s);
+int wa_scan_start(struct wa_tracer *t, uint32_t period_us);
+int wa_scan_wait(struct wa_tracer *t, int timeout_ms);
+void wa_scan_stop(struct wa_tracer *t);
 
 struct wa_record {
     uint32_t len; uint16_t kind; uint16_t flags; uint64_t ts_enter; uint64_t ts_exit;

@@ -181,6 +181,17 @@ class Tracer:
         """Whether pid is a process we attached to whose ATTACH record has gone out."""
         return self._t is not None and self._lib.wa_task_known(self._t, pid) == 2
 
+    def scan_start(self, period: float) -> bool:
+        """Start the C watcher that wakes scan_wait when a pid we do not follow appears."""
+        return self._t is not None and self._lib.wa_scan_start(self._t, int(period * 1e6)) == 0
+
+    def scan_wait(self, timeout: float) -> bool:
+        return self._t is not None and bool(self._lib.wa_scan_wait(self._t, int(timeout * 1000)))
+
+    def scan_stop(self) -> None:
+        if self._t is not None:
+            self._lib.wa_scan_stop(self._t)
+
     def attach_stats(self) -> dict:
         s = self._ffi.new("struct wa_attach_stats *")
         self._lib.wa_get_attach_stats(self._t, s)
