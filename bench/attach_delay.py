@@ -52,13 +52,16 @@ def seconds_of_day_local(ns: int) -> float:
 
 
 def parse_attaches(events: Path):
-    out = []
+    """(seconds of day of each attach stop, ms from the scanner's request to that stop)."""
+    out, asked = [], []
     for line in events.read_text(errors="replace").splitlines():
         parts = line.split()
-        if len(parts) > 3 and parts[3] == "attach" and parts[4].startswith("threads="):
+        if len(parts) > 4 and parts[3] == "attach" and parts[4].startswith("threads="):
             h, m, s = parts[0].split(":")
             out.append(int(h) * 3600 + int(m) * 60 + float(s))
-    return out
+            if parts[5].startswith("asked="):
+                asked.append(float(parts[5][6:].split("ms")[0]))
+    return out, asked
 
 
 def measure_delay(n: int, busy: bool):
@@ -81,7 +84,7 @@ def measure_delay(n: int, busy: bool):
     finally:
         stop.touch()
         p.communicate(b"\n", timeout=60)
-    attaches = parse_attaches(events)
+    attaches, asked = parse_attaches(events)
     shutil.rmtree(tmp, ignore_errors=True)
     delays = []
     for i, t0 in enumerate(starts):
@@ -89,7 +92,7 @@ def measure_delay(n: int, busy: bool):
         mine = [a for a in attaches if t0 <= a < end]
         if mine:
             delays.append((mine[0] - t0) * 1000)
-    return delays
+    return delays, asked
 
 
 def nsenter_alone(n: int):
@@ -136,8 +139,11 @@ def main() -> int:
         print("needs root, unshare and nsenter", file=sys.stderr)
         return 2
     summary("nsenter alone (start to exit)", nsenter_alone(args.n))
-    summary("exec to attach, idle workload", measure_delay(args.n, busy=False))
-    summary("exec to attach, busy workload", measure_delay(args.n, busy=True))
+    for busy in (False, True):
+        delays, asked = measure_delay(args.n, busy=busy)
+        what = "busy" if busy else "idle"
+        summary(f"nsenter start to attach, {what} workload", delays)
+        summary(f"  of which request to stop", asked)
     for mode in ("never", "trace"):
         print(f"agent CPU with an idle workload, --attach-foreign {mode}: "
               f"{idle_cost(mode):.1f} ms per second")
