@@ -137,3 +137,26 @@ def test_failed_attaches_are_counted_and_a_denied_one_is_still_reported(tracker)
     # EPERM: not permitted; reported from /proc (here: none, the pid is fake, so nothing).
     assert tracker.process(attach(T.FAKE + 8, "", [], ret=-1)) is None
     assert tracker.attach_results == {"gone": 2, "denied": 1}
+
+
+from hypothesis import given, settings, strategies as st
+
+_blob = st.builds(Blob, st.sampled_from([K.PROC_FACTS, K.LINK, K.ARGV, K.STR, K.FILE_FACTS]),
+                  st.binary(max_size=400), st.booleans(), st.booleans())
+
+
+@settings(max_examples=200, deadline=None)
+@given(blobs=st.dictionaries(st.sampled_from([K.SLOT_PROC, K.SLOT_EXE, K.SLOT_CWD, K.SLOT_CMDLINE,
+                                              K.SLOT_ENVIRON, K.SLOT_CGROUP, 0, 1]), _blob, max_size=6),
+       ret=st.sampled_from([0, -1, -3, -16, -22]), ppid=st.integers(-5, 2 ** 31 - 1))
+def test_attach_records_with_damaged_blobs_never_raise(blobs, ret, ppid):
+    tracker = StateTracker(Container(id="abcdef012345", name="app", image="app:1", repository="app",
+                                     tag="1", privileged=False), start_ns=time.time_ns())
+    good = attach(P, "/usr/bin/dash", ["sh"], ppid=ppid & 0x7FFFFFFF)
+    for r in (good, Record(R.K_ATTACH, 0, good.ts_enter, 0, P + 1, P + 1, 0, T.ARCH, ret,
+                           good.args, 0, blobs)):
+        ev = tracker.process(r)
+        if ev is not None:
+            for name in ("proc.is_exec_session", "proc.exec_session.pid", "proc.cmdline",
+                         "evt.is_exec_session_start", "proc.exepath", "proc.tty"):
+                _field(ev, name)
