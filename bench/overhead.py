@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from workload_agent.events.params import DEFAULT_SYSCALLS  # noqa: E402
 from workload_agent.events.syscall_table import SYSCALLS  # noqa: E402
-from workload_agent.tracer.seccomp import native_arch  # noqa: E402
+from workload_agent.events.arch import native_arch  # noqa: E402
 
 C_OPENCLOSE = r"""
 #include <fcntl.h>

@@ -120,11 +120,8 @@ size_t wa_mem_read_str(pid_t tid, uint64_t addr, char *dst, size_t max, int *tru
             return (size_t)((char *)nul - dst);
         total += got;
         if (got < want) {
-            if (total == 0)
-                *unreadable = 1;
-            else
-                *truncated = 1;   /* ran into an unmapped page before the NUL */
-            return total;
+            *unreadable = 1;
+            return 0;
         }
     }
     *truncated = 1;

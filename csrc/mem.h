@@ -9,6 +9,8 @@
 /* Read up to len bytes at addr; returns bytes read (0 if the first byte is unreadable). */
 size_t wa_mem_read(pid_t tid, uint64_t addr, void *dst, size_t len);
 /* Read a NUL-terminated string of at most max bytes (NUL excluded) into dst (capacity max).
- * Returns its length; *truncated set if no NUL within max, *unreadable if nothing could be read. */
+ * Returns its length; *truncated set if no NUL within max. *unreadable (and 0 returned) when
+ * the string runs into memory that cannot be read before its NUL: the kernel fails such a
+ * call with EFAULT, so the readable part is not what the call saw. */
 size_t wa_mem_read_str(pid_t tid, uint64_t addr, char *dst, size_t max, int *truncated, int *unreadable);
 #endif

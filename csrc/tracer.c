@@ -1,8 +1,10 @@
 #define _GNU_SOURCE
 #include "tracer.h"
+#include "compat.h"
 #include "mem.h"
 #include "record.h"
 #include "recbuf.h"
+#include "prefilter.h"
 #include "procfacts.h"
 #include "attach.h"
 #include "ring.h"
@@ -61,7 +63,6 @@ struct syscall_info {
 
 /* RET_TRACE data bits set by the BPF filter Python builds (tracer/seccomp.py). */
 #define DATA_EXIT 0x1u
-#define DATA_FOREIGN 0x2u
 
 enum task_state {
     T_KNOWN = 1u << 0,        /* tgid known, task running under us */
@@ -81,6 +82,7 @@ struct task {
 
 struct wa_tracer {
     struct wa_spec specs[WA_MAX_NR];
+    struct wa_compat_state compat;
     struct sock_fprog prog;
     struct sock_filter *filter;
     const char *path;
@@ -108,10 +110,13 @@ struct wa_tracer {
     uint32_t nseen, capseen;
     struct wa_buf scratch;    /* for records that are committed at once */
 
-    _Atomic uint64_t stops, task_count, read_failures;
+    _Atomic uint64_t stops, task_count, read_failures, prefiltered;
     uint32_t wake_gap_us;
     struct wa_attach attach;      /* foreign processes Python asked us to seize */
     struct wa_watch watch;        /* tells the scanner when a new pid showed up */
+    /* The tables stay the caller's, alive until wa_free: a swap never frees the old ones
+     * under an evaluation in progress. */
+    _Atomic(const struct wa_pf *) pf;
 };
 
 
@@ -141,9 +146,11 @@ static void cap_bytes(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, u
         return;
     size_t got = wa_mem_read(tid, addr, blob_data(b, off), (size_t)len);
     if (got < len) {
-        fl |= got ? WA_B_TRUNCATED : WA_B_UNREADABLE;
-        if (!got)
-            atomic_fetch_add(&t->read_failures, 1);
+        /* Part of the object is unmapped: the kernel would fail the call (EFAULT), so the
+         * readable part is no value of it (a half sockaddr is no address). */
+        fl |= WA_B_UNREADABLE;
+        got = 0;
+        atomic_fetch_add(&t->read_failures, 1);
     }
     blob_end(b, off, (uint32_t)got, fl);
 }
@@ -161,7 +168,7 @@ static void cap_str(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uin
 }
 
 /* A NULL-terminated char*[]: blob holds the strings, each NUL-terminated. */
-static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint64_t addr)
+static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint64_t addr, int compat)
 {
     uint32_t max = t->max_argv_bytes;
     long off = blob_begin(b, (uint16_t)i, WA_C_ARGV, max);
@@ -179,8 +186,8 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
             fl |= WA_B_TRUNCATED;
             break;
         }
-        if (wa_mem_read(tid, addr + 8ull * k, &p, sizeof p) != sizeof p) {
-            fl |= k ? WA_B_TRUNCATED : WA_B_UNREADABLE;
+        if (wa_read_ptr(tid, addr + (compat ? 4ull : 8ull) * k, compat, &p) != 0) {
+            fl |= WA_B_UNREADABLE;   /* the kernel would fail the exec (EFAULT) */
             break;
         }
         if (!p)
@@ -194,7 +201,11 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
         int trunc, unread;
         size_t room = max - used;
         size_t n = wa_mem_read_str(tid, p, dst, room > 1 ? room - 1 : 0, &trunc, &unread);
-        if (trunc || unread || room <= 1)
+        if (unread) {
+            fl |= WA_B_UNREADABLE;   /* one bad element is not an empty argument */
+            break;
+        }
+        if (trunc || room <= 1)
             fl |= WA_B_TRUNCATED;
         if (room <= 1)
             break;
@@ -203,8 +214,10 @@ static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, ui
         if (trunc)
             break;
     }
-    if (fl & (WA_B_TRUNCATED | WA_B_UNREADABLE))
-        atomic_fetch_add(&t->read_failures, (fl & WA_B_UNREADABLE) ? 1 : 0);
+    if (fl & WA_B_UNREADABLE) {
+        atomic_fetch_add(&t->read_failures, 1);
+        used = 0;
+    }
     blob_end(b, off, used, fl);
 }
 
@@ -235,8 +248,10 @@ static void cap_path(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, co
 }
 
 static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, const struct wa_spec *s,
-                          const uint64_t *args)
+                          const uint64_t *args, int compat)
 {
+    if (s->when_arg && s->when_arg <= 6 && args[s->when_arg - 1] != s->when_value)
+        return;
     for (int i = 0; i < 6; i++) {
         uint64_t len = s->len_arg[i] < 6 ? args[s->len_arg[i]] : 0;
         switch (s->kind[i]) {
@@ -263,12 +278,13 @@ static void capture_entry(struct wa_tracer *t, pid_t tid, struct wa_buf *b, cons
             cap_bytes(t, tid, b, i, WA_C_OPEN_HOW, args[i], len, 64);
             break;
         case WA_C_ARGV:
-            cap_argv(t, tid, b, i, args[i]);
+            cap_argv(t, tid, b, i, args[i], compat);
             break;
         case WA_C_MSGHDR_NAME: {
-            struct { uint64_t name; uint32_t namelen; } mh;
-            if (args[i] && wa_mem_read(tid, args[i], &mh, sizeof mh) == sizeof mh && mh.name)
-                cap_bytes(t, tid, b, i, WA_C_MSGHDR_NAME, mh.name, mh.namelen, SOCKADDR_MAX);
+            uint64_t name;
+            uint32_t namelen;
+            if (wa_read_msghdr_name(tid, args[i], compat, &name, &namelen) == 0 && name)
+                cap_bytes(t, tid, b, i, WA_C_MSGHDR_NAME, name, namelen, SOCKADDR_MAX);
             break;
         }
         default:
@@ -382,8 +398,33 @@ static void flush_pending(struct wa_tracer *t, struct task *tk)
     }
 }
 
+/* The spec a syscall stop is captured with: NULL and *skip when it is not recorded,
+ * NULL alone for an ABI recorded raw. Compat calls get their nr and args rewritten. */
+static const struct wa_spec *spec_for(struct wa_tracer *t, pid_t tid, uint32_t arch, uint64_t *nr,
+                                      uint64_t args[6], int *skip)
+{
+    *skip = 0;
+    if (arch == NATIVE_ARCH)
+        return *nr < WA_MAX_NR ? &t->specs[*nr] : NULL;
+    if (!t->compat.arch || arch != t->compat.arch)
+        return NULL;
+    const struct wa_spec *s = wa_compat_prepare(&t->compat, tid, nr, args);
+    *skip = !s;
+    return s;
+}
+
+/* The spec of a pending record, to finish it at the exit. */
+static const struct wa_spec *spec_of_record(struct wa_tracer *t, const struct wa_record *r)
+{
+    if (r->nr < 0 || r->nr >= WA_MAX_NR || (r->flags & WA_F_FOREIGN_ARCH))
+        return NULL;
+    if (r->arch == NATIVE_ARCH)
+        return &t->specs[r->nr];
+    return r->arch == t->compat.arch ? &t->compat.specs[r->nr] : NULL;
+}
+
 static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint32_t arch, uint64_t nr,
-                          const uint64_t *args, int foreign)
+                          const uint64_t *args, const struct wa_spec *s)
 {
     flush_pending(t, tk);
     if (!tk->rb.buf)
@@ -394,11 +435,18 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
     r->nr = (int32_t)nr;
     r->arch = arch;
     memcpy(r->args, args, sizeof r->args);
-    if (foreign)
+    if (!s)
         r->flags |= WA_F_FOREIGN_ARCH;
-    else if (nr < WA_MAX_NR)
-        capture_entry(t, tid, &tk->rb, &t->specs[nr], args);
+    else
+        capture_entry(t, tid, &tk->rb, s, args, arch != NATIVE_ARCH);
     tk->state |= T_IN_SYSCALL;
+    const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+    if (pf && s && arch == NATIVE_ARCH && !wa_prefilter_keep(pf, &tk->rb)) {
+        /* No enabled rule can match it: no record, and no exit stop. */
+        tk->rb.len = 0;
+        tk->state &= ~T_IN_SYSCALL;
+        atomic_fetch_add_explicit(&t->prefiltered, 1, memory_order_relaxed);
+    }
 }
 
 static void end_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, int64_t rval)
@@ -409,10 +457,11 @@ static void end_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, int64_t
     r->ret = rval;
     r->ts_exit = wa_now_ns();
     r->flags |= WA_F_HAS_EXIT;
-    if (!(r->flags & WA_F_FOREIGN_ARCH) && r->nr >= 0 && r->nr < WA_MAX_NR) {
+    const struct wa_spec *s = spec_of_record(t, r);
+    if (s) {
         uint64_t args[6];
         memcpy(args, r->args, sizeof args);
-        capture_exit(t, tid, &tk->rb, &t->specs[r->nr], args, rval);
+        capture_exit(t, tid, &tk->rb, s, args, rval);
     }
     commit(t, &tk->rb);
     tk->state &= ~T_IN_SYSCALL;
@@ -499,6 +548,10 @@ static uint64_t clone_flags_of(pid_t tid)
         return 0;
     nr = regs.orig_rax;
     arg0 = regs.rdi;
+    struct syscall_info si;
+    if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) > 0 &&
+        si.arch != NATIVE_ARCH)
+        return regs.rbx & 0xffffffffu;   /* i386 clone (int 0x80): flags in ebx; clone3 is refused */
 #elif defined(__aarch64__)
     struct user_regs_struct regs;
     struct iovec iov = { &regs, sizeof regs };
@@ -558,8 +611,12 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) <= 0 || si.op != SI_OP_SECCOMP)
             break;
         uint32_t data = si.seccomp.ret_data;
-        int foreign = (data & DATA_FOREIGN) || si.arch != NATIVE_ARCH;
-        begin_syscall(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args, foreign);
+        uint64_t nr = si.seccomp.nr;
+        int skip;
+        const struct wa_spec *s = spec_for(t, tid, si.arch, &nr, si.seccomp.args, &skip);
+        if (skip)
+            break;
+        begin_syscall(t, tid, tk, si.arch, nr, si.seccomp.args, s);
         if (!(data & DATA_EXIT))
             commit_now(t, tk);
         break;
@@ -608,6 +665,9 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             }
             tk->tgid = tid;
             tk->state |= T_KNOWN;
+            /* The exec's own record finishes here, under the tid the thread now has. */
+            if (tk->state & T_IN_SYSCALL)
+                rec(&tk->rb)->tid = tid;
         }
         emit_exec(t, tid, tk, former);
         if (tid == t->pid)
@@ -628,8 +688,10 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
         end_syscall(t, tid, tk, si.exit.rval);
     } else if (n > 0 && si.op == SI_OP_ENTRY && (!t->filter || (tk->state & T_FULL))) {
         uint64_t nr = si.entry.nr;
-        if (si.arch == NATIVE_ARCH && nr < WA_MAX_NR && t->specs[nr].traced)
-            begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, 0);
+        int skip;
+        const struct wa_spec *s = spec_for(t, tid, si.arch, &nr, si.entry.args, &skip);
+        if (s && s->traced)
+            begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, s);
     }
     resume(t, tid, 0);
 }
@@ -926,6 +988,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
         return NULL;
     }
     memcpy(t->specs, cfg->specs, sizeof t->specs);
+    wa_compat_init(&t->compat, cfg->compat);
     if (cfg->filter) {
         t->filter = malloc(cfg->filter_len * sizeof(struct sock_filter));
         memcpy(t->filter, cfg->filter, cfg->filter_len * sizeof(struct sock_filter));
@@ -942,6 +1005,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
                 sigaddset(&t->child_mask, s);
     t->max_str = cfg->max_str ? cfg->max_str : 4096;
     t->wake_gap_us = cfg->wake_gap_us;
+    atomic_store(&t->pf, cfg->prefilter && cfg->prefilter->progs ? cfg->prefilter : NULL);
     t->max_argv_bytes = cfg->max_argv_bytes ? cfg->max_argv_bytes : 16384;
     t->max_argv_items = cfg->max_argv_items ? cfg->max_argv_items : 1024;
     t->ntasks = read_pid_max();
@@ -982,6 +1046,11 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
 }
 
 int wa_pid(struct wa_tracer *t) { return t->pid; }
+
+void wa_set_prefilter(struct wa_tracer *t, const struct wa_pf *pf)
+{
+    atomic_store_explicit(&t->pf, pf && pf->progs ? pf : NULL, memory_order_release);
+}
 
 size_t wa_read(struct wa_tracer *t, void *buf, size_t cap) { return wa_ring_get(&t->ring, buf, cap); }
 
@@ -1030,6 +1099,7 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->stops = atomic_load(&t->stops);
     s->tasks = atomic_load(&t->task_count);
     s->read_failures = atomic_load(&t->read_failures);
+    s->prefiltered = atomic_load(&t->prefiltered);
 }
 
 void wa_free(struct wa_tracer *t)

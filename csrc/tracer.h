@@ -8,13 +8,33 @@
 
 #define WA_MAX_NR 1024
 
+struct wa_pf;
+
 /* Per native syscall number: what to capture. Python fills it from events/params.py. */
 struct wa_spec {
     uint8_t traced;       /* full-ptrace mode: record this syscall */
     uint8_t exit_needed;  /* full-ptrace mode: wait for the exit (seccomp mode: RET_TRACE data) */
     uint8_t kind[6];      /* capture kind per argument (WA_C_*) */
     uint8_t len_arg[6];   /* for kinds that need a length: index of the argument holding it */
-    uint8_t pad[2];
+    /* 1 + index of an argument whose value decides whether argument memory is read at the
+     * entry (0: always), and the value it must have: prctl reads a string for one option
+     * only, and its other options' integers are no pointers. */
+    uint8_t when_arg;
+    uint8_t when_value;
+};
+
+/* socketcall's call numbers (SYS_SOCKET = 1 ... SYS_SENDMMSG = 20) fit below this. */
+#define WA_SOCKETCALL_MAX 32
+
+/* The compat ABI's tables, compiled by Python (tracer/core.py) like the native ones. */
+struct wa_compat {
+    uint32_t arch;                  /* AUDIT_ARCH_* of the compat ABI */
+    const struct wa_spec *specs;    /* WA_MAX_NR entries, by compat syscall number */
+    int32_t socketcall_nr;          /* the multiplexer's compat number; -1: none */
+    /* per socketcall call number: the compat syscall it stands for (-1: not traced) and
+     * how many 32-bit arguments its array holds */
+    int16_t socketcall_to[WA_SOCKETCALL_MAX];
+    uint8_t socketcall_nargs[WA_SOCKETCALL_MAX];
 };
 
 struct wa_config {
@@ -31,6 +51,8 @@ struct wa_config {
     int capture_env;              /* capture execve envp */
     const uint64_t *sigmask;      /* the workload's initial blocked-signal mask (64 signals) */
     uint32_t wake_gap_us;            /* at most one consumer wake-up per this many us */
+    const struct wa_pf *prefilter;   /* NULL: every traced syscall is recorded */
+    const struct wa_compat *compat;  /* NULL: compat-ABI syscalls are recorded raw */
 };
 
 struct wa_stats {
@@ -39,6 +61,7 @@ struct wa_stats {
     uint64_t stops;
     uint64_t tasks;
     uint64_t read_failures;
+    uint64_t prefiltered;   /* syscalls the prefilter dropped at their entry stop */
 };
 
 struct wa_tracer;
@@ -47,6 +70,8 @@ struct wa_tracer;
  * start; the workload is then not running. *exec_errno is set when the exec itself failed. */
 struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
 int wa_pid(struct wa_tracer *t);
+/* Replaces the prefilter (NULL: none) from any thread; the old tables must stay valid. */
+void wa_set_prefilter(struct wa_tracer *t, const struct wa_pf *pf);
 /* Copies whole records into buf; returns bytes. */
 size_t wa_read(struct wa_tracer *t, void *buf, size_t cap);
 /* Blocks up to timeout_ms for records or the end of the workload; 1 if either is there. */

@@ -22,6 +22,10 @@ SUBCOMMANDS = {
     "capture": "workload_agent.capture.cli",
 }
 
+# Subcommands owned by another package than their command's: wired here, so that layers
+# point down (the rules engine does not import the capture package for `rules test`).
+NESTED = {"rules": [("workload_agent.capture.ruletest", "register_test")]}
+
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (only=NAME) one with just that command: a command's run must
@@ -44,7 +48,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             if exc.name and modname.startswith(exc.name):
                 continue
             raise
-        mod.register(sub)
+        nested = mod.register(sub)
+        for nested_mod, fn in NESTED.get(name, ()):
+            getattr(importlib.import_module(nested_mod), fn)(nested)
     return parser
 
 

@@ -52,13 +52,12 @@ def default_rules_paths() -> list:
 
 
 def load_ruleset(paths: Iterable[str], *, min_priority=None, enable=(), disable=()):
-    from .rules.loader import load_rules
+    from .rules.cache import load_rules_cached
 
     paths = list(paths) or default_rules_paths()
     if not paths:
         raise RulesError("no rules given and no default rules found (use -r FILE_OR_DIR)")
-    result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable,
-                        compile_each=False)
+    result = load_rules_cached(paths, min_priority=min_priority, enable=enable, disable=disable)
     if not result.ok:
         raise RulesError("\n".join(m.as_text() for m in result.errors))
     return result.ruleset, [m.as_text() for m in result.warnings]
@@ -81,6 +80,13 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
             wanted.add("execveat")  # a successful execveat is an execve event
     wanted |= IDENTITY_SYSCALLS
     return sorted(n for n in wanted if n in table and n in SPECS), note
+
+
+def prefilter_for(ruleset, names):
+    """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py)."""
+    from .tracer.prefilter import compile_prefilter
+
+    return compile_prefilter(ruleset, names, keep=IDENTITY_SYSCALLS)
 
 
 class AlertWriter:
@@ -148,27 +154,51 @@ class Detector:
         self.suffix = compile_output(CONTAINER_SUFFIX) if append_container else None
         self.events = 0
         self.drops = 0
+        self.records = 0
+        self.consumer_ns = 0   # state + rules + output, the consumer's own time
+        self.print_stats = False
         self._next_ruleset = None
         self.traced = frozenset()  # what the tracer stops on; new rules cannot widen it
+        self.prefilter = None      # what the tracer drops at the stop
+        self._tracer = None
 
     def counters(self) -> dict:
-        return {"events": self.events, "drops": self.drops, "alerts": self.writer.count}
+        return {"events": self.events, "drops": self.drops, "alerts": self.writer.count,
+                "records": self.records, "consumer_ns": self.consumer_ns}
 
     def swap_rules(self, ruleset) -> list:
         """Take a new ruleset at the next batch (called from another thread). Returns the
         syscalls it needs that the running tracer does not stop on."""
-        from .tracer.seccomp import native_arch
+        from .events.arch import native_arch
 
         wanted, _ = traced_syscalls(ruleset, native_arch())
         self._next_ruleset = ruleset
+        if self._tracer is not None:
+            # Until the new rules take over (next batch), keep what either set could match.
+            self._tracer.set_prefilter(None)
         return sorted(set(wanted) - set(self.traced))
+
+    def attach_tracer(self, tracer) -> None:
+        """The running tracer, whose prefilter follows rules swapped in later."""
+        self._tracer = tracer
 
     def handle(self, batch) -> None:
         if self._next_ruleset is not None:
             self.ruleset, self._next_ruleset = self._next_ruleset, None
             self.tracker.wanted = self.ruleset.event_types()
+            if self._tracer is not None:
+                self.prefilter = prefilter_for(self.ruleset, sorted(self.traced))
+                self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
         match = self.ruleset.match
+        t0 = time.perf_counter_ns()
+        self.records += len(batch)
+        try:
+            self._handle(batch, process, match)
+        finally:
+            self.consumer_ns += time.perf_counter_ns() - t0
+
+    def _handle(self, batch, process, match) -> None:
         for rec in batch:
             if rec.kind == R.K_DROP:
                 self._drop(rec)
@@ -200,6 +230,11 @@ class Detector:
 
     def close(self, stats: dict) -> None:
         self.writer.close()
+        if self.print_stats:
+            per = self.consumer_ns / self.records / 1000 if self.records else 0.0
+            sys.stderr.write("workload-agent: " + " ".join(f"{k}={v}" for k, v in stats.items())
+                             + f" events={self.events} alerts={self.writer.count}"
+                             f" consumer_us_per_record={per:.1f}\n")
         reads = getattr(self.tracker, "proc_reads", None)
         if reads:
             # Each is a field judged by what /proc said later, not at the syscall.

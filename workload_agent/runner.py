@@ -67,6 +67,12 @@ def register(subparsers) -> None:
                         "NO_NEW_PRIVS (setuid binaries keep working; about twice the cost)")
     p.add_argument("--syscalls", metavar="LIST",
                    help="comma-separated syscalls to trace instead of what the rules need")
+    p.add_argument("--no-prefilter", dest="prefilter", action="store_false",
+                   help="record every traced syscall, also those no rule can match (implied by "
+                        "--events; --print-syscalls shows what the prefilter drops)")
+    p.add_argument("--stats", action="store_true",
+                   help="at exit, print the tracer's counters (stops, records, prefiltered, drops) "
+                        "and the consumer's time per record to stderr")
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
@@ -82,7 +88,7 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     ValueError for an orchestrator configured without what it needs.
     plan_only: load the rules and derive the syscalls, but build no detector."""
     from . import detect
-    from .tracer.seccomp import native_arch
+    from .events.arch import native_arch
 
     ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
     names, note = detect.traced_syscalls(ruleset, native_arch())
@@ -104,6 +110,7 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     writer = detect.AlertWriter((alerts_to or "stdout") if to_stdout or alerts_to else None, json_lines)
     detector = detect.Detector(ruleset, tracker, writer, mode=matching)
     detector.traced = frozenset(names)
+    detector.prefilter = detect.prefilter_for(ruleset, names)
     if config is not None and config.orchestrator:
         from .outputs.orchestrator_client import client_from_config
 
@@ -177,12 +184,24 @@ def _run_command(args) -> int:
         _warn(note)
     if args.print_syscalls:
         print(" ".join(names))
+        if not given and not args.no_rules:
+            from . import detect
+            for line in detect.prefilter_for(detect.load_ruleset(args.rules or config.rules)[0],
+                                             names).describe():
+                _warn(f"prefilter: {line}")
         return 0
     if not args.command:
         _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
         return 2
+    printer = event_printer(args)
+    if detector is not None:
+        detector.print_stats = args.stats
+    # --events shows every traced syscall: it is for seeing what rules could be written on.
+    use_pf = detector is not None and not given and args.prefilter and printer is None
     return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
-               sink=Tee(detector, event_printer(args)), syscalls=names, ring_bytes=args.ring_size,
+               sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size,
+               prefilter=detector.prefilter if use_pf else None,
+               on_tracer=detector.attach_tracer if use_pf else None,
                attach_foreign=config.attach_foreign)
 
 
@@ -221,7 +240,8 @@ def instrument(argv: list[str]) -> int:
         return _run_untraced(path, argv, env, signal.pthread_sigmask(signal.SIG_BLOCK, []))
     for note in notes:
         _warn(note)
-    return run(argv, priority=priority, sink=detector, syscalls=names,
+    return run(argv, priority=priority, sink=detector, syscalls=names, prefilter=detector.prefilter,
+               on_tracer=detector.attach_tracer,
                attach_foreign=config.attach_foreign if config else "trace")
 
 
@@ -299,7 +319,7 @@ class _SignalForwarder(threading.Thread):
 
 
 def default_capture(names=None):
-    from .events.params import DEFAULT_SYSCALLS, capture_table
+    from .events.params import DEFAULT_SYSCALLS, SPECS, capture_table
     from .tracer.core import CaptureSpec
 
     table = capture_table()
@@ -307,7 +327,8 @@ def default_capture(names=None):
     unknown = [n for n in wanted if n not in table]
     if unknown:
         raise ValueError(f"no capture spec for: {', '.join(sorted(unknown))}")
-    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0]) for n in wanted}
+    return {n: CaptureSpec(exit_needed=table[n][1], args=table[n][0], when=SPECS[n].capture_when)
+            for n in wanted}
 
 
 def _foreign_scanner(tracer, mode: str):
@@ -356,7 +377,8 @@ def _deliver(sink, batch):
 
 
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
-        syscalls=None, ring_bytes: int = 8 << 20, env=None, attach_foreign: str = "never") -> int:
+        syscalls=None, ring_bytes: int = 8 << 20, env=None, prefilter=None, on_tracer=None,
+        attach_foreign: str = "never") -> int:
     env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
     if path is None:
@@ -377,8 +399,10 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             _warn(str(exc))
             return 2
         tracer = Tracer(argv, path=path, env=env, syscalls=capture, use_seccomp=use_seccomp,
-                        ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask))
+                        ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask), prefilter=prefilter)
         pid = tracer.start()
+        if on_tracer is not None:
+            on_tracer(tracer)
     except WorkloadExecError as exc:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         _warn(str(exc))

@@ -188,7 +188,8 @@ def test_interactive_exec_session_is_attached_marked_and_judged(tmp_path):
     shm = [a["output_fields"] for a in _by_rule(alerts, "t session shm exec")]
     assert shm and shm[0]["proc.is_exec_session"] is True and shm[0]["proc.exec_session.pid"] == root
     assert _by_rule(alerts, "Execution from /dev/shm")   # upstream's rule on the same exec
-    assert "foreign processes: 1 attached" in stderr
+    # The shell, and the children it started before it was attached (they join its session).
+    assert int(stderr.split("foreign processes: ")[1].split()[0]) >= 1
 
 
 def test_many_short_exec_sessions_in_a_row(tmp_path):

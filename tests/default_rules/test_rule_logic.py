@@ -59,6 +59,7 @@ def connect(p, ip, port):
 
 SH = "Shell with terminal in container"
 PKG = "Package manager run in container"
+LANG = "Language package installed in container"
 HIST = "Shell history tampered"
 POOL = "Connection to crypto mining pool port"
 IMDS = "Cloud metadata service contacted from container"
@@ -75,10 +76,12 @@ def test_shell_needs_a_terminal_and_a_container(rs):
 
 def test_package_managers(rs):
     assert PKG in fired(rs, execve(proc("apt-get", ["install", "-y", "curl"])))
-    assert PKG in fired(rs, execve(proc("pip3", ["install", "requests"])))
-    assert PKG in fired(rs, execve(proc("npm", ["i"])))
-    assert PKG not in fired(rs, execve(proc("npm", ["run", "build"])))
-    assert PKG not in fired(rs, execve(proc("pip3", ["list"])))
+    # language package managers: a notice of their own (plugins, development images)
+    for name, args in (("pip3", ["install", "requests"]), ("npm", ["i"]),
+                       ("python3", ["-m", "pip", "install", "x"])):
+        assert fired(rs, execve(proc(name, args))) & {PKG, LANG} == {LANG}
+    assert LANG not in fired(rs, execve(proc("npm", ["run", "build"])))
+    assert LANG not in fired(rs, execve(proc("pip3", ["list"])))
     assert PKG not in fired(rs, execve(proc("dpkg", ["--print-architecture"])))
     # apt-get running dpkg reports once, for apt-get
     apt = proc("apt-get", ["install", "curl"], pid=100)

@@ -85,7 +85,6 @@ def test_http_queue_full_drops_oldest_without_blocking():
 
 
 def test_bundle_validation_uses_the_rules_loader_when_present():
-    pytest.importorskip("workload_agent.rules.loader")
     from workload_agent.orchestrator.bundle import validate_files
 
     rule = "- rule: r\n  desc: d\n  condition: evt.type = open{}\n  output: o\n  priority: WARNING\n"

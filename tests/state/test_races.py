@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_tracing
+
 from workload_agent import runner
 from workload_agent.detect import traced_syscalls
 from workload_agent.events.syscall_table import SYSCALLS
@@ -25,10 +27,9 @@ from workload_agent.rules.event import Container
 from workload_agent.rules.loader import load_rules
 from workload_agent.rules.output import compile_output
 from workload_agent.state import StateTracker
-from workload_agent.tracer.core import available
-from workload_agent.tracer.seccomp import native_arch
+from workload_agent.events.arch import native_arch
 
-pytestmark = pytest.mark.skipif(not available()[0], reason="tracing unavailable here")
+needs_tracing()
 
 FIELDS = ("evt.type proc.name proc.pid proc.exepath proc.exe_ino proc.exe_ino.ctime "
           "proc.exe_ino.mtime proc.is_exe_upper_layer proc.tty proc.sid proc.vpgid "
@@ -305,3 +306,20 @@ def test_proc_reads_are_counted_not_the_normal_path(ruleset, drop_dir):
     # The seeded main process may be read; no exec, fd or socket look-up may be.
     assert not {"exec", "fd", "socket ends", "capset"} & set(sink.tracker.proc_reads), \
         sink.tracker.proc_reads
+
+
+def test_upstream_rule_fires_through_the_cli_in_container_mode(drop_dir):
+    """The user's view: `run -r falco_rules.yaml --container-id ...` on exec-then-rm."""
+    import subprocess
+
+    x = drop_dir / "x"
+    alerts = drop_dir / "alerts"
+    script = f"cp {shutil.which('true')} {x} && {x} && rm {x}"
+    p = subprocess.run([sys.executable, "-m", "workload_agent", "run", "--priority", "security",
+                        "-r", str(_upstream("falco_rules.yaml")), "--container-id", "abcdef012345",
+                        "--alerts-to", str(alerts), "--", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    text = alerts.read_text()
+    # The stable file's name for the drift rule; the sandbox file's is DROP_RULE.
+    assert "Executing binary not part of base image" in text and f"proc_exepath={x}" in text, text

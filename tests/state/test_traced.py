@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.conftest import needs_tracing
+
 from workload_agent import runner
 from workload_agent.events.params import DEFAULT_SYSCALLS, STATEFUL_SYSCALLS
 from workload_agent.rules.compiler import compile_condition
@@ -19,9 +21,8 @@ from workload_agent.rules.condition import parse_condition
 from workload_agent.rules.event import Container
 from workload_agent.rules.output import compile_output
 from workload_agent.state import StateTracker, UserDb
-from workload_agent.tracer.core import available
 
-pytestmark = pytest.mark.skipif(not available()[0], reason="tracing unavailable here")
+needs_tracing()
 
 SYSCALLS = sorted(STATEFUL_SYSCALLS | DEFAULT_SYSCALLS)
 OUT = ("proc.name proc.pname proc.aname[2] proc.cmdline proc.exe proc.exepath proc.cwd "

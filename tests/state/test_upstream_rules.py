@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_tracing
+
 from workload_agent import runner
 from workload_agent.detect import traced_syscalls
 from workload_agent.rules.event import Container
 from workload_agent.rules.loader import load_rules
 from workload_agent.state import StateTracker
-from workload_agent.tracer.core import available
-from workload_agent.tracer.seccomp import native_arch
+from workload_agent.events.arch import native_arch
 
-pytestmark = pytest.mark.skipif(not available()[0], reason="tracing unavailable here")
+needs_tracing()
 
 
 def _rules_file() -> Path:

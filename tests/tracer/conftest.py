@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 
@@ -28,6 +27,24 @@ class Collector:
 
     def of_kind(self, kind):
         return [r for r in self.records if r.kind == kind]
+
+    def decoded(self, name, ctx=None):
+        """(record, Falco params) of each recorded call of this syscall, decoded strictly."""
+        from workload_agent.events.decode import decode_params
+
+        return [(r, decode_params(name, r.args, r.ret if r.has_exit else None, r.blobs, ctx, tid=r.tid,
+                                  strict=True)) for r in self.syscalls(name)]
+
+
+@pytest.fixture(scope="module")
+def cc(tmp_path_factory):
+    """Compiles a C test program (gcc is installed by .ci/run); returns its path."""
+    def build(source: str, name: str = "prog") -> str:
+        d = tmp_path_factory.mktemp(name)
+        (d / f"{name}.c").write_text(source)
+        subprocess.run(["gcc", "-O1", "-o", str(d / name), str(d / f"{name}.c")], check=True)
+        return str(d / name)
+    return build
 
 
 @pytest.fixture

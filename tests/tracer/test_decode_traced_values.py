@@ -15,14 +15,14 @@ import pytest
 from workload_agent.events.decode import arg_text, decode_params, render_params
 from workload_agent.events.params import capture_table, event_type
 
-core = pytest.importorskip("workload_agent.tracer.core")
-ok, why = core.available()
-if not ok:
-    pytest.skip(why, allow_module_level=True)
+from tests.conftest import needs_tracing  # noqa: E402
+from workload_agent.tracer import core  # noqa: E402
+
+needs_tracing()
 
 from workload_agent.events import records  # noqa: E402
 from workload_agent.events.syscall_table import SYSCALLS  # noqa: E402
-from workload_agent.tracer import seccomp  # noqa: E402
+from workload_agent.events.arch import native_arch  # noqa: E402
 
 
 class MiniState:
@@ -47,7 +47,7 @@ class MiniState:
 
 
 def trace(code: str, cwd: str, use_seccomp: bool = True):
-    arch = seccomp.native_arch()
+    arch = native_arch()
     table = SYSCALLS[arch]
     nr_names = {nr: name for name, nr in table.items()}
     specs = {n: core.CaptureSpec(exit_needed=e, args=a)

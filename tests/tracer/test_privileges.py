@@ -110,7 +110,7 @@ def test_fargate_like_capability_set(tmp_path):
 DENY_PTRACE = textwrap.dedent("""
     import ctypes, os, struct, sys
     from workload_agent.events.syscall_table import SYSCALLS
-    from workload_agent.tracer.seccomp import native_arch
+    from workload_agent.events.arch import native_arch
     nr = SYSCALLS[native_arch()]["ptrace"]
     ins = [(0x20, 0, 0, 0), (0x15, 0, 1, nr), (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7fff0000)]
     prog = b"".join(struct.pack("<HBBI", *i) for i in ins)

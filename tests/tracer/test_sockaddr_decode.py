@@ -49,9 +49,12 @@ def test_unix_path_and_abstract_and_unnamed():
     assert parse_sockaddr(sun(b"/run/docker.sock\0")).path == "/run/docker.sock"
     # Without a terminating NUL (addrlen exactly covers the path).
     assert parse_sockaddr(sun(b"/tmp/s")).path == "/tmp/s"
-    abstract = parse_sockaddr(sun(b"\0my-abstract\0junk"))
-    assert abstract.path == "@my-abstract"
-    assert format_sockaddr(abstract) == "@my-abstract"
+    # An abstract name is every byte the length covers: an embedded NUL is part of it
+    # (shown as "@", as ss does); trailing NULs are the padding of a sizeof() length.
+    abstract = parse_sockaddr(sun(b"\0my-abstract\0other"))
+    assert abstract.path == "@my-abstract@other"
+    assert format_sockaddr(abstract) == "@my-abstract@other"
+    assert parse_sockaddr(sun(b"\0my-abstract" + b"\0" * 90)).path == "@my-abstract"
     assert parse_sockaddr(sun(b"")).path == ""
 
 

@@ -6,7 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
+
+from tests.conftest import needs
 
 from workload_agent.events import capture_kinds as K
 from workload_agent.events import facts
@@ -14,7 +15,7 @@ from workload_agent.events import records as R
 from workload_agent.events.params import capture_table
 from workload_agent.tracer.core import CaptureSpec, Tracer
 
-core = pytest.importorskip("workload_agent.tracer._core")
+core = needs("workload_agent.tracer._core")
 ffi, lib = core.ffi, core.lib
 
 

@@ -1,11 +1,12 @@
 """Our generated syscall tables against an independent oracle (python-ptrace, GPL-2.0,
 used here only: the runtime never imports it)."""
-import importlib
 import pathlib
 import subprocess
 import sys
 
 import pytest
+
+from tests.conftest import needs
 
 from workload_agent.events.syscall_table import SYSCALLS
 
@@ -15,7 +16,7 @@ ORACLE = {"x86_64": "ptrace.syscall.linux.x86_64", "i386": "ptrace.syscall.linux
 
 @pytest.mark.parametrize("arch", sorted(ORACLE))
 def test_numbers_agree_with_python_ptrace(arch):
-    mod = pytest.importorskip(ORACLE[arch])
+    mod = needs(ORACLE[arch])
     oracle = mod.SYSCALL_NAMES  # nr -> name
     ours = SYSCALLS[arch]
     common = [(nr, name) for nr, name in oracle.items() if name in ours]

@@ -75,7 +75,7 @@ def recorded_syscalls(rules_needed, arch: str) -> list:
 def capture_header(argv, syscalls, rules) -> dict:
     from .. import __version__
     from ..rules.output import default_hostname
-    from ..tracer.seccomp import native_arch
+    from ..events.arch import native_arch
 
     return {"hostname": default_hostname(), "agent_version": __version__, "command": list(argv),
             "arch": native_arch(), "syscalls": list(syscalls), "rules": [os.path.abspath(r) for r in rules]}
@@ -84,7 +84,7 @@ def capture_header(argv, syscalls, rules) -> dict:
 def cmd_record(args) -> int:
     from ..detect import Tee
     from ..runner import SetupFailed, event_printer, run, setup_from_args
-    from ..tracer.seccomp import native_arch
+    from ..events.arch import native_arch
     from .format import CaptureWriter
     from .record import Recorder
 

@@ -79,7 +79,7 @@ def unrecorded_types(reader: CaptureReader, ruleset) -> list:
     rules on them cannot fire, or see state (fds) the recording did not keep."""
     from ..detect import traced_syscalls
     from ..events.syscall_table import SYSCALLS
-    from ..tracer.seccomp import native_arch
+    from ..events.arch import native_arch
 
     traced = reader.header.get("syscalls")
     arch = reader.header.get("arch") or native_arch()

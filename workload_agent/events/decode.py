@@ -20,10 +20,10 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 from . import capture_kinds as K
 from . import flags as F
 from .flags import errno_name
-from .params import SPECS, Param, param_types
+from .params import SPECS, ParamSpec, param_types
 # The record decoder's Blob (kind, data, truncated, unreadable) is the one blob type.
 from .records import Blob
-from .sockaddr import (AF_UNIX, SockAddr, SockTuple, decode_text, format_sockaddr, format_tuple,
+from .sockaddr import (AF_INET, AF_INET6, AF_UNIX, SockAddr, decode_text, format_sockaddr, format_tuple,
                        make_tuple, parse_sockaddr)
 
 __all__ = ["Blob", "FsPath", "decode_params", "render_params", "arg_text", "errno_name",
@@ -228,7 +228,12 @@ def _src_atpath(ev: _Event, i: int, d: int):
 
 def _src_sockaddr(ev: _Event, i: int):
     data = ev.blob(i)
-    return None if data is None else parse_sockaddr(data)
+    if data is None:
+        return None
+    addr = parse_sockaddr(data)
+    if addr is not None and addr.family in (AF_INET, AF_INET6) and addr.ip is None:
+        return None  # shorter than its family's struct: the kernel refused it (EINVAL)
+    return addr
 
 
 _FD_END_SLOT = {"sock_local": K.SLOT_FD_LOCAL, "sock_peer": K.SLOT_FD_PEER}
@@ -326,6 +331,8 @@ _SOURCES: Dict[str, Callable] = {
     "ret": lambda ev: ev.ret,
     "int": lambda ev, i: _s32(ev.args[i]),
     "uint": lambda ev, i: _u32(ev.args[i]),
+    # mkdir/chmod take a umode_t: the kernel never sees the upper bits of the register.
+    "umode": lambda ev, i: ev.args[i] & 0xFFFF,
     "s64": lambda ev, i: _s64(ev.args[i]),
     "u64": lambda ev, i: _u64(ev.args[i]),
     "path": _src_path,
@@ -358,7 +365,7 @@ _SOURCES: Dict[str, Callable] = {
 }
 
 
-def _finish_path(ev: _Event, p: Param, value):
+def _finish_path(ev: _Event, p: ParamSpec, value):
     if value is None or isinstance(value, FsPath):
         return value
     if value.startswith("/"):
@@ -372,10 +379,10 @@ def _finish_path(ev: _Event, p: Param, value):
 
 
 _PATH_TYPES = frozenset({"FSPATH", "FSRELPATH"})
-_Step = Tuple[str, Callable, tuple, Optional[Param]]
+_Step = Tuple[str, Callable, tuple, Optional[ParamSpec]]
 
 
-def _compile(layout: Sequence[Param]) -> Tuple[_Step, ...]:
+def _compile(layout: Sequence[ParamSpec]) -> Tuple[_Step, ...]:
     """Bind each param's source handler once, so decoding an event is a flat loop."""
     return tuple((p.name, _SOURCES[p.src[0]], tuple(p.src[1:]),
                   p if p.type in _PATH_TYPES else None) for p in layout)
@@ -460,7 +467,7 @@ def _number(v: int, fmt: str) -> str:
     return str(v)
 
 
-def render_param(p: Param, value, resolver=None) -> Tuple[str, str]:
+def render_param(p: ParamSpec, value, resolver=None) -> Tuple[str, str]:
     """(plain, resolved) text of one param value; resolved is "" when there is none.
 
     ``resolver`` (optional) may provide ``fd_name(fd)`` (e.g. ``<f>/etc/passwd``),
@@ -473,7 +480,7 @@ def render_param(p: Param, value, resolver=None) -> Tuple[str, str]:
         return str(value), ""
 
 
-def _render(p: Param, value, resolver) -> Tuple[str, str]:
+def _render(p: ParamSpec, value, resolver) -> Tuple[str, str]:
     t = p.type
     if value is None:
         return ("NULL" if t in _NULL_TYPES else "<NA>"), ""
@@ -483,7 +490,8 @@ def _render(p: Param, value, resolver) -> Tuple[str, str]:
         if value == F.AT_FDCWD:
             return str(value), "AT_FDCWD"
         if value < 0:
-            return str(value), errno_name(value)
+            # A failed call's returned fd is an errno; a negative fd argument is a number.
+            return str(value), errno_name(value) if p.src[0] == "ret" else ""
         return str(value), _resolve(resolver, "fd_name", value)
     if t == "PID":
         return str(value), _resolve(resolver, "comm", value) if value > 0 else ""
@@ -526,16 +534,16 @@ def _resolve(resolver, method: str, value) -> str:
     return got or ""
 
 
-def _param(name: str, pname: str, value) -> Param:
+def _param(name: str, pname: str, value) -> ParamSpec:
     p = param_types(name).get(pname)
     if p is not None:
         return p
     # A param this table does not describe: show it by its Python type.
     if isinstance(value, bytes):
-        return Param(pname, "BYTEBUF", ("none",))
+        return ParamSpec(pname, "BYTEBUF", ("none",))
     if isinstance(value, int):
-        return Param(pname, "INT64", ("none",))
-    return Param(pname, "CHARBUF", ("none",))
+        return ParamSpec(pname, "INT64", ("none",))
+    return ParamSpec(pname, "CHARBUF", ("none",))
 
 
 def arg_text(name: str, pname: str, value, resolver=None) -> str:

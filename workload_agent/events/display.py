@@ -13,13 +13,11 @@ import time
 from . import records as R
 from .decode import decode_params, render_params
 from .flags import errno_name
-from .syscall_table import AUDIT_ARCH, SYSCALLS
+from .arch import native_arch, syscall_name
+from .syscall_table import AUDIT_ARCH
 
-_NAMES_BY_ARCH = {AUDIT_ARCH[a]: {nr: n for n, nr in t.items()} for a, t in SYSCALLS.items()}
-
-
-def syscall_name(arch: int, nr: int) -> str:
-    return _NAMES_BY_ARCH.get(arch, {}).get(nr, f"syscall_{nr}")
+_ABI_NAMES = {v: k for k, v in AUDIT_ARCH.items()}
+_NATIVE = AUDIT_ARCH.get(native_arch())
 
 
 def _readlink(path: str):
@@ -109,6 +107,8 @@ class EventPrinter:
                 result = "?" if ret is None else (f"{ret} {errno_name(ret)}" if ret < 0 else str(ret))
                 if r.flags & R.F_FOREIGN_ARCH:
                     notes.append("[foreign arch]")
+                elif r.arch != _NATIVE:
+                    notes.append("[%s]" % _ABI_NAMES.get(r.arch, "arch %#x" % r.arch))
                 if r.flags & R.F_TRUNCATED:
                     notes.append("[truncated]")
                 if r.flags & R.F_UNREADABLE:

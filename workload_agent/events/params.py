@@ -17,6 +17,7 @@ in one row here:
 
     ("ret",)                  return value (signed)
     ("int", i) ("uint", i)    register i as s32 / u32
+    ("umode", i)              register i as the kernel's umode_t (16 bits) for mkdir/chmod
     ("s64", i) ("u64", i)     register i as s64 / u64
     ("path", i)               PATH blob of arg i (FSPATH/FSRELPATH resolution by type)
     ("atpath", i, d)          PATH blob of arg i resolved against dirfd register d
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from . import capture_kinds as K
-from .flags import CLONE_LINUX, clone_flags_to_ppm
+from .flags import CLONE_LINUX, PR_SET_NAME, clone_flags_to_ppm
 
 ArgSpec = Tuple[int, int]  # (capture kind, len_arg index or -1)
 
@@ -58,7 +59,9 @@ PARAM_TYPES = frozenset({
 
 
 @dataclass(frozen=True)
-class Param:
+class ParamSpec:
+    """How one exit-event parameter is typed and where its value comes from (a row of a
+    syscall's layout). The value itself, as rules see it, is rules.event.Param."""
     name: str
     type: str
     src: Tuple
@@ -74,14 +77,17 @@ class Param:
 class Spec:
     args: Tuple[ArgSpec, ...]
     exit_needed: bool
-    params: Tuple[Param, ...]
+    params: Tuple[ParamSpec, ...]
     #: False: not a Falco event type; the param names are ours (generic in Falco)
     falco: bool = True
     #: layout and event type Falco uses when the call succeeds (execveat -> execve)
-    success_params: Optional[Tuple[Param, ...]] = None
+    success_params: Optional[Tuple[ParamSpec, ...]] = None
     success_event: Optional[str] = None
+    #: (argument index, value): argument memory is read only when that argument has the
+    #: value (the other cases pass integers where this one passes a pointer)
+    capture_when: Tuple[int, ...] = ()
 
-    def params_for(self, ret: Optional[int]) -> Tuple[Param, ...]:
+    def params_for(self, ret: Optional[int]) -> Tuple[ParamSpec, ...]:
         if self.success_params is not None and ret == 0:
             return self.success_params
         return self.params
@@ -97,8 +103,8 @@ def _args(*entries) -> Tuple[ArgSpec, ...]:
     return tuple(out)
 
 
-def P(name, type_, src, table=None, fmt="dec", rel=None) -> Param:
-    return Param(name, type_, src, table, fmt, rel)
+def P(name, type_, src, table=None, fmt="dec", rel=None) -> ParamSpec:
+    return ParamSpec(name, type_, src, table, fmt, rel)
 
 
 # Shorthands for params that recur across many events.
@@ -108,19 +114,19 @@ NA = ("none",)
 CTX = ("ctx",)
 
 
-def _fd(name: str, i: int) -> Param:
+def _fd(name: str, i: int) -> ParamSpec:
     return P(name, "FD", ("int", i))
 
 
-def _path(name: str, i: int) -> Param:
+def _path(name: str, i: int) -> ParamSpec:
     return P(name, "FSPATH", ("path", i))
 
 
-def _relpath(name: str, i: int, dirfd_param: str) -> Param:
+def _relpath(name: str, i: int, dirfd_param: str) -> ParamSpec:
     return P(name, "FSRELPATH", ("path", i), rel=dirfd_param)
 
 
-def _exec_params(argv: int, envp: int, comm_src: Tuple = CTX) -> Tuple[Param, ...]:
+def _exec_params(argv: int, envp: int, comm_src: Tuple = CTX) -> Tuple[ParamSpec, ...]:
     return (
         RES,
         P("exe", "CHARBUF", ("argv0", argv)),
@@ -155,7 +161,7 @@ def _exec_params(argv: int, envp: int, comm_src: Tuple = CTX) -> Tuple[Param, ..
     )
 
 
-def _clone_params(flags_src: Tuple) -> Tuple[Param, ...]:
+def _clone_params(flags_src: Tuple) -> Tuple[ParamSpec, ...]:
     return (
         P("res", "PID", ("ret",)),
         P("exe", "CHARBUF", CTX),
@@ -181,7 +187,7 @@ def _clone_params(flags_src: Tuple) -> Tuple[Param, ...]:
     )
 
 
-def _open_tail() -> Tuple[Param, ...]:
+def _open_tail() -> Tuple[ParamSpec, ...]:
     return (P("dev", "UINT32", NA, fmt="hex"), P("ino", "UINT64", NA))
 
 
@@ -217,7 +223,7 @@ SPECS: Dict[str, Spec] = {
         P("option", "ENUMFLAGS32", ("int", 0), table="prctl_options"),
         P("arg2_str", "CHARBUF", ("prctl_str",)),
         P("arg2_int", "INT64", ("prctl_int",)),
-    )),
+    ), capture_when=(0, PR_SET_NAME)),
     "kill": Spec(_args(), True, (RES, P("pid", "PID", ("int", 0)), P("sig", "SIGTYPE", ("uint", 1)))),
     "tkill": Spec(_args(), True, (RES, P("tid", "PID", ("int", 0)), P("sig", "SIGTYPE", ("uint", 1)))),
     "tgkill": Spec(_args(), True, (
@@ -303,11 +309,21 @@ SPECS: Dict[str, Spec] = {
         RES, _fd("olddirfd", 0), _relpath("oldpath", 1, "olddirfd"),
         _fd("newdirfd", 2), _relpath("newpath", 3, "newdirfd"),
         P("flags", "FLAGS32", ("uint", 4), table="renameat2_flags"))),
+    # futimens() is utimensat(fd, NULL, ...): the file is then the fd itself. `times`
+    # is the raw pointer: 0 means "now" (a plain touch), anything else explicit times.
+    "utimensat": Spec(_args(K.NONE, K.PATH), True, (
+        RES, _fd("fd", 0), _relpath("path", 1, "fd"),
+        P("times", "UINT64", ("u64", 2), fmt="hex"),
+        P("flags", "UINT32", ("uint", 3), fmt="hex")), falco=False),
+    "truncate": Spec(_args(K.PATH), True, (
+        RES, _path("path", 0), P("length", "UINT64", ("u64", 1))), falco=False),
+    "ftruncate": Spec(_args(), True, (
+        RES, _fd("fd", 0), P("length", "UINT64", ("u64", 1))), falco=False),
     "mkdir": Spec(_args(K.PATH), True, (
-        RES, _path("path", 0), P("mode", "UINT32", ("uint", 1), fmt="hex"))),
+        RES, _path("path", 0), P("mode", "UINT32", ("umode", 1), fmt="hex"))),
     "mkdirat": Spec(_args(K.NONE, K.PATH), True, (
         RES, _fd("dirfd", 0), _relpath("path", 1, "dirfd"),
-        P("mode", "UINT32", ("uint", 2), fmt="hex"))),
+        P("mode", "UINT32", ("umode", 2), fmt="hex"))),
     "symlink": Spec(_args(K.STR, K.PATH), True, (
         RES, P("target", "CHARBUF", ("str", 0)), _path("linkpath", 1))),
     "symlinkat": Spec(_args(K.STR, K.NONE, K.PATH), True, (
@@ -319,12 +335,12 @@ SPECS: Dict[str, Spec] = {
         _fd("newdir", 2), _relpath("newpath", 3, "newdir"),
         P("flags", "FLAGS32", ("uint", 4), table="linkat_flags"))),
     "chmod": Spec(_args(K.PATH), True, (
-        RES, _path("filename", 0), P("mode", "MODE", ("uint", 1), table="chmod_mode", fmt="oct"))),
+        RES, _path("filename", 0), P("mode", "MODE", ("umode", 1), table="chmod_mode", fmt="oct"))),
     "fchmod": Spec(_args(), True, (
-        RES, _fd("fd", 0), P("mode", "MODE", ("uint", 1), table="chmod_mode", fmt="oct"))),
+        RES, _fd("fd", 0), P("mode", "MODE", ("umode", 1), table="chmod_mode", fmt="oct"))),
     "fchmodat": Spec(_args(K.NONE, K.PATH), True, (
         RES, _fd("dirfd", 0), _relpath("filename", 1, "dirfd"),
-        P("mode", "MODE", ("uint", 2), table="chmod_mode", fmt="oct"))),
+        P("mode", "MODE", ("umode", 2), table="chmod_mode", fmt="oct"))),
     "mount": Spec(_args(K.STR, K.PATH, K.STR), True, (
         RES, P("dev", "CHARBUF", ("str", 0)), _path("dir", 1), P("type", "CHARBUF", ("str", 2)),
         P("flags", "FLAGS32", ("mount_flags", 3), table="mount_flags"))),
@@ -370,6 +386,11 @@ SPECS: Dict[str, Spec] = {
         FD_RET, P("flags", "UINT32", ("uint", 0), fmt="hex")), falco=False),
     "io_uring_setup": Spec(_args(), True, (
         FD_RET, P("entries", "UINT32", ("uint", 0))), falco=False),
+    # Submissions through the ring are invisible to seccomp and ptrace: registering
+    # files or buffers is the step to see.
+    "io_uring_register": Spec(_args(), True, (
+        RES, _fd("fd", 0), P("opcode", "UINT32", ("uint", 1)),
+        P("nr_args", "UINT32", ("uint", 3))), falco=False),
     "pidfd_open": Spec(_args(), True, (
         FD_RET, P("pid", "PID", ("int", 0)), P("flags", "UINT32", ("uint", 1), fmt="hex")),
         falco=False),
@@ -514,7 +535,7 @@ def capture_table() -> Dict[str, Tuple[Tuple[ArgSpec, ...], bool]]:
             for name, spec in SPECS.items()}
 
 
-def param_types(name: str) -> Dict[str, Param]:
+def param_types(name: str) -> Dict[str, ParamSpec]:
     """Every param a syscall's events may carry, by name (all layouts)."""
     spec = SPECS.get(name)
     if spec is None:

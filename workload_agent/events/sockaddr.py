@@ -78,8 +78,11 @@ def _unix_path(sun_path: bytes) -> str:
     if not sun_path:
         return ""
     if sun_path[0] == 0:
-        # Abstract namespace: shown with a leading "@" (as ss(8) and Falco do).
-        return "@" + decode_text(sun_path[1:].split(b"\0", 1)[0])
+        # Abstract namespace: the name is every byte the address length covers, NULs
+        # included, so it is not cut at one: shown with a leading "@" and each NUL as "@",
+        # as ss(8) does. Trailing NULs (an address length of sizeof(sockaddr_un)) are padding
+        # to the eye and dropped.
+        return "@" + decode_text(sun_path[1:].rstrip(b"\0").replace(b"\0", b"@"))
     return decode_text(sun_path.split(b"\0", 1)[0])
 
 

@@ -12,6 +12,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .docio import attach_tail, detach_tail
+from .errors import PatchError
+
 INSTRUMENT = "/opt/draios/bin/instrument"
 AGENT_MOUNT = "/opt/draios"
 DEFAULT_SIDECAR = "workload-agent"
@@ -23,10 +26,6 @@ TAG_IGNORE = ("workload-agent-ignore", "kilt-ignore")
 TAG_INCLUDE = ("workload-agent-include", "kilt-include")
 TAG_IGNORE_CONTAINERS = ("workload-agent-ignore-containers", "kilt-ignore-containers")
 TAG_INCLUDE_CONTAINERS = ("workload-agent-include-containers", "kilt-include-containers")
-
-
-class PatchError(Exception):
-    """Input we cannot patch safely; the message names the resource and container."""
 
 
 @dataclass
@@ -376,7 +375,6 @@ def _delete_item(lst: list, i: int) -> None:
     if getattr(lst, "ca", None) is None or i == 0:
         del lst[i]
         return
-    from .docio import attach_tail, detach_tail
 
     detach_tail(lst[i - 1])           # the lines above item i: they go with it
     below = detach_tail(lst[i])       # the lines above item i + 1: they stay

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .core import PatchError
+from .errors import PatchError
 
 # (mapping indent, sequence indent, dash offset): the common styles, most common first.
 _INDENTS = ((2, 2, 0), (2, 4, 2), (4, 4, 0), (4, 6, 2), (4, 4, 2), (3, 3, 0))

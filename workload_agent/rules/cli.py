@@ -10,7 +10,9 @@ import os
 import sys
 
 
-def register(subparsers) -> None:
+def register(subparsers):
+    """Adds `rules` and its subcommands; returns its subparsers, so the command layer can add
+    subcommands other packages own (`rules test` runs workloads: capture/ruletest.py)."""
     parser = subparsers.add_parser(
         "rules", help="validate and describe Falco rules files, list rule fields",
         description="Work with Falco-syntax rules files.",
@@ -55,11 +57,8 @@ def register(subparsers) -> None:
     if add_fields_parser is not None:
         add_fields_parser(sub)
 
-    from ..capture.ruletest import register_test
-
-    register_test(sub)
-
     parser.set_defaults(func=lambda args: _usage(parser))
+    return sub
 
 
 def _usage(parser) -> int:

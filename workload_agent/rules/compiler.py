@@ -88,14 +88,17 @@ def validate_condition(node: Node, registry: Optional[Registry] = None) -> None:
 
 
 class _Inline:
-    """A check simple enough to be written into the generated lambda:
-    ``(v := g(e)) is not None and <test on v and k>``, saving a call per check."""
-    __slots__ = ("get", "const", "test")
+    """A check on one operand value, written into the generated code as
+    ``(v := g(e)) is not None and <test on v and k>``, saving a call per check.
+    ``key`` names the operand (its text) so that a group of rules evaluated together
+    extracts each operand once per event; None when the text does not identify it."""
+    __slots__ = ("get", "const", "test", "key")
 
-    def __init__(self, get, const, test: str) -> None:
+    def __init__(self, get, const, test: str, key: Optional[str] = None) -> None:
         self.get = get
         self.const = const
         self.test = test
+        self.key = key
 
     def source(self, i: int) -> str:
         return f"((v := g{i}(e)) is not None and {self.test.format(k=f'k{i}')})"
@@ -485,6 +488,18 @@ _INLINE_TESTS = {"=": "v == {k}", "!=": "v != {k}", "<": "v < {k}", "<=": "v <= 
 
 
 def _check(node: Check, reg: Registry):
+    """The compiled form of one check; cached per registry, as the same check recurs
+    in many rules (through shared macros) and in a rule group (ruleset.py)."""
+    cache = reg.__dict__.setdefault("_compiled_checks", {})
+    hit = cache.get(node)
+    if hit is None:
+        if len(cache) > 50_000:  # many rule sets loaded one after another
+            cache.clear()
+        hit = cache[node] = _compile_check(node, reg)
+    return hit
+
+
+def _compile_check(node: Check, reg: Registry):
     lhs = compile_operand(node.lhs, reg)
     op = "=" if node.op == "==" else node.op
     ftype = lhs.type
@@ -493,8 +508,10 @@ def _check(node: Check, reg: Registry):
                              f"(type {ftype})", node.offset, kind="operator")
     get = lhs.get
     multi = lhs.multi
+    # concat's text does not say what it concatenates: never shared.
+    key = None if "concat(" in lhs.text else lhs.text
     if op == "exists":
-        return lambda e: get(e) is not None
+        return _Inline(get, None, "True", key)
     rhs = node.rhs
     if isinstance(rhs, Transform):
         return _field_compare(node, lhs, op, rhs, reg)
@@ -515,12 +532,12 @@ def _check(node: Check, reg: Registry):
         else:
             vals = _list_constants(ftype, lst, lhs.text)
             if multi is None and ftype not in (T.IPNET, T.DYN):
-                return _Inline(get, frozenset(vals), "v in {k}")
+                return _Inline(get, frozenset(vals), "v in {k}", key)
             member = _membership(ftype, vals)
             if multi == MULTI_LIST:
                 if op == "in":
-                    return lambda e: (v := get(e)) is not None and all(member(x) for x in v)
-                return lambda e: (v := get(e)) is not None and any(member(x) for x in v)
+                    return _Inline(get, member, "all({k}(x) for x in v)", key)
+                return _Inline(get, member, "any({k}(x) for x in v)", key)
             pred = member
     else:
         if not isinstance(rhs, Literal):
@@ -528,13 +545,13 @@ def _check(node: Check, reg: Registry):
                                  node.offset, kind="syntax")
         if multi == MULTI_EITHER and op == "!=":
             eq = _value_pred("=", ftype, rhs.value, rhs.offset, lhs.text)
-            return lambda e: (v := get(e)) is not None and not any(eq(x) for x in v)
+            return _Inline(get, eq, "not any({k}(x) for x in v)", key)
         pred = _value_pred(op, ftype, rhs.value, rhs.offset, lhs.text)
         if multi is None and op in _INLINE_TESTS and ftype not in (T.IPNET, T.DYN, T.BYTEBUF):
-            return _Inline(get, _conv(ftype, rhs.value, rhs.offset, lhs.text), _INLINE_TESTS[op])
+            return _Inline(get, _conv(ftype, rhs.value, rhs.offset, lhs.text), _INLINE_TESTS[op], key)
     if multi in (MULTI_ANY, MULTI_EITHER, MULTI_LIST):
-        return lambda e: (v := get(e)) is not None and any(pred(x) for x in v)
-    return lambda e: (v := get(e)) is not None and pred(v)
+        return _Inline(get, pred, "any({k}(x) for x in v)", key)
+    return _Inline(get, pred, "{k}(v)", key)
 
 
 def _family(t: str) -> str:

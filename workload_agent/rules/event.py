@@ -162,8 +162,9 @@ class Process:
 
 @dataclass(eq=False)
 class Param:
-    """One exit-event parameter: plain text, resolved text (flag names, errno
-    name, fd <f>/path, absolute path...) when there is one, and the raw value."""
+    """One exit-event parameter's value: plain text, resolved text (flag names, errno
+    name, fd <f>/path, absolute path...) when there is one, and the raw value. (Its type
+    and source are events.params.ParamSpec.)"""
     name: str
     plain: Optional[str]                 # None: present but not captured (<NA>)
     resolved: Optional[str] = None
@@ -197,5 +198,8 @@ class Event:
     def param(self, name: str) -> Optional[Param]:
         by_name = self._by_name
         if by_name is None:
+            lookup = getattr(self.params, "lookup", None)
+            if lookup is not None:   # params built lazily (state.event_params): just this one
+                return lookup(name)
             by_name = self._by_name = {p.name: p for p in self.params}
         return by_name.get(name)

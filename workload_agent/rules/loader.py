@@ -24,6 +24,7 @@ from .items import (
     ENGINE_VERSION, LoadError, Reader, RuleDef, RuleUpdate, check_exception_shape, make_message,
     parse_semver,
 )
+from .paths import expand_paths  # noqa: F401 - part of this module's interface
 from .yaml_positions import SourceFile, compose_documents, scalar_char_index
 
 KNOWN_SOURCES = ("syscall",)
@@ -258,18 +259,6 @@ class LoadResult:
     @property
     def warnings(self) -> list:
         return [msg for f in self.files for msg in f.warnings]
-
-
-def expand_paths(paths: Iterable[str]) -> list:
-    """Files in load order: a directory contributes its *.yaml/*.yml files alphabetically."""
-    out = []
-    for p in paths:
-        if os.path.isdir(p):
-            names = sorted(n for n in os.listdir(p) if n.endswith((".yaml", ".yml")))
-            out.extend(os.path.join(p, n) for n in names if os.path.isfile(os.path.join(p, n)))
-        else:
-            out.append(p)
-    return out
 
 
 def load_rules(paths, *, min_priority=None, enable=(), disable=(), rules_config=(),

@@ -70,6 +70,7 @@ class Ruleset:
                 index.setdefault(t, []).append(r)
         self._typed = index
         self._candidates: dict = {}
+        self._groups: dict = {}
 
     def candidates(self, event_type: str) -> list:
         """Enabled rules that can match an event of this type, in load order."""
@@ -86,15 +87,18 @@ class Ruleset:
 
     def match(self, event, mode: str = "first") -> list:
         """Rules matching the event: at most one in "first" mode, every one in "all" mode."""
-        if mode not in ("first", "all"):
+        if mode != "first" and mode != "all":
             raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
-        out = []
-        for rule in self.candidates(event.type):
-            if rule.source == getattr(event, "source", "syscall") and rule.evaluate(event):
-                out.append(rule)
-                if mode == "first":
-                    break
-        return out
+        key = (event.type, getattr(event, "source", "syscall"))
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = self._group(*key)
+        return group(event, mode == "first")
+
+    def _group(self, event_type: str, source: str):
+        from .group import compile_group
+
+        return compile_group([r for r in self.candidates(event_type) if r.source == source], event_type)
 
     def event_types(self) -> Optional[frozenset]:
         """Union of the enabled rules' event types; None when some rule needs every type."""
@@ -163,7 +167,6 @@ def _priority_threshold(value):
 
 def build_ruleset(compiled: list, *, min_priority=None, enable=(), disable=(), rules_config=()) -> Ruleset:
     """Ruleset from the compiler's output, with selections and the minimum priority applied."""
-    threshold = _priority_threshold(min_priority)
     rules = []
     for cr in compiled:
         d = cr.info
@@ -177,6 +180,14 @@ def build_ruleset(compiled: list, *, min_priority=None, enable=(), disable=(), r
             capture_duration=d.capture_duration, warn_evttypes=d.warn_evttypes,
             skip_if_unknown_filter=d.skip_if_unknown_filter, file=loc.file, line=loc.line + 1,
         ))
+    return select_rules(rules, min_priority=min_priority, enable=enable, disable=disable,
+                        rules_config=rules_config)
+
+
+def select_rules(rules: list, *, min_priority=None, enable=(), disable=(), rules_config=()) -> Ruleset:
+    """Ruleset of ``rules`` (enabled as their files left them) with the selections and
+    the minimum priority applied."""
+    threshold = _priority_threshold(min_priority)
     ruleset = Ruleset(rules)
     ruleset.set_enabled(parse_selections(enable, disable, rules_config))
     if threshold is not None:

@@ -40,11 +40,32 @@ class _LazyParam(Param):
 class _ParamList(list):
     """Event.params, built on first use: most events are dropped by the rules' event-type
     index without any param being read, and building them is a third of an event's cost."""
-    __slots__ = ("_src",)
+    __slots__ = ("_src", "_one")
 
     def __init__(self, values: dict, specs: dict, resolver: "_Resolver") -> None:
         super().__init__()
         self._src = (values, specs, resolver)
+        self._one = None
+
+    def lookup(self, name: str):
+        """One param by name, without building the others (rules read one or two)."""
+        src = self._src
+        if src is None:
+            for p in list.__iter__(self):
+                if p.name == name:
+                    return p
+            return None
+        values, specs, resolver = src
+        if name not in values:
+            return None
+        one = self._one
+        if one is None:
+            one = self._one = {}
+        p = one.get(name)
+        if p is None:
+            v = values[name]
+            p = one[name] = _LazyParam(specs.get(name) or _generic_spec(name, v), v, resolver)
+        return p
 
     def _fill(self) -> None:
         src = self._src

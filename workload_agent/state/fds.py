@@ -56,6 +56,8 @@ EVENT_INFO: Dict[str, Tuple[str, Optional[str]]] = {
     "io_uring_setup": ("io_other", "ret"), "pidfd_open": ("process", "ret"),
     "pidfd_getfd": ("process", "ret"), "shutdown": ("net", "fd"),
     "getsockname": ("net", "fd"), "getpeername": ("net", "fd"),
+    "utimensat": ("file", "fd"), "truncate": ("file", None), "ftruncate": ("file", "fd"),
+    "io_uring_register": ("io_other", "fd"),
 }
 
 TYPECHAR = {

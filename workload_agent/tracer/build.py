@@ -12,19 +12,37 @@ CSRC = os.path.normpath(os.path.join(HERE, "..", "..", "csrc"))
 
 CDEF = """
 #define WA_MAX_NR ...
-struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; ...; };
+struct wa_spec { uint8_t traced; uint8_t exit_needed; uint8_t kind[6]; uint8_t len_arg[6]; uint8_t when_arg; uint8_t when_value; ...; };
+#define WA_SOCKETCALL_MAX ...
+struct wa_compat {
+    uint32_t arch; const struct wa_spec *specs; int32_t socketcall_nr;
+    int16_t socketcall_to[...]; uint8_t socketcall_nargs[...];
+    ...;
+};
 struct wa_config {
     const char *path; char *const *argv; char *const *envp;
     const void *filter; uint32_t filter_len;
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
-    const uint64_t *sigmask; uint32_t wake_gap_us;
+    const uint64_t *sigmask; uint32_t wake_gap_us; const struct wa_pf *prefilter;
+    const struct wa_compat *compat;
     ...;
 };
-struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures; };
+struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
+                  uint64_t prefiltered; };
+struct wa_pf_atom { uint8_t op; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
+struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
+struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint32_t first_clause; uint32_t nclauses; ...; };
+struct wa_pf { const struct wa_pf_prog *progs; const struct wa_pf_clause *clauses; const struct wa_pf_atom *atoms;
+               const uint32_t *str_off; const uint32_t *str_len; const char *pool; };
+enum wa_pf_op { WA_PF_PATH_IN=..., WA_PF_PATH_PREFIX=..., WA_PF_PATH_SUFFIX=..., WA_PF_PATH_CONTAINS=...,
+                WA_PF_DIR_IN=..., WA_PF_BASE_IN=..., WA_PF_BASE_PREFIX=..., WA_PF_ACCMODE_IN=..., WA_PF_FLAGS_ANY=... };
+struct wa_buf { uint8_t *buf; uint32_t len; uint32_t cap; };
+int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b);
 struct wa_tracer;
 struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
 int wa_pid(struct wa_tracer *t);
+void wa_set_prefilter(struct wa_tracer *t, const struct wa_pf *pf);
 size_t wa_read(struct wa_tracer *t, void *buf, size_t cap);
 int wa_wait(struct wa_tracer *t, int timeout_ms);
 int wa_done(struct wa_tracer *t, int *status);
@@ -74,8 +92,9 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
-    '#include "tracer.h"\n#include "record.h"\n#include "attach.h"\n',
-    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c", "attach.c")],
+    '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n#include "attach.h"\n',
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c",
+                                                               "prefilter.c", "compat.c", "attach.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],

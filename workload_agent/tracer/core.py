@@ -8,8 +8,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from ..events import arch as archs
 from ..events.records import decode_batch
-from ..events.syscall_table import SYSCALLS
+from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
 from . import seccomp
 
 
@@ -34,6 +35,8 @@ class CaptureSpec:
 
     exit_needed: bool = True
     args: tuple = ()  # per argument: (capture kind, len_arg or -1)
+    #: (argument index, value): read argument memory only when that argument has it
+    when: tuple = ()
 
 
 _lib = None
@@ -73,29 +76,18 @@ class Tracer:
     def __init__(self, argv: Sequence[str], *, path: str, env: Mapping[str, str] | None = None,
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
                  ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
-                 wake_gap_us: int = 2000):
+                 wake_gap_us: int = 2000, prefilter=None):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
-        arch = seccomp.native_arch()
-        table = SYSCALLS[arch]
+        arch = archs.native_arch()
         unknown = sorted(n for n in syscalls if not any(n in t for t in SYSCALLS.values()))
         if unknown:
             raise ValueError(f"unknown syscalls: {', '.join(unknown)}")
         self.syscalls = dict(syscalls)
-        specs = ffi.new("struct wa_spec[]", lib.WA_MAX_NR)
-        for name, spec in syscalls.items():
-            nr = table.get(name)
-            if nr is None or nr >= lib.WA_MAX_NR:
-                continue  # not on this architecture (e.g. open on aarch64)
-            s = specs[nr]
-            s.traced = 1
-            s.exit_needed = 1 if spec.exit_needed else 0
-            for i in range(6):
-                kind, len_arg = spec.args[i] if i < len(spec.args) else (0, -1)
-                s.kind[i] = kind
-                s.len_arg[i] = len_arg if 0 <= len_arg < 6 else 255
+        specs = self._spec_table(arch, syscalls)
         self._keep = [specs]
         self._specs = specs
+        compat = self._compat_config(archs.compat_arch(arch), syscalls)
         self._filter = None
         if use_seccomp:
             traced = {n: (seccomp.DATA_EXIT if s.exit_needed else 0) for n, s in syscalls.items()}
@@ -122,11 +114,64 @@ class Tracer:
         cfg.max_argv_bytes = max_argv_bytes
         cfg.max_argv_items = 1024
         cfg.sigmask = mask
+        cfg.compat = compat if compat is not None else ffi.NULL
         cfg.wake_gap_us = wake_gap_us
+        self._table = SYSCALLS[arch]
+        cfg.prefilter = self._prefilter_c(prefilter)
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
         self.pid = None
+
+    def _prefilter_c(self, prefilter):
+        if prefilter is None or not prefilter.programs:
+            return self._ffi.NULL
+        pf, keep = prefilter.to_c(self._ffi, self._lib, self._table)
+        self._keep += [pf] + keep   # alive until close: the tracer may still be reading the old one
+        return pf
+
+    def set_prefilter(self, prefilter) -> None:
+        """Swap what the tracer drops at the stop (new rules pushed while running)."""
+        if self._t is not None:
+            self._lib.wa_set_prefilter(self._t, self._prefilter_c(prefilter))
+
+    def _spec_table(self, arch: str, syscalls: Mapping[str, CaptureSpec]):
+        """struct wa_spec[WA_MAX_NR] of one ABI, by its syscall numbers."""
+        ffi, lib = self._ffi, self._lib
+        specs = ffi.new("struct wa_spec[]", lib.WA_MAX_NR)
+        for nr, name in archs.numbers_of(arch, syscalls).items():
+            if nr >= lib.WA_MAX_NR:
+                continue
+            spec = syscalls[name]
+            s = specs[nr]
+            s.traced = 1
+            s.exit_needed = 1 if spec.exit_needed else 0
+            for i in range(6):
+                kind, len_arg = spec.args[i] if i < len(spec.args) else (0, -1)
+                s.kind[i] = kind
+                s.len_arg[i] = len_arg if 0 <= len_arg < 6 else 255
+            if spec.when:
+                s.when_arg = spec.when[0] + 1
+                s.when_value = spec.when[1]
+        return specs
+
+    def _compat_config(self, compat: str | None, syscalls: Mapping[str, CaptureSpec]):
+        """struct wa_compat: the compat ABI decoded like the native one (same specs by name)."""
+        if compat is None:
+            return None
+        ffi, lib = self._ffi, self._lib
+        specs = self._spec_table(compat, syscalls)
+        c = ffi.new("struct wa_compat *")
+        c.arch = AUDIT_ARCH[compat]
+        c.specs = specs
+        c.socketcall_nr = SYSCALLS[compat].get("socketcall", -1)
+        for call in range(lib.WA_SOCKETCALL_MAX):
+            c.socketcall_to[call] = -1
+        for call, (nr, nargs) in archs.socketcall_routes(compat, syscalls).items():
+            c.socketcall_to[call] = nr
+            c.socketcall_nargs[call] = nargs
+        self._keep += [specs, c]
+        return c
 
     def start(self) -> int:
         ffi, lib = self._ffi, self._lib
@@ -161,7 +206,8 @@ class Tracer:
     def stats(self) -> dict:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
-        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures")}
+        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
+                                             "prefiltered")}
 
     # ---- foreign processes (csrc/attach.c); policy is the caller's (attach/scanner.py) ----
 

@@ -8,15 +8,14 @@ skip it for every syscall that is allowed.
 from __future__ import annotations
 
 import errno
-import platform
 import struct
 from typing import Mapping
 
+from ..events.arch import SOCKETCALL, compat_arch, native_arch, numbers_of
 from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
 
 # RET_TRACE data bits, read by csrc/tracer.c at the seccomp stop.
 DATA_EXIT = 0x1
-DATA_FOREIGN = 0x2
 
 RET_ALLOW = 0x7FFF0000
 RET_TRACE = 0x7FF00000
@@ -35,15 +34,6 @@ _OFF_ARG0_LO = 16  # little-endian low word of args[0]
 
 CLONE_UNTRACED = 0x00800000
 X32_SYSCALL_BIT = 0x40000000
-
-# The 32-bit ABI a 64-bit kernel also accepts (int 0x80, compat syscalls).
-COMPAT_ARCH = {"x86_64": "i386", "aarch64": "arm"}
-
-
-def native_arch() -> str:
-    m = platform.machine()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
-
 
 class _Asm:
     """Tiny assembler: conditional jumps name labels; offsets are resolved at the end."""
@@ -107,9 +97,18 @@ def _tree(ranges: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
     return [(_JGE, 0, 1, ranges[mid][0]), (_JA, 0, 0, len(left))] + left + right
 
 
-def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int], extra_data: int) -> None:
+def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int]) -> None:
     table = SYSCALLS[arch]
-    actions = {table[name]: RET_TRACE | data | extra_data for name, data in traced.items() if name in table}
+    real = set(table.values())
+    actions = {nr: RET_TRACE | traced[name]
+               for nr, name in numbers_of(arch, traced).items() if nr in real}
+    carried = [traced[name] for name, _ in SOCKETCALL.values() if name in traced]
+    if carried and "socketcall" in table:
+        # The filter sees only the multiplexer; the tracer keeps the sub-calls it traces.
+        data = 0
+        for bits in carried:
+            data |= bits
+        actions[table["socketcall"]] = RET_TRACE | data
     if "clone3" in table:
         actions[table["clone3"]] = RET_ERRNO | errno.ENOSYS  # flags live in memory: uninspectable
     # Each block returns on its own: BPF jumps only forward, conditionals at most 255.
@@ -127,21 +126,22 @@ def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int], extra_data: int
 
 
 def build_filter(traced: Mapping[str, int], arch: str | None = None) -> bytes:
-    """traced: syscall name -> RET_TRACE data bits (DATA_EXIT...). Returns sock_filter[] bytes."""
+    """traced: syscall name -> RET_TRACE data bits (DATA_EXIT...). Returns sock_filter[] bytes.
+    The compat ABI's calls stop like the native ones: the tracer decodes them alike."""
     arch = arch or native_arch()
-    compat = COMPAT_ARCH.get(arch)
+    compat = compat_arch(arch)
     asm = _Asm()
     asm.emit(_LD_ABS_W, _OFF_ARCH)
     asm.emit(_JEQ, AUDIT_ARCH[arch], 0, 1)
     asm.emit(_JA, "native")
-    has_compat = bool(compat and compat in SYSCALLS)
+    has_compat = compat is not None
     if has_compat:
         asm.emit(_JEQ, AUDIT_ARCH[compat], 0, 1)
         asm.emit(_JA, "compat")
     asm.emit(_RET, RET_ERRNO | errno.ENOSYS)  # any other ABI (x32 is caught per number)
     if has_compat:
         asm.label("compat")
-        _arch_block(asm, compat, traced, DATA_FOREIGN | DATA_EXIT)
+        _arch_block(asm, compat, traced)
     asm.label("native")
-    _arch_block(asm, arch, traced, 0)
+    _arch_block(asm, arch, traced)
     return asm.assemble()

@@ -168,6 +168,210 @@ def release_agent(workdir: str) -> None:
     print("release_agent written")
 
 
+NOBODY = 65534
+SYS_USERFAULTFD = 323
+SYS_IO_URING_SETUP = 425
+SYS_IO_URING_REGISTER = 427
+SYS_BPF = 321
+SYS_PIDFD_OPEN = 434
+SYS_PIDFD_GETFD = 438
+SYS_PROCESS_VM_WRITEV = 311
+BPF_PROG_LOAD = 5
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _drop_root() -> None:
+    """Act as an unprivileged user (root first becomes nobody, as an exploited daemon
+    would be): the rules are about what unprivileged processes try."""
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)
+
+
+def setuid_root() -> None:
+    """Ask for root with each call of the family; the kernel refuses them all."""
+    _drop_root()
+    _report("setuid(0)", libc.setuid(0))
+    _report("setreuid(0, 0)", libc.setreuid(0, 0))
+    _report("setresuid(0, 0, 0)", libc.setresuid(0, 0, 0))
+    _report("setgid(0)", libc.setgid(0))
+
+
+def userfaultfd() -> None:
+    """The syscall and the /dev/userfaultfd device, as an unprivileged process."""
+    _drop_root()
+    fd = libc.syscall(SYS_USERFAULTFD, 0)
+    _report("userfaultfd", fd)
+    if fd >= 0:
+        os.close(fd)
+    try:
+        os.close(os.open("/dev/userfaultfd", os.O_RDWR))
+        print("/dev/userfaultfd opened")
+    except OSError as exc:
+        print(f"/dev/userfaultfd: {exc}")
+
+
+def io_uring() -> None:
+    """Set up a ring and try to register a file table with it (nothing is submitted)."""
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(SYS_IO_URING_SETUP, 4, params)
+    _report("io_uring_setup", fd)
+    if fd >= 0:
+        files = (ctypes.c_int * 1)(0)
+        _report("io_uring_register", libc.syscall(SYS_IO_URING_REGISTER, fd, 2, files, 1))
+        os.close(fd)
+
+
+def bpf_prog_load() -> None:
+    """BPF_PROG_LOAD with an empty program: refused (EINVAL or EPERM)."""
+    attr = ctypes.create_string_buffer(128)
+    _report("bpf(BPF_PROG_LOAD)", libc.syscall(SYS_BPF, BPF_PROG_LOAD, attr, 128))
+
+
+def _child_that_waits():
+    marker = ctypes.create_string_buffer(b"original", 16)
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(2)
+        os._exit(0)
+    return pid, marker
+
+
+def process_vm_write() -> None:
+    """Overwrite a buffer in a child's memory (the same address after fork)."""
+    pid, marker = _child_that_waits()
+    local = ctypes.create_string_buffer(b"injected", 16)
+    liov = _IoVec(ctypes.cast(local, ctypes.c_void_p), 8)
+    riov = _IoVec(ctypes.cast(marker, ctypes.c_void_p), 8)
+    _report("process_vm_writev", libc.syscall(SYS_PROCESS_VM_WRITEV, pid, ctypes.byref(liov), 1,
+                                               ctypes.byref(riov), 1, 0))
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def proc_mem_write() -> None:
+    """Open a child's /proc/PID/mem for writing (nothing is written)."""
+    pid, _ = _child_that_waits()
+    try:
+        os.close(os.open(f"/proc/{pid}/mem", os.O_RDWR))
+        print("/proc/PID/mem opened for writing")
+    except OSError as exc:
+        print(f"/proc/PID/mem: {exc}")
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def pidfd_getfd() -> None:
+    """Copy a child's standard input descriptor into this process."""
+    pid, _ = _child_that_waits()
+    pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
+    _report("pidfd_open", pidfd)
+    if pidfd >= 0:
+        fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, 0, 0)
+        _report("pidfd_getfd", fd)
+        if fd >= 0:
+            os.close(fd)
+        os.close(pidfd)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def open_path(path: str, how: str = "read") -> None:
+    """Open a path (read, write or append-without-create) and close it again."""
+    flags = {"read": os.O_RDONLY, "write": os.O_WRONLY,
+             "append": os.O_WRONLY | os.O_APPEND}[how]
+    try:
+        os.close(os.open(path, flags))
+        print(f"opened {path} for {how}")
+    except OSError as exc:
+        print(f"open {path}: {exc}")
+
+
+def pkexec_no_args(workdir: str) -> None:
+    """PwnKit's first step: run pkexec with argv == NULL (a copy of /bin/true named
+    pkexec; the kernel turns the empty argv into [""])."""
+    target = os.path.join(workdir, "pkexec")
+    with open("/bin/true", "rb") as src, open(target, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(target, 0o755)
+    pid = os.fork()
+    if pid == 0:
+        envp = (ctypes.c_char_p * 2)(b"PATH=/usr/bin:/bin", None)
+        libc.execve(target.encode(), None, envp)
+        os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    print(f"pkexec with no argv: status {status}")
+
+
+def log_tamper(path_dir: str) -> None:
+    """The other calls of the log-clearing family: truncate, ftruncate, and moving a
+    log out of /var/log."""
+    path = os.path.join(path_dir, f".wa-scenario-{os.getpid()}")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        print(f"open {path}: {exc}")
+        for call in (lambda: os.truncate(path, 0), lambda: os.rename(path, path + ".gone")):
+            try:
+                call()
+            except OSError as exc2:
+                print(f"  {exc2}")
+        return
+    os.write(fd, b"evidence\n")
+    os.ftruncate(fd, 0)
+    os.close(fd)
+    os.truncate(path, 0)
+    moved = f"/tmp/.wa-scenario-moved-{os.getpid()}"
+    try:
+        os.rename(path, moved)  # EXDEV when /tmp is another filesystem: still an attempt
+        os.unlink(moved)
+    except OSError:
+        os.unlink(path)
+    print(f"truncated and removed {path}")
+
+
+def timestomp(path_dir: str) -> None:
+    """Rewind a file's times: utimensat by path, then futimens by descriptor."""
+    path = os.path.join(path_dir, f".wa-scenario-{os.getpid()}")
+    old = (978307200, 978307200)  # 2001-01-01
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        print(f"open {path}: {exc}")
+        try:
+            os.utime(path, old)
+        except OSError as exc2:
+            print(f"utime {path}: {exc2}")
+        return
+    try:
+        os.utime(path, old)
+        os.utime(fd, old)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    print(f"timestomped and removed {path}")
+
+
+def bin_dir_changes(path_dir: str) -> None:
+    """The rest of the binary-directory family: mkdir, rename within, unlink."""
+    base = os.path.join(path_dir, f".wa-scenario-{os.getpid()}")
+    try:
+        os.mkdir(base + ".d")
+        os.rmdir(base + ".d")
+    except OSError as exc:
+        print(f"mkdir: {exc}")
+    for call in (lambda: os.rename(base + ".a", base + ".b"), lambda: os.unlink(base + ".b")):
+        try:
+            call()
+        except OSError as exc:
+            print(f"  {exc}")
+    print("binary directory calls made")
+
+
 ACTIONS = {
     "ptrace-attach": ptrace_attach,
     "ptrace-traceme": ptrace_traceme,
@@ -183,6 +387,18 @@ ACTIONS = {
     "pty-shell": pty_shell,
     "write-new": write_new,
     "release-agent": release_agent,
+    "setuid-root": setuid_root,
+    "userfaultfd": userfaultfd,
+    "io-uring": io_uring,
+    "bpf-prog-load": bpf_prog_load,
+    "process-vm-write": process_vm_write,
+    "proc-mem-write": proc_mem_write,
+    "pidfd-getfd": pidfd_getfd,
+    "open": open_path,
+    "pkexec-no-args": pkexec_no_args,
+    "log-tamper": log_tamper,
+    "timestomp": timestomp,
+    "bin-dir-changes": bin_dir_changes,
 }
 
 if __name__ == "__main__":

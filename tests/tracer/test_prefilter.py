@@ -1,0 +1,196 @@
+"""The prefilter is sound: whatever the C core drops, no enabled rule could have matched.
+
+The property test builds open-family records (paths absolute and relative, with base
+directories, odd spellings, every access mode), asks the C evaluator whether it keeps
+them, and for every drop runs the same record through the state tracker and the rules
+(the shipped ones and all three upstream files): none may match. The live tests trace
+real processes with and without the prefilter: the alerts are the same, fewer records.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workload_agent import detect
+from workload_agent.events import capture_kinds as K
+from workload_agent.events import records as R
+from workload_agent.events.syscall_table import AUDIT_ARCH, SYSCALLS
+from workload_agent.rules.event import Container
+from workload_agent.rules.loader import load_rules
+from workload_agent.state import StateTracker
+from workload_agent.tracer.prefilter import TRUE, compile_prefilter, necessary
+from workload_agent.tracer.seccomp import native_arch
+
+core = pytest.importorskip("workload_agent.tracer._core")
+ffi, lib = core.ffi, core.lib
+ARCH = native_arch()
+TABLE = SYSCALLS[ARCH]
+UPSTREAM = Path(__file__).resolve().parents[3] / "shared" / "falco-rules"
+
+
+def _rulesets():
+    out = {"default": detect.load_ruleset([])[0]}
+    files = [UPSTREAM / n for n in ("falco_rules.yaml", "falco-incubating_rules.yaml",
+                                    "falco-sandbox_rules.yaml")]
+    if all(f.is_file() for f in files):
+        result = load_rules([str(f) for f in files])
+        assert result.ok
+        for rule in result.ruleset.rules:
+            rule.enabled = True   # every rule, whatever its default: the widest necessary condition
+        result.ruleset._reindex()
+        out["upstream"] = result.ruleset
+    return out
+
+
+RULESETS = _rulesets()
+OPEN_FAMILY = [n for n in ("open", "openat", "openat2", "creat") if n in TABLE]
+
+
+def _blob(slot: int, kind: int, data: bytes, flags: int = 0) -> bytes:
+    pad = (-len(data)) % 8
+    return R.BLOB.pack(slot, kind, flags, 0, len(data), 0) + data + b"\0" * pad
+
+
+def _record(name: str, path: bytes, base, flags: int, ret: int) -> bytes:
+    args = [0] * 6
+    path_arg = 0 if name in ("open", "creat") else 1
+    if name in ("openat", "openat2"):
+        args[0] = (-100) & 0xFFFFFFFFFFFFFFFF
+    if name == "open":
+        args[1] = flags
+    elif name == "openat":
+        args[2] = flags
+    blobs = [_blob(path_arg, K.PATH, path)]
+    if base is not None:
+        blobs.append(_blob(K.SLOT_BASE + path_arg, K.LINK, base))
+    body = b"".join(blobs)
+    length = R.HEADER.size + len(body)
+    header = R.HEADER.pack(length, R.K_SYSCALL, R.F_HAS_EXIT, 1, 2, os.getpid(), os.getpid(),
+                           TABLE[name], AUDIT_ARCH[ARCH], ret, *args, len(blobs), 0, 0)
+    return header + body
+
+
+class _Compiled:
+    def __init__(self, ruleset):
+        names = sorted(n for n in OPEN_FAMILY)
+        self.prefilter = compile_prefilter(ruleset, names, keep=detect.IDENTITY_SYSCALLS)
+        self.pf, self._keep = self.prefilter.to_c(ffi, lib, TABLE)
+
+    def keeps(self, raw: bytes) -> bool:
+        buf = ffi.new("char[]", raw)
+        b = ffi.new("struct wa_buf *")
+        b.buf, b.len, b.cap = ffi.cast("uint8_t *", buf), len(raw), len(raw)
+        return bool(lib.wa_prefilter_keep(self.pf, b))
+
+
+COMPILED = {k: _Compiled(v) for k, v in RULESETS.items()}
+
+_COMPONENTS = st.sampled_from(["etc", "shadow", "passwd", "sudoers", "sudoers.d", "pam.d", ".ssh",
+                               "id_rsa", "authorized_keys", "root", "var", "log", "auth.log", "bin",
+                               "usr", "dev", "mem", "sda", "tmp", "x", ".", "..", "", "cron.d",
+                               "release_agent", ".bash_history", "proc", "self", "host", "apt",
+                               "sources.list", "yum.repos.d", "lib", "boot", ".aws", "credentials", "environ", "1", "exe",
+                               "fd", "thread-self", "userfaultfd", "ld.so.preload",
+                               "nvme0", "profile", "zsh", "www", "index.html"])
+_PATHS = st.builds(lambda absolute, parts: ("/" if absolute else "") + "/".join(parts),
+                   st.booleans(), st.lists(_COMPONENTS, min_size=1, max_size=5))
+_BASES = st.one_of(st.none(), st.sampled_from(["/", "/etc", "/root/.ssh", "/var/log", "/tmp", "/dev",
+                                               "/usr/bin", "/root"]))
+_ACCESS = st.sampled_from([0, 1, 2, 3])
+_EXTRA = st.sampled_from([0, 0o100, 0o1000, 0o200000, 0o2000000, 0o20200000])
+
+
+def _matches(ruleset, raw: bytes):
+    (rec,) = R.decode_batch(raw)
+    tracker = StateTracker(Container(id="abcdef012345", name="app", image="app:1", repository="app",
+                                     tag="1", privileged=False))
+    ev = tracker.process(rec)
+    return [] if ev is None else [r.name for r in ruleset.match(ev, "all")]
+
+
+@pytest.mark.parametrize("which", sorted(RULESETS))
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(OPEN_FAMILY), path=_PATHS, base=_BASES, access=_ACCESS, extra=_EXTRA,
+       ret=st.sampled_from([3, -2, -13]))
+def test_a_dropped_event_matches_no_rule(which, name, path, base, access, extra, ret):
+    raw = _record(name, path.encode(), None if base is None else base.encode(), access | extra, ret)
+    if COMPILED[which].keeps(raw):
+        return
+    assert _matches(RULESETS[which], raw) == []
+
+
+def test_the_default_rules_prefilter_drops_ordinary_opens():
+    c = COMPILED["default"]
+    assert c.keeps(_record("openat", b"/etc/shadow", None, 0, 3))
+    assert not c.keeps(_record("openat", b"/usr/share/zoneinfo/UTC", None, 0, 3))
+    assert not c.keeps(_record("openat", b"index.html", b"/var/www", 0, 3))
+    # Spellings the state normalises, and relative paths without a base, are never dropped.
+    assert c.keeps(_record("openat", b"/usr/../etc/shadow", None, 0, 3))
+    assert c.keeps(_record("openat", b"shadow", None, 0, 3))
+    assert c.keeps(_record("openat", b"shadow", b"/etc", 0, 3))
+
+
+def test_negations_and_unknown_fields_never_restrict():
+    from workload_agent.rules.condition import parse_condition
+
+    cond = parse_condition("evt.type = openat and not fd.name startswith /etc and proc.name = x")
+    assert necessary(cond, "openat") == TRUE
+    assert necessary(parse_condition("evt.type = unlinkat and fd.name = /x"), "openat") == ()
+
+
+def _run(args, tmp_path, rules_dir=None):
+    import subprocess
+
+    out = tmp_path / ("alerts-%d" % len(args))
+    prog = tmp_path / "prog.py"
+    prog.write_text("for i in range(200):\n    open('/usr/lib/os-release').close()\n"
+                    "open('/etc/shadow').close()\n")
+    p = subprocess.run([sys.executable, "-m", "workload_agent", "run", "--priority", "security",
+                        "--alerts-to", str(out), *args, "--", sys.executable, str(prog)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert "Password or sudoers" in text, text
+    return [line.split(" ", 1)[1] for line in text.splitlines() if line]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading /etc/shadow needs root")
+def test_live_alerts_are_the_same_with_and_without_the_prefilter(tmp_path):
+    with_pf = _run([], tmp_path)
+    without = _run(["--no-prefilter"], tmp_path)
+    assert with_pf and with_pf == without
+
+
+def test_prefilter_counts_what_it_drops():
+    from workload_agent import runner
+
+    ruleset = RULESETS["default"]
+    names, _ = detect.traced_syscalls(ruleset, ARCH)
+
+    class Count:
+        def __init__(self):
+            self.records = 0
+            self.stats = None
+
+        def handle(self, batch):
+            self.records += len(batch)
+
+        def close(self, stats):
+            self.stats = stats
+
+    prog = "for i in range(300):\n    open('/usr/lib/os-release').close()\n"
+    counts = {}
+    for mode in ("on", "off"):
+        sink = Count()
+        pf = detect.prefilter_for(ruleset, names) if mode == "on" else None
+        assert runner.run([sys.executable, "-c", prog], sink=sink, syscalls=names, prefilter=pf) == 0
+        counts[mode] = (sink.records, sink.stats["prefiltered"])
+    assert counts["off"][1] == 0
+    assert counts["on"][1] >= 300
+    assert counts["off"][0] - counts["on"][0] >= 300

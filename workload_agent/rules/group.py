@@ -1,0 +1,175 @@
+"""One generated function per event type that evaluates all its candidate rules.
+
+Rules share much of their conditions: upstream, ~20 rules can match an openat and
+most of them start with the same macros (open_write, open_read...), which read the
+same fields (evt.is_open_write, fd.name...). Evaluated rule by rule, an openat
+extracts the open flags ~20 times. Here the candidate rules of an event type are
+compiled together into one function in which
+
+- every operand (field or transformer, named by its text) used more than once is
+  extracted at most once per event, into a local variable;
+- every sub-condition (a check, an and/or/not) that occurs more than once, in one
+  rule or across rules, is evaluated at most once per event, into a local variable;
+- checks on evt.type are decided when the group is built (the group is for one
+  type), and the and/or/not around them simplified: a rule that cannot match the
+  type is left out.
+
+Both are lazy (a local starts as the marker _U and is filled on first use), so
+short-circuiting still skips what is not needed, and the result of each rule is
+exactly what its own compiled condition gives (test_group_matches_rules checks it).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Dict, List, Optional
+
+from .compiler import _check, _Inline
+from .condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
+from .fields import REGISTRY, Registry
+
+GroupMatch = Callable[[Any, bool], list]
+
+_U = object()  # "not evaluated yet"
+
+
+def compile_group(rules: list, event_type: Optional[str] = None,
+                  registry: Optional[Registry] = None) -> GroupMatch:
+    """``match(event, first) -> [rules whose condition holds]`` for ``rules`` in order,
+    on events of ``event_type`` only (None: any type); ``first`` stops at the first match."""
+    if not rules:
+        return lambda e, first: []
+    reg = REGISTRY if registry is None else registry
+    try:
+        return _Builder(reg, event_type).build(rules)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        # Too deeply nested for Python's parser: rule by rule.
+        return _one_by_one(rules)
+
+
+def _one_by_one(rules: list) -> GroupMatch:
+    def match(e, first):
+        out = []
+        for r in rules:
+            if r.evaluate(e):
+                out.append(r)
+                if first:
+                    break
+        return out
+    return match
+
+
+class _Builder:
+    def __init__(self, reg: Registry, event_type: Optional[str]) -> None:
+        self.reg = reg
+        self.event_type = event_type
+        self.ns: Dict[str, Any] = {"_U": _U}
+        self.node_uses: Counter = Counter()
+        self.key_uses: Counter = Counter()
+        self.node_var: Dict[Node, str] = {}
+        self.key_var: Dict[str, str] = {}
+        self.consts: Dict[int, str] = {}
+        self.locals: List[str] = []
+
+    def build(self, rules: list) -> GroupMatch:
+        for r in rules:
+            self._count(r.condition)
+        lines = []
+        for i, r in enumerate(rules):
+            self.ns[f"r{i}"] = r
+            cond = self._gen(r.condition)
+            if cond == "False":
+                continue
+            lines.append(f"    if {cond}:\n"
+                         f"        out.append(r{i})\n"
+                         f"        if first:\n"
+                         f"            return out\n")
+        head = "def match(e, first):\n    out = []\n"
+        if self.locals:
+            head += "    " + " = ".join(self.locals) + " = _U\n"
+        src = head + "".join(lines) + "    return out\n"
+        exec(compile(src, "<rule group>", "exec"), self.ns)  # noqa: S102 - our own code
+        return self.ns["match"]
+
+    def _count(self, node: Node) -> None:
+        self.node_uses[node] += 1
+        if self.node_uses[node] > 1:
+            return  # its insides are evaluated once with it
+        if isinstance(node, (And, Or)):
+            for c in node.children:
+                self._count(c)
+        elif isinstance(node, Not):
+            self._count(node.child)
+        elif isinstance(node, Check):
+            check = _check(node, self.reg)
+            if isinstance(check, _Inline) and check.key is not None:
+                self.key_uses[check.key] += 1
+
+    def _name(self, obj) -> str:
+        """A global name for a constant or callable, shared by identity."""
+        name = self.consts.get(id(obj))
+        if name is None:
+            name = self.consts[id(obj)] = f"k{len(self.consts)}"
+            self.ns[name] = obj
+        return name
+
+    def _gen(self, node: Node) -> str:
+        expr = self._gen_plain(node)
+        if self.node_uses[node] < 2 or expr in ("True", "False"):
+            return expr
+        var = self.node_var.get(node)
+        if var is None:
+            var = self.node_var[node] = f"s{len(self.node_var)}"
+            self.locals.append(var)
+        return f"({var} if {var} is not _U else ({var} := bool({expr})))"
+
+    def _gen_plain(self, node: Node) -> str:
+        if isinstance(node, (And, Or)):
+            # Python's and/or give an operand back, not a bool: only the rule's truth
+            # is used, so dropping constant operands keeps it.
+            absorbing, neutral = ("False", "True") if isinstance(node, And) else ("True", "False")
+            parts = []
+            for c in node.children:
+                expr = self._gen(c)
+                if expr == absorbing:
+                    return absorbing
+                if expr != neutral:
+                    parts.append(expr)
+            if not parts:
+                return neutral
+            return "(" + f" {type(node).__name__.lower()} ".join(parts) + ")"
+        if isinstance(node, Not):
+            expr = self._gen(node.child)
+            if expr in ("True", "False"):
+                return "False" if expr == "True" else "True"
+            return "(not " + expr + ")"
+        if isinstance(node, Check):
+            known = self._type_check(node)
+            if known is not None:
+                return known
+            check = _check(node, self.reg)
+            if not isinstance(check, _Inline):
+                return f"{self._name(check)}(e)"
+            value = f"{self._name(check.get)}(e)"
+            if check.key is not None and self.key_uses[check.key] > 1:
+                var = self.key_var.get(check.key)
+                if var is None:
+                    var = self.key_var[check.key] = f"f{len(self.key_var)}"
+                    self.locals.append(var)
+                value = f"({var} if {var} is not _U else ({var} := {value}))"
+            return f"((v := {value}) is not None and {check.test.format(k=self._name(check.const))})"
+        raise ValueError(f"cannot group a {type(node).__name__}")
+
+    def _type_check(self, node: Check) -> Optional[str]:
+        """ "True"/"False" for a check on evt.type the group's type decides, else None."""
+        lhs, rhs = node.lhs, node.rhs
+        if self.event_type is None or not isinstance(lhs, Field) or lhs.name != "evt.type" \
+                or lhs.arg is not None or node.modifier is not None:
+            return None
+        if node.op in ("=", "==", "!=") and isinstance(rhs, Literal):
+            hit = self.event_type == rhs.value
+        elif node.op in ("in", "intersects") and isinstance(rhs, ListLit):
+            hit = self.event_type in rhs.values
+        else:
+            return None
+        _check(node, self.reg)  # still validated (an unknown type name is an error)
+        return "True" if hit != (node.op == "!=") else "False"

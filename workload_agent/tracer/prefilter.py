@@ -1,0 +1,318 @@
+"""The prefilter: what the C core may drop at a syscall's entry stop, derived from the
+enabled rules.
+
+For each traced syscall the prefilter is a disjunction of clauses, each a conjunction of
+tests the tracer can make on values it has at the stop (the path argument, resolved
+against the base directory it read; the open flags). It is compiled from each rule's
+condition as a *necessary* condition for that event type: an event that satisfies none
+of the clauses can match no enabled rule. Anything the analysis does not understand
+(a field the C side cannot see, a negation, a transformer) becomes "true", so the
+prefilter only ever gets weaker, never wrong. Syscalls whose records change state the
+rules read (process identity, cwd) are never prefiltered; an fd's state is not among
+them, since every event on an fd carries its origin from the stop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+
+from ..events.flags import open_flags_to_ppm
+from ..events.params import SPECS
+from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
+
+# C operations (csrc/prefilter.h enum wa_pf_op).
+PATH_IN, PATH_PREFIX, PATH_SUFFIX, PATH_CONTAINS = 1, 2, 3, 4
+DIR_IN, BASE_IN, BASE_PREFIX, ACCMODE_IN, FLAGS_ANY = 5, 6, 7, 8, 9
+OP_NAMES = {PATH_IN: "path in", PATH_PREFIX: "path startswith", PATH_SUFFIX: "path endswith",
+            PATH_CONTAINS: "path contains", DIR_IN: "directory in", BASE_IN: "filename in",
+            BASE_PREFIX: "filename startswith", ACCMODE_IN: "access mode in", FLAGS_ANY: "flags any"}
+
+Atom = Tuple[int, object]              # (op, frozenset of strings | int mask)
+Clause = FrozenSet[Atom]               # all hold
+Dnf = Tuple[Clause, ...]               # some clause holds; () is false, (frozenset(),) true
+TRUE: Dnf = (frozenset(),)
+FALSE: Dnf = ()
+#: Past this many clauses a conjunction keeps its smaller side (still necessary).
+MAX_CLAUSES = 64
+
+_PPM_O_RDONLY, _PPM_O_WRONLY = 1, 2   # what evt.is_open_read / is_open_write test
+
+
+def _accmodes(ppm_bit: int, want: bool) -> int:
+    """The access modes (flags & O_ACCMODE) for which the field has the value ``want``,
+    as bits, computed with the decoder's own flag conversion."""
+    mask = 0
+    for mode in range(4):
+        if bool(open_flags_to_ppm(mode) & ppm_bit) == want:
+            mask |= 1 << mode
+    return mask
+
+
+@dataclass(frozen=True)
+class PathEvent:
+    """Where a syscall's path and open flags are, for the fields derived from them."""
+    path_arg: Optional[int]
+    flags_arg: Optional[int]
+    #: fd.* describe the path (the open family: the new fd is that file)
+    fd_is_path: bool
+
+
+def path_events() -> Dict[str, PathEvent]:
+    """From the param table: syscalls whose fd.* fields are their path argument."""
+    out = {}
+    for name, spec in SPECS.items():
+        params = {p.name: p for p in spec.params}
+        name_p = params.get("name")
+        flags_p = params.get("flags")
+        if name_p is None or name_p.src[0] != "path" or spec.params[0].name != "fd":
+            continue
+        flags_arg = flags_p.src[1] if flags_p is not None and flags_p.src[0] == "open_flags" else None
+        out[name] = PathEvent(name_p.src[1], flags_arg, True)
+    return out
+
+
+_PATH_EVENTS = path_events()
+
+
+def _and(a: Dnf, b: Dnf) -> Dnf:
+    if not a or not b:
+        return FALSE
+    if a == TRUE:
+        return b
+    if b == TRUE:
+        return a
+    if len(a) * len(b) > MAX_CLAUSES:
+        return a if len(a) <= len(b) else b
+    return _dedupe(x | y for x in a for y in b)
+
+
+def _or(a: Dnf, b: Dnf) -> Dnf:
+    if a == TRUE or b == TRUE:
+        return TRUE
+    out = _dedupe(list(a) + list(b))
+    return TRUE if len(out) > MAX_CLAUSES else out
+
+
+def _dedupe(clauses: Iterable[Clause]) -> Dnf:
+    seen: List[Clause] = []
+    for c in clauses:
+        if not c:
+            return TRUE
+        if c not in seen:
+            seen.append(c)
+    return tuple(seen)
+
+
+def _strings(rhs) -> Optional[FrozenSet[str]]:
+    if isinstance(rhs, Literal):
+        return frozenset({rhs.value})
+    if isinstance(rhs, ListLit):
+        return frozenset(rhs.values)
+    return None
+
+
+def _fold_type(node: Node, etype: str) -> Optional[bool]:
+    """The truth of an evt.type check for this event type, None for any other node."""
+    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.name == "evt.type"
+            and node.lhs.arg is None and node.modifier is None):
+        return None
+    values = _strings(node.rhs)
+    if values is None:
+        return None
+    if node.op in ("=", "in"):
+        return etype in values
+    if node.op == "!=":
+        return etype not in values
+    return None
+
+
+def _fold(node: Node, etype: str) -> Optional[bool]:
+    """Whether the node is decided by the event type alone (True/False), else None."""
+    t = _fold_type(node, etype)
+    if t is not None:
+        return t
+    if isinstance(node, Not):
+        c = _fold(node.child, etype)
+        return None if c is None else not c
+    if isinstance(node, And):
+        vals = [_fold(c, etype) for c in node.children]
+        if False in vals:
+            return False
+        return True if all(v is True for v in vals) else None
+    if isinstance(node, Or):
+        vals = [_fold(c, etype) for c in node.children]
+        if True in vals:
+            return True
+        return False if all(v is False for v in vals) else None
+    return None
+
+
+def _check(node: Check, ev: PathEvent) -> Dnf:
+    lhs = node.lhs
+    if not isinstance(lhs, Field) or lhs.arg is not None or node.modifier is not None:
+        return TRUE
+    name, op = lhs.name, node.op
+    if name in ("evt.is_open_write", "evt.is_open_read") and ev.flags_arg is not None and op == "=" \
+            and isinstance(node.rhs, Literal) and node.rhs.value in ("true", "false"):
+        bit = _PPM_O_WRONLY if name == "evt.is_open_write" else _PPM_O_RDONLY
+        return (frozenset({(ACCMODE_IN, _accmodes(bit, node.rhs.value == "true"))}),)
+    if not ev.fd_is_path or ev.path_arg is None:
+        return TRUE
+    values = _strings(node.rhs)
+    if values is None or not values:
+        return TRUE
+    if name == "fd.name" and op == "glob":
+        return _glob(values)
+    op_for = {
+        "fd.name": {"=": PATH_IN, "in": PATH_IN, "startswith": PATH_PREFIX, "pmatch": PATH_PREFIX,
+                    "endswith": PATH_SUFFIX, "contains": PATH_CONTAINS},
+        "fd.directory": {"=": DIR_IN, "in": DIR_IN, "startswith": PATH_PREFIX, "pmatch": PATH_PREFIX},
+        "fd.filename": {"=": BASE_IN, "in": BASE_IN, "startswith": BASE_PREFIX,
+                        "endswith": PATH_SUFFIX},
+    }.get(name, {})
+    code = op_for.get(op)
+    if code is None:
+        return TRUE
+    return (frozenset({(code, values)}),)
+
+
+_GLOB_META = "*?["
+
+
+def _glob(patterns) -> Dnf:
+    """A path a glob matches starts with the pattern's text before its first wildcard and
+    ends with the text after its last one."""
+    out = FALSE
+    for pat in patterns:
+        cuts = [i for i, ch in enumerate(pat) if ch in _GLOB_META]
+        if not cuts:
+            clause = frozenset({(PATH_IN, frozenset({pat}))})
+        else:
+            head, tail = pat[:cuts[0]], pat[cuts[-1] + 1:]
+            if "]" in tail:   # the last wildcard is inside a [...] class: no literal tail
+                tail = ""
+            atoms = set()
+            if head:
+                atoms.add((PATH_PREFIX, frozenset({head})))
+            if tail:
+                atoms.add((PATH_SUFFIX, frozenset({tail})))
+            clause = frozenset(atoms)
+        out = _or(out, (clause,))
+    return out
+
+
+def necessary(node: Node, etype: str) -> Dnf:
+    """A condition on the stop's raw values that holds whenever ``node`` holds on an
+    event of type ``etype`` (TRUE when nothing useful can be said)."""
+    folded = _fold(node, etype)
+    if folded is not None:
+        return TRUE if folded else FALSE
+    ev = _PATH_EVENTS.get(etype)
+    if isinstance(node, And):
+        out = TRUE
+        for c in node.children:
+            out = _and(out, necessary(c, etype))
+        return out
+    if isinstance(node, Or):
+        out = FALSE
+        for c in node.children:
+            out = _or(out, necessary(c, etype))
+        return out
+    if isinstance(node, Check) and ev is not None:
+        return _check(node, ev)
+    return TRUE   # a negation, a macro left unresolved, a field the tracer cannot see
+
+
+class Prefilter:
+    """Per syscall name: the DNF the tracer evaluates (syscalls absent: not filtered)."""
+
+    def __init__(self, programs: Dict[str, Dnf]):
+        self.programs = programs
+
+    def describe(self) -> List[str]:
+        lines = []
+        for name, dnf in sorted(self.programs.items()):
+            if not dnf:
+                lines.append(f"{name}: dropped (no enabled rule can match it)")
+                continue
+            alts = [" and ".join(_atom_text(a) for a in sorted(c, key=_atom_key)) for c in dnf]
+            lines.append(f"{name}: kept when " + " | ".join(f"({a})" for a in alts))
+        return lines
+
+    def to_c(self, ffi, lib, table: Dict[str, int]):
+        """cffi objects for struct wa_pf (kept alive by the returned holder)."""
+        progs = ffi.new("struct wa_pf_prog[]", lib.WA_MAX_NR)
+        clauses, atoms, strings = [], [], []
+        for name, dnf in self.programs.items():
+            nr = table.get(name)
+            if nr is None or nr >= lib.WA_MAX_NR:
+                continue
+            ev = _PATH_EVENTS.get(name)
+            p = progs[nr]
+            p.active = 1
+            p.path_arg = ev.path_arg if ev is not None and ev.path_arg is not None else 255
+            p.flags_arg = ev.flags_arg if ev is not None and ev.flags_arg is not None else 255
+            p.first_clause = len(clauses)
+            p.nclauses = len(dnf)
+            for clause in dnf:
+                clauses.append((len(atoms), len(clause)))
+                for op, value in sorted(clause, key=_atom_key):
+                    if isinstance(value, frozenset):
+                        atoms.append((op, len(value), len(strings), 0))
+                        strings.extend(sorted(value))
+                    else:
+                        atoms.append((op, 0, 0, value))
+        c_clauses = ffi.new("struct wa_pf_clause[]", max(len(clauses), 1))
+        for i, (first, n) in enumerate(clauses):
+            c_clauses[i].first_atom, c_clauses[i].natoms = first, n
+        c_atoms = ffi.new("struct wa_pf_atom[]", max(len(atoms), 1))
+        for i, (op, nstr, first, value) in enumerate(atoms):
+            a = c_atoms[i]
+            a.op, a.nstr, a.first_str, a.value = op, nstr, first, value
+        encoded = [s.encode("utf-8", "surrogateescape") for s in strings]
+        pool = ffi.new("char[]", b"".join(encoded) or b"\0")
+        offs = ffi.new("uint32_t[]", max(len(encoded), 1))
+        lens = ffi.new("uint32_t[]", max(len(encoded), 1))
+        off = 0
+        for i, s in enumerate(encoded):
+            offs[i], lens[i] = off, len(s)
+            off += len(s)
+        pf = ffi.new("struct wa_pf *")
+        pf.progs, pf.clauses, pf.atoms = progs, c_clauses, c_atoms
+        pf.str_off, pf.str_len, pf.pool = offs, lens, pool
+        return pf, [progs, c_clauses, c_atoms, pool, offs, lens]
+
+
+def _atom_key(a: Atom):
+    op, value = a
+    return (op, sorted(value) if isinstance(value, frozenset) else [value])
+
+
+def _atom_text(a: Atom) -> str:
+    op, value = a
+    if isinstance(value, frozenset):
+        shown = sorted(value)
+        more = f", ... {len(shown) - 4} more" if len(shown) > 4 else ""
+        return f"{OP_NAMES[op]} ({', '.join(shown[:4])}{more})"
+    return f"{OP_NAMES[op]} {value:#x}"
+
+
+def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] = ()) -> Prefilter:
+    """The prefilter for the enabled rules of ``ruleset`` over the traced ``syscalls``.
+    ``keep``: syscalls never filtered (their records change state the rules read)."""
+    keep = frozenset(keep)
+    programs: Dict[str, Dnf] = {}
+    rules = [r for r in ruleset.rules if r.enabled]
+    for name in syscalls:
+        if name in keep or name not in _PATH_EVENTS:
+            continue
+        dnf: Dnf = FALSE
+        for rule in rules:
+            if rule.event_types is not None and name not in rule.event_types:
+                continue
+            dnf = _or(dnf, necessary(rule.condition, name))
+            if dnf == TRUE:
+                break
+        if dnf != TRUE:
+            programs[name] = dnf
+    return Prefilter(programs)
