@@ -12,7 +12,7 @@ enum wa_kind {
     WA_K_EXEC = 3,     /* tid: the tid after exec; extra: former tid */
     WA_K_EXIT = 4,     /* extra: raw wait status */
     WA_K_SIGNAL = 5,   /* extra: signal number */
-    WA_K_DROP = 6,     /* extra: records dropped since the previous DROP */
+    WA_K_DROP = 6,     /* extra: records dropped since the previous DROP, from ts_enter to ts_exit */
     /* A process that did not descend from the workload, seized at Python's request
      * (csrc/attach.c). tgid: the process; tid: its thread that stopped first; ret: 0, or
      * -errno when it could not be attached (ESRCH gone, EPERM not permitted, EBUSY traced
@@ -29,6 +29,9 @@ enum wa_flag {
     WA_F_FOREIGN_ARCH = 1u << 3,/* e.g. int 0x80 on x86_64: args raw, no blobs */
     WA_F_HAS_EXIT = 1u << 4,    /* ret and ts_exit are valid */
     WA_F_THREAD = 1u << 5,      /* CLONE: the new task is a thread */
+    WA_F_GUARD = 1u << 6,       /* a guard rule matched (aimed at the agent, tracing evasion);
+                                   SYSCALL extra: that rule's index + 1 */
+    WA_F_DENIED = 1u << 7,      /* the tracer made the call fail: ret is the errno it returned */
 };
 
 struct wa_record {

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "tracer.h"
 #include "compat.h"
+#include "guard.h"
 #include "mem.h"
 #include "record.h"
 #include "recbuf.h"
@@ -28,6 +29,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <elf.h>
@@ -63,6 +65,7 @@ struct syscall_info {
 
 /* RET_TRACE data bits set by the BPF filter Python builds (tracer/seccomp.py). */
 #define DATA_EXIT 0x1u
+#define DATA_GUARD 0x4u    /* run the guard check (csrc/guard.c) at this stop */
 
 enum task_state {
     T_KNOWN = 1u << 0,        /* tgid known, task running under us */
@@ -117,6 +120,14 @@ struct wa_tracer {
     /* The tables stay the caller's, alive until wa_free: a swap never frees the old ones
      * under an evaluation in progress. */
     _Atomic(const struct wa_pf *) pf;
+
+    /* guarded syscalls (csrc/guard.c): the rules, and the consumer's acknowledgements */
+    struct wa_guard guard;
+    int has_guard;
+    int ack_efd;
+    _Atomic int ack_waiting;
+    _Atomic uint64_t acked;          /* ring tail the consumer has fully handled */
+    _Atomic uint64_t guard_hits, denied, ack_timeouts;
 };
 
 
@@ -440,9 +451,16 @@ static void begin_syscall(struct wa_tracer *t, pid_t tid, struct task *tk, uint3
     else
         capture_entry(t, tid, &tk->rb, s, args, arch != NATIVE_ARCH);
     tk->state |= T_IN_SYSCALL;
+}
+
+/* After the guard has had its look (a guarded call is its to judge): a record no enabled
+ * rule can match is dropped here, with no exit stop. */
+static void prefilter_apply(struct wa_tracer *t, struct task *tk, uint32_t arch, const struct wa_spec *s)
+{
     const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-    if (pf && s && arch == NATIVE_ARCH && !wa_prefilter_keep(pf, &tk->rb)) {
-        /* No enabled rule can match it: no record, and no exit stop. */
+    if (!pf || !s || arch != NATIVE_ARCH || !(tk->state & T_IN_SYSCALL))
+        return;
+    if (!wa_prefilter_keep(pf, &tk->rb)) {
         tk->rb.len = 0;
         tk->state &= ~T_IN_SYSCALL;
         atomic_fetch_add_explicit(&t->prefiltered, 1, memory_order_relaxed);
@@ -568,6 +586,91 @@ static uint64_t clone_flags_of(pid_t tid)
     return arg0;
 }
 
+/* ---- guarded syscalls ----------------------------------------------------- */
+
+/* The tracee stays stopped until the consumer has handled everything up to this record:
+ * its alert is written before the call goes on (or fails). */
+static void guard_wait_ack(struct wa_tracer *t)
+{
+    uint64_t upto = atomic_load(&t->ring.head);
+    uint64_t start = wa_now_ns(), limit = (uint64_t)t->guard.ack_timeout_ms * 1000000ull;
+    uint64_t one = 1;
+    ssize_t w = write(t->ring.efd, &one, sizeof one);   /* do not wait for the consumer's timer */
+    (void)w;
+    while (atomic_load(&t->acked) < upto && !atomic_load(&t->ring.closing)) {
+        atomic_store(&t->ack_waiting, 1);
+        if (atomic_load(&t->acked) >= upto)
+            break;
+        struct pollfd p = { t->ack_efd, POLLIN, 0 };
+        if (poll(&p, 1, 20) > 0) {
+            uint64_t v;
+            ssize_t n = read(t->ack_efd, &v, sizeof v);
+            (void)n;
+        }
+        if (limit && wa_now_ns() - start > limit) {
+            atomic_fetch_add(&t->ack_timeouts, 1);
+            break;
+        }
+    }
+    atomic_store(&t->ack_waiting, 0);
+}
+
+/* At the entry stop of a guarded syscall, its record begun (tk pending). Returns 1 when
+ * it consumed the record: committed (a hit) or discarded (no hit, and only the guard
+ * wanted this stop); 0 leaves the record to the usual path. */
+static int guard_entry(struct wa_tracer *t, pid_t tid, struct task *tk, uint64_t nr, const uint64_t *args,
+                       int foreign)
+{
+    int traced = !foreign && nr < WA_MAX_NR && t->specs[nr].traced;
+    uint32_t flags;
+    int err, rule;
+    if (foreign) {
+        flags = t->guard.foreign_flags;
+        err = t->guard.foreign_err;
+        rule = flags ? WA_GUARD_MAX_RULES + 1 : 0;
+    } else {
+        rule = wa_guard_match(&t->guard, tid, nr, args, (tk->state & T_IN_SYSCALL) ? tk->rb.buf : NULL,
+                              (tk->state & T_IN_SYSCALL) ? tk->rb.len : 0);
+        flags = rule ? t->guard.rules[rule - 1].flags : 0;
+        err = rule ? t->guard.rules[rule - 1].err : 0;
+    }
+    if (!rule) {
+        if (traced)
+            return 0;
+        tk->state &= ~T_IN_SYSCALL;   /* only the guard wanted this stop */
+        tk->rb.len = 0;
+        return 1;
+    }
+    struct wa_record *r = (tk->state & T_IN_SYSCALL) ? rec(&tk->rb) : NULL;
+    if (flags & WA_GR_DENY) {
+        wa_guard_skip(tid, err);
+        atomic_fetch_add(&t->denied, 1);
+        if (r) {
+            r->ret = -err;
+            r->ts_exit = wa_now_ns();
+            r->flags |= WA_F_HAS_EXIT | WA_F_DENIED;
+        }
+    }
+    if (!(flags & WA_GR_RECORD)) {
+        if (r && traced && (flags & WA_GR_DENY)) {
+            r->flags &= (uint16_t)~WA_F_DENIED;   /* a quiet refusal: an ordinary failed call */
+            commit_now(t, tk);
+        } else {
+            tk->state &= ~T_IN_SYSCALL;
+            tk->rb.len = 0;
+        }
+        return 1;
+    }
+    atomic_fetch_add(&t->guard_hits, 1);
+    if (r) {
+        r->flags |= WA_F_GUARD;
+        r->extra = (uint32_t)rule;      /* which guard rule: Python named them */
+        commit_now(t, tk);
+        guard_wait_ack(t);
+    }
+    return 1;
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 static void start_result(struct wa_tracer *t, int state)
@@ -612,11 +715,16 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             break;
         uint32_t data = si.seccomp.ret_data;
         uint64_t nr = si.seccomp.nr;
+        int foreign = si.arch != NATIVE_ARCH;
+        int guarded = (data & DATA_GUARD) && t->has_guard;
         int skip;
         const struct wa_spec *s = spec_for(t, tid, si.arch, &nr, si.seccomp.args, &skip);
-        if (skip)
+        if (skip && !guarded)
             break;
         begin_syscall(t, tid, tk, si.arch, nr, si.seccomp.args, s);
+        if (guarded && guard_entry(t, tid, tk, si.seccomp.nr, si.seccomp.args, foreign))
+            break;
+        prefilter_apply(t, tk, si.arch, s);
         if (!(data & DATA_EXIT))
             commit_now(t, tk);
         break;
@@ -688,10 +796,15 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
         end_syscall(t, tid, tk, si.exit.rval);
     } else if (n > 0 && si.op == SI_OP_ENTRY && (!t->filter || (tk->state & T_FULL))) {
         uint64_t nr = si.entry.nr;
+        int foreign = si.arch != NATIVE_ARCH;
+        int guarded = t->has_guard && (foreign ? t->guard.foreign_flags != 0 : wa_guard_watches(&t->guard, nr));
         int skip;
         const struct wa_spec *s = spec_for(t, tid, si.arch, &nr, si.entry.args, &skip);
-        if (s && s->traced)
+        int traced = s && s->traced;
+        if (traced || guarded)
             begin_syscall(t, tid, tk, si.arch, nr, si.entry.args, s);
+        if (!(guarded && guard_entry(t, tid, tk, si.entry.nr, si.entry.args, foreign)) && traced)
+            prefilter_apply(t, tk, si.arch, s);
     }
     resume(t, tid, 0);
 }
@@ -1019,6 +1132,12 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
         return NULL;
     }
     t->ring.wake_gap_ns = (uint64_t)t->wake_gap_us * 1000u;
+    t->ring.never_drop = cfg->never_drop;
+    t->ack_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (cfg->guard) {
+        t->guard = *cfg->guard;
+        t->has_guard = 1;
+    }
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     wa_attach_init(&t->attach);
@@ -1100,12 +1219,28 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->tasks = atomic_load(&t->task_count);
     s->read_failures = atomic_load(&t->read_failures);
     s->prefiltered = atomic_load(&t->prefiltered);
+    s->ring_waits = atomic_load(&t->ring.waits_total);
+    s->ring_wait_ns = atomic_load(&t->ring.wait_ns_total);
+    s->guard_hits = atomic_load(&t->guard_hits);
+    s->denied = atomic_load(&t->denied);
+    s->ack_timeouts = atomic_load(&t->ack_timeouts);
+}
+
+void wa_ack(struct wa_tracer *t)
+{
+    atomic_store(&t->acked, atomic_load(&t->ring.tail));
+    if (atomic_exchange(&t->ack_waiting, 0)) {
+        uint64_t one = 1;
+        ssize_t n = write(t->ack_efd, &one, sizeof one);
+        (void)n;
+    }
 }
 
 void wa_free(struct wa_tracer *t)
 {
     if (!t)
         return;
+    wa_ring_close(&t->ring);   /* nobody reads any more: a tracer waiting for room stops waiting */
     wa_watch_stop(&t->watch);
     pthread_join(t->thread, NULL);
     if (t->errpipe >= 0)
@@ -1119,6 +1254,8 @@ void wa_free(struct wa_tracer *t)
     }
     free(t->seen);
     free(t->scratch.buf);
+    if (t->ack_efd >= 0)
+        close(t->ack_efd);
     free(t->tasks);
     free(t->filter);
     wa_ring_destroy(&t->ring);

@@ -9,6 +9,7 @@
 #define WA_MAX_NR 1024
 
 struct wa_pf;
+struct wa_guard;
 
 /* Per native syscall number: what to capture. Python fills it from events/params.py. */
 struct wa_spec {
@@ -53,6 +54,8 @@ struct wa_config {
     uint32_t wake_gap_us;            /* at most one consumer wake-up per this many us */
     const struct wa_pf *prefilter;   /* NULL: every traced syscall is recorded */
     const struct wa_compat *compat;  /* NULL: compat-ABI syscalls are recorded raw */
+    int never_drop;               /* a full ring makes the tracer wait for room (no drops) */
+    const struct wa_guard *guard; /* guarded syscalls (csrc/guard.h); NULL: none */
 };
 
 struct wa_stats {
@@ -62,6 +65,11 @@ struct wa_stats {
     uint64_t tasks;
     uint64_t read_failures;
     uint64_t prefiltered;   /* syscalls the prefilter dropped at their entry stop */
+    uint64_t ring_waits;          /* records that waited for room (never_drop) */
+    uint64_t ring_wait_ns;
+    uint64_t guard_hits;          /* guarded calls recorded (aimed at the agent, evasion) */
+    uint64_t denied;              /* calls made to fail */
+    uint64_t ack_timeouts;        /* guarded stops that stopped waiting for the consumer */
 };
 
 struct wa_tracer;
@@ -79,6 +87,9 @@ int wa_wait(struct wa_tracer *t, int timeout_ms);
 /* 1 once the main workload process has exited (status: raw wait status), else 0. */
 int wa_done(struct wa_tracer *t, int *status);
 void wa_get_stats(struct wa_tracer *t, struct wa_stats *s);
+/* The consumer has handled every record it has read: tracees held at a guarded stop
+ * for one of them may go on. */
+void wa_ack(struct wa_tracer *t);
 /* Joins the tracer thread (after wa_done) and frees everything. */
 void wa_free(struct wa_tracer *t);
 #endif

@@ -175,8 +175,10 @@ SETTINGS: tuple[Setting, ...] = (
             "YAML configuration file (flat mapping of setting names to values)",
             metavar="FILE"),
     Setting("priority", _choice(*PRIORITIES), "availability",
-            "what to do when tracing cannot start: availability runs the workload untraced "
-            "with a warning, security refuses to start it",
+            "what an agent failure does (rules or config that do not load, output unreachable, "
+            "tracing unavailable): availability starts the workload anyway, degraded and saying "
+            "so; security refuses to start it. Security also never drops events: the workload "
+            "waits for the agent when the event ring is full",
             env=("SYSDIG_PRIORITY",)),
     Setting("logging", _choice(*LOG_LEVELS), "info",
             "agent log level", env=("SYSDIG_LOGGING",)),
@@ -217,7 +219,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("flush_timeout", _positive(_parse_float), 5.0,
             "seconds to keep delivering buffered alerts at shutdown", metavar="SECONDS"),
     Setting("heartbeat_interval", _positive(_parse_float), 10.0,
-            "seconds between heartbeats to the orchestrator", metavar="SECONDS"),
+            "seconds between heartbeats to the orchestrator (and lines in the metrics file)",
+            metavar="SECONDS"),
+    Setting("metrics_file", _parse_str, None,
+            "file that gets one JSON line of counters (events seen, dropped, processes traced...) "
+            "every heartbeat interval, so a silent agent is visible from outside", metavar="FILE"),
+    Setting("self_protect", _choice("deny", "alert"), "deny",
+            "signals, ptrace, process_vm_* and /proc/PID/mem opens aimed at the agent from the "
+            "workload: deny (refused with EPERM, and an alert) or alert only"),
+    Setting("foreign_arch", _choice("decode", "deny"), "decode",
+            "syscalls through another ABI (int 0x80 on x86_64, AArch32 on aarch64): decode them, "
+            "or deny them with ENOSYS and an alert"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -235,10 +247,12 @@ def _suggest(name: str) -> str:
 class Config:
     """The effective configuration: attribute access plus where each value came from."""
 
-    def __init__(self, values: dict[str, Any], sources: dict[str, str], warnings: list[str]):
+    def __init__(self, values: dict[str, Any], sources: dict[str, str], warnings: list[str],
+                 errors: list[str] | None = None):
         self._values = values
         self._sources = sources
         self.warnings = warnings
+        self.errors = errors or []  # lenient loads: bad values replaced by their defaults
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -386,36 +400,52 @@ def _load_extra_conf(text: str, var: str) -> list[tuple[str, Any, str]]:
 
 
 def _set_from_entries(entries, label: str, strict: bool, values, sources, warnings,
-                      seen: set) -> None:
+                      seen: set, errors: list | None = None) -> None:
     for key, raw, where in entries:
         setting = BY_NAME.get(key)
         if setting is None:
             message = f"{where}: unknown setting {key!r}{_suggest(key)}"
             if strict:
-                raise ConfigError(message)
+                _fail(ConfigError(message), errors)
+                continue
             warnings.append(message + "; ignored")
             continue
         if key in seen or key == "config":
             continue
         if raw is None:
             continue
-        values[key] = _apply(setting, raw, where)
+        try:
+            values[key] = _apply(setting, raw, where)
+        except ConfigError as exc:
+            _fail(exc, errors)
+            continue
         sources[key] = f"{label} ({key})" if label.startswith("env ") else label
         seen.add(key)
 
 
+def _fail(exc: ConfigError, errors: list | None) -> None:
+    """Strict loads raise; lenient ones (errors is a list) note it and go on."""
+    if errors is None:
+        raise exc
+    errors.append(str(exc))
+
+
 def load_config(overrides: Mapping[str, Any] | None = None,
-                environ: Mapping[str, str] | None = None) -> Config:
+                environ: Mapping[str, str] | None = None, *, lenient: bool = False) -> Config:
     """Build the effective configuration.
 
     overrides: command-line values by setting name; None means "not given".
     environ: defaults to os.environ.
-    Raises ConfigError with the variable, flag or file position of a bad value.
+    Raises ConfigError with the variable, flag or file position of a bad value; with
+    lenient=True a bad value (or an unreadable/unparsable config file) is skipped, the
+    setting falls back to the next layer, and the messages are in Config.errors: the
+    agent must still be able to start the workload (--priority availability).
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     warnings: list[str] = []
+    errors: list[str] | None = [] if lenient else None
     seen: set = set()
 
     for key, raw in (overrides or {}).items():
@@ -424,7 +454,11 @@ def load_config(overrides: Mapping[str, Any] | None = None,
             raise ConfigError(f"command line: unknown setting {key!r}{_suggest(key)}")
         if raw is None:
             continue
-        values[key] = _apply(setting, raw, f"command line {setting.option}")
+        try:
+            values[key] = _apply(setting, raw, f"command line {setting.option}")
+        except ConfigError as exc:
+            _fail(exc, errors)
+            continue
         sources[key] = f"command line ({setting.option})"
         seen.add(key)
 
@@ -435,7 +469,11 @@ def load_config(overrides: Mapping[str, Any] | None = None,
             raw = env.get(var)
             if raw is None or (raw == "" and setting.name != "access_key"):
                 continue
-            values[setting.name] = _apply(setting, raw, f"env {var}")
+            try:
+                values[setting.name] = _apply(setting, raw, f"env {var}")
+            except ConfigError as exc:
+                _fail(exc, errors)
+                continue
             sources[setting.name] = f"env {var}"
             seen.add(setting.name)
             break
@@ -444,18 +482,30 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     for var in EXTRA_CONF_ENV:
         text = env.get(var)
         if text:
-            _set_from_entries(_load_extra_conf(text, var), f"env {var}", False,
-                              values, sources, warnings, seen)
+            try:
+                entries = _load_extra_conf(text, var)
+            except ConfigError as exc:
+                _fail(exc, errors)
+                continue
+            _set_from_entries(entries, f"env {var}", False, values, sources, warnings, seen, errors)
 
     path = values.get("config")
     if path:
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
+            entries = _load_yaml_mapping(text, path)
         except OSError as exc:
-            raise ConfigError(f"config file {path} ({sources['config']}): {exc.strerror}") from None
-        _set_from_entries(_load_yaml_mapping(text, path), f"file {path}", True,
-                          values, sources, warnings, seen)
+            _fail(ConfigError(f"config file {path} ({sources['config']}): {exc.strerror}"), errors)
+            entries = []
+        except UnicodeDecodeError as exc:
+            _fail(ConfigError(f"config file {path} ({sources['config']}): not UTF-8 text ({exc.reason} "
+                              f"at byte {exc.start})"), errors)
+            entries = []
+        except ConfigError as exc:
+            _fail(exc, errors)
+            entries = []
+        _set_from_entries(entries, f"file {path}", True, values, sources, warnings, seen, errors)
 
     for setting in SETTINGS:
         if setting.name not in seen:
@@ -465,7 +515,7 @@ def load_config(overrides: Mapping[str, Any] | None = None,
 
     if values["access_key"] == "":
         values["access_key"] = None
-    return Config(values, sources, warnings)
+    return Config(values, sources, warnings, errors)
 
 
 # --- command line ---------------------------------------------------------------------

@@ -31,6 +31,12 @@ FD_LIFECYCLE_SYSCALLS = frozenset({"close", "socket", "socketpair", "pipe", "pip
                                    "creat"})
 
 DROP_RULE = "Syscall event drop"
+# Alerts about the agent itself: what it could not do, and since when.
+DEGRADED_RULE = "Workload agent detection degraded"
+INTERNAL_ERROR_RULE = "Workload agent internal error"
+FOREIGN_ARCH_RULE = "Foreign ABI syscall refused"
+_GUARD_FLAGS = R.F_GUARD | R.F_DENIED
+_KIND_NAMES = {R.K_CLONE: "clone", R.K_EXEC: "execve", R.K_EXIT: "procexit", R.K_SIGNAL: "signal"}
 
 
 class RulesError(Exception):
@@ -63,9 +69,57 @@ def load_ruleset(paths: Iterable[str], *, min_priority=None, enable=(), disable=
     return result.ruleset, [m.as_text() for m in result.warnings]
 
 
+def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
+    """(ruleset, warnings, failures): the rules that load, leaving out every file that
+    fails (and the files that then fail without it). failures holds one text per file left
+    out, with the loader's messages; an empty ruleset when nothing loads. For
+    --priority availability: a typo in one rules file must not keep the workload down."""
+    from .rules.loader import expand_paths, load_rules
+
+    given = list(paths)
+    roots = given or default_rules_paths()
+    if not roots:
+        return load_rules([]).ruleset, [], ["no rules given and no default rules found"]
+    files = []
+    failures = []
+    for p in roots:
+        if os.path.isdir(p) and not os.access(p, os.R_OK | os.X_OK):
+            failures.append(f"{p}: rules directory not readable")
+        elif not os.path.exists(p):
+            failures.append(f"{p}: no such rules file or directory")
+        else:
+            try:
+                files.extend(expand_paths([p]))
+            except OSError as exc:
+                failures.append(f"{p}: {exc.strerror}")
+    while True:
+        result = load_rules(files, min_priority=min_priority, compile_each=False)
+        if result.ok:
+            return result.ruleset, [m.as_text() for m in result.warnings], failures
+        # The files the errors point into; compile errors are filed under the last file
+        # read but their locations name the file of the rule or macro at fault.
+        bad = {loc.file for msg in result.errors for loc in msg.locations if loc.file in files}
+        if not bad:
+            bad = {f.name for f in result.files if f.errors}
+        for name in files:
+            if name in bad:
+                msgs = [msg for f in result.files for msg in f.errors
+                        if name in {loc.file for loc in msg.locations} or f.name == name]
+                head = msgs[0].as_text().splitlines()[0] if msgs else "it needs a file left out"
+                text = "".join("\n" + msg.as_text() for msg in msgs)
+                failures.append(f"{name} left out ({head}){text}")
+        files = [f for f in files if f not in bad]
+
+
 def traced_syscalls(ruleset, arch: str) -> tuple:
     """(syscall names to trace, note). The note says when a rule forced the default set."""
     types = ruleset.event_types()
+    if types is not None:
+        # Rules on the agent's guard (tagged "agent": rules/05-agent-defense.yaml) match only
+        # calls the guard stops anyway: their event types must not make the tracer stop on
+        # every such call (clone would cost two more stops per fork).
+        types = frozenset().union(*(r.event_types for r in ruleset.enabled_rules
+                                    if r.event_types and "agent" not in r.tags))
     table = SYSCALLS[arch]
     note = ""
     if types is None:
@@ -90,7 +144,9 @@ def prefilter_for(ruleset, names):
 
 
 class AlertWriter:
-    """Alert lines to stdout, stderr or a file, and/or (as Falco JSON) to the orchestrator."""
+    """Alert lines to stdout, stderr or a file, and/or (as Falco JSON) to the orchestrator.
+    Text lines escape control characters: a file name or argument with a newline in it
+    must not read as a second alert (JSON escapes them already)."""
 
     def __init__(self, target: str | None = "stdout", json_lines: bool = False, client=None):
         self.json = json_lines
@@ -109,6 +165,7 @@ class AlertWriter:
     def write(self, ts: int, priority: int, rule: str, message: str, fields: dict, tags) -> None:
         import json
 
+        from .escape import escape_controls
         from .rules.output import alert_json, alert_text
 
         self.count += 1
@@ -119,7 +176,7 @@ class AlertWriter:
             self.client.send(json.loads(doc))  # never blocks: buffered for the sender thread
         if self.out is None:
             return
-        self.out.write((doc if self.json else alert_text(ts, priority, message)) + "\n")
+        self.out.write((doc if self.json else escape_controls(alert_text(ts, priority, message))) + "\n")
         self.out.flush()
 
     def close(self) -> None:
@@ -159,12 +216,103 @@ class Detector:
         self.print_stats = False
         self._next_ruleset = None
         self.traced = frozenset()  # what the tracer stops on; new rules cannot widen it
+        self.failures: dict = {}   # event type -> events whose processing raised
+        self.live: set = set()     # thread groups traced and not yet exited
+        self.tracer_stats = None   # the running tracer's stats(), for heartbeats
+        self.guard_labels: list = []  # the running tracer's guard rules, by index
+        self.output_watch = None   # the orchestrator client, watched for outages
+        self.metrics_file = None   # a JSON line of counters() every heartbeat_interval
+        self.heartbeat_interval = 10.0
+        self._started = time.monotonic()
+        self._next_check = 0.0
+        self._next_metrics = 0.0
+        self._output_down = False
+
         self.prefilter = None      # what the tracer drops at the stop
         self._tracer = None
 
     def counters(self) -> dict:
-        return {"events": self.events, "drops": self.drops, "alerts": self.writer.count,
-                "records": self.records, "consumer_ns": self.consumer_ns}
+        """What a heartbeat carries: enough to tell a silent agent from a quiet workload."""
+        out = {"events": self.events, "drops": self.drops, "alerts": self.writer.count,
+               "processes": len(self.live), "event_failures": sum(self.failures.values()),
+               "records": self.records, "consumer_ns": self.consumer_ns}
+        stats = self.tracer_stats
+        if stats is not None:
+            try:
+                s = stats()
+            except Exception:  # noqa: BLE001 - the tracer is gone: the counters above still hold
+                s = {}
+            for key in ("stops", "tasks", "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
+                        "denied", "ack_timeouts"):
+                if key in s:
+                    out[key] = s[key]
+            out["drops"] = max(out["drops"], s.get("drops", 0))
+        return out
+
+    def tick(self) -> None:
+        """Periodic work, from the consumer loop: output health and the metrics line."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + 1.0
+        self._watch_output(now)
+        if self.metrics_file and now >= self._next_metrics:
+            self._next_metrics = now + self.heartbeat_interval
+            self.write_metrics()
+
+    def write_metrics(self, final: bool = False) -> None:
+        import json
+
+        line = dict(time=time.time_ns(), **self.counters())
+        if final:
+            line["final"] = True
+        try:
+            with open(self.metrics_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            if not getattr(self, "_metrics_warned", False):
+                self._metrics_warned = True
+                sys.stderr.write(f"workload-agent: cannot write the metrics file {self.metrics_file}: "
+                                 f"{exc.strerror}\n")
+
+    # An orchestrator that has not welcomed us this long after start (or since it went
+    # away), or a heartbeat interval if shorter, is an outage worth an alert; shorter
+    # blips are ordinary reconnects.
+    OUTPUT_GRACE_SECONDS = 5.0
+
+    def _watch_output(self, now: float) -> None:
+        client = self.output_watch
+        if client is None:
+            return
+        if client.connected.is_set():
+            if self._output_down:
+                self._output_down = False
+                sys.stderr.write(f"workload-agent: the orchestrator {client.host}:{client.port} "
+                                 f"is reachable again; buffered alerts are being delivered\n")
+            self._down_since = None
+            return
+        if self._output_down:
+            return
+        since = getattr(self, "_down_since", None) or self._started
+        if getattr(self, "_down_since", None) is None and client.n_connects:
+            self._down_since = since = now
+        grace = min(self.OUTPUT_GRACE_SECONDS, self.heartbeat_interval)
+        if now - since < grace or not (client.last_error or client.refused):
+            return
+        self._output_down = True
+        why = client.last_error or "no answer"
+        sys.stderr.write(f"workload-agent: WARNING: the orchestrator {client.host}:{client.port} is not "
+                         f"reachable ({why}): alerts are buffered, detection output is degraded\n")
+        self.degraded(f"the orchestrator {client.host}:{client.port} is not reachable",
+                      f"{why}; alerts are buffered and resent when it is back")
+
+    def degraded(self, what: str, why: str) -> None:
+        """A CRITICAL alert saying detection is not what it should be, and why."""
+        from .rules.priority import Priority
+
+        self.writer.write(time.time_ns(), Priority.CRITICAL, DEGRADED_RULE,
+                          f"Workload agent detection degraded: {what}: {why}",
+                          {"agent.degraded": what, "agent.reason": why}, ("internal",))
 
     def swap_rules(self, ruleset) -> list:
         """Take a new ruleset at the next batch (called from another thread). Returns the
@@ -199,16 +347,95 @@ class Detector:
             self.consumer_ns += time.perf_counter_ns() - t0
 
     def _handle(self, batch, process, match) -> None:
+        live = self.live
         for rec in batch:
-            if rec.kind == R.K_DROP:
-                self._drop(rec)
-                continue
-            ev = process(rec)
-            if ev is None:
-                continue
-            self.events += 1
-            for rule in match(ev, self.mode):
-                self._alert(rule, ev)
+            # One failure is one event: a bug met on one record must not stop detection.
+            try:
+                if rec.kind == R.K_DROP:
+                    self._drop(rec)
+                    continue
+                kind = rec.kind
+                if kind != R.K_SYSCALL:  # processes traced, for heartbeats
+                    if kind == R.K_EXIT:
+                        if rec.tid == rec.tgid:
+                            live.discard(rec.tgid)
+                    elif kind == R.K_EXEC:
+                        live.add(rec.tgid)
+                    elif kind == R.K_CLONE and not rec.flags & R.F_THREAD:
+                        live.add(rec.extra)
+                guarded = getattr(rec, "flags", 0) & _GUARD_FLAGS
+                if guarded and rec.flags & R.F_FOREIGN_ARCH:
+                    self._foreign(rec)
+                ev = process(rec)
+                if ev is None:
+                    continue
+                if guarded:
+                    self._guarded(rec, ev)
+                self.events += 1
+                for rule in match(ev, self.mode):
+                    self._alert(rule, ev)
+            except Exception as exc:  # noqa: BLE001 - isolated to this event, counted, reported
+                self._failed(rec, exc)
+
+    def _guarded(self, rec, ev) -> None:
+        """What the tracer's guard did to this call, for the agent.* fields."""
+        from .tracer.guard import label_of
+
+        ev.agent_guard = label_of(self.guard_labels, rec.extra) if rec.flags & R.F_GUARD else ""
+        ev.agent_denied = bool(rec.flags & R.F_DENIED)
+
+    def _foreign(self, rec) -> None:
+        """A syscall through another ABI, refused (--foreign-arch deny). Any syscall can come
+        this way, so no evt.type-indexed rule can catch them all: the agent reports them
+        itself, once per process and syscall."""
+        from .events.display import syscall_name
+        from .rules.priority import Priority
+
+        key = (rec.tgid, rec.arch, rec.nr)
+        seen = self.__dict__.setdefault("_foreign_seen", set())
+        if key in seen:
+            return
+        seen.add(key)
+        name = syscall_name(rec.arch, rec.nr)
+        proc = self.tracker.procs.get(rec.tgid) if hasattr(self.tracker, "procs") else None
+        comm = getattr(proc, "name", None) or "?"
+        self.writer.write(rec.ts_enter, Priority.CRITICAL, FOREIGN_ARCH_RULE,
+                          f"Syscall through a foreign ABI refused (syscall={name} nr={rec.nr} "
+                          f"arch={rec.arch:#x} result=ENOSYS process={comm} pid={rec.tgid} tid={rec.tid}): "
+                          f"32-bit syscalls on a 64-bit workload are a known way around tracing",
+                          {"evt.type": name, "syscall.nr": rec.nr, "proc.pid": rec.tgid, "thread.tid": rec.tid,
+                           "agent.guard": "foreign-arch", "agent.denied": True},
+                          ("agent", "mitre_defense_evasion", "T1562.001"))
+
+    def _failed(self, rec, exc: BaseException) -> None:
+        from .events.display import syscall_name
+        from .rules.priority import Priority
+
+        event = getattr(rec, "event", None)  # replayed records carry their event
+        if event is not None:
+            etype = getattr(event, "type", "?")
+        elif rec.kind == R.K_SYSCALL:
+            etype = syscall_name(rec.arch, rec.nr)
+        else:
+            etype = _KIND_NAMES.get(rec.kind, f"record kind {rec.kind}")
+        n = self.failures.get(etype, 0) + 1
+        self.failures[etype] = n
+        if n > 1:
+            return  # reported once per event type; the total is in the summary and heartbeats
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        why = f"{type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:{where.lineno})"
+        sys.stderr.write(f"workload-agent: processing a {etype} event failed, the event was skipped "
+                         f"and detection goes on: {why}\n")
+        try:
+            self.writer.write(rec.ts_enter or time.time_ns(), Priority.CRITICAL, INTERNAL_ERROR_RULE,
+                              f"Workload agent internal error: processing a {etype} event failed "
+                              f"({why}); that event was skipped, detection goes on "
+                              f"(further {etype} failures are counted, not reported)",
+                              {"evt.type": etype, "agent.error": why}, ("internal",))
+        except Exception:  # noqa: BLE001 - the output itself failing: stderr has said it
+            pass
 
     def _alert(self, rule, ev) -> None:
         message = rule.output.render(ev)
@@ -219,16 +446,34 @@ class Detector:
         self.writer.write(ev.ts, rule.priority, rule.name, message, fields, rule.tags)
 
     def _drop(self, rec) -> None:
+        from .rules.output import iso8601_utc
         from .rules.priority import Priority
 
         self.drops += rec.extra
-        self.writer.write(rec.ts_enter or time.time_ns(), Priority.CRITICAL, DROP_RULE,
-                          f"Workload agent internal: {rec.extra} syscall events dropped: the event "
-                          f"consumer fell behind, detection may have missed activity "
+        start = rec.ts_enter or time.time_ns()
+        end = getattr(rec, "ts_exit", 0) or start  # replayed drops carry one instant
+        window = (f"between {iso8601_utc(start, zulu=True)} and {iso8601_utc(end, zulu=True)}"
+                  if end > start else f"at {iso8601_utc(start, zulu=True)}")
+        self.writer.write(start, Priority.CRITICAL, DROP_RULE,
+                          f"Workload agent internal: {rec.extra} syscall events dropped {window}: the event "
+                          f"consumer fell behind, detection may have missed activity in that window "
                           f"(dropped in total: {self.drops})",
-                          {"n_drops": rec.extra, "n_drops_total": self.drops}, ("internal",))
+                          {"n_drops": rec.extra, "n_drops_total": self.drops, "drop.start": start,
+                           "drop.end": end}, ("internal",))
 
     def close(self, stats: dict) -> None:
+        late = stats.get("drops", 0) - self.drops
+        if late > 0:  # dropped after the tracer's last record: no DROP record carries them
+            from .events.records import Record
+
+            now = time.time_ns()
+            self._drop(Record(R.K_DROP, 0, now, now, 0, 0, 0, 0, 0, (0,) * 6, late, {}))
+        if self.failures:
+            detail = ", ".join(f"{n} {t}" for t, n in sorted(self.failures.items()))
+            sys.stderr.write(f"workload-agent: {sum(self.failures.values())} events could not be "
+                             f"processed and were skipped ({detail})\n")
+        if self.metrics_file:
+            self.write_metrics(final=True)
         self.writer.close()
         if self.print_stats:
             per = self.consumer_ns / self.records / 1000 if self.records else 0.0
@@ -268,6 +513,11 @@ class Tee:
     def handle(self, batch) -> None:
         for s in self.sinks:
             s.handle(batch)
+
+    def tick(self) -> None:
+        for s in self.sinks:
+            if hasattr(s, "tick"):
+                s.tick()
 
     def close(self, stats) -> None:
         for s in self.sinks:

@@ -76,21 +76,64 @@ def register(subparsers) -> None:
     p.add_argument("--ring-size", type=int, default=8 << 20, metavar="BYTES",
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
-                            "agent_id", "stdout", "attach_foreign"])
+                            "agent_id", "stdout", "metrics_file", "self_protect", "foreign_arch",
+                            "attach_foreign"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
 
+class SetupFailed(Exception):
+    """Setting a run up failed; the reason was printed. .code is the exit status."""
+
+    def __init__(self, code: int = 2):
+        super().__init__(code)
+        self.code = code
+
+
+class FailurePolicy:
+    """What a failure of the agent's own does, by --priority: availability starts the
+    workload anyway (with what did load, or untraced), loudly, and keeps the reasons for
+    a CRITICAL alert once an output exists; security refuses to start it."""
+
+    def __init__(self, priority: str = "availability", strict: bool = False):
+        self.priority = priority
+        self.strict = strict          # no workload to protect (--print-syscalls): plain errors
+        self.reasons: list = []       # (what, why) for the degraded alerts
+
+    def fail(self, what: str, why: str, summary: str | None = None) -> None:
+        """summary: one line for the alert (default: why's first line)."""
+        if self.strict:
+            _warn(f"{what}:\n{why}" if "\n" in why else f"{what}: {why}")
+            raise SetupFailed(2)
+        if self.priority == "security":
+            _warn(f"{what}:\n{why}" if "\n" in why else f"{what}: {why}")
+            _warn("refusing to start the workload (priority: security)")
+            raise SetupFailed(EXIT_REFUSED)
+        _warn("!" * 70)
+        _warn(f"WARNING: {what}:\n{why}" if "\n" in why else f"WARNING: {what}: {why}")
+        _warn("WARNING: starting the workload anyway; detection is DEGRADED (priority: availability)")
+        _warn("!" * 70)
+        self.reasons.append((what, summary or (why.splitlines()[0] if why else "")))
+
+
+# How long security mode waits for the orchestrator's welcome before refusing.
+SECURITY_CONNECT_SECONDS = 5.0
+
+
 def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
                       container_id=None, container_image=None, container_privileged=None,
-                      plan_only=False, config=None):
-    """(detector sink, syscall names, notes) for a run; raises detect.RulesError, or
-    ValueError for an orchestrator configured without what it needs.
-    plan_only: load the rules and derive the syscalls, but build no detector."""
+                      plan_only=False, config=None, policy=None):
+    """(detector sink, syscall names, notes) for a run. Every failure goes through
+    policy (a FailurePolicy): it raises SetupFailed, or notes the reason and this goes on
+    with what did load. plan_only: load the rules and derive the syscalls, build no detector."""
     from . import detect
     from .events.arch import native_arch
 
-    ruleset, notes = detect.load_ruleset(rules, min_priority=min_priority)
+    policy = policy or FailurePolicy()
+    ruleset, notes, failures = detect.load_ruleset_leniently(rules, min_priority=min_priority)
+    if failures:
+        policy.fail("some rules did not load" if ruleset.enabled_rules else "no rules loaded",
+                    "\n".join(failures), "; ".join(f.splitlines()[0] for f in failures))
     names, note = detect.traced_syscalls(ruleset, native_arch())
     if note:
         notes.append(note)
@@ -112,54 +155,72 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     detector.traced = frozenset(names)
     detector.prefilter = detect.prefilter_for(ruleset, names)
     if config is not None and config.orchestrator:
-        from .outputs.orchestrator_client import client_from_config
-
-        client = client_from_config(
-            config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
-            metadata={"container_id": container.id, "container_image": container.image})
-        writer.client = client.start()
+        client = _start_client(config, detector, container, writer, policy)
+    for what, why in policy.reasons:
+        detector.degraded(what, why)
     return detector, names, notes
 
 
-class SetupFailed(Exception):
-    """Setting a run up failed; the reason was printed. .code is the exit status."""
-
-    def __init__(self, code: int = 2):
-        super().__init__(code)
-        self.code = code
-
-
-def setup_from_args(args):
-    """(config, detector, rules-derived syscalls, notes, --syscalls list or None) for the
-    options `run` and `record` share; raises SetupFailed after saying why."""
-    from .configuration import ConfigError, load_config, overrides_from_args
-    from .detect import RulesError
+def _start_client(config, detector, container, writer, policy):
+    """The orchestrator client, started; None (alerts stay local) when it cannot be."""
+    from . import detect
+    from .outputs.orchestrator_client import client_from_config
 
     try:
-        config = load_config(overrides_from_args(args))
-    except ConfigError as exc:
-        _warn(str(exc))
-        raise SetupFailed() from None
+        client = client_from_config(
+            config, counters=detector.counters, on_rules=detect.rules_bundle_handler(detector, _warn),
+            metadata={"container_id": container.id, "container_image": container.image})
+    except (ValueError, OSError) as exc:
+        if writer.out is None:  # the orchestrator was to be the only output
+            writer.target, writer.out = "stdout", sys.stdout
+        policy.fail("the orchestrator output cannot be used", str(exc))
+        return None
+    writer.client = client.start()
+    detector.output_watch = client
+    if policy.priority == "security" and not policy.strict:
+        deadline = time.monotonic() + min(SECURITY_CONNECT_SECONDS, config.flush_timeout)
+        while not client.connected.wait(0.05):
+            if time.monotonic() > deadline or client.refused:
+                why = client.last_error or "no answer"
+                client.close(0)
+                policy.fail(f"the orchestrator {config.orchestrator} is not reachable", why)
+                return None
+    return client
+
+
+def setup_from_args(args, *, config_overrides=None):
+    """(config, detector, rules-derived syscalls, notes, --syscalls list or None, policy)
+    for the options `run` and `record` share; raises SetupFailed after saying why."""
+    from .configuration import load_config, overrides_from_args
+
+    strict = bool(getattr(args, "print_syscalls", False))
+    config = load_config(overrides_from_args(args) if config_overrides is None else config_overrides,
+                         lenient=True)
+    policy = FailurePolicy(config.priority, strict=strict)
+    for err in config.errors:
+        policy.fail("bad configuration value (its default is used)", err)
     given = [s.strip() for s in args.syscalls.split(",") if s.strip()] if args.syscalls else None
     if args.no_rules:
-        return config, None, [], [], given
+        return config, None, [], [], given, policy
     try:
         detector, names, notes = prepare_detection(
             rules=args.rules or config.rules, json_lines=args.json or config.output_format == "json",
             alerts_to=args.alerts_to, matching=args.rule_matching, min_priority=args.min_priority,
             container_id=args.container_id, container_image=args.container_image,
             container_privileged=args.container_privileged, plan_only=args.print_syscalls,
-            config=config)
-    except RulesError as exc:
-        _warn(f"cannot load the rules:\n{exc.text}")
-        raise SetupFailed() from None
-    except ValueError as exc:
-        _warn(str(exc))
-        raise SetupFailed() from None
-    except OSError as exc:
-        _warn(f"cannot open {exc.filename}: {exc.strerror}")
-        raise SetupFailed() from None
-    return config, detector, names, notes, given
+            config=config, policy=policy)
+    except SetupFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: the workload still starts (availability)
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        policy.fail("internal error while setting detection up", f"{type(exc).__name__}: {exc}")
+        return config, None, [], [], given, policy
+    if detector is not None:
+        detector.metrics_file = config.metrics_file
+        detector.heartbeat_interval = config.heartbeat_interval
+    return config, detector, names, notes, given, policy
 
 
 def event_printer(args):
@@ -176,14 +237,13 @@ def _run_command(args) -> int:
     from .events.params import DEFAULT_SYSCALLS
 
     try:
-        config, detector, names, notes, given = setup_from_args(args)
+        config, detector, names, notes, given, policy = setup_from_args(args)
     except SetupFailed as exc:
         return exc.code
-    names = given or (names if not args.no_rules else sorted(DEFAULT_SYSCALLS))
     for note in notes:
         _warn(note)
     if args.print_syscalls:
-        print(" ".join(names))
+        print(" ".join(given or names))
         if not given and not args.no_rules:
             from . import detect
             for line in detect.prefilter_for(detect.load_ruleset(args.rules or config.rules)[0],
@@ -193,6 +253,10 @@ def _run_command(args) -> int:
     if not args.command:
         _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
         return 2
+    if detector is None and not args.no_rules:
+        _announce_untraced(config, args.alerts_to, args.json, policy.reasons)
+        return _exec_untraced(args.command)
+    names = given or (names if not args.no_rules else sorted(DEFAULT_SYSCALLS))
     printer = event_printer(args)
     if detector is not None:
         detector.print_stats = args.stats
@@ -200,9 +264,23 @@ def _run_command(args) -> int:
     use_pf = detector is not None and not given and args.prefilter and printer is None
     return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
                sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size,
+               self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter if use_pf else None,
                on_tracer=detector.attach_tracer if use_pf else None,
                attach_foreign=config.attach_foreign)
+
+
+class _InstrumentArgs:
+    """`instrument` takes no options: the `run` options at their defaults."""
+    rules = ()
+    json = False
+    alerts_to = None
+    rule_matching = "first"
+    min_priority = None
+    container_id = container_image = container_privileged = None
+    no_rules = False
+    print_syscalls = False
+    syscalls = None
 
 
 def instrument(argv: list[str]) -> int:
@@ -212,37 +290,49 @@ def instrument(argv: list[str]) -> int:
                          "Runs CMD traced by workload-agent; configured from WORKLOAD_AGENT_* "
                          "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
         return 2 if not argv else 0
-    from .configuration import ConfigError, load_config
-    from .detect import RulesError
-
     try:
-        config = load_config()
-    except ConfigError as exc:
-        _warn(f"{exc}; running with defaults")
-        config = None
-    priority = config.priority if config else "availability"
-    try:
-        detector, names, notes = prepare_detection(
-            rules=config.rules if config else (),
-            json_lines=bool(config and config.output_format == "json"), config=config)
-    except (RulesError, OSError, ValueError) as exc:
-        why = exc.text if isinstance(exc, RulesError) else str(exc)
-        if priority == "security":
-            _warn(f"cannot load the rules:\n{why}\nworkload-agent: refusing to start the workload "
-                  f"(priority: security)")
-            return EXIT_REFUSED
-        _warn(f"WARNING: cannot load the rules, running the workload UNTRACED:\n{why}")
-        env = original_environment()
-        path = resolve_command(argv[0], env)
-        if path is None:
-            _warn(f"{argv[0]}: command not found")
-            return EXIT_NOT_FOUND
-        return _run_untraced(path, argv, env, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        config, detector, names, notes, _given, policy = setup_from_args(_InstrumentArgs(), config_overrides={})
+    except SetupFailed as exc:
+        return exc.code
     for note in notes:
         _warn(note)
-    return run(argv, priority=priority, sink=detector, syscalls=names, prefilter=detector.prefilter,
-               on_tracer=detector.attach_tracer,
-               attach_foreign=config.attach_foreign if config else "trace")
+    if detector is None:
+        _announce_untraced(config, None, config.output_format == "json", policy.reasons)
+        return _exec_untraced(argv)
+    return run(argv, priority=config.priority, sink=detector, syscalls=names,
+               self_protect=config.self_protect, foreign_arch=config.foreign_arch,
+               prefilter=detector.prefilter, on_tracer=detector.attach_tracer,
+               attach_foreign=config.attach_foreign)
+
+
+def _announce_untraced(config, alerts_to, json_lines, reasons) -> None:
+    """The CRITICAL alerts of a run that goes on untraced, where an output can take them."""
+    from .detect import AlertWriter, Detector
+
+    try:
+        writer = AlertWriter(alerts_to or "stdout", json_lines or config.output_format == "json")
+        if config.orchestrator and config.access_key:
+            from .outputs.orchestrator_client import client_from_config
+
+            client = client_from_config(config)
+            client.flush_timeout = min(2.0, config.flush_timeout)  # the workload waits for this
+            writer.client = client.start()
+        sink = Detector(None, None, writer, append_container=False)
+        for what, why in reasons:
+            sink.degraded(what, why)
+        sink.degraded("running the workload untraced", "no detection at all for this run")
+        writer.close()
+    except Exception as exc:  # noqa: BLE001 - stderr has said it already; start the workload
+        _warn(f"could not send the degraded-detection alert: {exc}")
+
+
+def _exec_untraced(argv) -> int:
+    env = original_environment()
+    path = resolve_command(argv[0], env)
+    if path is None:
+        _warn(f"{argv[0]}: command not found")
+        return EXIT_NOT_FOUND
+    return _run_untraced(path, argv, env, signal.pthread_sigmask(signal.SIG_BLOCK, []))
 
 
 def resolve_command(cmd: str, env) -> str | None:
@@ -363,21 +453,62 @@ def _attach_summary(tracer, scanner) -> None:
     _warn("foreign processes: " + ", ".join(parts))
 
 
-def _deliver(sink, batch):
-    """A consumer bug must never take the workload down: report it and stop consuming."""
-    try:
-        sink.handle(batch)
-        return sink
-    except Exception as exc:  # noqa: BLE001 - anything; the workload keeps running
-        import traceback
+class _Pump:
+    """Moves record batches from the tracer to the sink. Nothing that goes wrong here may
+    take the workload down or stop detection: a failure is reported once per kind,
+    counted, and the next batch is handled as usual."""
 
-        _warn(f"event processing failed and is disabled for this run: {exc!r}")
-        traceback.print_exc(file=sys.stderr)
-        return None
+    def __init__(self, tracer, sink, scanner=None) -> None:
+        self.tracer = tracer
+        self.sink = sink
+        self.scanner = scanner   # attach/scanner.py: alert-mode notices, ATTACH order
+        self.failures: dict = {}
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        key = f"{where}: {type(exc).__name__}"
+        self.failures[key] = self.failures.get(key, 0) + 1
+        if self.failures[key] == 1:
+            import traceback
+
+            _warn(f"{where} failed ({exc!r}); the batch was skipped and detection goes on")
+            traceback.print_exc(file=sys.stderr)
+
+    def once(self) -> bool:
+        """One batch; False when the ring was empty."""
+        try:
+            batch = self.tracer.read()
+        except Exception as exc:  # noqa: BLE001 - a decoding bug: skip the batch, count it
+            self._failed("decoding a batch of events", exc)
+            return True
+        if self.scanner is not None:
+            from .attach.scanner import attaches_parents_first
+
+            notices = self.scanner.take()
+            if notices or batch:
+                batch = attaches_parents_first(notices + batch)
+        if not batch:
+            return False
+        if self.sink is not None:
+            try:
+                self.sink.handle(batch)
+            except Exception as exc:  # noqa: BLE001 - isolated to this batch
+                self._failed("event processing", exc)
+        # Handled, alerts written: a tracee held at a guarded stop may go on.
+        self.tracer.ack()
+        return True
+
+    def tick(self) -> None:
+        tick = getattr(self.sink, "tick", None)
+        if tick is not None:
+            try:
+                tick()
+            except Exception as exc:  # noqa: BLE001
+                self._failed("periodic agent work", exc)
 
 
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
-        syscalls=None, ring_bytes: int = 8 << 20, env=None, prefilter=None, on_tracer=None,
+        syscalls=None, ring_bytes: int = 8 << 20, env=None, self_protect: str = "deny",
+        foreign_arch: str = "decode", prefilter=None, on_tracer=None,
         attach_foreign: str = "never") -> int:
     env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
@@ -399,7 +530,9 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             _warn(str(exc))
             return 2
         tracer = Tracer(argv, path=path, env=env, syscalls=capture, use_seccomp=use_seccomp,
-                        ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask), prefilter=prefilter)
+                        ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask),
+                        never_drop=priority == "security", self_protect=self_protect,
+                        foreign_arch=foreign_arch, prefilter=prefilter)
         pid = tracer.start()
         if on_tracer is not None:
             on_tracer(tracer)
@@ -417,37 +550,53 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         _warn(f"WARNING: tracing could not start: {exc}")
         _warn("WARNING: running the workload UNTRACED: no detection (priority: availability)")
         _warn("!" * 70)
+        for s in getattr(sink, "sinks", [sink]):
+            if hasattr(s, "degraded"):
+                try:
+                    s.degraded("tracing could not start, the workload runs untraced", str(exc))
+                    s.close({})
+                except Exception as err:  # noqa: BLE001 - the warning above stands
+                    _warn(f"could not send the degraded-detection alert: {err}")
         return _run_untraced(path, argv, env, old_mask)
 
     forwarder = _SignalForwarder(pid)
     forwarder.start()
+    for s in getattr(sink, "sinks", [sink]):
+        if s is not None and hasattr(s, "tracer_stats"):
+            s.tracer_stats = tracer.stats
+            s.guard_labels = tracer.guard_labels
     scanner = _foreign_scanner(tracer, attach_foreign)
-    if scanner is not None:
-        from .attach.scanner import attaches_parents_first
+    pump = _Pump(tracer, sink, scanner)
     status = None
     try:
         while status is None:
             tracer.wait(POLL_SECONDS)
             status = tracer.done()
-            batch = tracer.read()
-            if scanner is not None:
-                batch = attaches_parents_first(scanner.take() + batch)
-            if sink is not None and batch:
-                sink = _deliver(sink, batch)
-        rest = tracer.read()
-        while rest:
-            if sink is not None:
-                sink = _deliver(sink, rest)
-            rest = tracer.read()
+            pump.once()
+            pump.tick()
+        while pump.once():
+            pass
         if scanner is not None:
             scanner.stop()
             _attach_summary(tracer, scanner)
             scanner = None
         stats = tracer.stats()
         if sink is not None:
-            sink.close(stats)
+            try:
+                sink.close(stats)
+            except Exception as exc:  # noqa: BLE001 - the workload's status still counts
+                pump._failed("closing the outputs", exc)
         if stats["drops"]:
             _warn(f"{stats['drops']} events were dropped: the ring was full (raise --ring-size)")
+        if stats.get("ring_waits"):
+            _warn(f"the workload waited {stats['ring_waits']} times for room in the event ring "
+                  f"(priority: security never drops; raise --ring-size)")
+        if stats.get("ack_timeouts"):
+            _warn(f"{stats['ack_timeouts']} guarded calls went on before their alert was handled "
+                  f"(the consumer did not answer within 2 s)")
+        if pump.failures:
+            _warn("agent failures during the run (each skipped, detection went on): " +
+                  ", ".join(f"{n} x {k}" for k, n in sorted(pump.failures.items())))
     finally:
         if scanner is not None:
             scanner.stop()

@@ -285,3 +285,41 @@ def test_upstream_rules_fire_on_int80_calls(cc, tmp_path, mode):
     if os.geteuid() == 0:  # /etc/shadow is readable
         assert "file=/etc/shadow" in fired["Read sensitive file untrusted"]
         assert "process=up32" in fired["Read sensitive file untrusted"]
+
+
+THREAD_PROGRAM = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int main(void)
+{
+    char *stack = mmap(0, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+    long r;
+    /* i386 clone: flags in ebx (rdi holds something else); the new thread exits at once,
+     * without touching its stack. */
+    __asm__ volatile ("int $0x80\n\t"
+                      "test %%eax, %%eax\n\t"
+                      "jnz 1f\n\t"
+                      "mov $1, %%eax\n\t"
+                      "xor %%ebx, %%ebx\n\t"
+                      "int $0x80\n\t"
+                      "1:"
+                      : "=a"(r) : "a"(120L), "b"(flags), "c"(stack + (1 << 16)), "d"(0L), "S"(0L), "D"(0L)
+                      : "memory");
+    usleep(100000);
+    return r > 0 ? 0 : 1;
+}
+"""
+
+
+def test_int80_clone_of_a_thread_is_a_thread(trace, cc, mode):
+    prog = cc(THREAD_PROGRAM, "thread32")
+    code, c = trace([prog], syscalls=["openat"], use_seccomp=(mode == "seccomp"))
+    assert code == 0
+    (main,) = [r for r in c.of_kind(R.K_EXEC) if r.extra == r.tid]
+    clones = [r for r in c.of_kind(R.K_CLONE) if r.tgid == main.tgid]
+    assert len(clones) == 1
+    assert clones[0].flags & R.F_THREAD  # the flags came from ebx, not from rdi

@@ -89,7 +89,7 @@ def cmd_record(args) -> int:
     from .record import Recorder
 
     try:
-        config, detector, names, notes, given = setup_from_args(args)
+        config, detector, names, notes, given, _policy = setup_from_args(args)
     except SetupFailed as exc:
         return exc.code
     rules = args.rules or config.rules

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+from ..escape import escape_controls
 from . import records as R
 from .decode import decode_params, render_params
 from .flags import errno_name
@@ -87,7 +88,9 @@ class EventPrinter:
         self.view = _View()
 
     def _line(self, r: R.Record, text: str) -> None:
-        self.out.write(f"{_clock(r.ts_enter)} {self.view.name(r.tgid)} {r.tgid}/{r.tid} {text}\n")
+        # names, paths and argv come from the workload: a newline in one must not forge a line
+        line = escape_controls(f"{_clock(r.ts_enter)} {self.view.name(r.tgid)} {r.tgid}/{r.tid} {text}")
+        self.out.write(line + "\n")
 
     def handle(self, batch) -> None:
         v = self.view

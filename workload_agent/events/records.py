@@ -26,6 +26,8 @@ F_UNREADABLE = 1 << 2
 F_FOREIGN_ARCH = 1 << 3
 F_HAS_EXIT = 1 << 4
 F_THREAD = 1 << 5
+F_GUARD = 1 << 6    # a guard rule matched (workload_agent/tracer/guard.py); extra: its index + 1
+F_DENIED = 1 << 7   # the tracer made the call fail
 
 # blob flags
 B_TRUNCATED = 1 << 0

@@ -155,6 +155,7 @@ class OrchestratorClient:
         self._stop_now = threading.Event()
         self._thread = threading.Thread(target=self._run, name="orchestrator-client", daemon=True)
         self._last_error = ""
+        self.refused = False     # the orchestrator refused our key
         self._welcomed = False
         self._last_rx = 0.0
 
@@ -195,6 +196,11 @@ class OrchestratorClient:
     def _refill(self) -> None:
         if self._spill is not None and self._spill.count and len(self._mem) < self._memory_items // 2 + 1:
             self._mem.extend(self._spill.pop_many(self._memory_items - len(self._mem)))
+
+    @property
+    def last_error(self) -> str:
+        """Why the last connection attempt failed ('' once connected)."""
+        return self._last_error
 
     def stats(self) -> dict:
         with self._lock:
@@ -243,6 +249,7 @@ class OrchestratorClient:
                 sock = self._connect()
                 self._session(sock)
             except AuthRefused as exc:
+                self.refused = True
                 self._note_error(f"refused by the orchestrator: {exc}", logging.ERROR)
                 attempt = max(attempt, 5)  # a wrong key will not fix itself quickly
             except (OSError, protocol.ProtocolError, _Closed, ssl.SSLError) as exc:

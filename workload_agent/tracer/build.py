@@ -25,11 +25,12 @@ struct wa_config {
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
     const uint64_t *sigmask; uint32_t wake_gap_us; const struct wa_pf *prefilter;
-    const struct wa_compat *compat;
+    const struct wa_compat *compat; int never_drop; const struct wa_guard *guard;
     ...;
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
-                  uint64_t prefiltered; };
+                  uint64_t prefiltered; uint64_t ring_waits; uint64_t ring_wait_ns; uint64_t guard_hits; uint64_t denied;
+                  uint64_t ack_timeouts; };
 struct wa_pf_atom { uint8_t op; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
 struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
 struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint32_t first_clause; uint32_t nclauses; ...; };
@@ -39,6 +40,22 @@ enum wa_pf_op { WA_PF_PATH_IN=..., WA_PF_PATH_PREFIX=..., WA_PF_PATH_SUFFIX=...,
                 WA_PF_DIR_IN=..., WA_PF_BASE_IN=..., WA_PF_BASE_PREFIX=..., WA_PF_ACCMODE_IN=..., WA_PF_FLAGS_ANY=... };
 struct wa_buf { uint8_t *buf; uint32_t len; uint32_t cap; };
 int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b);
+#define WA_GUARD_MAX_RULES ...
+#define WA_GUARD_MAX_PIDS ...
+#define WA_GUARD_MAX_NAMES ...
+#define WA_GUARD_NAME_LEN ...
+struct wa_guard_rule { int32_t nr; uint8_t match; uint8_t arg; int8_t dirfd_arg; uint8_t flags; int32_t err;
+                       uint64_t value; ...; };
+struct wa_guard {
+    uint32_t nrules; int32_t agent_pid; int32_t pids[...]; uint32_t npids; uint32_t nnames; char names[...][16];
+    uint32_t foreign_flags; int32_t foreign_err; uint32_t ack_timeout_ms;
+    struct wa_guard_rule rules[...];
+    ...;
+};
+enum wa_guard_match { WA_G_ALWAYS=..., WA_G_ARG_EQ=..., WA_G_ARG_MASK=..., WA_G_MEM_MASK=..., WA_G_AGENT_TASK=...,
+                      WA_G_AGENT_PIDFD=..., WA_G_AGENT_PROCFILE=... };
+enum wa_guard_rule_flag { WA_GR_DENY=..., WA_GR_RECORD=... };
+void wa_ack(struct wa_tracer *t);
 struct wa_tracer;
 struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen, int *exec_errno);
 int wa_pid(struct wa_tracer *t);
@@ -67,7 +84,7 @@ struct wa_blob { uint16_t argidx; uint16_t kind; uint16_t flags; uint32_t len; .
 enum wa_kind { WA_K_PAD=..., WA_K_SYSCALL=..., WA_K_CLONE=..., WA_K_EXEC=..., WA_K_EXIT=...,
                WA_K_SIGNAL=..., WA_K_DROP=..., WA_K_ATTACH=... };
 enum wa_flag { WA_F_NO_EXIT=..., WA_F_TRUNCATED=..., WA_F_UNREADABLE=..., WA_F_FOREIGN_ARCH=...,
-               WA_F_HAS_EXIT=..., WA_F_THREAD=... };
+               WA_F_HAS_EXIT=..., WA_F_THREAD=..., WA_F_GUARD=..., WA_F_DENIED=... };
 enum wa_blob_flag { WA_B_TRUNCATED=..., WA_B_UNREADABLE=... };
 enum wa_capture { WA_C_NONE=..., WA_C_PATH=..., WA_C_STR=..., WA_C_SOCKADDR=..., WA_C_ARGV=..., WA_C_BUF=...,
                   WA_C_SOCKADDR_OUT=..., WA_C_MSGHDR_NAME=..., WA_C_OPEN_HOW=..., WA_C_INT_PAIR_OUT=...,
@@ -92,9 +109,10 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
-    '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n#include "attach.h"\n',
+    '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n#include "guard.h"\n#include "attach.h"\n',
     sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c",
-                                                               "prefilter.c", "compat.c", "attach.c")],
+                                                               "prefilter.c", "compat.c", "guard.c",
+                                                               "attach.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],

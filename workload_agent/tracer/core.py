@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from ..events import arch as archs
 from ..events.records import decode_batch
 from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
-from . import seccomp
+from . import guard, seccomp
 
 
 ATTACH_STATS = ("requested", "attached", "gone", "denied", "busy", "known", "overflow")
@@ -76,7 +76,8 @@ class Tracer:
     def __init__(self, argv: Sequence[str], *, path: str, env: Mapping[str, str] | None = None,
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
                  ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
-                 wake_gap_us: int = 2000, prefilter=None):
+                 wake_gap_us: int = 2000, prefilter=None, never_drop: bool = False,
+                 self_protect: str = "deny", foreign_arch: str = "decode"):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
         arch = archs.native_arch()
@@ -88,10 +89,17 @@ class Tracer:
         self._keep = [specs]
         self._specs = specs
         compat = self._compat_config(archs.compat_arch(arch), syscalls)
+        rules = guard.guard_rules(arch, syscalls, self_protect=self_protect)
+        self.guard_labels = [r.label for r in rules]
+        foreign_deny = foreign_arch == "deny"
+        # security waits for the alert as long as it takes; availability not forever
+        self._guard = guard.build(ffi, rules, arch, foreign_deny=foreign_deny,
+                                  ack_timeout_ms=0 if never_drop else 2000)
         self._filter = None
         if use_seccomp:
             traced = {n: (seccomp.DATA_EXIT if s.exit_needed else 0) for n, s in syscalls.items()}
-            prog = seccomp.build_filter(traced, arch)
+            prog = seccomp.build_filter(traced, arch, guarded=guard.guarded_syscalls(rules),
+                                        foreign_deny=foreign_deny)
             self._filter = ffi.new("char[]", prog)
             self._filter_len = len(prog) // 8
         c_path = ffi.new("char[]", os.fsencode(path))
@@ -118,6 +126,8 @@ class Tracer:
         cfg.wake_gap_us = wake_gap_us
         self._table = SYSCALLS[arch]
         cfg.prefilter = self._prefilter_c(prefilter)
+        cfg.never_drop = 1 if never_drop else 0
+        cfg.guard = self._guard
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
@@ -207,7 +217,13 @@ class Tracer:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
         return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
-                                             "prefiltered")}
+                                             "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
+                                             "denied", "ack_timeouts")}
+
+    def ack(self) -> None:
+        """Everything read so far is handled: tracees held at a guarded stop go on."""
+        if self._t is not None:
+            self._lib.wa_ack(self._t)
 
     # ---- foreign processes (csrc/attach.c); policy is the caller's (attach/scanner.py) ----
 

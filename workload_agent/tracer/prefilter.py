@@ -126,9 +126,31 @@ def _fold_type(node: Node, etype: str) -> Optional[bool]:
     return None
 
 
+#: Fields whose value is fixed on every record the prefilter sees: the agent's guard
+#: takes its records before the prefilter, and only those carry agent.* values.
+_KNOWN_AT_PREFILTER = {"agent.targeted": "false", "agent.denied": "false", "agent.guard": ""}
+
+
+def _fold_known(node: Node) -> Optional[bool]:
+    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
+            and node.lhs.name in _KNOWN_AT_PREFILTER and node.modifier is None):
+        return None
+    values = _strings(node.rhs)
+    if values is None:
+        return None
+    value = _KNOWN_AT_PREFILTER[node.lhs.name]
+    if node.op in ("=", "in"):
+        return value in values
+    if node.op == "!=":
+        return value not in values
+    return None
+
+
 def _fold(node: Node, etype: str) -> Optional[bool]:
     """Whether the node is decided by the event type alone (True/False), else None."""
     t = _fold_type(node, etype)
+    if t is None:
+        t = _fold_known(node)
     if t is not None:
         return t
     if isinstance(node, Not):
@@ -163,6 +185,9 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
         return TRUE
     if name == "fd.name" and op == "glob":
         return _glob(values)
+    if op == "pmatch":
+        # a prefix match on whole components: "/host/" matches "/host" itself too
+        values = frozenset(v.rstrip("/") or "/" for v in values)
     op_for = {
         "fd.name": {"=": PATH_IN, "in": PATH_IN, "startswith": PATH_PREFIX, "pmatch": PATH_PREFIX,
                     "endswith": PATH_SUFFIX, "contains": PATH_CONTAINS},

@@ -16,6 +16,8 @@ from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
 
 # RET_TRACE data bits, read by csrc/tracer.c at the seccomp stop.
 DATA_EXIT = 0x1
+DATA_FOREIGN = 0x2
+DATA_GUARD = 0x4   # run the guard check (tracer/guard.py compiles it) at this stop
 
 RET_ALLOW = 0x7FFF0000
 RET_TRACE = 0x7FF00000
@@ -97,7 +99,8 @@ def _tree(ranges: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
     return [(_JGE, 0, 1, ranges[mid][0]), (_JA, 0, 0, len(left))] + left + right
 
 
-def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int]) -> None:
+def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int],
+                guarded: frozenset = frozenset()) -> None:
     table = SYSCALLS[arch]
     real = set(table.values())
     actions = {nr: RET_TRACE | traced[name]
@@ -109,7 +112,10 @@ def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int]) -> None:
         for bits in carried:
             data |= bits
         actions[table["socketcall"]] = RET_TRACE | data
-    if "clone3" in table:
+    for name in guarded:
+        if name in table and name != "clone":  # clone stops for the guard on CLONE_UNTRACED only
+            actions[table[name]] = actions.get(table[name], RET_TRACE) | DATA_GUARD
+    if "clone3" in table and "clone3" not in guarded:
         actions[table["clone3"]] = RET_ERRNO | errno.ENOSYS  # flags live in memory: uninspectable
     # Each block returns on its own: BPF jumps only forward, conditionals at most 255.
     asm.emit(_LD_ABS_W, _OFF_NR)
@@ -120,15 +126,21 @@ def _arch_block(asm: _Asm, arch: str, traced: Mapping[str, int]) -> None:
         asm.emit(_JEQ, table["clone"], 0, 4)
         asm.emit(_LD_ABS_W, _OFF_ARG0_LO)
         asm.emit(_JSET, CLONE_UNTRACED, 0, 1)
-        asm.emit(_RET, RET_ERRNO | errno.EPERM)  # CLONE_UNTRACED would escape the tracer
+        # CLONE_UNTRACED would escape the tracer: refused, by the guard (recorded) or here
+        asm.emit(_RET, (actions.get(table["clone"], RET_TRACE) | DATA_GUARD)
+                 if "clone" in guarded else RET_ERRNO | errno.EPERM)
         asm.emit(_LD_ABS_W, _OFF_NR)
     asm.extend(_tree(_ranges(actions, RET_ALLOW)))
 
 
-def build_filter(traced: Mapping[str, int], arch: str | None = None) -> bytes:
-    """traced: syscall name -> RET_TRACE data bits (DATA_EXIT...). Returns sock_filter[] bytes.
-    The compat ABI's calls stop like the native ones: the tracer decodes them alike."""
+def build_filter(traced: Mapping[str, int], arch: str | None = None, *, guarded=(),
+                 foreign_deny: bool = False) -> bytes:
+    """traced: syscall name -> RET_TRACE data bits (DATA_EXIT...); guarded: syscalls the
+    guard checks (tracer/guard.py); foreign_deny: every syscall through the compat ABI
+    stops for the guard, which refuses it. Otherwise the compat ABI's calls stop like the
+    native ones: the tracer decodes them alike. Returns sock_filter[] bytes."""
     arch = arch or native_arch()
+    guarded = frozenset(guarded)
     compat = compat_arch(arch)
     asm = _Asm()
     asm.emit(_LD_ABS_W, _OFF_ARCH)
@@ -141,7 +153,10 @@ def build_filter(traced: Mapping[str, int], arch: str | None = None) -> bytes:
     asm.emit(_RET, RET_ERRNO | errno.ENOSYS)  # any other ABI (x32 is caught per number)
     if has_compat:
         asm.label("compat")
-        _arch_block(asm, compat, traced)
+        if foreign_deny:
+            asm.emit(_RET, RET_TRACE | DATA_FOREIGN | DATA_GUARD)
+        else:
+            _arch_block(asm, compat, traced)
     asm.label("native")
-    _arch_block(asm, arch, traced)
+    _arch_block(asm, arch, traced, guarded)
     return asm.assemble()
