@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Orchestrator throughput: one orchestrator process, N simulated agents on loopback.
+"""Orchestrator throughput: one orchestrator (1..N worker processes), simulated agents on loopback.
 
 Each simulated agent is an asyncio connection speaking the real protocol: hello, then
 alert batches with consecutive seqs, keeping up to --window batches unacked. The
@@ -8,6 +8,7 @@ exactly once. Reported: sustained alerts/s, time to ack (p50/p99), orchestrator 
 peak memory.
 
     PYTHONPATH=. python3 bench/orchestrator_throughput.py --agents 500
+    PYTHONPATH=. python3 bench/orchestrator_throughput.py --agents 200 --load-procs 2 --compare-workers 1,2
 """
 from __future__ import annotations
 
@@ -133,43 +134,39 @@ def proc_mem_kb(pid: int, key: str) -> int:
     return 0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--agents", type=int, default=500)
-    ap.add_argument("--batches", type=int, default=40, help="batches per agent")
-    ap.add_argument("--batch-size", type=int, default=25, help="alerts per batch")
-    ap.add_argument("--window", type=int, default=2, help="unacked batches per agent")
-    ap.add_argument("--rate", type=float, default=None,
-                    help="total alerts/s to offer (open loop); default: as fast as acked")
-    ap.add_argument("--load-procs", type=int, default=1, help="load generator processes")
-    args = ap.parse_args()
-
+def run_once(args, workers: int, rate: float | None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="wa-bench-"))
     out = tmp / "alerts.jsonl"
     env = dict(os.environ, PYTHONPATH=str(REPO), WORKLOAD_AGENT_ACCESS_KEY=KEY)
     log = open(tmp / "orch.log", "wb")
     orch = subprocess.Popen([sys.executable, "-m", "workload_agent", "orchestrator",
                              "--listen", "127.0.0.1:0", "--plaintext", "--metrics-listen", "off",
+                             "--workers", str(workers),
                              "--output", f"file:{out}", "--file-max-bytes", str(1 << 40)],
                             env=env, stderr=log, stdout=subprocess.DEVNULL)
     deadline = time.time() + 15
     port = None
-    while port is None and time.time() < deadline:
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", (tmp / "orch.log").read_text())
-        port = int(m.group(1)) if m else None
+    while time.time() < deadline:
+        text = (tmp / "orch.log").read_text()
+        found = re.findall(r"listening on 127\.0\.0\.1:(\d+)", text)
+        if len(found) >= workers:
+            port = int(found[0])
+            break
         time.sleep(0.05)
     if port is None:
         print((tmp / "orch.log").read_text(), file=sys.stderr)
-        return 1
-    rss_idle = proc_mem_kb(orch.pid, "VmRSS")
-    cpu0 = proc_cpu_seconds(orch.pid)
+        raise SystemExit(1)
+    pids = [orch.pid] + [int(p) for p in Path(f"/proc/{orch.pid}/task/{orch.pid}/children")
+                         .read_text().split()]
+    rss_idle = sum(proc_mem_kb(p, "VmRSS") for p in pids)
+    cpu0 = sum(proc_cpu_seconds(p) for p in pids)
 
     q: multiprocessing.Queue = multiprocessing.Queue()
     agent_ids = list(range(args.agents))
     procs = [multiprocessing.Process(target=load_process,
                                      args=(port, agent_ids[i::args.load_procs], args.batches,
                                            args.batch_size, args.window,
-                                           args.batch_size * args.agents / args.rate if args.rate else None,
+                                           args.batch_size * args.agents / rate if rate else None,
                                            q))
              for i in range(args.load_procs)]
     t0 = time.perf_counter()
@@ -179,8 +176,8 @@ def main() -> int:
     wall = time.perf_counter() - t0
     for p in procs:
         p.join()
-    cpu = proc_cpu_seconds(orch.pid) - cpu0
-    rss_peak = proc_mem_kb(orch.pid, "VmHWM")
+    cpu = sum(proc_cpu_seconds(p) for p in pids) - cpu0
+    rss_peak = sum(proc_mem_kb(p, "VmHWM") for p in pids)
     orch.send_signal(signal.SIGTERM)
     orch.wait(30)
 
@@ -189,20 +186,22 @@ def main() -> int:
     expected = args.agents * args.batches * args.batch_size
     seen = set()
     dups = 0
-    with open(out, "rb") as fh:
-        for line in fh:
-            rec = json.loads(line)["orchestrator"]
-            key = (rec["agent_id"], rec["seq"])
-            dups += key in seen
-            seen.add(key)
+    for f in sorted(tmp.glob("alerts*.jsonl")):
+        with open(f, "rb") as fh:
+            for line in fh:
+                rec = json.loads(line)["orchestrator"]
+                key = (rec["agent_id"], rec["seq"])
+                dups += key in seen
+                seen.add(key)
     missing = expected - len(seen)
 
     def pct(p):
         return lat[min(len(lat) - 1, int(len(lat) * p))] * 1000 if lat else float("nan")
 
     summary = {
-        "agents": args.agents, "alerts": expected, "batch_size": args.batch_size,
-        "window": args.window, "offered_rate": args.rate, "wall_s": round(wall, 2),
+        "workers": workers, "agents": args.agents, "alerts": expected,
+        "batch_size": args.batch_size, "window": args.window, "offered_rate": rate,
+        "wall_s": round(wall, 2),
         "alerts_per_s": round(expected / wall), "acked": acked,
         "ack_ms_p50": round(pct(0.50), 1), "ack_ms_p99": round(pct(0.99), 1),
         "orch_cpu_s": round(cpu, 2), "orch_cpu_pct": round(100 * cpu / wall),
@@ -210,11 +209,47 @@ def main() -> int:
         "orch_rss_idle_mb": round(rss_idle / 1024, 1), "orch_rss_peak_mb": round(rss_peak / 1024, 1),
         "lost": missing, "duplicated": dups, "cpus": os.cpu_count(),
     }
-    print(json.dumps(summary, indent=2))
     for f in tmp.iterdir():
         f.unlink()
     tmp.rmdir()
-    return 0 if missing == 0 and dups == 0 and acked == expected else 1
+    return summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agents", type=int, default=500)
+    ap.add_argument("--batches", type=int, default=40, help="batches per agent")
+    ap.add_argument("--batch-size", type=int, default=25, help="alerts per batch")
+    ap.add_argument("--window", type=int, default=2, help="unacked batches per agent")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="total alerts/s to offer (open loop); default: as fast as acked")
+    ap.add_argument("--load-procs", type=int, default=1, help="load generator processes")
+    ap.add_argument("--workers", type=int, default=1, help="orchestrator worker processes")
+    ap.add_argument("--compare-workers", metavar="N,M",
+                    help="side by side for these worker counts: the saturating rate, then p99 "
+                         "ack at 50%% of it")
+    args = ap.parse_args()
+
+    if not args.compare_workers:
+        summary = run_once(args, args.workers, args.rate)
+        print(json.dumps(summary, indent=2))
+        return 0 if summary["lost"] == 0 and summary["duplicated"] == 0 else 1
+    rows = []
+    for n in [int(x) for x in args.compare_workers.split(",")]:
+        sat = run_once(args, n, None)
+        half = run_once(args, n, sat["alerts_per_s"] / 2)
+        rows.append((n, sat, half))
+    print(f"{'workers':>7} {'saturating/s':>13} {'cpu%':>5} {'p99 ack ms':>11} "
+          f"{'@50% rate/s':>12} {'p50 ms':>7} {'p99 ms':>7} {'lost':>5} {'dup':>4}")
+    for n, sat, half in rows:
+        print(f"{n:>7} {sat['alerts_per_s']:>13} {sat['orch_cpu_pct']:>5} {sat['ack_ms_p99']:>11} "
+              f"{half['alerts_per_s']:>12} {half['ack_ms_p50']:>7} {half['ack_ms_p99']:>7} "
+              f"{sat['lost'] + half['lost']:>5} {sat['duplicated'] + half['duplicated']:>4}")
+    base = rows[0][1]["alerts_per_s"]
+    for n, sat, _ in rows[1:]:
+        print(f"ratio {n} vs {rows[0][0]} workers: {sat['alerts_per_s'] / base:.2f}x")
+    bad = any(r[1]["lost"] or r[1]["duplicated"] or r[2]["lost"] or r[2]["duplicated"] for r in rows)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

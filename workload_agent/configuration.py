@@ -137,6 +137,24 @@ def _parse_address(value: Any) -> str:
     return text
 
 
+def _parse_addresses(value: Any) -> str:
+    """One address or several, comma-separated (a YAML list works too)."""
+    parts = _parse_list(value)
+    if not parts:
+        raise ValueError("empty address")
+    return ",".join(_parse_address(p) for p in parts)
+
+
+def _parse_alerts_to(value: Any) -> str:
+    text = _parse_str(value).strip()
+    if not text:
+        raise ValueError("expected stdout, stderr, a file path or an http(s):// URL")
+    if text.startswith(("http://", "https://")):
+        from .outputs.falco_http import parse_url  # only when a URL is given: start-up time
+        parse_url(text)
+    return text
+
+
 def _parse_port(value: Any) -> int:
     port = _parse_int(value)
     if not 0 < port < 65536:
@@ -182,8 +200,9 @@ SETTINGS: tuple[Setting, ...] = (
             env=("SYSDIG_PRIORITY",)),
     Setting("logging", _choice(*LOG_LEVELS), "info",
             "agent log level", env=("SYSDIG_LOGGING",)),
-    Setting("orchestrator", _parse_address, None,
-            "orchestrator address HOST[:PORT]; unset = no orchestrator, alerts on stdout only",
+    Setting("orchestrator", _parse_addresses, None,
+            "orchestrator address HOST[:PORT], or several comma-separated to fail over between; "
+            "unset = no orchestrator, alerts on stdout only",
             env=("SYSDIG_ORCHESTRATOR",), metavar="HOST[:PORT]"),
     Setting("orchestrator_port", _parse_port, DEFAULT_ORCHESTRATOR_PORT,
             "orchestrator port when the address has none",
@@ -205,6 +224,11 @@ SETTINGS: tuple[Setting, ...] = (
             "empty = the built-in default ruleset", metavar="PATHS"),
     Setting("stdout", _parse_bool, True,
             "also print alerts on stdout when an orchestrator is configured", flag=False),
+    Setting("alerts_to", _parse_alerts_to, None,
+            "where alerts go: stdout (default), stderr, a file, or http(s)://HOST[:PORT]/PATH "
+            "to POST each one as Falco JSON (Falco's http_output; falcosidekick accepts it), "
+            "buffered and retried; tls_ca applies to https",
+            metavar="stdout|stderr|PATH|URL"),
     Setting("output_format", _choice("text", "json"), "text",
             "stdout alert format: text or Falco-compatible JSON lines"),
     Setting("agent_id", _parse_str, None,
@@ -213,6 +237,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("buffer_size", _positive(_parse_int), 10000,
             "maximum unacknowledged alerts kept for resend; the oldest are dropped beyond it",
             metavar="N"),
+    Setting("buffer_bytes", _positive(_parse_int), 8 << 20,
+            "memory bound of the unacknowledged alerts, in bytes (encoded); beyond it they go to "
+            "spill_file when set, else the oldest are dropped", metavar="BYTES"),
     Setting("spill_file", _parse_str, None,
             "file where unacknowledged alerts are kept, so they survive memory pressure",
             metavar="FILE"),
@@ -278,18 +305,22 @@ class Config:
         return self._sources[name]
 
     def orchestrator_address(self) -> str | None:
-        raw = self._values.get("orchestrator")
-        if not raw:
+        addresses = self.orchestrator_addresses()
+        if not addresses:
             return None
-        host, port = split_host_port(raw, self._values["orchestrator_port"])
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses)
 
     def orchestrator_host_port(self) -> tuple[str, int] | None:
+        addresses = self.orchestrator_addresses()
+        return addresses[0] if addresses else None
+
+    def orchestrator_addresses(self) -> list[tuple[str, int]]:
+        """Every configured orchestrator, in failover order."""
         raw = self._values.get("orchestrator")
         if not raw:
-            return None
-        host, port = split_host_port(raw, self._values["orchestrator_port"])
-        return host, port  # type: ignore[return-value]
+            return []
+        return [split_host_port(part, self._values["orchestrator_port"])  # type: ignore[misc]
+                for part in raw.split(",")]
 
     def log_level(self) -> int:
         """The stdlib logging level for .logging (silent = above CRITICAL)."""

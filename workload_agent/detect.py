@@ -184,7 +184,7 @@ class AlertWriter:
             report = self.client.close()
             lost = report.undelivered + report.buffer_dropped
             if lost:
-                sys.stderr.write(f"workload-agent: {lost} alerts were not delivered to the orchestrator "
+                sys.stderr.write(f"workload-agent: {lost} alerts were not delivered "
                                  f"({report.undelivered} still buffered at exit, "
                                  f"{report.buffer_dropped} dropped at the buffer bound)\n")
         if self.out is not None and self.out not in (sys.stdout, sys.stderr):

@@ -44,8 +44,6 @@ def register(subparsers) -> None:
     p.add_argument("-r", "--rules", action="append", default=[], metavar="FILE_OR_DIR",
                    help="rules file or directory (repeatable; default: the shipped ruleset)")
     p.add_argument("--json", action="store_true", help="alerts as Falco JSON lines")
-    p.add_argument("--alerts-to", default=None, metavar="stdout|stderr|PATH",
-                   help="where alerts go (default stdout); keep them apart from the workload's own output")
     p.add_argument("--rule-matching", choices=("first", "all"), default="first",
                    help="stop at the first matching rule for an event (default), or alert for all")
     p.add_argument("--min-priority", metavar="PRIORITY",
@@ -77,7 +75,7 @@ def register(subparsers) -> None:
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
                             "agent_id", "stdout", "metrics_file", "self_protect", "foreign_arch",
-                            "attach_foreign"])
+                            "alerts_to", "logging", "attach_foreign"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
@@ -146,19 +144,54 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
     # Files changed after this instant count as drift (proc.is_exe_upper_layer).
     tracker = StateTracker(container, start_ns=time.time_ns())
     tracker.wanted = ruleset.event_types()  # events no rule can match are not built
-    client = None
+    if config is not None:
+        _agent_logging(config)
+        alerts_to = alerts_to or config.alerts_to
+    url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
     to_stdout = True
     if config is not None and config.orchestrator:
         to_stdout = config.stdout
-    writer = detect.AlertWriter((alerts_to or "stdout") if to_stdout or alerts_to else None, json_lines)
+    local = None if url else ((alerts_to or "stdout") if to_stdout or alerts_to else None)
+    writer = detect.AlertWriter(local, json_lines)
     detector = detect.Detector(ruleset, tracker, writer, mode=matching)
     detector.traced = frozenset(names)
     detector.prefilter = detect.prefilter_for(ruleset, names)
+    clients = []
     if config is not None and config.orchestrator:
         client = _start_client(config, detector, container, writer, policy)
+        if client is not None:
+            clients.append(client)
+    if url:
+        from .outputs.http_client import HttpAlertClient, http_client_from_config
+
+        clients.append((http_client_from_config(config, url) if config is not None
+                        else HttpAlertClient(url)).start())
+    if len(clients) > 1:
+        from .outputs.fanout import Fanout
+
+        writer.client = Fanout(clients)
+    else:
+        writer.client = clients[0] if clients else None
     for what, why in policy.reasons:
         detector.degraded(what, why)
     return detector, names, notes
+
+
+def _agent_logging(config) -> None:
+    """The `logging` setting for the agent's own messages (they share the workload's stderr)."""
+    import logging
+
+    class ToStderr(logging.StreamHandler):
+        # whatever sys.stderr is when a message is written, not when this was set up
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+    logger = logging.getLogger("workload_agent")
+    if not logger.handlers:
+        handler = ToStderr()
+        handler.setFormatter(logging.Formatter("workload-agent: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(config.log_level())
 
 
 def _start_client(config, detector, container, writer, policy):
@@ -205,7 +238,8 @@ def setup_from_args(args, *, config_overrides=None):
     try:
         detector, names, notes = prepare_detection(
             rules=args.rules or config.rules, json_lines=args.json or config.output_format == "json",
-            alerts_to=args.alerts_to, matching=args.rule_matching, min_priority=args.min_priority,
+            # the validated setting (flag, env or file): a bad value was reported, its default used
+            alerts_to=config.alerts_to, matching=args.rule_matching, min_priority=args.min_priority,
             container_id=args.container_id, container_image=args.container_image,
             container_privileged=args.container_privileged, plan_only=args.print_syscalls,
             config=config, policy=policy)
@@ -254,7 +288,7 @@ def _run_command(args) -> int:
         _warn("no command given: workload-agent run [options] -- CMD [ARGS...]")
         return 2
     if detector is None and not args.no_rules:
-        _announce_untraced(config, args.alerts_to, args.json, policy.reasons)
+        _announce_untraced(config, config.alerts_to, args.json, policy.reasons)
         return _exec_untraced(args.command)
     names = given or (names if not args.no_rules else sorted(DEFAULT_SYSCALLS))
     printer = event_printer(args)

@@ -325,8 +325,9 @@ def test_one_failure_is_one_event(tmp_path, priority, mode_args):
     script = (f"cat {tmp_path}/poison-1 {tmp_path}/poison-2 2>/dev/null; cat /etc/shadow >/dev/null; "
               f"cat {tmp_path}/poison-3 2>/dev/null; cat /etc/shadow >/dev/null; exit 3")
     cmd = [sys.executable, "-c", EVENT_BUG + "\nfrom workload_agent.cli import main\nsys.exit(main(sys.argv[1:]))",
+           # --no-prefilter: the opens of the poison files must reach Python, where the bug is
            "run", "--json", "--priority", priority, "-r", str(tmp_path / "good.yaml"), *mode_args,
-           "--", "sh", "-c", script]
+           "--no-prefilter", "--", "sh", "-c", script]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=clean_env())
     assert p.returncode == 3, p.stderr
     got = alerts_of(p)

@@ -159,3 +159,21 @@ def test_rules_of_a_file_go_from_most_to_least_severe(ruleset):
     assert len(by_file) == len(RULE_FILES)
     for name, prios in by_file.items():
         assert prios == sorted(prios), name
+
+
+def test_every_rule_has_a_paragraph_in_the_doc(ruleset):
+    text = (REPO / "docs" / "default-rules.md").read_text()
+    assert [r.name for r in ruleset.rules if f"**{r.name}**" not in text] == []
+
+
+def test_describe_shows_the_mitre_tags(ruleset):
+    proc = subprocess.run([sys.executable, "-m", "workload_agent", "rules", "describe",
+                           "-r", str(RULES_DIR)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    blocks = re.split(r"^Rule: ", proc.stdout, flags=re.M)
+    assert len(blocks) >= len(ruleset.rules)
+    for rule in ruleset.rules:
+        block = next(b for b in blocks if b.split("\n", 1)[0].strip() == rule.name)
+        tags = re.search(r"^  tags: (.*)$", block, re.M).group(1).split(", ")
+        assert any(t.startswith("mitre_") for t in tags), rule.name
+        assert any(TECHNIQUE.match(t) for t in tags), rule.name

@@ -159,3 +159,74 @@ def test_kernel_modules_and_namespaces(rs):
                                                                proc("modprobe", container=HOST)))
     assert "Namespace changed in container" in fired(rs, call("unshare", proc("unshare")))
     assert "Namespace changed in container" not in fired(rs, call("unshare", proc("bwrap")))
+
+
+# --- issue #12 rules: the benign look-alikes they are tuned to ignore -----------------
+
+NOBODY = User(65534, "nobody")
+
+
+def test_setuid_to_root_only_from_unprivileged_callers(rs):
+    rule = "Unprivileged process switched to root"
+
+    def setuid(p, uid):
+        return Event("setuid", res=-1, proc=p,
+                     params=[Param("res", "-1", "EPERM", -1), Param("uid", str(uid), None, uid)])
+
+    assert rule in fired(rs, setuid(proc("python3", user=NOBODY), 0))
+    assert rule not in fired(rs, setuid(proc("python3"), 0))                  # root already
+    assert rule not in fired(rs, setuid(proc("python3", user=NOBODY), 65534))  # not to root
+    assert rule not in fired(rs, setuid(proc("sudo", user=NOBODY), 0))
+
+
+def test_timestomping_needs_explicit_times_in_a_watched_directory(rs):
+    rule = "File timestamps altered"
+
+    def utimensat(path, times):
+        return Event("utimensat", res=0, proc=proc("touch"), fd=Fd(-100, typechar="o", name=""),
+                     params=[Param("res", "0", None, 0), Param("fd", "-100", "AT_FDCWD", -100),
+                             Param("path", path), Param("times", hex(times), None, times),
+                             Param("flags", "0", None, 0)])
+
+    assert rule in fired(rs, utimensat("/usr/bin/ls", 0x7FFC0000))
+    assert rule not in fired(rs, utimensat("/usr/bin/ls", 0))        # plain touch: now
+    assert rule not in fired(rs, utimensat("/app/build/out.o", 0x7FFC0000))
+
+
+def test_environ_reads_of_others_not_of_self(rs):
+    rule = "Process environment read"
+    assert rule in fired(rs, openat(proc("cat"), "/proc/1/environ", RD))
+    assert rule not in fired(rs, openat(proc("gunicorn"), "/proc/self/environ", RD))
+    assert rule not in fired(rs, openat(proc("ps"), "/proc/1/environ", RD))
+
+
+def test_files_below_dev_not_output_devices(rs):
+    rule = "File created below /dev"
+    assert rule in fired(rs, openat(proc("sh"), "/dev/.hidden", WR | CREAT))
+    assert rule not in fired(rs, openat(proc("sh"), "/dev/null", WR | CREAT | TRUNC))
+    assert rule not in fired(rs, openat(proc("python3"), "/dev/shm/sem.x", RD | WR | CREAT))
+
+
+def test_python_hooks_not_from_pip(rs):
+    rule = "Python startup hook written"
+    pth = "/usr/local/lib/python3.11/site-packages/evil.pth"
+    assert rule in fired(rs, openat(proc("python3"), pth, WR | CREAT))
+    assert rule not in fired(rs, openat(proc("python3", ["-m", "pip", "install", "x"]), pth,
+                                        WR | CREAT))
+    assert rule not in fired(rs, openat(proc("pip3", ["install", "x"]), pth, WR | CREAT))
+    assert rule not in fired(rs, openat(proc("python3"), "/app/notes.pth", WR | CREAT))
+
+
+def test_program_rules_match_the_executed_file(rs):
+    rule = "Data destruction tool run"
+    assert rule in fired(rs, execve(proc("cleanup", exepath="/usr/bin/shred")))
+    assert rule not in fired(rs, execve(proc("cleanup", exepath="/usr/bin/rm")))
+
+
+def test_io_uring_only_in_containers(rs):
+    rule = "io_uring used in container"
+    ev = Event("io_uring_setup", res=3, proc=proc("python3"),
+               params=[Param("fd", "3", None, 3), Param("entries", "4", None, 4)])
+    assert rule in fired(rs, ev)
+    ev.proc = proc("python3", container=HOST)
+    assert rule not in fired(rs, ev)

@@ -46,6 +46,7 @@ class OrchProcess:
         self.plaintext = plaintext
         self.proc = None
         self.starts = 0
+        self.preexec = None   # run in the child before exec (resource limits)
 
     def start(self) -> "OrchProcess":
         self.starts += 1
@@ -58,7 +59,7 @@ class OrchProcess:
         env = dict(os.environ, PYTHONPATH=str(REPO), WORKLOAD_AGENT_ACCESS_KEY=self.key)
         self.stdout = open(self.workdir / f"orch-{self.starts}.out", "wb")
         self.proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdout=self.stdout,
-                                     stderr=open(self.stderr_path, "wb"))
+                                     stderr=open(self.stderr_path, "wb"), preexec_fn=self.preexec)
         text = wait_for(lambda: self._ready(), timeout=15, what="orchestrator start")
         self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", text).group(1))
         self.metrics_port = int(re.search(r"metrics on 127\.0\.0\.1:(\d+)", text).group(1))
@@ -268,3 +269,166 @@ class RoundRobinProxy:
     def close(self):
         self._closed = True
         self.lsock.close()
+
+
+# --- a Falco http_output receiver that applies falcosidekick's input rules -----------------
+
+SIDEKICK_PRIORITIES = {"emergency", "alert", "critical", "error", "warning", "notice",
+                       "informational", "debug"}
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def sidekick_problems(method: str, path: str, ctype: str, body: bytes) -> list:
+    """Why falcosidekick would refuse this request (empty: accepted). Its rules: POST to
+    /, a JSON object whose priority is a Falco priority (any case), rule non-empty, time
+    RFC 3339 and not the zero time, output_fields a non-empty object; we also want the
+    fields it forwards (source, tags, hostname, output) carried, and our Content-Type."""
+    problems = []
+    if method != "POST" or path != "/":
+        return [f"{method} {path}: falcosidekick takes alerts as POST /"]
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        problems.append(f"Content-Type {ctype!r}")
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        return problems + [f"not JSON: {exc}"]
+    if not isinstance(doc, dict):
+        return problems + ["not a JSON object"]
+    if str(doc.get("priority", "")).lower() not in SIDEKICK_PRIORITIES:
+        problems.append(f"priority {doc.get('priority')!r}")
+    if not isinstance(doc.get("rule"), str) or not doc["rule"]:
+        problems.append("rule empty")
+    m = _RFC3339.match(str(doc.get("time", "")))
+    if not m or m.group(1) == "0001" and m.group(2) == "01" and m.group(3) == "01":
+        problems.append(f"time {doc.get('time')!r}")
+    if not isinstance(doc.get("output_fields"), dict) or not doc["output_fields"]:
+        problems.append("output_fields empty")
+    for name, kind in (("source", str), ("tags", list), ("hostname", str), ("output", str)):
+        if not isinstance(doc.get(name), kind):
+            problems.append(f"{name} missing")
+    return problems
+
+
+class SidekickReceiver:
+    """A loopback HTTP server: 200 for what falcosidekick accepts, 400 (kept) otherwise.
+    fail_next: answer that many requests 503 first; stall: seconds to sit on each request."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        receiver = self
+        self.accepted: list = []
+        self.rejected: list = []
+        self.fail_next = 0
+        self.stall = 0.0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._answer(body)
+
+            def do_GET(self):
+                self._answer(b"")
+
+            def _answer(self, body):
+                if receiver.stall:
+                    time.sleep(receiver.stall)
+                with receiver.lock:
+                    if receiver.fail_next > 0:
+                        receiver.fail_next -= 1
+                        status = 503
+                    else:
+                        problems = sidekick_problems(self.command, self.path,
+                                                     self.headers.get("Content-Type", ""), body)
+                        if problems:
+                            receiver.rejected.append((problems, body))
+                            status = 400
+                        else:
+                            receiver.accepted.append(json.loads(body))
+                            status = 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def need(ok: bool, why: str) -> None:
+    """Skip with the reason locally; under CI=true a missing component is a failure."""
+    import pytest
+
+    if ok:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why} (CI installs it: .ci/run)")
+    pytest.skip(why)
+
+
+class NatsServer:
+    """nats-server with JetStream, on loopback, its store under `workdir`."""
+
+    def __init__(self, workdir: Path):
+        import shutil
+
+        self.binary = shutil.which("nats-server") or (
+            "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None)
+        need(self.binary is not None, "nats-server not installed (Debian package nats-server)")
+        try:
+            import nats  # noqa: F401
+        except ImportError:
+            need(False, "nats-py not installed (pip install nats-py)")
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.log = open(workdir / "nats.log", "wb")
+        self.proc = subprocess.Popen([self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                                      "-sd", str(workdir / "jetstream")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0,
+                 what="nats-server listening")
+
+    def stream_messages(self, stream: str) -> list:
+        """[(subject, headers, JSON body)] of every message in the stream, in order."""
+        import asyncio
+
+        import nats
+
+        async def read():
+            nc = await nats.connect(self.url)
+            try:
+                js = nc.jetstream()
+                info = await js.stream_info(stream)
+                out = []
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    msg = await js.get_msg(stream, seq)
+                    out.append((msg.subject, msg.headers or {}, json.loads(msg.data)))
+                return out
+            finally:
+                await nc.close()
+
+        return asyncio.run(read())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

@@ -209,3 +209,30 @@ def test_fuzz_split_host_port(text, port):
     # what it accepts, it reproduces
     rebuilt = f"[{host}]:{got}" if ":" in host else f"{host}:{got}"
     assert configuration.split_host_port(rebuilt) == (host, got)
+
+
+def test_several_orchestrators_and_alerts_to_url():
+    cfg = load_config(None, environ={"WORKLOAD_AGENT_ORCHESTRATOR": "a:1, b ,[::1]:3",
+                                     "SYSDIG_ORCHESTRATOR_PORT": "7000",
+                                     "WORKLOAD_AGENT_ALERTS_TO": "https://sidekick:2801/"})
+    assert cfg.orchestrator_addresses() == [("a", 1), ("b", 7000), ("::1", 3)]
+    assert cfg.orchestrator_host_port() == ("a", 1)
+    assert cfg.orchestrator == "a:1,b:7000,[::1]:3"
+    assert cfg.alerts_to == "https://sidekick:2801/"
+    with pytest.raises(ConfigError, match="WORKLOAD_AGENT_ORCHESTRATOR.*port 99999"):
+        load_config(None, environ={"WORKLOAD_AGENT_ORCHESTRATOR": "a:1,b:99999"})
+    with pytest.raises(ConfigError, match="WORKLOAD_AGENT_ALERTS_TO.*alerts_to"):
+        load_config(None, environ={"WORKLOAD_AGENT_ALERTS_TO": "https://:2801/"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["http://", "https://"]), st.text(max_size=40))
+def test_fuzz_alerts_to_urls(scheme, rest):
+    try:
+        cfg = load_config(None, environ={"WORKLOAD_AGENT_ALERTS_TO": scheme + rest})
+    except ConfigError as exc:
+        assert "WORKLOAD_AGENT_ALERTS_TO" in str(exc)
+        return
+    from workload_agent.outputs.falco_http import FalcoHttp
+
+    FalcoHttp(cfg.alerts_to)  # what the setting accepts, the sender takes

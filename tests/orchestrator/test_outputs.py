@@ -45,7 +45,7 @@ def test_half_written_line_is_cut_at_start(tmp_path):
 def test_make_output_errors_name_the_spec(tmp_path):
     for spec, fragment in [("ftp://x", "unknown --output"), ("file:", "needs a path"),
                            (f"file:{tmp_path}/no/such/dir/x.jsonl", "No such file"),
-                           ("http://", "bad output URL")]:
+                           ("http://", "bad URL")]:
         with pytest.raises(OutputError, match=fragment):
             make_output(spec)
 
@@ -77,11 +77,22 @@ def test_http_4xx_is_dropped_and_counted_not_retried():
         httpd.shutdown()
 
 
-def test_http_queue_full_drops_oldest_without_blocking():
-    out = HttpOutput("http://127.0.0.1:9/", queue_size=10, max_backoff=0.1)  # discard port: refused
-    out.emit([_rec("a", s) for s in range(1, 101)])
-    assert out.stats()["dropped"] >= 89
-    out.close(0.2)
+def test_http_deliver_waits_for_acceptance_and_fails_at_close():
+    """What deliver() has not seen accepted is never reported safe (never acked)."""
+    import asyncio
+
+    out = HttpOutput("http://127.0.0.1:9/", max_backoff=0.1)  # discard port: refused
+
+    async def main():
+        task = asyncio.ensure_future(out.deliver([_rec("a", s) for s in range(1, 11)]))
+        await asyncio.sleep(0.5)
+        assert not task.done() and out.stats()["queued"] == 10 and out.stats()["retries"] >= 2
+        await asyncio.get_running_loop().run_in_executor(None, out.close, 0.2)
+        with pytest.raises(Exception, match="closed while failing"):
+            await task
+
+    asyncio.run(main())
+    assert out.stats()["sent"] == 0 and out.stats()["queued"] == 0
 
 
 def test_bundle_validation_uses_the_rules_loader_when_present():

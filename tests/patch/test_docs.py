@@ -16,7 +16,8 @@ def test_every_documented_patch_option_exists():
     documented = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text))
     docker_flags = {"--cap-add", "--from", "--cli-input-json", "--task-definition", "--include", "--stack-name",
                     "--template-file", "--capabilities", "--parameter-overrides", "--python", "--out",
-                    "--library-path", "--uid"}  # commands of other tools shown in the docs
+                    "--library-path", "--uid", "--name", "--rm", "--user", "--volumes-from",
+                    }  # commands of other tools shown in the docs
     missing = sorted(o for o in documented - docker_flags if o not in helps)
     assert missing == []
 

@@ -394,6 +394,17 @@ SCENARIOS: Tuple[Scenario, ...] = (
     Scenario("language-package-install", sh("ln -s /bin/true ./pip3 && ./pip3 install requests"),
              expect=("Language package installed in container",),
              fields=(("proc.cmdline", "pip3 install"),)),
+    Scenario("credential-search-through-symlink",
+             sh('ln -s "$(command -v grep)" ./lookup && ./lookup -rl "BEGIN RSA PRIVATE KEY" . ; true'),
+             expect=("Credential or private key search",),
+             fields=(("proc.cmdline", "lookup -rl"),)),
+    # windowed rules (rules/50-windowed.yaml, wa.rate.* fields)
+    Scenario("port-scan", py(f"{ATTACK} port-scan 127.0.0.1 40"),
+             expect=("Port scan from process",),
+             fields=(("wa.rate.connect_ports", "20"),)),
+    Scenario("mass-encryption", py(f"{ATTACK} mass-rename {{workdir}}/docs 30"),
+             expect=("Mass file encryption pattern",),
+             fields=(("wa.rate.suffix_renames", "20"),)),
     # --- benign workloads: nothing of WARNING or above --------------------------------
     Scenario("benign-http-server", py("{py} {w}/http_serve_fetch.py site"), benign=True),
     Scenario("benign-python-webapp", py("{py} {w}/webapp.py data"), benign=True),

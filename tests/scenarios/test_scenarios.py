@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import sys
 
@@ -50,10 +51,26 @@ def _check_attack(scenario, outcome):
             f"{scenario.name}: no alert with {scenario.fields}\n{outcome.describe()}"
 
 
+@functools.lru_cache(maxsize=None)
+def _documented_notices():
+    """{benign scenario: rules whose notices docs/default-rules.md explains}."""
+    text = (REPO / "docs" / "default-rules.md").read_text()
+    start = text.index("## Benign workloads and their notices")
+    section = text[start:text.index("\n## ", start + 1)]
+    out = {}
+    for name, rules in re.findall(r"^- `([a-z0-9-]+)`: (.*?)(?=^- `|\Z)", section, re.S | re.M):
+        out[name] = {" ".join(r.split()) for r in re.findall(r"\*\*(.+?)\*\*", rules, re.S)}
+    return out
+
+
 def _check_benign(scenario, outcome):
     assert outcome.returncode == 0, outcome.describe()
     loud = [a for a in outcome.alerts if a.get("priority") in LOUD_PRIORITIES]
     assert loud == [], f"{scenario.name} raised:\n{outcome.describe()}"
+    notices = {a.get("rule") for a in outcome.alerts if a.get("priority") == "Notice"}
+    unexplained = notices - _documented_notices().get(scenario.name, set())
+    assert not unexplained, (f"{scenario.name}: notices not explained in docs/default-rules.md "
+                             f"(Benign workloads and their notices): {sorted(unexplained)}")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)

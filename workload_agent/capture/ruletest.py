@@ -197,7 +197,10 @@ def _case(c, i: int, path: str, base: str, default_rules: List[str]) -> Case:
     if not rules:
         raise SpecFileError(path, line, f"{name}: no rules files (give `rules:` in the test or the file)")
     expect = []
-    for e in c.get("expect") or []:
+    raw_expect = c.get("expect") or []
+    if not isinstance(raw_expect, list):
+        raise SpecFileError(path, line, f"{name}: expect must be a list of expected alerts")
+    for e in raw_expect:
         expect.append(_expectation(e, name, path, getattr(e, "line", line)))
     matching = c.get("rule_matching", "first")
     if matching not in ("first", "all"):

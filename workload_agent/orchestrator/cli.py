@@ -1,6 +1,7 @@
 """`workload-agent orchestrator`: run the alert collector."""
 from __future__ import annotations
 
+import argparse
 import os
 
 DEFAULT_LISTEN = "0.0.0.0:6667"
@@ -25,8 +26,8 @@ def register(subparsers) -> None:
                    help="serve the *.yaml files in DIR as the rules bundle; changes are "
                         "validated and pushed to agents")
     p.add_argument("--output", action="append", metavar="SPEC",
-                   help="stdout | file:PATH | http(s)://HOST[:PORT]/PATH; repeatable "
-                        "(default stdout)")
+                   help="stdout | file:PATH | http(s)://HOST[:PORT]/PATH (Falco http_output) | "
+                        "nats://HOST[:PORT]/STREAM (JetStream); repeatable (default stdout)")
     p.add_argument("--output-ca", metavar="PEM", help="CA bundle for https outputs")
     p.add_argument("--file-max-bytes", type=int, default=100 * 1024 * 1024, metavar="N",
                    help="rotate file outputs at this size (default 100 MiB)")
@@ -38,8 +39,19 @@ def register(subparsers) -> None:
                    help="largest frame accepted from an agent (default 4 MiB)")
     p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
                    help="close agent connections silent this long (default 120)")
+    p.add_argument("--hello-timeout", type=float, default=None, metavar="SECONDS",
+                   help="close a connection whose complete hello has not arrived by then (default 10)")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="connections served at once; more are closed and counted (default 20000)")
+    p.add_argument("--max-unauthenticated", type=int, default=None, metavar="N",
+                   help="connections that have not presented the key yet, at once (default 256)")
     p.add_argument("--write-timeout", type=float, default=None, metavar="SECONDS",
                    help="drop an agent that has not read what we sent for this long (default 30)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes sharing the agents' port (SO_REUSEPORT; default 1). "
+                        "Each keeps its own dedup marks and file output (PATH becomes "
+                        "STEM-wI.SUFFIX); metrics on the metrics port + I - 1")
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"), help="log level (stderr)")
     p.set_defaults(func=run)
@@ -85,6 +97,18 @@ def run(args) -> int:
                 raise ValueError(f"bad address {args.metrics_listen!r}: no port")
     except ValueError as exc:
         return _fail(str(exc))
+    if args.workers < 1:
+        return _fail("--workers must be 1 or more")
+    if args.workers > 1 and not args.worker_index:
+        return _supervise(args, host, port, mhost, mport, log)
+    worker = args.worker_index
+    if worker:
+        # each worker its own metrics port and its own files: appends and rotations of
+        # separate processes must not meet in one file
+        if mport:
+            mport += worker - 1
+        given = args.output or ["stdout"]
+        args.output = [_worker_output(spec, worker) for spec in given]
     ssl_ctx = None
     if args.tls_cert:
         try:
@@ -97,6 +121,15 @@ def run(args) -> int:
             outputs.append(make_output(spec, args.file_max_bytes, args.file_backups, args.output_ca))
     except OutputError as exc:
         return _fail(str(exc))
+    if worker:
+        from .outputs import FileOutput
+
+        for spec, out in zip(given, outputs):
+            if isinstance(out, FileOutput):
+                # the dedup marks of the siblings' files too: an agent that reconnects may
+                # land on another worker, which must know what was already written
+                out.recover_also = [worker_path(spec[len("file:"):], i)
+                                    for i in range(1, args.workers + 1) if i != worker]
     if args.rules_dir and not os.path.isdir(args.rules_dir):
         return _fail(f"--rules-dir {args.rules_dir}: not a directory")
     limits = Limits()
@@ -104,6 +137,12 @@ def run(args) -> int:
         limits.max_frame = args.max_frame
     if args.idle_timeout:
         limits.idle_timeout = args.idle_timeout
+    if args.hello_timeout:
+        limits.hello_timeout = args.hello_timeout
+    if args.max_connections:
+        limits.max_connections = args.max_connections
+    if args.max_unauthenticated:
+        limits.max_unauthenticated = args.max_unauthenticated
     if args.write_timeout:
         limits.write_timeout = args.write_timeout
 
@@ -115,12 +154,13 @@ def run(args) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            bound = await orch.start(host, port, ssl_ctx, mhost, mport)
+            bound = await orch.start(host, port, ssl_ctx, mhost, mport, reuse_port=bool(worker))
         except ValueError as exc:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(f"cannot listen on {args.listen}: {exc.strerror}")
-        log.info("listening on %s:%d (%s)", host, bound["port"], "tls" if ssl_ctx else "plaintext")
+        log.info("listening on %s:%d (%s%s)", host, bound["port"], "tls" if ssl_ctx else "plaintext",
+                 f", worker {worker} of {args.workers}" if worker else "")
         if bound["metrics_port"] is not None:
             log.info("metrics on %s:%d", mhost, bound["metrics_port"])
         await stop.wait()
@@ -129,3 +169,72 @@ def run(args) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def worker_path(path: str, worker: int) -> str:
+    stem, dot, suffix = path.rpartition(".") if "." in os.path.basename(path) else (path, "", "")
+    return f"{stem}-w{worker}{dot}{suffix}"
+
+
+def _worker_output(spec: str, worker: int) -> str:
+    return f"file:{worker_path(spec[len('file:'):], worker)}" if spec.startswith("file:") else spec
+
+
+def _supervise(args, host: str, port: int, mhost, mport, log) -> int:
+    """Start --workers copies of this command on one port; restart one that dies; pass
+    SIGTERM/SIGINT on and wait for them."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    # Hold the port (bound, never listening: the kernel gives connections only to the
+    # workers' listening sockets) so that port 0 means one port for all, and a
+    # restarted worker gets the same one back.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        holder.bind((host, port))
+    except OSError as exc:
+        return _fail(f"cannot listen on {args.listen}: {exc.strerror}")
+    port = holder.getsockname()[1]
+    listen = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    base = [sys.executable, "-m", "workload_agent"] + _argv_from_orchestrator()
+
+    def spawn(i: int) -> subprocess.Popen:
+        return subprocess.Popen(base + ["--listen", listen, "--worker-index", str(i)],
+                                pass_fds=())
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    workers = {i: spawn(i) for i in range(1, args.workers + 1)}
+    log.info("supervising %d workers on %s", args.workers, listen)
+    while not stopping:
+        time.sleep(0.2)
+        for i, proc in list(workers.items()):
+            if proc.poll() is not None and not stopping:
+                log.error("worker %d exited with %s; restarting it", i, proc.returncode)
+                time.sleep(0.5)
+                workers[i] = spawn(i)
+    for proc in workers.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    code = 0
+    for proc in workers.values():
+        try:
+            code = max(code, proc.wait(30))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = 1
+    holder.close()
+    return code
+
+
+def _argv_from_orchestrator() -> list:
+    import sys
+
+    argv = sys.argv[1:]
+    return argv[argv.index("orchestrator"):] if "orchestrator" in argv else ["orchestrator"] + argv

@@ -2,25 +2,26 @@
 
 Each output takes a batch of records, each already encoded as one line of JSON (the
 agent's Falco-format alert plus an "orchestrator" map naming agent_id, instance and
-seq; encoded once per batch, whatever the number of outputs). emit() returns once they
-are handed over: written to the OS for stdout and files (the orchestrator acks after
-that), queued for HTTP, whose worker thread retries with backoff and drops the oldest
-when its queue is full (counted).
+seq; encoded once per batch, whatever the number of outputs). deliver() returns once
+they are safe: written to the OS for stdout and files, accepted by the endpoint for
+HTTP; the orchestrator acks only after that.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
 import http.client
 import json
 import logging
 import os
-import queue
 import random
-import ssl
 import sys
 import threading
 import time
-import urllib.parse
 from typing import Iterable
+
+from ..outputs.falco_http import RETRY_STATUS, FalcoHttp
 
 log = logging.getLogger("workload_agent.orchestrator")
 
@@ -41,6 +42,14 @@ class Output:
         """lines: JSON texts, one record each, without newlines."""
         raise NotImplementedError
 
+    async def deliver(self, lines: list) -> None:
+        """Returns once the records are safe (written, or accepted downstream): only then
+        does the orchestrator ack them. Raises when they are not."""
+        self.emit(lines)
+
+    # recover() can say what it holds from a previous run (the dedup marks)
+    recovers = False
+
     def recover(self) -> dict:
         """(agent_id, instance) -> highest seq already written, from a previous run."""
         return {}
@@ -50,6 +59,9 @@ class Output:
 
     def close(self, timeout: float = 5.0) -> None:
         pass
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
 
 
 class StdoutOutput(Output):
@@ -74,7 +86,7 @@ class FileOutput(Output):
         self.backups = backups
         self.fsync = fsync
         self._repair_tail()
-        self._fh = open(path, "ab")
+        self._fh = open(path, "ab", buffering=0)
 
     def _repair_tail(self) -> None:
         """Cut a half-written last line left by a crash: its alert was never acked."""
@@ -100,13 +112,16 @@ class FileOutput(Output):
         except FileNotFoundError:
             pass
 
-    def _files_oldest_first(self) -> list:
-        names = [f"{self.path}.{i}" for i in range(self.backups, 0, -1)] + [self.path]
+    recovers = True
+    recover_also: list = []  # sibling workers' files, read for their marks only
+
+    def _files_oldest_first(self, path: str) -> list:
+        names = [f"{path}.{i}" for i in range(self.backups, 0, -1)] + [path]
         return [n for n in names if os.path.exists(n)]
 
     def recover(self) -> dict:
         marks: dict = {}
-        for name in self._files_oldest_first():
+        for name in [n for p in [*self.recover_also, self.path] for n in self._files_oldest_first(p)]:
             with open(name, "rb") as fh:
                 for line in fh:
                     try:
@@ -118,12 +133,24 @@ class FileOutput(Output):
         return marks
 
     def emit(self, lines: list) -> None:
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        self._fh.write(data)
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
-        if self._fh.tell() >= self.max_bytes:
+        data = memoryview(("\n".join(lines) + "\n").encode("utf-8"))
+        total = len(data)
+        fd = self._fh.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)  # we are the only writer
+        try:
+            while data:  # a short write (disk full, file size limit) is followed by an error
+                data = data[os.write(fd, data):]
+            if self.fsync:
+                os.fsync(fd)
+        except OSError:
+            # Cut back to the last complete line: the agent resends the whole batch, and a
+            # half line would be one unreadable record plus one duplicate.
+            try:
+                os.ftruncate(fd, start)
+            except OSError as exc:
+                log.error("%s: cannot cut a partial write back to %d bytes: %s", self.path, start, exc)
+            raise
+        if start + total >= self.max_bytes:
             self._rotate()
 
     def _rotate(self) -> None:
@@ -136,130 +163,135 @@ class FileOutput(Output):
             os.replace(self.path, f"{self.path}.1")
         else:
             os.truncate(self.path, 0)
-        self._fh = open(self.path, "ab")
+        self._fh = open(self.path, "ab", buffering=0)
 
     def close(self, timeout: float = 5.0) -> None:
         self._fh.close()
 
 
+class _Stopped(Exception):
+    """The output closed before this batch was accepted: it was never acked."""
+
+
 class HttpOutput(Output):
-    """POST each record as one Falco JSON document (what falcosidekick's / accepts)."""
+    """POST each record as one Falco JSON document (what falcosidekick's / accepts).
 
-    RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+    deliver() returns once every record of the batch was accepted (2xx) or refused for
+    good (a 4xx other than 408/425/429: dropped, counted); until then the orchestrator
+    does not ack them, so a crash or a stalled endpoint loses nothing the agents do not
+    still hold. One worker thread posts the batches in arrival order, retrying with
+    backoff; a batch whose waiting connection went away is skipped (its agent resends).
+    """
 
-    def __init__(self, url: str, queue_size: int = 10000, timeout: float = 10.0,
-                 max_backoff: float = 30.0, ca_file: str | None = None):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise OutputError(f"bad output URL {url!r}: expected http(s)://HOST[:PORT]/PATH")
+    def __init__(self, url: str, timeout: float = 10.0, max_backoff: float = 5.0,
+                 ca_file: str | None = None):
+        try:
+            self._http = FalcoHttp(url, timeout, ca_file)
+        except ValueError as exc:
+            raise OutputError(f"--output {exc}") from None
         self.url = url
         self.name = url
-        self._parts = parts
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._timeout = timeout
         self._max_backoff = max_backoff
-        self._ca_file = ca_file
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._jobs: collections.deque = collections.deque()  # (bodies, concurrent Future)
+        self.queued = 0          # records waiting or being posted
         self.sent = 0
-        self.dropped = 0
+        self.dropped = 0         # refused by the endpoint for good
         self.retries = 0
-        self._conn: http.client.HTTPConnection | None = None
+        self._outage_failures = 0
         self._stop = threading.Event()
         self._deadline = float("inf")
-        self._thread = threading.Thread(target=self._run, name=f"http-output {parts.netloc}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"http-output {url}", daemon=True)
         self._thread.start()
 
+    def _submit(self, lines: list) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        bodies = [line.encode("utf-8") for line in lines]
+        with self._cond:
+            if self._stop.is_set():
+                fut.set_exception(_Stopped("output closed"))
+                return fut
+            self._jobs.append((bodies, fut))
+            self.queued += len(bodies)
+            self._cond.notify()
+        return fut
+
     def emit(self, lines: list) -> None:
-        for line in lines:
-            body = line.encode("utf-8")
-            while True:
-                try:
-                    self._queue.put_nowait(body)
-                    break
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                        with self._lock:
-                            self.dropped += 1
-                    except queue.Empty:
-                        pass
+        self._submit(lines)  # fire and forget: for callers that cannot wait
+
+    async def deliver(self, lines: list) -> None:
+        await asyncio.wrap_future(self._submit(lines))
 
     def stats(self) -> dict:
         return {"sent": self.sent, "dropped": self.dropped, "retries": self.retries,
-                "queued": self._queue.qsize()}
-
-    def _connect(self) -> http.client.HTTPConnection:
-        port = self._parts.port
-        if self._parts.scheme == "https":
-            ctx = ssl.create_default_context(cafile=self._ca_file)
-            return http.client.HTTPSConnection(self._parts.hostname, port, timeout=self._timeout,
-                                               context=ctx)
-        return http.client.HTTPConnection(self._parts.hostname, port, timeout=self._timeout)
-
-    def _post(self, body: bytes) -> int:
-        if self._conn is None:
-            self._conn = self._connect()
-        try:
-            self._conn.request("POST", self._path, body=body,
-                               headers={"Content-Type": "application/json"})
-            resp = self._conn.getresponse()
-            resp.read()
-            if resp.will_close:
-                self._conn.close()
-                self._conn = None
-            return resp.status
-        except (OSError, http.client.HTTPException):
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
-            raise
+                "queued": self.queued}
 
     def _run(self) -> None:
         while True:
-            try:
-                body = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
+            with self._cond:
+                while not self._jobs and not self._stop.is_set():
+                    self._cond.wait(0.5)
+                if not self._jobs:
                     return
-                continue
+                bodies, fut = self._jobs.popleft()
+            try:
+                if fut.set_running_or_notify_cancel():  # False: nobody waits for it any more
+                    self._post_all(bodies)
+                    fut.set_result(None)
+            except _Stopped as exc:
+                fut.set_exception(exc)
+            finally:
+                with self._cond:
+                    self.queued -= len(bodies)
+
+    def _post_all(self, bodies: list) -> None:
+        for body in bodies:
             delay = 0.2
             while True:
                 try:
-                    status = self._post(body)
+                    status = self._http.post(body)
                 except (OSError, http.client.HTTPException) as exc:
                     status, reason = None, str(exc)
                 else:
                     reason = f"HTTP {status}"
                 if status is not None and 200 <= status < 300:
                     self.sent += 1
+                    if self._outage_failures:
+                        log.info("output %s: delivering again after %d failed attempts", self.url,
+                                 self._outage_failures)
+                        self._outage_failures = 0
                     break
-                if status is not None and status not in self.RETRY_STATUS:
+                if status is not None and status not in RETRY_STATUS:
                     log.error("output %s refused an alert (%s); dropped", self.url, reason)
-                    with self._lock:
-                        self.dropped += 1
+                    self.dropped += 1
                     break
                 if self._stop.is_set() and time.monotonic() > self._deadline:
-                    with self._lock:
-                        self.dropped += 1 + self._queue.qsize()
-                    return
+                    raise _Stopped(f"output {self.url} closed while failing: {reason}")
                 self.retries += 1
-                log.warning("output %s: %s; retrying in %.1fs", self.url, reason, delay)
-                time.sleep(delay * random.uniform(0.5, 1.0))
+                self._outage_failures += 1
+                level = logging.WARNING if self._outage_failures == 1 else logging.DEBUG
+                log.log(level, "output %s: %s; retrying (alerts are acked once it accepts them)",
+                        self.url, reason)
+                time.sleep(min(delay * random.uniform(0.5, 1.0),
+                               max(0.0, self._deadline - time.monotonic()) + 0.01))
                 delay = min(delay * 2, self._max_backoff)
 
     def close(self, timeout: float = 5.0) -> None:
         self._deadline = time.monotonic() + timeout
-        self._stop.set()
-        self._thread.join(timeout + self._timeout)
-        if self._queue.qsize():
-            log.error("output %s: %d alerts not delivered at shutdown", self.url, self._queue.qsize())
+        with self._cond:
+            self._stop.set()
+            self._cond.notify()
+        self._thread.join(timeout + self._timeout + 1.0)
+        self._http.close()
+        if self.queued:
+            log.error("output %s: %d alerts not accepted at shutdown (not acked: the agents "
+                      "resend them)", self.url, self.queued)
 
 
 def make_output(spec: str, file_max_bytes: int = 100 * 1024 * 1024, file_backups: int = 5,
                 ca_file: str | None = None) -> Output:
-    """--output value -> Output: stdout | file:PATH | http(s)://..."""
+    """--output value -> Output: stdout | file:PATH | http(s)://... | nats://HOST/STREAM"""
     if spec == "stdout":
         return StdoutOutput()
     if spec.startswith("file:"):
@@ -272,11 +304,24 @@ def make_output(spec: str, file_max_bytes: int = 100 * 1024 * 1024, file_backups
             raise OutputError(f"--output {spec}: {exc.strerror}") from None
     if spec.startswith(("http://", "https://")):
         return HttpOutput(spec, ca_file=ca_file)
-    raise OutputError(f"unknown --output {spec!r}: expected stdout, file:PATH or http(s)://HOST/PATH")
+    if spec.startswith("nats://"):
+        from .nats_output import NatsOutput
+
+        return NatsOutput(spec)
+    raise OutputError(f"unknown --output {spec!r}: expected stdout, file:PATH, http(s)://HOST/PATH "
+                      "or nats://HOST[:PORT]/STREAM")
 
 
 def merge_marks(outputs: Iterable[Output]) -> dict:
+    """The dedup marks after a restart, when every output can tell them. A file's marks
+    would also skip, in an http or NATS output beside it, the alerts that were written to
+    the file but never accepted there: with such a mix, resends go to all outputs again
+    (at least once: NATS drops them by Nats-Msg-Id, a file or http endpoint may see
+    a few twice) rather than be lost for one of them."""
+    outputs = list(outputs)
     marks: dict = {}
+    if not all(out.recovers for out in outputs):
+        return marks
     for out in outputs:
         for key, seq in out.recover().items():
             marks[key] = max(marks.get(key, 0), seq)

@@ -32,7 +32,12 @@ MAX_STREAMS = 1_000_000  # dedup marks kept for disconnected streams, oldest for
 @dataclass
 class Limits:
     max_frame: int = protocol.DEFAULT_MAX_FRAME
-    hello_timeout: float = 10.0      # connect -> hello
+    # Before the key is checked a peer costs what it sends: a hello is a few hundred
+    # bytes, so a small frame limit, one deadline for the whole hello, and caps.
+    preauth_max_frame: int = 64 * 1024
+    hello_timeout: float = 10.0      # connect -> complete hello
+    max_connections: int = 20000
+    max_unauthenticated: int = 256
     idle_timeout: float = 120.0      # no frame at all (agents heartbeat every ~10 s)
     write_timeout: float = 30.0      # a peer that stops reading is dropped after this
     tls_handshake_timeout: float = 10.0
@@ -51,6 +56,7 @@ class Session:
     bundle_hash: str = ""
     bundle_error: str = ""
     connected_at: float = field(default_factory=time.time)
+    unauthenticated: bool = False
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -67,6 +73,7 @@ class Stats:
         self.bundle_errors = 0
         self.output_errors = 0
         self.connections = 0
+        self.refused: collections.Counter = collections.Counter()  # reason -> connections
 
 
 def _key_digest(key: str) -> bytes:
@@ -86,17 +93,23 @@ class Orchestrator:
         self.stats = Stats()
         self.sessions: dict = {}                       # key -> Session (latest connection)
         self.marks: collections.OrderedDict = collections.OrderedDict()
+        # Streams whose forwarded alerts are not all safe yet (an http output still
+        # posting): key -> highest seq safe. Acks say this, dedup uses marks.
+        self.safe: dict = {}
         self.bundle: bundles.Bundle | None = None
         self.bundle_problems: list = []
         self._servers: list = []
         self._tasks: list = []
         self._conn_tasks: set = set()
         self.started = time.time()
+        self.in_flight = 0   # alerts handed to the outputs, not yet safe (not acked)
+        self.n_unauthenticated = 0
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
-                    metrics_host: str | None = None, metrics_port: int | None = None) -> dict:
+                    metrics_host: str | None = None, metrics_port: int | None = None,
+                    reuse_port: bool = False) -> dict:
         """Bind the listeners; returns the bound {'port', 'metrics_port'} (0 = any free)."""
         for key, seq in merge_marks(self.outputs).items():
             self.marks[key] = seq
@@ -112,7 +125,7 @@ class Orchestrator:
                      len(self.bundle.files), self.rules_dir)
             self._tasks.append(asyncio.ensure_future(self._watch_rules()))
         server = await asyncio.start_server(
-            self._on_connection, host, port, ssl=ssl_context,
+            self._on_connection, host, port, ssl=ssl_context, reuse_port=reuse_port or None,
             ssl_handshake_timeout=self.limits.tls_handshake_timeout if ssl_context else None)
         self._servers.append(server)
         bound = {"port": server.sockets[0].getsockname()[1], "metrics_port": None}
@@ -138,9 +151,8 @@ class Orchestrator:
         for task in list(self._conn_tasks):
             task.cancel()
         await asyncio.gather(*self._conn_tasks, return_exceptions=True)
-        loop = asyncio.get_running_loop()
         for out in self.outputs:
-            await loop.run_in_executor(None, out.close, flush_timeout)
+            await out.aclose(flush_timeout)
 
     # --- agent connections -----------------------------------------------------------
 
@@ -151,6 +163,13 @@ class Orchestrator:
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         sess = Session(peer=peer, writer=writer)
         self.stats.connections += 1
+        limits = self.limits
+        if len(self._conn_tasks) > limits.max_connections:
+            return self._refuse(sess, "max_connections")
+        if self.n_unauthenticated >= limits.max_unauthenticated:
+            return self._refuse(sess, "max_unauthenticated")
+        self.n_unauthenticated += 1
+        sess.unauthenticated = True
         try:
             await self._serve(sess, reader)
         except protocol.ProtocolError as exc:
@@ -168,22 +187,47 @@ class Orchestrator:
         except asyncio.CancelledError:
             pass
         finally:
+            self._authenticated(sess)
             self._conn_tasks.discard(task)
             if self.sessions.get(sess.key) is sess:
                 del self.sessions[sess.key]
                 log.info("agent %s (%s) disconnected", sess.agent_id, peer)
             writer.close()
 
-    async def _read_frame(self, reader: asyncio.StreamReader, timeout: float) -> dict:
+    def _refuse(self, sess: Session, reason: str) -> None:
+        self.stats.refused[reason] += 1
+        if self.stats.refused[reason] in (1, 10, 100, 1000) or self.stats.refused[reason] % 10000 == 0:
+            log.warning("connection from %s refused: %s reached (%d refused so far)", sess.peer,
+                        reason, self.stats.refused[reason])
+        sess.writer.close()
+        self._conn_tasks.discard(asyncio.current_task())
+
+    def _authenticated(self, sess: Session) -> None:
+        if sess.unauthenticated:
+            sess.unauthenticated = False
+            self.n_unauthenticated -= 1
+
+    async def _read_frame(self, reader: asyncio.StreamReader, timeout: float,
+                          max_frame: int | None = None) -> dict:
         header = await asyncio.wait_for(reader.readexactly(protocol.HEADER.size), timeout)
         (length,) = protocol.HEADER.unpack(header)
-        protocol.check_length(length, self.limits.max_frame)
+        protocol.check_length(length, max_frame or self.limits.max_frame)
         payload = await asyncio.wait_for(reader.readexactly(length), self.limits.write_timeout)
         return protocol.decode_payload(payload)
 
     async def _serve(self, sess: Session, reader: asyncio.StreamReader) -> None:
         try:
-            hello = await self._read_frame(reader, self.limits.hello_timeout)
+            # the whole hello within one deadline: a trickled frame does not reset it
+            hello = await asyncio.wait_for(
+                self._read_frame(reader, self.limits.hello_timeout, self.limits.preauth_max_frame),
+                self.limits.hello_timeout)
+        except asyncio.TimeoutError:
+            self.stats.refused["auth_timeout"] += 1
+            raise
+        except protocol.ProtocolError as exc:
+            if exc.code == protocol.ERR_TOO_LARGE:
+                self.stats.refused["preauth_frame"] += 1
+            raise
         except asyncio.IncompleteReadError as exc:
             if not exc.partial:
                 return  # connected and left: a TCP health check
@@ -201,6 +245,7 @@ class Orchestrator:
             log.warning("agent %s (%s): wrong access key; refused", sess.agent_id, sess.peer)
             await self._try_send(sess, protocol.error(protocol.ERR_AUTH, "wrong access key"))
             return
+        self._authenticated(sess)
         sess.version = hello["version"]
         sess.metadata = hello.get("metadata", {})
         sess.bundle_hash = hello.get("bundle_hash", "")
@@ -210,7 +255,7 @@ class Orchestrator:
                      sess.agent_id, sess.peer, old.peer)
             old.writer.close()
         self.sessions[sess.key] = sess
-        mark = self.marks.get(sess.key, 0)
+        mark = self.acked(sess.key)
         if sess.key in self.marks:
             self.marks.move_to_end(sess.key)
         log.info("agent %s (%s) connected: version %s, instance %s, acked %d", sess.agent_id,
@@ -236,7 +281,7 @@ class Orchestrator:
                 if error and error != sess.bundle_error:
                     log.warning("agent %s could not apply the rules bundle: %s", sess.agent_id, error)
                 sess.bundle_error = error
-                await self._send(sess, protocol.ack(self.marks.get(sess.key, 0)))
+                await self._send(sess, protocol.ack(self.acked(sess.key)))
             elif ftype == "error":
                 log.warning("agent %s reported an error: %s: %s", sess.agent_id, frame["code"],
                             frame["message"])
@@ -262,19 +307,41 @@ class Orchestrator:
             records.append(record)
             mark = seq
         if records:
+            key = sess.key
+            before = self.marks.get(key, 0)
             lines = [encode_record(r) for r in records]
-            for out in self.outputs:
-                try:
-                    out.emit(lines)
-                except Exception as exc:  # disk full, closed pipe: no ack, the agent resends
+            # Marked forwarded first: a resend on a newer connection of this stream, while
+            # we wait for the outputs, is a duplicate and must not be forwarded again.
+            self.safe.setdefault(key, self.acked(key))
+            self.marks[key] = mark
+            self.marks.move_to_end(key)
+            self.in_flight += len(records)
+            try:
+                for out in self.outputs:
+                    await out.deliver(lines)
+            except Exception as exc:  # disk full, endpoint gone: no ack, the agent resends
+                if self.marks.get(key) == mark:
+                    self.marks[key] = before
+                if key in self.safe and self.safe[key] >= self.marks.get(key, 0):
+                    self.safe.pop(key, None)
+                if not isinstance(exc, asyncio.CancelledError):
                     self.stats.output_errors += 1
                     raise ConnectionError(f"output {out.name} failed: {exc}") from exc
+                raise
+            finally:
+                self.in_flight -= len(records)
+            if mark >= self.marks.get(key, 0):
+                self.safe.pop(key, None)
+            elif key in self.safe:
+                self.safe[key] = max(self.safe[key], mark)
             self.stats.alerts += len(records)
-            self.marks[sess.key] = mark
-            self.marks.move_to_end(sess.key)
             while len(self.marks) > MAX_STREAMS:
                 self.marks.popitem(last=False)
-        await self._send(sess, protocol.ack(mark))
+        await self._send(sess, protocol.ack(self.acked(sess.key)))
+
+    def acked(self, key: tuple) -> int:
+        """The highest seq of this stream that the outputs hold safely."""
+        return self.safe.get(key, self.marks.get(key, 0))
 
     async def _send(self, sess: Session, frame: dict) -> None:
         sess.writer.write(protocol.encode(frame, max(self.limits.max_frame, protocol.DEFAULT_MAX_FRAME)))
@@ -373,6 +440,12 @@ class Orchestrator:
                [({}, s.duplicates)])
         metric("auth_failures_total", "counter", "Connections refused for a wrong access key.",
                [({}, s.auth_failures)])
+        metric("connections_refused_total", "counter",
+               "Connections closed before authentication by a limit (max_connections, "
+               "max_unauthenticated, preauth_frame, auth_timeout).",
+               [({"reason": r}, n) for r, n in sorted(s.refused.items())])
+        metric("unauthenticated_connections", "gauge", "Connections that have not presented the key yet.",
+               [({}, self.n_unauthenticated)])
         metric("protocol_errors_total", "counter", "Connections closed for a protocol error.",
                [({}, s.protocol_errors)])
         metric("output_errors_total", "counter", "Failed output writes.", [({}, s.output_errors)])
@@ -380,8 +453,12 @@ class Orchestrator:
                [({}, s.bundle_errors)])
         metric("bundle_info", "gauge", "The rules bundle being served.",
                [({"hash": self.bundle.hash}, 1)] if self.bundle else [])
-        metric("output_dropped_total", "counter", "Alerts an output dropped (HTTP queue full or refused).",
+        metric("output_dropped_total", "counter", "Alerts an output dropped (refused by the endpoint).",
                [({"output": o.name}, o.stats().get("dropped", 0)) for o in self.outputs])
+        metric("output_queue_depth", "gauge", "Alerts waiting in an output (not acked yet).",
+               [({"output": o.name}, o.stats().get("queued", 0)) for o in self.outputs])
+        metric("alerts_in_flight", "gauge", "Alerts handed to the outputs and not yet safe (not acked).",
+               [({}, self.in_flight)])
         sessions = list(self.sessions.values())
         metric("agent_bundle_info", "gauge", "Rules bundle each connected agent runs.",
                [({"agent_id": a.agent_id, "instance": a.instance, "hash": a.bundle_hash}, 1)

@@ -4,14 +4,15 @@ send() is what the alert path calls: it numbers the alert, appends it to a bound
 buffer and returns; it never touches the network and never waits on it. A background
 thread connects (TLS unless the operator turned it off), says hello, and sends what is
 buffered in order; the orchestrator acks cumulatively and acked alerts leave the
-buffer. On any failure the thread reconnects with exponential backoff and jitter and
-resends everything unacked. When the buffer is full the oldest alert is dropped and
-counted. close() keeps delivering for a bounded time and reports what did not make it.
+buffer. On any failure the thread reconnects, to the next address when several are
+configured, with exponential backoff and jitter (bounded, reset by a welcome, cut short
+by close()) and resends everything unacked. When the buffer is full the oldest alert is
+dropped and counted. close() keeps delivering for a bounded time and reports what did
+not make it. An outage is logged once when it starts and once, with a count, when it
+ends: the log is the workload's stderr.
 """
 from __future__ import annotations
 
-import collections
-import itertools
 import json
 import logging
 import os
@@ -19,22 +20,17 @@ import random
 import select
 import socket
 import ssl
-import struct
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-import msgpack
-
 from .. import __version__
 from ..orchestrator import protocol
+from .buffer import AlertBuffer, unpack_alert
 
 log = logging.getLogger("workload_agent.orchestrator_client")
-
-_REC = struct.Struct(">I")
-
 
 class AuthRefused(Exception):
     pass
@@ -56,60 +52,21 @@ class DeliveryReport:
         return self.undelivered == 0 and self.buffer_dropped == 0
 
 
-class _Spill:
-    """FIFO of (seq, alert) records in a file: the middle of the queue when memory is full."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._fh = open(path, "w+b")
-        self._read_pos = 0
-        self._write_pos = 0
-        self.count = 0
-
-    def push(self, seq: int, alert: dict) -> None:
-        data = msgpack.packb([seq, alert], use_bin_type=True, default=str)
-        self._fh.seek(self._write_pos)
-        self._fh.write(_REC.pack(len(data)) + data)
-        self._write_pos = self._fh.tell()
-        self.count += 1
-
-    def pop_many(self, n: int) -> list:
-        out = []
-        if n <= 0 or not self.count:
-            return out
-        self._fh.flush()
-        self._fh.seek(self._read_pos)
-        for _ in range(min(n, self.count)):
-            (length,) = _REC.unpack(self._fh.read(_REC.size))
-            seq, alert = msgpack.unpackb(self._fh.read(length), raw=False, strict_map_key=False)
-            out.append((seq, alert))
-        self._read_pos = self._fh.tell()
-        self.count -= len(out)
-        if not self.count:  # empty: start the file over instead of growing it forever
-            self._fh.seek(0)
-            self._fh.truncate()
-            self._read_pos = self._write_pos = 0
-        return out
-
-    def close(self) -> None:
-        self._fh.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-
-
 class OrchestratorClient:
     def __init__(self, host: str, port: int, access_key: str, *, agent_id: str | None = None,
                  metadata: dict | None = None, tls: bool = True, tls_ca: str | None = None,
-                 buffer_size: int = 10000, spill_file: str | None = None,
+                 failover: list | tuple = (),
+                 buffer_size: int = 10000, buffer_bytes: int = 8 << 20, spill_file: str | None = None,
                  memory_items: int = 1024, heartbeat_interval: float = 10.0,
                  flush_timeout: float = 5.0,
                  on_rules: Callable[[dict, str], None] | None = None,
                  counters: Callable[[], dict] | None = None,
                  batch_max: int = 500, window: int = 4096,
                  connect_timeout: float = 5.0, io_timeout: float = 30.0,
-                 backoff_initial: float = 0.2, backoff_max: float = 30.0):
+                 backoff_initial: float = 0.2, backoff_max: float = 5.0):
+        # host:port first, then the failover addresses, tried in turn
+        self.addresses = [(host, port)] + [tuple(a) for a in failover]
+        self._addr_index = 0
         self.host, self.port = host, port
         self._key = access_key
         self.agent_id = agent_id or default_agent_id()
@@ -119,9 +76,7 @@ class OrchestratorClient:
         if tls:
             self._ssl = ssl.create_default_context(cafile=tls_ca)
             self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.buffer_size = buffer_size
-        self._memory_items = memory_items if spill_file else buffer_size
-        self._spill = _Spill(spill_file) if spill_file else None
+        self._buf = AlertBuffer(buffer_size, buffer_bytes, spill_file, memory_items)
         self.heartbeat_interval = heartbeat_interval
         self.flush_timeout = flush_timeout
         self._on_rules = on_rules
@@ -134,14 +89,10 @@ class OrchestratorClient:
         self._max_frame = protocol.DEFAULT_MAX_FRAME
 
         self._lock = threading.Lock()
-        self._mem: collections.deque = collections.deque()  # (seq, alert), oldest first
-        self._seq = 0            # last seq given out
-        self._acked = 0          # highest seq acked
         self._sent_upto = 0      # highest seq written on the current connection
         self._resend_upto = 0    # seqs <= this were sent on an earlier connection
         self.n_alerts = 0
         self.n_resent = 0
-        self.n_buffer_dropped = 0
         self.n_connects = 0
         self.bundle_hash = ""
         self.bundle_error = ""
@@ -153,9 +104,12 @@ class OrchestratorClient:
         self._wake_pending = False
         self._closing = False
         self._stop_now = threading.Event()
+        self._cut_sleep = threading.Event()  # close() ends a backoff sleep early
         self._thread = threading.Thread(target=self._run, name="orchestrator-client", daemon=True)
         self._last_error = ""
         self.refused = False     # the orchestrator refused our key
+        self._outage_start = 0.0   # monotonic time of the first failure of this outage
+        self._outage_failures = 0
         self._welcomed = False
         self._last_rx = 0.0
 
@@ -168,17 +122,8 @@ class OrchestratorClient:
     def send(self, alert: dict) -> int:
         """Queue one Falco-format alert; returns its seq. Never blocks on the network."""
         with self._lock:
-            self._seq += 1
-            seq = self._seq
+            seq = self._buf.push(alert)
             self.n_alerts += 1
-            if self._spill is not None and (self._spill.count or len(self._mem) >= self._memory_items):
-                self._spill.push(seq, alert)
-            else:
-                self._mem.append((seq, alert))
-            while self._buffered() > self.buffer_size:
-                self._refill()
-                self._mem.popleft()
-                self.n_buffer_dropped += 1
             self._poke()
         return seq
 
@@ -191,11 +136,11 @@ class OrchestratorClient:
                 pass
 
     def _buffered(self) -> int:
-        return len(self._mem) + (self._spill.count if self._spill else 0)
+        return len(self._buf)
 
-    def _refill(self) -> None:
-        if self._spill is not None and self._spill.count and len(self._mem) < self._memory_items // 2 + 1:
-            self._mem.extend(self._spill.pop_many(self._memory_items - len(self._mem)))
+    @property
+    def n_buffer_dropped(self) -> int:
+        return self._buf.dropped
 
     @property
     def last_error(self) -> str:
@@ -205,7 +150,8 @@ class OrchestratorClient:
     def stats(self) -> dict:
         with self._lock:
             return {"alerts": self.n_alerts, "buffered": self._buffered(), "resent": self.n_resent,
-                    "buffer_dropped": self.n_buffer_dropped, "acked": self._acked,
+                    "buffer_dropped": self._buf.dropped, "acked": self._buf.acked,
+                    "buffered_bytes": self._buf.memory_bytes, "spilled": self._buf.spilled,
                     "connects": self.n_connects}
 
     def close(self, timeout: float | None = None) -> DeliveryReport:
@@ -213,6 +159,7 @@ class OrchestratorClient:
         timeout = self.flush_timeout if timeout is None else timeout
         with self._lock:
             self._closing = True
+            self._cut_sleep.set()
             self._poke()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -222,13 +169,17 @@ class OrchestratorClient:
             self._thread.join(1.0)
         stuck = self._thread.is_alive()  # blocked in a send; it is a daemon, leave it be
         with self._lock:
-            report = DeliveryReport(self._seq, self._acked, self._buffered(), self.n_buffer_dropped)
-            if self._spill is not None and not stuck:
-                self._spill.close()
+            report = DeliveryReport(self._buf.last_seq, self._buf.acked, self._buffered(),
+                                    self._buf.dropped)
+            if not stuck:
+                self._buf.close()
         if report.undelivered or report.buffer_dropped:
             log.warning("orchestrator %s:%d: %d alerts not delivered at shutdown (seq %d..%d), "
                         "%d dropped earlier at the buffer bound", self.host, self.port,
                         report.undelivered, report.acked + 1, report.last_seq, report.buffer_dropped)
+        elif self._outage_failures:
+            log.info("orchestrator %s:%d: all alerts delivered at shutdown after %d failed attempts",
+                     self.host, self.port, self._outage_failures)
         if not stuck:
             self._wake_r.close()
             self._wake_w.close()
@@ -241,17 +192,19 @@ class OrchestratorClient:
             return self._stop_now.is_set() or (self._closing and self._buffered() == 0)
 
     def _run(self) -> None:
-        attempt = 0
+        attempt = 0   # failed rounds over all addresses since the last welcome
+        tried = 0     # addresses tried in this round
         while not self._done():
             sock = None
             self._welcomed = False
+            self.host, self.port = self.addresses[self._addr_index]
             try:
                 sock = self._connect()
                 self._session(sock)
             except AuthRefused as exc:
                 self.refused = True
                 self._note_error(f"refused by the orchestrator: {exc}", logging.ERROR)
-                attempt = max(attempt, 5)  # a wrong key will not fix itself quickly
+                attempt = max(attempt, 4)  # a wrong key will not fix itself quickly
             except (OSError, protocol.ProtocolError, _Closed, ssl.SSLError) as exc:
                 self._note_error(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a bug here must not end delivery for good
@@ -266,22 +219,40 @@ class OrchestratorClient:
                         pass
             if self._done():
                 break
-            if self._welcomed:
-                attempt = 0
-            delay = min(self._backoff[1], self._backoff[0] * (2 ** attempt))
-            attempt += 1
-            self._stop_now.wait(random.uniform(delay / 2, delay))
+            if self._welcomed:  # a working session ended: the same address, soon
+                attempt = tried = 0
+                delay = self._backoff[0]
+            else:  # the next address right away; back off once every address failed
+                self._addr_index = (self._addr_index + 1) % len(self.addresses)
+                tried += 1
+                if tried < len(self.addresses):
+                    continue
+                tried = 0
+                delay = min(self._backoff[1], self._backoff[0] * (2 ** attempt))
+                attempt = min(attempt + 1, 32)
+            if self._closing:  # the exit flush has seconds, not minutes: keep trying
+                self._stop_now.wait(random.uniform(0.05, 0.2))
+            else:
+                self._cut_sleep.wait(random.uniform(delay / 2, delay))
 
     def _note_error(self, message: str, level: int = logging.WARNING) -> None:
-        # repeat failures while the orchestrator is down would flood the workload's log
-        if message != self._last_error:
-            log.log(level, "orchestrator %s:%d: %s; will retry", self.host, self.port, message)
-            self._last_error = message
+        # The log is the workload's stderr: one line when an outage starts, one when it
+        # ends (with the count); a refused key is worth repeating once it changes.
+        self._outage_failures += 1
+        if self._outage_failures == 1:
+            self._outage_start = time.monotonic()
+            log.log(level, "orchestrator %s:%d: %s; will retry (quietly until it is back)",
+                    self.host, self.port, message)
+        elif level >= logging.ERROR and message != self._last_error:
+            log.log(level, "orchestrator %s:%d: %s", self.host, self.port, message)
         else:
             log.debug("orchestrator %s:%d: %s", self.host, self.port, message)
+        self._last_error = message
 
     def _connect(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
+        # a failed address must not eat the exit flush: cap the attempt then
+        timeout = min(self._connect_timeout, 1.0) if self._closing else self._connect_timeout
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._ssl is not None:
@@ -297,7 +268,7 @@ class OrchestratorClient:
 
     def _hello(self, sock: socket.socket, decoder: protocol.FrameDecoder) -> list:
         with self._lock:
-            acked = self._acked
+            acked = self._buf.acked
         self._send_frame(sock, protocol.hello(self.agent_id, self.instance, __version__, self._key,
                                               self.metadata, acked, self.bundle_hash or None))
         deadline = time.monotonic() + self._io_timeout
@@ -311,7 +282,7 @@ class OrchestratorClient:
                     with self._lock:
                         self._ack(frame["acked"])
                         self._resend_upto = max(self._resend_upto, self._sent_upto)
-                        self._sent_upto = self._acked
+                        self._sent_upto = self._buf.acked
                     return frames  # what came in the same read (a rules push) is next
                 self._handle(sock, frame)
             if time.monotonic() > deadline:
@@ -344,8 +315,10 @@ class OrchestratorClient:
         self.n_connects += 1
         self._welcomed = True
         self.connected.set()
-        if self._last_error:
-            log.info("orchestrator %s:%d: connected", self.host, self.port)
+        if self._outage_failures:
+            log.info("orchestrator %s:%d: connected after %d failed attempts in %.1fs", self.host,
+                     self.port, self._outage_failures, time.monotonic() - self._outage_start)
+            self._outage_failures = 0
             self._last_error = ""
         for frame in early:
             self._handle(sock, frame)
@@ -377,19 +350,19 @@ class OrchestratorClient:
                 log.debug("counters callback failed: %s", exc)
         with self._lock:
             counters.update(alerts=self.n_alerts, buffered=self._buffered(), resent=self.n_resent,
-                            buffer_dropped=self.n_buffer_dropped)
+                            buffer_dropped=self._buf.dropped)
         return protocol.heartbeat(counters, self.bundle_hash or None, self.bundle_error or None)
 
     def _send_batch(self, sock: socket.socket) -> bool:
         with self._lock:
-            self._refill()
-            if not self._mem or self._sent_upto - self._acked >= self._window:
+            in_flight = self._sent_upto - self._buf.acked
+            if in_flight >= self._window:
                 return False
-            start = max(0, self._sent_upto + 1 - self._mem[0][0])
-            room = min(self._batch_max, self._window - (self._sent_upto - self._acked))
-            batch = list(itertools.islice(self._mem, start, start + room))
-        if not batch:
+            packed = self._buf.after(max(self._sent_upto, self._buf.acked),
+                                     min(self._batch_max, self._window - in_flight))
+        if not packed:
             return False
+        batch = [(seq, unpack_alert(data)) for seq, data in packed]
         data = self._encode_batch(batch)
         sock.sendall(data)
         last = batch[-1][0]
@@ -420,13 +393,7 @@ class OrchestratorClient:
 
     def _ack(self, seq: int) -> None:
         """Caller holds the lock."""
-        if seq <= self._acked:
-            return
-        self._acked = seq
-        while self._mem and self._mem[0][0] <= seq:
-            self._mem.popleft()
-            if not self._mem:
-                self._refill()
+        self._buf.ack(seq)
 
     def _handle(self, sock: socket.socket, frame: dict) -> None:
         ftype = frame["type"]
@@ -480,8 +447,8 @@ def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None =
     Raises ValueError naming the setting when an orchestrator is configured without the
     access key it needs.
     """
-    address = config.orchestrator_host_port()
-    if address is None:
+    addresses = config.orchestrator_addresses()
+    if not addresses:
         return None
     if not config.access_key:
         raise ValueError(f"orchestrator {config.orchestrator} is configured ({config.source('orchestrator')}) "
@@ -494,7 +461,8 @@ def client_from_config(config, *, on_rules: Callable[[dict, str], None] | None =
             meta[key] = os.environ[var]
     meta.update(metadata or {})
     return OrchestratorClient(
-        address[0], address[1], config.access_key, agent_id=config.agent_id, metadata=meta,
-        tls=config.tls, tls_ca=config.tls_ca, buffer_size=config.buffer_size,
+        addresses[0][0], addresses[0][1], config.access_key, agent_id=config.agent_id,
+        metadata=meta, failover=addresses[1:], tls=config.tls, tls_ca=config.tls_ca,
+        buffer_size=config.buffer_size, buffer_bytes=config.buffer_bytes,
         spill_file=config.spill_file, heartbeat_interval=config.heartbeat_interval,
         flush_timeout=config.flush_timeout, on_rules=on_rules, counters=counters)

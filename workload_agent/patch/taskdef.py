@@ -16,7 +16,7 @@ REGISTER_KEYS = (
     "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
     "placementConstraints", "requiresCompatibilities", "cpu", "memory", "tags", "pidMode", "ipcMode",
     "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform",
-    "enableFaultInjection",
+    "enableFaultInjection", "trustedExecutionConfiguration",
 )
 
 _ARCH = {"ARM64": "arm64", "X86_64": "amd64"}

@@ -26,6 +26,7 @@ from .fd_lookup import FdLookup
 from .parse_attach import AttachParser
 from .parse_process import ProcessParser
 from .threads import ThreadTable
+from .rates import Rates
 from .users import UserDb
 from ..events.flags import AT_FDCWD
 from .values import _s32
@@ -80,6 +81,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         self.wanted: Optional[frozenset] = None
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
+        self.rates = Rates()
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
@@ -135,6 +137,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
                    buffer=data if isinstance(data, bytes) else None, start_ts=self.start_ns,
                    prev_ts=self._prev_ts)
         self._prev_ts = ts
+        self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
         return ev
 
     def _syscall(self, r) -> Event:

@@ -171,6 +171,7 @@ def release_agent(workdir: str) -> None:
 NOBODY = 65534
 SYS_USERFAULTFD = 323
 SYS_IO_URING_SETUP = 425
+SYS_IO_URING_ENTER = 426
 SYS_IO_URING_REGISTER = 427
 SYS_BPF = 321
 SYS_PIDFD_OPEN = 434
@@ -372,6 +373,106 @@ def bin_dir_changes(path_dir: str) -> None:
     print("binary directory calls made")
 
 
+def io_uring_open(path: str) -> None:
+    """Open a file through an io_uring submission (IORING_OP_OPENAT) instead of the
+    openat system call: the kernel performs the open for the ring, no syscall names
+    the file."""
+    import mmap
+    import struct
+
+    params = ctypes.create_string_buffer(120)
+    ring = libc.syscall(SYS_IO_URING_SETUP, 4, params)
+    if ring < 0:
+        _report("io_uring_setup", ring)
+        return
+    sq_entries, cq_entries = struct.unpack_from("II", params, 0)
+    sq_off = struct.unpack_from("IIIIIIII", params, 40)  # head tail mask entries flags dropped array
+    cq_off = struct.unpack_from("IIIIII", params, 80)    # head tail mask entries overflow cqes
+    sq = mmap.mmap(ring, sq_off[6] + sq_entries * 4, offset=0)
+    cq = mmap.mmap(ring, cq_off[5] + cq_entries * 16, offset=0x8000000)
+    sqes = mmap.mmap(ring, sq_entries * 64, offset=0x10000000)
+    name = ctypes.create_string_buffer(path.encode())
+    sqe = struct.pack("<BBHiQQIIQ", 18, 0, 0, -100, 0, ctypes.addressof(name), 0, os.O_RDONLY, 7)
+    sqes[0:64] = sqe.ljust(64, b"\0")
+    tail = struct.unpack_from("I", sq, sq_off[1])[0]
+    mask = struct.unpack_from("I", sq, sq_off[2])[0]
+    struct.pack_into("I", sq, sq_off[6] + 4 * (tail & mask), 0)
+    struct.pack_into("I", sq, sq_off[1], tail + 1)
+    _report("io_uring_enter", libc.syscall(SYS_IO_URING_ENTER, ring, 1, 1, 1, None, 0))
+    head = struct.unpack_from("I", cq, cq_off[0])[0]
+    cmask = struct.unpack_from("I", cq, cq_off[2])[0]
+    _, res, _ = struct.unpack_from("<QiI", cq, cq_off[5] + 16 * (head & cmask))
+    print(f"io_uring openat {path}: res={res}")
+    if res >= 0:
+        os.close(res)
+    for m in (sq, cq, sqes):
+        m.close()
+    os.close(ring)
+
+
+def decode_in_process(script: str) -> None:
+    """Decode a payload inside a script file (no decoder program, nothing on the command
+    line) and run it."""
+    import base64
+
+    with open(script) as fh:
+        blob = fh.read().strip()
+    os.system(base64.b64decode(blob).decode())
+
+
+def overwrite_and_delete(path: str) -> None:
+    """Destroy a file's content without a wiping tool: overwrite it, then unlink it."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as fh:
+        fh.write(os.urandom(size))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.unlink(path)
+    print(f"overwrote and removed {path}")
+
+
+def port_scan(host: str, count: str) -> None:
+    """connect() to many ports of a host; closed ports answer with a refusal at once."""
+    refused = 0
+    listener = socket.socket()
+    listener.bind((host, 0))
+    base = listener.getsockname()[1]
+    listener.close()
+    for i in range(int(count)):
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            s.connect((host, (base + 1 + i) % 65536 or 1))
+        except OSError:
+            refused += 1
+        finally:
+            s.close()
+    print(f"scanned {count} ports of {host}: {refused} closed")
+
+
+def mass_rename(directory: str, count: str, mode: str = "rename") -> None:
+    """Ransomware-like: "encrypt" files in place and rename each with an added
+    extension, or (mode "rewrite") write an encrypted copy and delete the original."""
+    os.makedirs(directory, exist_ok=True)
+    for i in range(int(count)):
+        path = os.path.join(directory, f"doc{i}.txt")
+        with open(path, "w") as fh:
+            fh.write("quarterly figures\n")
+    for i in range(int(count)):
+        path = os.path.join(directory, f"doc{i}.txt")
+        with open(path, "rb") as fh:
+            data = bytes(b ^ 0x5A for b in fh.read())
+        if mode == "rename":
+            with open(path, "wb") as fh:
+                fh.write(data)
+            os.rename(path, path + ".locked")
+        else:
+            with open(path + ".locked", "wb") as fh:
+                fh.write(data)
+            os.unlink(path)
+    print(f"{count} files locked ({mode})")
+
+
 ACTIONS = {
     "ptrace-attach": ptrace_attach,
     "ptrace-traceme": ptrace_traceme,
@@ -399,6 +500,11 @@ ACTIONS = {
     "log-tamper": log_tamper,
     "timestomp": timestomp,
     "bin-dir-changes": bin_dir_changes,
+    "io-uring-open": io_uring_open,
+    "decode-in-process": decode_in_process,
+    "overwrite-and-delete": overwrite_and_delete,
+    "port-scan": port_scan,
+    "mass-rename": mass_rename,
 }
 
 if __name__ == "__main__":
