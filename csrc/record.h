@@ -13,6 +13,13 @@ enum wa_kind {
     WA_K_EXIT = 4,     /* extra: raw wait status */
     WA_K_SIGNAL = 5,   /* extra: signal number */
     WA_K_DROP = 6,     /* extra: records dropped since the previous DROP, from ts_enter to ts_exit */
+    /* A process that did not descend from the workload, seized at Python's request
+     * (csrc/attach.c). tgid: the process; tid: its thread that stopped first; ret: 0, or
+     * -errno when it could not be attached (ESRCH gone, EPERM not permitted, EBUSY traced
+     * by someone else); args[0]: when Python asked (ns); extra: threads seized. On
+     * success the blobs are its facts read at that stop (SLOT_PROC, EXE, CWD, CMDLINE,
+     * ENVIRON, CGROUP): the first record of the process. */
+    WA_K_ATTACH = 7,
 };
 
 enum wa_flag {
@@ -90,6 +97,9 @@ enum wa_slot {
     WA_SLOT_CWD = 10,        /* WA_C_LINK: /proc/TID/cwd */
     WA_SLOT_SCRIPT = 11,     /* WA_C_FILE_FACTS: the file exec'd when it is not the exe (#!) */
     WA_SLOT_COMM = 12,       /* string: comm after the call */
+    WA_SLOT_CMDLINE = 13,    /* WA_C_ARGV: /proc/TGID/cmdline at an attach */
+    WA_SLOT_ENVIRON = 14,    /* WA_C_ARGV: /proc/TGID/environ at an attach */
+    WA_SLOT_CGROUP = 15,     /* WA_C_STR: /proc/TGID/cgroup at an attach */
     WA_SLOT_BASE = 16,       /* +i: directory a relative path argument i resolved against */
     WA_SLOT_FD = 24,         /* +i: WA_C_LINK of fd argument i */
     WA_SLOT_FD_LOCAL = 32,   /* +i: WA_C_SOCK_LOCAL of fd argument i */

@@ -7,6 +7,7 @@
 #include "recbuf.h"
 #include "prefilter.h"
 #include "procfacts.h"
+#include "attach.h"
 #include "ring.h"
 
 #include <errno.h>
@@ -71,6 +72,9 @@ enum task_state {
     T_IN_SYSCALL = 1u << 1,   /* a record is pending until the syscall-exit stop */
     T_PARKED = 1u << 2,       /* first stop seen before the parent's clone event */
     T_EXPECT_INIT = 1u << 3,  /* registered by the parent's event, first stop not seen yet */
+    T_FULL = 1u << 4,         /* no seccomp filter (attached): stops on every syscall; inherited */
+    T_ATTACHING = 1u << 5,    /* seized, first stop not seen yet: its ATTACH record is due */
+    T_ANNOUNCED = 1u << 6,    /* on a leader's slot: its process's ATTACH record was sent */
 };
 
 struct task {
@@ -111,6 +115,8 @@ struct wa_tracer {
 
     _Atomic uint64_t stops, task_count, read_failures, prefiltered;
     uint32_t wake_gap_us;
+    struct wa_attach attach;      /* foreign processes Python asked us to seize */
+    struct wa_watch watch;        /* tells the scanner when a new pid showed up */
     /* The tables stay the caller's, alive until wa_free: a swap never frees the old ones
      * under an evaluation in progress. */
     _Atomic(const struct wa_pf *) pf;
@@ -382,7 +388,7 @@ static void task_forget(struct task *tk)
 static void resume(struct wa_tracer *t, pid_t tid, int sig)
 {
     struct task *tk = task_of(t, tid);
-    int req = (!t->filter || (tk && (tk->state & T_IN_SYSCALL))) ? PTRACE_SYSCALL : PTRACE_CONT;
+    int req = (!t->filter || (tk && (tk->state & (T_IN_SYSCALL | T_FULL)))) ? PTRACE_SYSCALL : PTRACE_CONT;
     ptrace(req, tid, 0, (void *)(long)sig);
 }
 
@@ -703,6 +709,8 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
     switch (event) {
     case PTRACE_EVENT_SECCOMP: {
         struct syscall_info si;
+        if (tk->state & T_FULL)
+            break;   /* someone else's filter: its syscalls are seen at the entry stop */
         if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) <= 0 || si.op != SI_OP_SECCOMP)
             break;
         uint32_t data = si.seccomp.ret_data;
@@ -734,7 +742,7 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         if (ck) {
             int parked = ck->state & T_PARKED;
             ck->tgid = thread ? tk->tgid : child;
-            ck->state = T_KNOWN | (parked ? 0 : T_EXPECT_INIT);
+            ck->state = T_KNOWN | (parked ? 0 : T_EXPECT_INIT) | (tk->state & T_FULL);
             if (parked)
                 resume(t, child, 0);
         }
@@ -743,6 +751,14 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
     case PTRACE_EVENT_EXEC: {
         ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
         pid_t former = (pid_t)msg;
+        if (former != tid) {
+            /* The kernel numbers the former tid in the namespace of whoever was the parent
+             * when the exec began: a process seized during its exec (attach.c) reports its
+             * pid outside our namespace. Only a thread of this process can be the former. */
+            struct task *ck = task_of(t, former);
+            if (!ck || !(ck->state & T_KNOWN) || ck->tgid != tk->tgid)
+                former = tid;
+        }
         if (former != tid) {
             /* A non-leader thread exec'd: it now carries the leader's tid. */
             struct task *fk = task_of(t, former);
@@ -778,7 +794,7 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
     long n = ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si);
     if (n > 0 && si.op == SI_OP_EXIT) {
         end_syscall(t, tid, tk, si.exit.rval);
-    } else if (n > 0 && si.op == SI_OP_ENTRY && !t->filter) {
+    } else if (n > 0 && si.op == SI_OP_ENTRY && (!t->filter || (tk->state & T_FULL))) {
         uint64_t nr = si.entry.nr;
         int foreign = si.arch != NATIVE_ARCH;
         int guarded = t->has_guard && (foreign ? t->guard.foreign_flags != 0 : wa_guard_watches(&t->guard, nr));
@@ -793,10 +809,127 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
     resume(t, tid, 0);
 }
 
+/* ---- foreign processes (attach.c) ---------------------------------------- */
+
+/* No EXITKILL: an attached process has no filter of ours, so it runs on untraced if the
+ * agent goes away. TRACESECCOMP only so that a filter of its own with RET_TRACE does not
+ * turn into ENOSYS because a tracer is present. */
+#define ATTACH_OPTS (PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | \
+                     PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP)
+
+/* Also called from the watcher thread: a hint there, exact in the tracer thread. */
+static int attach_known_cb(void *ctx, pid_t tid)
+{
+    struct task *tk = task_of(ctx, tid);
+    return !tk || __atomic_load_n(&tk->state, __ATOMIC_RELAXED) != 0;
+}
+
+static void attach_seized_cb(void *ctx, pid_t tid, pid_t tgid)
+{
+    struct wa_tracer *t = ctx;
+    struct task *tk = task_of(t, tid);
+    tk->tgid = tgid;
+    tk->state = T_KNOWN | T_FULL | T_ATTACHING;
+    atomic_fetch_add(&t->task_count, 1);
+}
+
+static void attach_failed(struct wa_tracer *t, pid_t pid, int err, uint64_t asked)
+{
+    struct wa_buf *b = &t->scratch;
+    if (rec_start(b, WA_K_ATTACH, pid, pid) != 0)
+        return;
+    rec(b)->ret = -err;
+    rec(b)->args[0] = asked;
+    rec(b)->arch = NATIVE_ARCH;
+    commit(t, b);
+}
+
+static void attach_drain(struct wa_tracer *t)
+{
+    struct wa_attach_req rq;
+    while (wa_attach_pop(&t->attach, &rq)) {
+        struct task *tk = task_of(t, rq.pid);
+        if (!tk)
+            continue;
+        if (tk->state) {
+            atomic_fetch_add(&t->attach.known, 1);
+            continue;
+        }
+        int n = wa_attach_seize(rq.pid, ATTACH_OPTS, attach_known_cb, attach_seized_cb, t);
+        if (n > 0) {
+            rq.threads = (uint32_t)n;
+            wa_attach_note(&t->attach, &rq);
+            continue;
+        }
+        int err = -n;
+        if (err == EPERM) {
+            int tracer = wa_attach_tracer_of(rq.pid);
+            /* TracerPid names the tracing thread: this one, for a workload child whose clone
+             * event is still to come. */
+            if (tracer == (int)syscall(SYS_gettid)) {
+                atomic_fetch_add(&t->attach.known, 1);
+                continue;
+            }
+            if (tracer > 0)
+                err = EBUSY;
+            else if (!wa_attach_alive(rq.pid))
+                err = ESRCH;
+        }
+        if (err == EPERM)
+            atomic_fetch_add(&t->attach.denied, 1);
+        else if (err == EBUSY)
+            atomic_fetch_add(&t->attach.busy, 1);
+        else
+            atomic_fetch_add(&t->attach.gone, 1);
+        attach_failed(t, rq.pid, err, rq.ts);
+    }
+}
+
+/* The first stop of a seized thread: the process's facts, read while it cannot change
+ * them, go out before any other record of it. */
+static void attach_first_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
+{
+    tk->state &= ~T_ATTACHING;
+    struct task *lk = task_of(t, tk->tgid);
+    if (!lk || (lk->state & T_ANNOUNCED))
+        return;
+    lk->state |= T_ANNOUNCED;
+    struct wa_attach_req rq = wa_attach_take(&t->attach, tk->tgid);
+    struct wa_buf *b = &t->scratch;
+    if (rec_start(b, WA_K_ATTACH, tk->tgid, tid) != 0)
+        return;
+    rec(b)->args[0] = rq.ts;
+    rec(b)->extra = rq.threads;
+    rec(b)->arch = NATIVE_ARCH;
+    wa_capture_proc_facts(tk->tgid, b);
+    wa_attach_capture(tk->tgid, b, t->max_argv_bytes);
+    commit(t, b);
+    atomic_fetch_add(&t->attach.attached, 1);
+}
+
+/* A seized thread that ended before its first stop; 1 when the caller should skip it. */
+static int attach_gone(struct wa_tracer *t, pid_t tid, struct task *tk, int st)
+{
+    if (!(WIFEXITED(st) || WIFSIGNALED(st)))
+        return 0;
+    struct task *lk = task_of(t, tk->tgid);
+    if (lk && (lk->state & T_ANNOUNCED))
+        return 0;   /* its process was announced: an ordinary exit */
+    if (tid == tk->tgid) {
+        struct wa_attach_req rq = wa_attach_take(&t->attach, tid);
+        atomic_fetch_add(&t->attach.gone, 1);
+        attach_failed(t, tid, ESRCH, rq.ts);
+    }
+    task_forget(tk);
+    return 1;
+}
+
 static void trace_loop(struct wa_tracer *t)
 {
     for (;;) {
         int st;
+        if (atomic_load_explicit(&t->attach.pending, memory_order_relaxed))
+            attach_drain(t);
         pid_t tid = waitpid(-1, &st, __WALL);
         if (tid < 0) {
             if (errno == EINTR)
@@ -811,6 +944,8 @@ static void trace_loop(struct wa_tracer *t)
                 ptrace(PTRACE_CONT, tid, 0, 0);
             continue;
         }
+        if ((tk->state & T_ATTACHING) && attach_gone(t, tid, tk, st))
+            continue;
         if (WIFEXITED(st) || WIFSIGNALED(st)) {
             flush_pending(t, tk);
             emit_simple(t, WA_K_EXIT, tk->tgid ? tk->tgid : tid, tid, 0, 0, (uint32_t)st, 0);
@@ -827,6 +962,8 @@ static void trace_loop(struct wa_tracer *t)
             continue;
         int sig = WSTOPSIG(st);
         int event = (unsigned)st >> 16;
+        if (tk->state & T_ATTACHING)
+            attach_first_stop(t, tid, tk);
         if (sig == (SIGTRAP | 0x80)) {
             handle_syscall_stop(t, tid, tk);
         } else if (event == PTRACE_EVENT_STOP) {
@@ -938,6 +1075,7 @@ static void *tracer_main(void *arg)
      * from its parent and its exec record rather than from /proc. */
     emit_simple(t, WA_K_CLONE, getpid(), (int32_t)syscall(SYS_gettid), PTRACE_EVENT_FORK, 0, (uint32_t)pid, 0);
     kill(pid, SIGCONT);
+    wa_attach_arm_wake();
     trace_loop(t);
     return NULL;
 }
@@ -1002,6 +1140,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
     }
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
+    wa_attach_init(&t->attach);
     t->errpipe = -1;
     if (pthread_create(&t->thread, NULL, tracer_main, t) != 0) {
         snprintf(err, errlen, "pthread_create failed");
@@ -1102,6 +1241,7 @@ void wa_free(struct wa_tracer *t)
     if (!t)
         return;
     wa_ring_close(&t->ring);   /* nobody reads any more: a tracer waiting for room stops waiting */
+    wa_watch_stop(&t->watch);
     pthread_join(t->thread, NULL);
     if (t->errpipe >= 0)
         close(t->errpipe);
@@ -1119,5 +1259,44 @@ void wa_free(struct wa_tracer *t)
     free(t->tasks);
     free(t->filter);
     wa_ring_destroy(&t->ring);
+    wa_attach_destroy(&t->attach);
     free(t);
 }
+
+int wa_attach(struct wa_tracer *t, int pid)
+{
+    if (atomic_load(&t->done) || wa_attach_push(&t->attach, pid) != 0)
+        return -1;
+    pthread_kill(t->thread, wa_attach_wake_signal());
+    return 0;
+}
+
+int wa_attach_kick(struct wa_tracer *t)
+{
+    /* The wake-up can land just before the tracer thread enters waitpid: then the request
+     * waits for the next stop of any tracee, or for this kick. */
+    if (atomic_load(&t->done) || !atomic_load(&t->attach.pending))
+        return 0;
+    pthread_kill(t->thread, wa_attach_wake_signal());
+    return 1;
+}
+
+int wa_task_known(struct wa_tracer *t, int pid)
+{
+    struct task *tk = task_of(t, pid);
+    uint32_t st = tk ? __atomic_load_n(&tk->state, __ATOMIC_RELAXED) : 0;
+    return (st & T_ANNOUNCED) ? 2 : st != 0;
+}
+
+void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s) { wa_attach_get_stats(&t->attach, s); }
+
+static void watch_tick(void *ctx) { wa_attach_kick(ctx); }
+
+int wa_scan_start(struct wa_tracer *t, uint32_t period_us)
+{
+    return wa_watch_start(&t->watch, period_us, attach_known_cb, watch_tick, t);
+}
+
+int wa_scan_wait(struct wa_tracer *t, int timeout_ms) { return wa_watch_wait(&t->watch, timeout_ms); }
+
+void wa_scan_stop(struct wa_tracer *t) { wa_watch_stop(&t->watch); }

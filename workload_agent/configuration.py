@@ -215,6 +215,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_ca", _parse_str, None,
             "CA bundle (PEM) that the orchestrator's certificate must chain to; "
             "unset = system trust store", metavar="FILE"),
+    Setting("attach_foreign", _choice("trace", "alert", "never"), "trace",
+            "processes that enter the container from outside the workload (docker exec, "
+            "ECS Exec): trace attaches to them and follows their children, alert only "
+            "reports them, never ignores them (active when the agent is the container's init)"),
     Setting("rules", _parse_list, [],
             "rules files or directories (comma-separated in the environment); "
             "empty = the built-in default ruleset", metavar="PATHS"),

@@ -75,7 +75,7 @@ def register(subparsers) -> None:
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
                             "agent_id", "stdout", "metrics_file", "self_protect", "foreign_arch",
-                            "alerts_to", "logging"])
+                            "alerts_to", "logging", "attach_foreign"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
@@ -300,7 +300,8 @@ def _run_command(args) -> int:
                sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter if use_pf else None,
-               on_tracer=detector.attach_tracer if use_pf else None)
+               on_tracer=detector.attach_tracer if use_pf else None,
+               attach_foreign=config.attach_foreign)
 
 
 class _InstrumentArgs:
@@ -334,7 +335,8 @@ def instrument(argv: list[str]) -> int:
         return _exec_untraced(argv)
     return run(argv, priority=config.priority, sink=detector, syscalls=names,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
-               prefilter=detector.prefilter, on_tracer=detector.attach_tracer)
+               prefilter=detector.prefilter, on_tracer=detector.attach_tracer,
+               attach_foreign=config.attach_foreign)
 
 
 def _announce_untraced(config, alerts_to, json_lines, reasons) -> None:
@@ -468,14 +470,47 @@ def _write_stats(stats: dict) -> None:
         _warn(f"cannot write the tracer stats to {path}: {exc.strerror}")
 
 
+def _foreign_scanner(tracer, mode: str):
+    """The scanner for processes that enter from outside (attach/scanner.py), started; None
+    when the mode is never or the agent is not the container's init."""
+    if mode == "never":
+        return None
+    from .attach.scanner import ForeignScanner, scope
+
+    active, why, skip = scope()
+    if not active:
+        if mode != "trace":   # asked for explicitly: say why it does nothing
+            _warn(f"--attach-foreign {mode} has no effect: {why}")
+        return None
+    scanner = ForeignScanner(tracer, mode, skip=skip, warn=_warn)
+    scanner.start()
+    return scanner
+
+
+def _attach_summary(tracer, scanner) -> None:
+    s = tracer.attach_stats()
+    if not (s["requested"] or scanner.counts["noticed"]):
+        return
+    if scanner.mode == "alert":
+        _warn(f"foreign processes: {scanner.counts['noticed']} reported (not traced)")
+        return
+    parts = [f"{s['attached']} attached"]
+    for key, text in (("gone", "gone before they could be stopped"), ("denied", "not permitted"),
+                      ("busy", "traced by another tracer"), ("overflow", "refused (queue full)")):
+        if s[key]:
+            parts.append(f"{s[key]} {text}")
+    _warn("foreign processes: " + ", ".join(parts))
+
+
 class _Pump:
     """Moves record batches from the tracer to the sink. Nothing that goes wrong here may
     take the workload down or stop detection: a failure is reported once per kind,
     counted, and the next batch is handled as usual."""
 
-    def __init__(self, tracer, sink) -> None:
+    def __init__(self, tracer, sink, scanner=None) -> None:
         self.tracer = tracer
         self.sink = sink
+        self.scanner = scanner   # attach/scanner.py: alert-mode notices, ATTACH order
         self.failures: dict = {}
 
     def _failed(self, where: str, exc: BaseException) -> None:
@@ -494,6 +529,12 @@ class _Pump:
         except Exception as exc:  # noqa: BLE001 - a decoding bug: skip the batch, count it
             self._failed("decoding a batch of events", exc)
             return True
+        if self.scanner is not None:
+            from .attach.scanner import attaches_parents_first
+
+            notices = self.scanner.take()
+            if notices or batch:
+                batch = attaches_parents_first(notices + batch)
         if not batch:
             return False
         if self.sink is not None:
@@ -516,7 +557,8 @@ class _Pump:
 
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
         syscalls=None, ring_bytes: int = 8 << 20, env=None, self_protect: str = "deny",
-        foreign_arch: str = "decode", prefilter=None, on_tracer=None) -> int:
+        foreign_arch: str = "decode", prefilter=None, on_tracer=None,
+        attach_foreign: str = "never") -> int:
     env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
     if path is None:
@@ -572,7 +614,8 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         if s is not None and hasattr(s, "tracer_stats"):
             s.tracer_stats = tracer.stats
             s.guard_labels = tracer.guard_labels
-    pump = _Pump(tracer, sink)
+    scanner = _foreign_scanner(tracer, attach_foreign)
+    pump = _Pump(tracer, sink, scanner)
     status = None
     try:
         while status is None:
@@ -582,6 +625,10 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             pump.tick()
         while pump.once():
             pass
+        if scanner is not None:
+            scanner.stop()
+            _attach_summary(tracer, scanner)
+            scanner = None
         stats = tracer.stats()
         _write_stats(stats)
         if sink is not None:
@@ -601,6 +648,8 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             _warn("agent failures during the run (each skipped, detection went on): " +
                   ", ".join(f"{n} x {k}" for k, n in sorted(pump.failures.items())))
     finally:
+        if scanner is not None:
+            scanner.stop()
         forwarder.stop()
         tracer.close()
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

@@ -31,7 +31,7 @@ def test_record_layout_matches_c():
         expect.append(off)
         off += struct.calcsize("<" + code)
     assert offsets == [e for i, e in enumerate(expect) if i != 12]  # 12: reserved
-    for name in ["K_SYSCALL", "K_CLONE", "K_EXEC", "K_EXIT", "K_SIGNAL", "K_DROP"]:
+    for name in ["K_SYSCALL", "K_CLONE", "K_EXEC", "K_EXIT", "K_SIGNAL", "K_DROP", "K_ATTACH"]:
         assert getattr(R, name) == getattr(lib, "WA_" + name)
     for name in ["F_NO_EXIT", "F_TRUNCATED", "F_UNREADABLE", "F_FOREIGN_ARCH", "F_HAS_EXIT", "F_THREAD"]:
         assert getattr(R, name) == getattr(lib, "WA_" + name)

@@ -138,6 +138,13 @@ class EventPrinter:
                 how = (f"status={os.WEXITSTATUS(st)}" if os.WIFEXITED(st)
                        else f"signal={os.WTERMSIG(st)}" if os.WIFSIGNALED(st) else f"wait={st:#x}")
                 self._line(r, f"procexit {how}")
+            elif r.kind == R.K_ATTACH:
+                v.comm.pop(r.tgid, None)
+                asked = f" asked={(r.ts_enter - r.args[0]) / 1e6:.3f}ms-ago" if r.args[0] else ""
+                if r.ret < 0:
+                    self._line(r, f"attach failed {errno_name(r.ret)}{asked}")
+                else:
+                    self._line(r, f"attach threads={r.extra}{asked}{_exec_facts_text(r)}")
             elif r.kind == R.K_DROP:
                 self.out.write(f"{_clock(r.ts_enter)} DROP {r.extra} events dropped: the ring was full\n")
 

@@ -17,6 +17,7 @@ K_EXEC = 3
 K_EXIT = 4
 K_SIGNAL = 5
 K_DROP = 6
+K_ATTACH = 7   # a foreign process seized at our request (csrc/attach.c)
 
 # record flags
 F_NO_EXIT = 1 << 0

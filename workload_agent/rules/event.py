@@ -139,6 +139,7 @@ class Process:
     session_leader: Optional["Process"] = None
     vpgid_leader: Optional["Process"] = None
     pgid_leader: Optional["Process"] = None
+    exec_session: Optional[Any] = None     # attach.sessions.ExecSession, inherited at fork
 
     def ancestors(self):
         """Parent, grandparent, ... (stops at a loop)."""

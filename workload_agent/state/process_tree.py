@@ -123,7 +123,7 @@ _INHERITED = ("name", "exe", "exepath", "args", "env", "cwd", "tty", "sid", "pgi
               "cap_effective", "is_exe_writable", "is_exe_upper_layer", "is_exe_lower_layer",
               "is_exe_from_memfd", "exe_ino", "exe_ino_ctime", "exe_ino_mtime",
               "pidns_init_start_ts", "cgroups", "fdlimit", "container", "session_leader",
-              "vpgid_leader", "pgid_leader")
+              "vpgid_leader", "pgid_leader", "exec_session")
 
 
 def fork_child(parent: Process, pid: int, start_ts: int, *, share_fds: bool) -> Process:

@@ -19,10 +19,11 @@ from ..events.decode import decode_params
 from ..events.display import syscall_name
 from ..events.params import event_type, param_types
 from ..rules.event import Container, Event, Fd, Process
-from . import fds, parse_fds, parse_identity, parse_net, parse_process
+from . import fds, parse_attach, parse_fds, parse_identity, parse_net, parse_process
 from .container import start_ts_of
 from .event_params import _ParamList, _Resolver
 from .fd_lookup import FdLookup
+from .parse_attach import AttachParser
 from .parse_process import ProcessParser
 from .threads import ThreadTable
 from .rates import Rates
@@ -36,7 +37,7 @@ _PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork",
                                 "capset"})
 
 
-class StateTracker(ThreadTable, FdLookup, ProcessParser):
+class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
     """Keeps libsinsp-like state from tracer records; ``process`` returns Falco events.
 
     ``users``: a UserDb, or a directory holding passwd and group (default /etc).
@@ -105,6 +106,8 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser):
             return None
         if kind == R.K_EXIT:
             return self._exit(record)
+        if kind == R.K_ATTACH:
+            return self._attach(record)
         if kind == R.K_DROP:
             self._sweep()
         return None
@@ -194,7 +197,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser):
 
 # ---- per-syscall state changes: handler(tracker, proc, tid, record, values, ret) -> event fd ----
 _HANDLERS: Dict[str, Callable] = {
-    "execve": parse_process._h_exec, "execveat": parse_process._h_exec,
+    "execve": parse_attach._h_exec, "execveat": parse_attach._h_exec,
     "open": parse_fds._h_open, "openat": parse_fds._h_open, "openat2": parse_fds._h_open, "creat": parse_fds._h_open,
     "open_by_handle_at": lambda t, p, tid, r, v, ret: (t._fd(p, tid, ret) if ret is not None and ret >= 0 else None),
     "close": parse_fds._h_close, "close_range": parse_fds._h_close_range,

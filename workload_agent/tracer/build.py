@@ -65,6 +65,15 @@ int wa_wait(struct wa_tracer *t, int timeout_ms);
 int wa_done(struct wa_tracer *t, int *status);
 void wa_get_stats(struct wa_tracer *t, struct wa_stats *s);
 void wa_free(struct wa_tracer *t);
+struct wa_attach_stats { uint64_t requested; uint64_t attached; uint64_t gone; uint64_t denied; uint64_t busy;
+                         uint64_t known; uint64_t overflow; };
+int wa_attach(struct wa_tracer *t, int pid);
+int wa_attach_kick(struct wa_tracer *t);
+int wa_task_known(struct wa_tracer *t, int pid);
+void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s);
+int wa_scan_start(struct wa_tracer *t, uint32_t period_us);
+int wa_scan_wait(struct wa_tracer *t, int timeout_ms);
+void wa_scan_stop(struct wa_tracer *t);
 
 struct wa_record {
     uint32_t len; uint16_t kind; uint16_t flags; uint64_t ts_enter; uint64_t ts_exit;
@@ -73,7 +82,7 @@ struct wa_record {
 };
 struct wa_blob { uint16_t argidx; uint16_t kind; uint16_t flags; uint32_t len; ...; };
 enum wa_kind { WA_K_PAD=..., WA_K_SYSCALL=..., WA_K_CLONE=..., WA_K_EXEC=..., WA_K_EXIT=...,
-               WA_K_SIGNAL=..., WA_K_DROP=... };
+               WA_K_SIGNAL=..., WA_K_DROP=..., WA_K_ATTACH=... };
 enum wa_flag { WA_F_NO_EXIT=..., WA_F_TRUNCATED=..., WA_F_UNREADABLE=..., WA_F_FOREIGN_ARCH=...,
                WA_F_HAS_EXIT=..., WA_F_THREAD=..., WA_F_GUARD=..., WA_F_DENIED=... };
 enum wa_blob_flag { WA_B_TRUNCATED=..., WA_B_UNREADABLE=... };
@@ -83,6 +92,7 @@ enum wa_capture { WA_C_NONE=..., WA_C_PATH=..., WA_C_STR=..., WA_C_SOCKADDR=...,
                   WA_C_LINK=..., WA_C_FD_ORIGIN=..., WA_C_SOCK_LOCAL=..., WA_C_SOCK_PEER=...,
                   WA_C_COMM_OUT=..., WA_C_CAPDATA=... };
 enum wa_slot { WA_SLOT_PROC=..., WA_SLOT_EXE=..., WA_SLOT_CWD=..., WA_SLOT_SCRIPT=..., WA_SLOT_COMM=...,
+               WA_SLOT_CMDLINE=..., WA_SLOT_ENVIRON=..., WA_SLOT_CGROUP=...,
                WA_SLOT_BASE=..., WA_SLOT_FD=..., WA_SLOT_FD_LOCAL=..., WA_SLOT_FD_PEER=... };
 enum wa_proc_valid { WA_PF_STAT=..., WA_PF_STATUS=..., WA_PF_EXE=..., WA_PF_LOGINUID=..., WA_PF_FDLIMIT=... };
 struct wa_file_facts { uint64_t dev; uint64_t ino; uint32_t mode; uint32_t uid; uint32_t gid; uint32_t nlink;
@@ -99,9 +109,10 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
-    '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n#include "guard.h"\n',
+    '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n#include "guard.h"\n#include "attach.h"\n',
     sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c",
-                                                               "prefilter.c", "compat.c", "guard.c")],
+                                                               "prefilter.c", "compat.c", "guard.c",
+                                                               "attach.c")],
     include_dirs=[os.path.relpath(CSRC)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
     libraries=["pthread"],

@@ -14,6 +14,9 @@ from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
 from . import guard, seccomp
 
 
+ATTACH_STATS = ("requested", "attached", "gone", "denied", "busy", "known", "overflow")
+
+
 class TraceStartError(RuntimeError):
     """Tracing could not start; the workload is not running."""
 
@@ -221,6 +224,40 @@ class Tracer:
         """Everything read so far is handled: tracees held at a guarded stop go on."""
         if self._t is not None:
             self._lib.wa_ack(self._t)
+
+    # ---- foreign processes (csrc/attach.c); policy is the caller's (attach/scanner.py) ----
+
+    def attach(self, pid: int) -> bool:
+        """Ask the tracer thread to seize pid; its ATTACH record tells how it went."""
+        return self._t is not None and self._lib.wa_attach(self._t, pid) == 0
+
+    def attach_kick(self) -> None:
+        if self._t is not None:
+            self._lib.wa_attach_kick(self._t)
+
+    def knows(self, pid: int) -> bool:
+        """Whether the tracer follows this tid already (a hint, read without locking)."""
+        return self._t is not None and bool(self._lib.wa_task_known(self._t, pid))
+
+    def announced(self, pid: int) -> bool:
+        """Whether pid is a process we attached to whose ATTACH record has gone out."""
+        return self._t is not None and self._lib.wa_task_known(self._t, pid) == 2
+
+    def scan_start(self, period: float) -> bool:
+        """Start the C watcher that wakes scan_wait when a pid we do not follow appears."""
+        return self._t is not None and self._lib.wa_scan_start(self._t, int(period * 1e6)) == 0
+
+    def scan_wait(self, timeout: float) -> bool:
+        return self._t is not None and bool(self._lib.wa_scan_wait(self._t, int(timeout * 1000)))
+
+    def scan_stop(self) -> None:
+        if self._t is not None:
+            self._lib.wa_scan_stop(self._t)
+
+    def attach_stats(self) -> dict:
+        s = self._ffi.new("struct wa_attach_stats *")
+        self._lib.wa_get_attach_stats(self._t, s)
+        return {k: getattr(s, k) for k in ATTACH_STATS}
 
     def close(self) -> None:
         if self._t is not None:

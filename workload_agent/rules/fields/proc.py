@@ -295,6 +295,28 @@ FIELDS: List[FieldSpec] = [
        _proc(lambda p: p.is_exe_lower_layer)),
     _f("proc.is_exe_from_memfd", T.BOOL, "The executable is a memfd.",
        _proc(lambda p: p.is_exe_from_memfd)),
+    # Exec sessions (workload-agent's own; Falco tells them apart only by a missing parent,
+    # see the container_entrypoint macro): workload_agent/attach/sessions.py.
+    _f("proc.is_exec_session", T.BOOL,
+       "The process entered the container from outside the workload's process tree (docker "
+       "exec, kubectl exec, ECS Exec), or descends from one that did.",
+       _proc(lambda p: p.exec_session is not None)),
+    _f("proc.exec_session.pid", T.INT64,
+       "Pid of the exec session's root: the process that entered the container (or that ECS "
+       "Exec's session worker started).",
+       _proc(lambda p: p.exec_session.pid if p.exec_session is not None else None)),
+    _f("proc.exec_session.cmdline", T.CHARBUF,
+       "Command line of the exec session's root when the session was seen to start.",
+       _proc(lambda p: p.exec_session.cmdline if p.exec_session is not None else None)),
+    _f("proc.exec_session.kind", T.CHARBUF,
+       "How the exec session entered: exec (docker/kubectl exec, nsenter) or ecs-exec.",
+       _proc(lambda p: p.exec_session.kind if p.exec_session is not None else None)),
+    _f("evt.is_exec_session_start", T.BOOL,
+       "execve: the event that starts an exec session (the exec of its root, reported when "
+       "the agent first sees the process).",
+       lambda e: (e.type == "execve" and e.proc is not None and e.proc.exec_session is not None
+                  and e.proc.exec_session.start_num == e.num),
+       event_types=frozenset({"execve"})),
     _f("proc.exe_ino", T.INT64, "Inode of the executable.", _proc(lambda p: p.exe_ino or None)),
     _f("proc.exe_ino.ctime", T.ABSTIME, "Executable inode change time (epoch ns).",
        _proc(lambda p: p.exe_ino_ctime or None)),
