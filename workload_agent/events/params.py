@@ -40,11 +40,13 @@ in one row here:
 """
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from . import capture_kinds as K
 from .flags import CLONE_LINUX, clone_flags_to_ppm
+from .syscall_table import SYSCALLS
 
 ArgSpec = Tuple[int, int]  # (capture kind, len_arg index or -1)
 
@@ -449,11 +451,33 @@ STATE_SYSCALLS: FrozenSet[str] = frozenset({
     "chroot", "prctl", "mount", "umount2",
 })
 
+#: The calls that do a legacy call's job where it does not exist: aarch64 (like every
+#: architecture that came after the *at calls) has only these, and its libc's open()
+#: is openat, its fork() is clone. A rule that names the legacy call is evaluated
+#: against these there (see equivalents()), so a rule on `open` still sees opens.
+AT_FORMS: Dict[str, Tuple[str, ...]] = {
+    "open": ("openat",), "creat": ("openat",), "unlink": ("unlinkat",), "rmdir": ("unlinkat",),
+    "rename": ("renameat", "renameat2"), "mkdir": ("mkdirat",), "symlink": ("symlinkat",),
+    "link": ("linkat",), "chmod": ("fchmodat",), "pipe": ("pipe2",), "dup2": ("dup3",),
+    "fork": ("clone",), "vfork": ("clone",), "eventfd": ("eventfd2",), "signalfd": ("signalfd4",),
+    "inotify_init": ("inotify_init1",), "epoll_create": ("epoll_create1",),
+}
+
 #: Syscalls that exist only on some architectures (aarch64 has the *at variants only).
-LEGACY_X86_ONLY: FrozenSet[str] = frozenset({
-    "open", "creat", "unlink", "rmdir", "rename", "mkdir", "symlink", "link", "chmod",
-    "pipe", "dup2", "fork", "vfork", "eventfd", "signalfd", "inotify_init", "epoll_create",
-})
+LEGACY_X86_ONLY: FrozenSet[str] = frozenset(AT_FORMS)
+
+
+def native_arch() -> str:
+    """This machine's name in the syscall tables (x86_64, aarch64)."""
+    m = platform.machine()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def equivalents(arch: Optional[str] = None) -> Dict[str, Tuple[str, ...]]:
+    """{legacy call: its replacements} for the legacy calls that arch (default: this
+    machine) lacks; empty on x86_64."""
+    table = SYSCALLS.get(arch or native_arch(), {})
+    return {old: new for old, new in AT_FORMS.items() if old not in table}
 
 
 def event_type(name: str, ret: Optional[int]) -> str:

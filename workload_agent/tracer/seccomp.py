@@ -8,10 +8,10 @@ skip it for every syscall that is allowed.
 from __future__ import annotations
 
 import errno
-import platform
 import struct
 from typing import Mapping
 
+from ..events.params import native_arch  # noqa: F401 (callers find it here too)
 from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
 
 # RET_TRACE data bits, read by csrc/tracer.c at the seccomp stop.
@@ -38,11 +38,6 @@ X32_SYSCALL_BIT = 0x40000000
 
 # The 32-bit ABI a 64-bit kernel also accepts (int 0x80, compat syscalls).
 COMPAT_ARCH = {"x86_64": "i386", "aarch64": "arm"}
-
-
-def native_arch() -> str:
-    m = platform.machine()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
 class _Asm:
