@@ -86,7 +86,7 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
     wanted |= STATE_SYSCALLS
     for old, new in equivalents(arch).items():  # aarch64: open arrives as openat
         if old in wanted:
-            wanted.update(new)
+            wanted.update(name for name, _ in new)
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
 

@@ -455,12 +455,20 @@ STATE_SYSCALLS: FrozenSet[str] = frozenset({
 #: architecture that came after the *at calls) has only these, and its libc's open()
 #: is openat, its fork() is clone. A rule that names the legacy call is evaluated
 #: against these there (see equivalents()), so a rule on `open` still sees opens.
-AT_FORMS: Dict[str, Tuple[str, ...]] = {
-    "open": ("openat",), "creat": ("openat",), "unlink": ("unlinkat",), "rmdir": ("unlinkat",),
-    "rename": ("renameat", "renameat2"), "mkdir": ("mkdirat",), "symlink": ("symlinkat",),
-    "link": ("linkat",), "chmod": ("fchmodat",), "pipe": ("pipe2",), "dup2": ("dup3",),
-    "fork": ("clone",), "vfork": ("clone",), "eventfd": ("eventfd2",), "signalfd": ("signalfd4",),
-    "inotify_init": ("inotify_init1",), "epoll_create": ("epoll_create1",),
+#: Each is (replacement, condition that makes it the legacy call, "" when any is).
+AT_FORMS: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    "open": (("openat", ""),),
+    "creat": (("openat", "evt.arg.flags contains O_CREAT and evt.arg.flags contains O_TRUNC"
+                         " and evt.arg.flags contains O_WRONLY"),),
+    "unlink": (("unlinkat", "not evt.arg.flags contains AT_REMOVEDIR"),),
+    "rmdir": (("unlinkat", "evt.arg.flags contains AT_REMOVEDIR"),),
+    "rename": (("renameat", ""), ("renameat2", "")),
+    "mkdir": (("mkdirat", ""),), "symlink": (("symlinkat", ""),), "link": (("linkat", ""),),
+    "chmod": (("fchmodat", ""),), "pipe": (("pipe2", ""),), "dup2": (("dup3", ""),),
+    "fork": (("clone", "not evt.arg.flags contains CLONE_VM"),),
+    "vfork": (("clone", "evt.arg.flags contains CLONE_VFORK"),),
+    "eventfd": (("eventfd2", ""),), "signalfd": (("signalfd4", ""),),
+    "inotify_init": (("inotify_init1", ""),), "epoll_create": (("epoll_create1", ""),),
 }
 
 #: Syscalls that exist only on some architectures (aarch64 has the *at variants only).
@@ -473,8 +481,8 @@ def native_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
-def equivalents(arch: Optional[str] = None) -> Dict[str, Tuple[str, ...]]:
-    """{legacy call: its replacements} for the legacy calls that arch (default: this
+def equivalents(arch: Optional[str] = None) -> Dict[str, Tuple[Tuple[str, str], ...]]:
+    """{legacy call: its AT_FORMS} for the legacy calls that arch (default: this
     machine) lacks; empty on x86_64."""
     table = SYSCALLS.get(arch or native_arch(), {})
     return {old: new for old, new in AT_FORMS.items() if old not in table}

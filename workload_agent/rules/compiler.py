@@ -57,6 +57,7 @@ def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predic
     reg = REGISTRY if registry is None else registry
     checks: List[Any] = []
     try:
+        node = _widen_legacy(node)
         expr = _gen(node, reg, checks)
     except RecursionError:
         raise ConditionError("condition nested too deeply", getattr(node, "offset", -1)) from None
@@ -503,10 +504,6 @@ def _check(node: Check, reg: Registry):
         return _field_compare(node, lhs, op, rhs, reg)
     if lhs.text == "evt.type":
         _check_event_types(node)
-        widened = _named_types(node) if node.modifier is None else None
-        if widened is not None and widened != _plain_named_types(node):
-            # a legacy call this machine lacks: its replacement's events answer for it
-            return _Inline(get, widened, "v not in {k}" if op == "!=" else "v in {k}")
     if node.modifier:
         lst = _list_values(rhs)
         offs = lst.item_offsets or (lst.offset,) * len(lst.values)
@@ -664,7 +661,47 @@ def _named_types(node: Check) -> Optional[FrozenSet[str]]:
     named = _plain_named_types(node)
     if named is None or not _AT_FORMS.keys() & named:
         return named
-    return named.union(*(_AT_FORMS.get(t, ()) for t in named))
+    return named.union(name for t in named for name, _ in _AT_FORMS.get(t, ()))
+
+
+def _widen_legacy(node: Node) -> Node:
+    """Where this machine lacks a legacy call (aarch64: open, creat, unlink, fork...),
+    `evt.type = open` becomes `(evt.type = open or evt.type = openat)`, with the
+    condition that makes the replacement that call (creat: an openat with O_CREAT,
+    O_TRUNC and O_WRONLY); `!=` negates the whole."""
+    if not _AT_FORMS:
+        return node
+    if isinstance(node, (And, Or)):
+        return type(node)(tuple(_widen_legacy(c) for c in node.children), node.offset)
+    if isinstance(node, Not):
+        return Not(_widen_legacy(node.child), node.offset)
+    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.name == "evt.type"
+            and node.lhs.arg is None and node.modifier is None and node.op in ("=", "==", "!=", "in")):
+        return node
+    named = _plain_named_types(node)
+    legacy = sorted(named & _AT_FORMS.keys()) if named else []
+    if not legacy:
+        return node
+    at = node.offset
+    same = Check(node.lhs, "in", ListLit(tuple(sorted(named)), at), offset=at)
+    alts: List[Node] = [same]
+    for name in legacy:
+        for repl, guard in _AT_FORMS[name]:
+            is_repl = Check(node.lhs, "=", Literal(repl, at), offset=at)
+            alts.append(And((is_repl, _guard(guard)), at) if guard else is_repl)
+    widened = Or(tuple(alts), at)
+    return Not(widened, at) if node.op == "!=" else widened
+
+
+_GUARDS: Dict[str, Node] = {}
+
+
+def _guard(text: str) -> Node:
+    if text not in _GUARDS:
+        from .condition.parser import parse_condition
+
+        _GUARDS[text] = parse_condition(text)
+    return _GUARDS[text]
 
 
 def _plain_named_types(node: Check) -> Optional[FrozenSet[str]]:
