@@ -57,16 +57,16 @@ def test_every_replacement_exists_where_the_legacy_call_does_not():
         assert all(n in SPECS for n, _ in new)
 
 
-def test_traced_set_on_aarch64_takes_the_replacements():
-    rs = load(LEGACY_RULES)
+def test_traced_set_on_aarch64_takes_the_replacements(monkeypatch):
+    rs = load(LEGACY_RULES, monkeypatch, "x86_64")  # rules compiled elsewhere, traced here
     names, _ = detect.traced_syscalls(rs, "aarch64")
     assert {"openat", "mkdirat"} <= set(names)
     assert not set(names) & set(AT_FORMS)  # no name aarch64 does not have
     assert all(n in SYSCALLS["aarch64"] for n in names)
 
 
-def test_traced_set_on_x86_64_is_unchanged():
-    names, _ = detect.traced_syscalls(load(LEGACY_RULES), "x86_64")
+def test_traced_set_on_x86_64_is_unchanged(monkeypatch):
+    names, _ = detect.traced_syscalls(load(LEGACY_RULES, monkeypatch, "x86_64"), "x86_64")
     assert {"open", "mkdir"} <= set(names)
     assert "mkdirat" not in names  # the legacy-only rule does not pull in the *at form
 
