@@ -12,7 +12,7 @@ import time
 from typing import Iterable
 
 from .events import records as R
-from .events.params import DEFAULT_SYSCALLS, SPECS
+from .events.params import DEFAULT_SYSCALLS, SPECS, equivalents
 from .events.syscall_table import SYSCALLS
 
 # Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
@@ -133,6 +133,9 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
         if "execve" in types:
             wanted.add("execveat")  # a successful execveat is an execve event
     wanted |= IDENTITY_SYSCALLS
+    for old, new in equivalents(arch).items():  # aarch64: open arrives as openat
+        if old in wanted:
+            wanted.update(name for name, _ in new)
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
 

@@ -75,7 +75,9 @@ def test_signals_sent_to_agent_reach_the_workload(mode_args):
             p.send_signal(s)
             time.sleep(0.1)
         out = p.stdout.readline().decode().split()
-        assert out == ["SIGUSR1", "SIGTERM", "SIGHUP", "SIGWINCH"]
+        # Each arrives once; their order is not part of the contract: standard signals
+        # pending together are delivered lowest number first (seen on a slow arm64 guest).
+        assert sorted(out) == sorted(["SIGUSR1", "SIGTERM", "SIGHUP", "SIGWINCH"])
         assert p.wait(20) == 3
     finally:
         p.kill()

@@ -8,6 +8,8 @@ import pytest
 
 from workload_agent.events.decode import arg_text, decode_params
 from workload_agent.events.display import syscall_name
+from workload_agent.events.arch import native_arch
+from workload_agent.events.syscall_table import SYSCALLS
 
 WORKLOAD = textwrap.dedent("""
     import ctypes, os, socket, sys, threading
@@ -29,13 +31,16 @@ WORKLOAD = textwrap.dedent("""
     os.unlink("child.txt", dir_fd=d)
     open(os.path.join(tmp, "old"), "w").close()
     AT_FDCWD = -100
-    libc.syscall(316, AT_FDCWD, os.path.join(tmp, "old").encode(), AT_FDCWD,
-                 os.path.join(tmp, "new").encode(), 1)          # renameat2, RENAME_NOREPLACE
-    libc.syscall(101, 2, 1, ctypes.c_void_p(0x1000), 0)        # ptrace(PTRACE_PEEKDATA, 1, ...)
+    libc.syscall(NR_RENAMEAT2, AT_FDCWD, os.path.join(tmp, "old").encode(), AT_FDCWD,
+                 os.path.join(tmp, "new").encode(), 1)          # RENAME_NOREPLACE
+    libc.syscall(NR_PTRACE, 2, 1, ctypes.c_void_p(0x1000), 0)  # ptrace(PTRACE_PEEKDATA, 1, ...)
     os.memfd_create("wa-test-memfd", os.MFD_CLOEXEC)
     os.setuid(os.getuid())
     os.execv("/bin/sh", ["sh", "-c", "exit 0", "wa-arg-one", "wa arg two"])
 """)
+# this machine's numbers (aarch64's differ from x86_64's)
+WORKLOAD = WORKLOAD.replace("NR_RENAMEAT2", str(SYSCALLS[native_arch()]["renameat2"])).replace(
+    "NR_PTRACE", str(SYSCALLS[native_arch()]["ptrace"]))
 
 
 class Ctx:

@@ -45,7 +45,9 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from . import capture_kinds as K
+from .arch import native_arch
 from .flags import CLONE_LINUX, PR_SET_NAME, clone_flags_to_ppm
+from .syscall_table import SYSCALLS
 
 ArgSpec = Tuple[int, int]  # (capture kind, len_arg index or -1)
 
@@ -474,11 +476,35 @@ STATEFUL_SYSCALLS: FrozenSet[str] = frozenset({
     "chroot", "prctl", "mount", "umount2",
 })
 
+#: The calls that do a legacy call's job where it does not exist: aarch64 (like every
+#: architecture that came after the *at calls) has only these, and its libc's open()
+#: is openat, its fork() is clone. A rule that names the legacy call is evaluated
+#: against these there (see equivalents()), so a rule on `open` still sees opens.
+#: Each is (replacement, condition that makes it the legacy call, "" when any is).
+AT_FORMS: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    "open": (("openat", ""),),
+    "creat": (("openat", "evt.arg.flags contains O_CREAT and evt.arg.flags contains O_TRUNC"
+                         " and evt.arg.flags contains O_WRONLY"),),
+    "unlink": (("unlinkat", "not evt.arg.flags contains AT_REMOVEDIR"),),
+    "rmdir": (("unlinkat", "evt.arg.flags contains AT_REMOVEDIR"),),
+    "rename": (("renameat", ""), ("renameat2", "")),
+    "mkdir": (("mkdirat", ""),), "symlink": (("symlinkat", ""),), "link": (("linkat", ""),),
+    "chmod": (("fchmodat", ""),), "pipe": (("pipe2", ""),), "dup2": (("dup3", ""),),
+    "fork": (("clone", "not evt.arg.flags contains CLONE_VM"),),
+    "vfork": (("clone", "evt.arg.flags contains CLONE_VFORK"),),
+    "eventfd": (("eventfd2", ""),), "signalfd": (("signalfd4", ""),),
+    "inotify_init": (("inotify_init1", ""),), "epoll_create": (("epoll_create1", ""),),
+}
+
 #: Syscalls that exist only on some architectures (aarch64 has the *at variants only).
-LEGACY_X86_ONLY: FrozenSet[str] = frozenset({
-    "open", "creat", "unlink", "rmdir", "rename", "mkdir", "symlink", "link", "chmod",
-    "pipe", "dup2", "fork", "vfork", "eventfd", "signalfd", "inotify_init", "epoll_create",
-})
+LEGACY_X86_ONLY: FrozenSet[str] = frozenset(AT_FORMS)
+
+
+def equivalents(arch: Optional[str] = None) -> Dict[str, Tuple[Tuple[str, str], ...]]:
+    """{legacy call: its AT_FORMS} for the legacy calls that arch (default: this
+    machine) lacks; empty on x86_64."""
+    table = SYSCALLS.get(arch or native_arch(), {})
+    return {old: new for old, new in AT_FORMS.items() if old not in table}
 
 
 def event_type(name: str, ret: Optional[int]) -> str:

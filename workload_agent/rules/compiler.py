@@ -19,6 +19,7 @@ import binascii
 import re
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
+from ..events.params import equivalents
 from .condition.ast import And, Check, Field, ListLit, ListRef, Literal, MacroRef, Node, Not, Or, Transform
 from .condition.walk import fields_used, iter_nodes
 from .errors import VALIDATE, ConditionError
@@ -28,6 +29,8 @@ from .fields.evttypes import EVENT_TYPES
 from .fields.spec import MULTI_ANY, MULTI_EITHER, MULTI_LIST
 
 Predicate = Callable[[Any], bool]
+
+_AT_FORMS = equivalents()
 
 __all__ = ["compile_condition", "compile_operand", "event_types", "fields_used", "validate_condition",
            "Operand"]
@@ -54,6 +57,7 @@ def compile_condition(node: Node, registry: Optional[Registry] = None) -> Predic
     reg = REGISTRY if registry is None else registry
     checks: List[Any] = []
     try:
+        node = _widen_legacy(node)
         expr = _gen(node, reg, checks)
     except RecursionError:
         raise ConditionError("condition nested too deeply", getattr(node, "offset", -1)) from None
@@ -669,6 +673,55 @@ def _evttypes(node: Node, negated: bool) -> FrozenSet[str]:
 
 
 def _named_types(node: Check) -> Optional[FrozenSet[str]]:
+    """The types a check names, with the replacements of legacy calls this machine
+    lacks (on aarch64 `open` is also `openat`: events/params.py AT_FORMS)."""
+    named = _plain_named_types(node)
+    if named is None or not _AT_FORMS.keys() & named:
+        return named
+    return named.union(name for t in named for name, _ in _AT_FORMS.get(t, ()))
+
+
+def _widen_legacy(node: Node) -> Node:
+    """Where this machine lacks a legacy call (aarch64: open, creat, unlink, fork...),
+    `evt.type = open` becomes `(evt.type = open or evt.type = openat)`, with the
+    condition that makes the replacement that call (creat: an openat with O_CREAT,
+    O_TRUNC and O_WRONLY); `!=` negates the whole."""
+    if not _AT_FORMS:
+        return node
+    if isinstance(node, (And, Or)):
+        return type(node)(tuple(_widen_legacy(c) for c in node.children), node.offset)
+    if isinstance(node, Not):
+        return Not(_widen_legacy(node.child), node.offset)
+    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.name == "evt.type"
+            and node.lhs.arg is None and node.modifier is None and node.op in ("=", "==", "!=", "in")):
+        return node
+    named = _plain_named_types(node)
+    legacy = sorted(named & _AT_FORMS.keys()) if named else []
+    if not legacy:
+        return node
+    at = node.offset
+    same = Check(node.lhs, "in", ListLit(tuple(sorted(named)), at), offset=at)
+    alts: List[Node] = [same]
+    for name in legacy:
+        for repl, guard in _AT_FORMS[name]:
+            is_repl = Check(node.lhs, "=", Literal(repl, at), offset=at)
+            alts.append(And((is_repl, _guard(guard)), at) if guard else is_repl)
+    widened = Or(tuple(alts), at)
+    return Not(widened, at) if node.op == "!=" else widened
+
+
+_GUARDS: Dict[str, Node] = {}
+
+
+def _guard(text: str) -> Node:
+    if text not in _GUARDS:
+        from .condition.parser import parse_condition
+
+        _GUARDS[text] = parse_condition(text)
+    return _GUARDS[text]
+
+
+def _plain_named_types(node: Check) -> Optional[FrozenSet[str]]:
     rhs = node.rhs
     if node.op in ("=", "==", "!=") and isinstance(rhs, Literal):
         return frozenset((rhs.value,))

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional
 
+from . import compiler
 from .compiler import _check, _Inline
 from .condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
 from .fields import REGISTRY, Registry
@@ -79,12 +80,15 @@ class _Builder:
         self.locals: List[str] = []
 
     def build(self, rules: list) -> GroupMatch:
-        for r in rules:
-            self._count(r.condition)
+        # the conditions as each rule's own compile sees them (legacy calls widened where
+        # this machine lacks them: compiler._widen_legacy)
+        conds = [compiler._widen_legacy(r.condition) for r in rules]
+        for c in conds:
+            self._count(c)
         lines = []
         for i, r in enumerate(rules):
             self.ns[f"r{i}"] = r
-            cond = self._gen(r.condition)
+            cond = self._gen(conds[i])
             if cond == "False":
                 continue
             lines.append(f"    if {cond}:\n"

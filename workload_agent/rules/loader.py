@@ -14,9 +14,8 @@ compiled). The first compile error stops the compile.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Optional
 
 from . import messages as m
 from .condition_text import CondText, Origin, exception_condition, substitute_lists

@@ -19,7 +19,7 @@ from ..events.decode import decode_params
 from ..events.display import syscall_name
 from ..events.params import event_type, param_types
 from ..rules.event import Container, Event, Fd, Process
-from . import fds, parse_attach, parse_fds, parse_identity, parse_net, parse_process
+from . import fds, parse_attach, parse_fds, parse_identity, parse_net
 from .container import start_ts_of
 from .event_params import _ParamList, _Resolver
 from .fd_lookup import FdLookup

@@ -325,17 +325,21 @@ def _atom_text(a: Atom) -> str:
 def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] = ()) -> Prefilter:
     """The prefilter for the enabled rules of ``ruleset`` over the traced ``syscalls``.
     ``keep``: syscalls never filtered (their records change state the rules read)."""
+    from ..rules.compiler import _widen_legacy
+
     keep = frozenset(keep)
     programs: Dict[str, Dnf] = {}
-    rules = [r for r in ruleset.rules if r.enabled]
+    # each condition as the rules engine evaluates it (on aarch64 a rule on `open` also
+    # means `openat`: rules/compiler.py widens it)
+    rules = [(r, _widen_legacy(r.condition)) for r in ruleset.rules if r.enabled]
     for name in syscalls:
         if name in keep or name not in _PATH_EVENTS:
             continue
         dnf: Dnf = FALSE
-        for rule in rules:
+        for rule, condition in rules:
             if rule.event_types is not None and name not in rule.event_types:
                 continue
-            dnf = _or(dnf, necessary(rule.condition, name))
+            dnf = _or(dnf, necessary(condition, name))
             if dnf == TRUE:
                 break
         if dnf != TRUE:
