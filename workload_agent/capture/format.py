@@ -395,7 +395,7 @@ def _small_uint(data: bytes) -> int:
     raise ValueError("bad snapshot reference")
 
 
-class _ParamRows(list):
+class _ParamRows(E.LazyList):
     """An event's params as written (rows of Param fields), made Params on first use:
     an event no rule reads the params of never pays for them."""
     __slots__ = ("_src",)
@@ -411,36 +411,6 @@ class _ParamRows(list):
             rows, decoder = src
             build = decoder.build
             list.extend(self, [build(E.Param, "Param", r) if type(r) is list else r for r in rows])
-
-    def __iter__(self):
-        self._fill()
-        return list.__iter__(self)
-
-    def __len__(self) -> int:
-        self._fill()
-        return list.__len__(self)
-
-    def __getitem__(self, i):
-        self._fill()
-        return list.__getitem__(self, i)
-
-    def __bool__(self) -> bool:
-        self._fill()
-        return list.__len__(self) > 0
-
-    def __eq__(self, other) -> bool:
-        self._fill()
-        return list.__eq__(self, other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        self._fill()
-        return list.__repr__(self)
-
-    def __reduce_ex__(self, protocol):
-        self._fill()
-        return (list, (list(list.__iter__(self)),))
 
 
 class _Decoder:

@@ -92,6 +92,45 @@ class Fd:
         return self.type is not None
 
 
+class LazyList(list):
+    """A list whose items are built on first use (``_fill``): most events are dropped by
+    the rules' event-type index before anything reads their params."""
+    __slots__ = ()
+
+    def _fill(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self):
+        self._fill()
+        return list.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return list.__len__(self)
+
+    def __getitem__(self, i):
+        self._fill()
+        return list.__getitem__(self, i)
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return list.__len__(self) > 0
+
+    def __eq__(self, other) -> bool:
+        self._fill()
+        return list.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return list.__repr__(self)
+
+    def __reduce_ex__(self, protocol):
+        self._fill()
+        return (list, (list(list.__iter__(self)),))
+
+
 @dataclass(eq=False)
 class Process:
     """A thread and the process view of it that proc.*/thread.*/user.* fields read."""

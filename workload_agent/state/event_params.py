@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..events.decode import (render_param)
 from ..events.params import P
-from ..rules.event import Param, Process
+from ..rules.event import LazyList, Param, Process
 from . import fds
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class _LazyParam(Param):
         return self._render()[1]
 
 
-class _ParamList(list):
+class _ParamList(LazyList):
     """Event.params, built on first use: most events are dropped by the rules' event-type
     index without any param being read, and building them is a third of an event's cost."""
     __slots__ = ("_src", "_one")
@@ -74,28 +74,6 @@ class _ParamList(list):
             values, specs, resolver = src
             list.extend(self, [_LazyParam(specs.get(k) or _generic_spec(k, v), v, resolver)
                                for k, v in values.items()])
-
-    def __iter__(self):
-        self._fill()
-        return list.__iter__(self)
-
-    def __len__(self) -> int:
-        self._fill()
-        return list.__len__(self)
-
-    def __getitem__(self, i):
-        self._fill()
-        return list.__getitem__(self, i)
-
-    def __repr__(self) -> str:
-        self._fill()
-        return list.__repr__(self)
-
-    def __eq__(self, other) -> bool:
-        self._fill()
-        return list.__eq__(self, other)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _generic_spec(pname: str, value):
