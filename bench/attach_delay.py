@@ -27,7 +27,7 @@ from pathlib import Path
 def agent_cmd(events: Path, mode: str, workload):
     exe = shutil.which("workload-agent")
     base = [exe] if exe else [sys.executable, "-m", "workload_agent"]
-    return ["unshare", "--pid", "--fork", "--mount-proc", *base, "run", "--alerts-to",
+    return ["unshare", "--pid", "--fork", "--mount-proc", *base, "run", "--priority", "security", "--alerts-to",
             os.devnull, "--events-file", str(events), "--attach-foreign", mode, "--", *workload]
 
 

@@ -56,7 +56,11 @@ class TimedSink:
 
 def run(name, argv, evaluate=False):
     sink = TimedSink(evaluate)
-    runner.run(argv, sink=sink, syscalls=sorted(STATEFUL_SYSCALLS | DEFAULT_SYSCALLS))
+    # security: a tracer that cannot start fails the bench instead of measuring nothing
+    code = runner.run(argv, sink=sink, syscalls=sorted(STATEFUL_SYSCALLS | DEFAULT_SYSCALLS),
+                      priority="security")
+    if sink.records == 0:
+        sys.exit(f"bench: nothing was traced (exit {code})")
     per = sink.track_ns / max(sink.records, 1) / 1000
     line = f"{name:28} records={sink.records:7} events={sink.events:7} track={per:6.1f} us/record"
     if evaluate:

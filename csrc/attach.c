@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "attach.h"
+#include "procfacts.h"
 #include "record.h"
 
 #include <dirent.h>
@@ -152,37 +153,13 @@ int wa_attach_seize(pid_t tgid, long opts, wa_known_fn known, wa_seized_fn seize
     return total ? total : -(first_err ? first_err : ESRCH);
 }
 
-static ssize_t slurp(const char *path, uint8_t *buf, size_t cap, int *truncated)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t used = 0;
-    *truncated = 0;
-    for (;;) {
-        if (used == cap) {
-            char extra;
-            *truncated = read(fd, &extra, 1) > 0;
-            break;
-        }
-        ssize_t n = read(fd, buf + used, cap - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-    }
-    close(fd);
-    return (ssize_t)used;
-}
-
 int wa_attach_tracer_of(pid_t pid)
 {
     char path[64];
     uint8_t buf[4096];
     int trunc;
     snprintf(path, sizeof path, "/proc/%d/status", pid);
-    ssize_t n = slurp(path, buf, sizeof buf - 1, &trunc);
+    ssize_t n = wa_slurp(path, buf, sizeof buf - 1, &trunc);
     if (n <= 0)
         return -1;
     buf[n] = 0;
@@ -196,7 +173,7 @@ int wa_attach_alive(pid_t pid)
     uint8_t buf[512];
     int trunc;
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    ssize_t n = slurp(path, buf, sizeof buf - 1, &trunc);
+    ssize_t n = wa_slurp(path, buf, sizeof buf - 1, &trunc);
     if (n <= 0)
         return 0;
     buf[n] = 0;
@@ -212,7 +189,7 @@ static void put_file(pid_t tgid, const char *what, uint16_t slot, uint16_t kind,
     if (off < 0)
         return;
     int trunc = 0;
-    ssize_t n = slurp(path, blob_data(b, off), max, &trunc);
+    ssize_t n = wa_slurp(path, blob_data(b, off), max, &trunc);
     if (n < 0)
         blob_end(b, off, 0, WA_B_UNREADABLE);
     else

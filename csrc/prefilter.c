@@ -23,23 +23,10 @@ static int needs_normalising(const char *p, size_t n)
     return 0;
 }
 
-static const struct wa_blob *find_blob(const struct wa_buf *b, uint16_t slot)
-{
-    const struct wa_record *r = (const struct wa_record *)b->buf;
-    uint32_t off = sizeof(struct wa_record);
-    for (uint16_t k = 0; k < r->nblobs && off < b->len; k++) {
-        const struct wa_blob *h = (const struct wa_blob *)(b->buf + off);
-        if (h->argidx == slot)
-            return h;
-        off += (uint32_t)sizeof *h + ((h->len + 7u) & ~7u);
-    }
-    return NULL;
-}
-
 /* The event's path as the state will name it, in out; -1 when it cannot be known here. */
 static int event_path(const struct wa_buf *b, uint8_t arg, char *out, size_t cap, size_t *outlen)
 {
-    const struct wa_blob *h = find_blob(b, arg);
+    const struct wa_blob *h = wa_blob_find(b, arg);
     if (!h || h->kind != WA_C_PATH || (h->flags & (WA_B_TRUNCATED | WA_B_UNREADABLE)) || h->len == 0)
         return -1;
     const char *p = (const char *)(h + 1);
@@ -47,7 +34,7 @@ static int event_path(const struct wa_buf *b, uint8_t arg, char *out, size_t cap
         return -1;
     size_t n = 0;
     if (p[0] != '/') {
-        const struct wa_blob *base = find_blob(b, (uint16_t)(WA_SLOT_BASE + arg));
+        const struct wa_blob *base = wa_blob_find(b, (uint16_t)(WA_SLOT_BASE + arg));
         if (!base || base->kind != WA_C_LINK || (base->flags & (WA_B_TRUNCATED | WA_B_UNREADABLE)) ||
             base->len == 0 || base->len + 1 + h->len >= cap)
             return -1;

@@ -14,14 +14,20 @@
 
 #define LINK_MAX_LEN 4096
 
-static ssize_t read_file(const char *path, char *buf, size_t cap)
+ssize_t wa_slurp(const char *path, void *buf, size_t cap, int *truncated)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     size_t used = 0;
-    while (used + 1 < cap) {
-        ssize_t n = read(fd, buf + used, cap - 1 - used);
+    *truncated = 0;
+    for (;;) {
+        if (used == cap) {
+            char extra;
+            *truncated = read(fd, &extra, 1) > 0;
+            break;
+        }
+        ssize_t n = read(fd, (char *)buf + used, cap - used);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -29,8 +35,17 @@ static ssize_t read_file(const char *path, char *buf, size_t cap)
         used += (size_t)n;
     }
     close(fd);
-    buf[used] = 0;
     return (ssize_t)used;
+}
+
+/* A small /proc text file, NUL-terminated (cut at cap - 1 bytes). */
+static ssize_t read_file(const char *path, char *buf, size_t cap)
+{
+    int truncated;
+    ssize_t n = wa_slurp(path, buf, cap - 1, &truncated);
+    if (n >= 0)
+        buf[n] = 0;
+    return n;
 }
 
 static void file_facts_of(const struct stat *st, struct wa_file_facts *f)

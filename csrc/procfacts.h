@@ -7,6 +7,9 @@
 
 #include <sys/types.h>
 
+/* Reads a whole file into buf (at most cap bytes); -1 when it cannot be opened, *truncated
+ * when more was left. */
+ssize_t wa_slurp(const char *path, void *buf, size_t cap, int *truncated);
 /* Appends the process facts (WA_SLOT_PROC), exe and cwd links to the record in b. */
 void wa_capture_proc_facts(pid_t tid, struct wa_buf *b);
 /* Appends the facts of a file a path names, seen from the tracee (relative to its cwd),

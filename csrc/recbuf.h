@@ -85,6 +85,22 @@ static inline void blob_end(struct wa_buf *b, long off, uint32_t len, uint16_t f
         r->flags |= WA_F_UNREADABLE;
 }
 
+/* The blob a record in b holds at this slot (argidx), or NULL. */
+static inline const struct wa_blob *wa_blob_find(const struct wa_buf *b, uint16_t slot)
+{
+    if (b->len < sizeof(struct wa_record))
+        return NULL;
+    const struct wa_record *r = (const struct wa_record *)b->buf;
+    uint32_t off = sizeof(struct wa_record);
+    for (uint16_t k = 0; k < r->nblobs && off < b->len; k++) {
+        const struct wa_blob *h = (const struct wa_blob *)(b->buf + off);
+        if (h->argidx == slot)
+            return h;
+        off += (uint32_t)sizeof *h + ((h->len + 7u) & ~7u);
+    }
+    return NULL;
+}
+
 /* A whole blob from bytes already in hand. */
 static inline void blob_put(struct wa_buf *b, uint16_t argidx, uint16_t kind, const void *data,
                             uint32_t len, uint16_t flags)

@@ -504,20 +504,17 @@ static int pending_exec_path(struct task *tk, char *out, size_t cap)
 {
     if (!(tk->state & T_IN_SYSCALL) || !tk->rb.len)
         return -1;
-    struct wa_record *r = rec(&tk->rb);
-    uint32_t off = sizeof(struct wa_record);
-    for (uint16_t k = 0; k < r->nblobs && off < tk->rb.len; k++) {
-        const struct wa_blob *h = (const struct wa_blob *)(tk->rb.buf + off);
+    for (uint16_t i = 0; i < 6; i++) {
+        const struct wa_blob *h = wa_blob_find(&tk->rb, i);
+        if (!h || h->kind != WA_C_PATH)
+            continue;
         const char *data = (const char *)(h + 1);
-        if (h->kind == WA_C_PATH) {
-            if ((h->flags & (WA_B_UNREADABLE | WA_B_TRUNCATED)) || h->len == 0 || h->len >= cap ||
-                memchr(data, 0, h->len) != NULL)
-                return -1;
-            memcpy(out, data, h->len);
-            out[h->len] = 0;
-            return 0;
-        }
-        off += (uint32_t)sizeof *h + ((h->len + 7u) & ~7u);
+        if ((h->flags & (WA_B_UNREADABLE | WA_B_TRUNCATED)) || h->len == 0 || h->len >= cap ||
+            memchr(data, 0, h->len) != NULL)
+            return -1;
+        memcpy(out, data, h->len);
+        out[h->len] = 0;
+        return 0;
     }
     return -1;
 }
@@ -535,15 +532,10 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
     char path[4096];
     /* /proc/self and /dev/fd name the tracer's own files from here: the exe facts cover them. */
     if (pending_exec_path(tk, path, sizeof path) == 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/dev/fd/", 8) != 0) {
-        struct wa_record *r = rec(b);
+        const struct wa_blob *h = wa_blob_find(b, WA_SLOT_PROC);
         const struct wa_proc_facts *pf = NULL;
-        uint32_t off = sizeof(struct wa_record);
-        for (uint16_t k = 0; k < r->nblobs; k++) {
-            const struct wa_blob *h = (const struct wa_blob *)(b->buf + off);
-            if (h->kind == WA_C_PROC_FACTS && h->len == sizeof *pf)
-                pf = (const struct wa_proc_facts *)(h + 1);
-            off += (uint32_t)sizeof *h + ((h->len + 7u) & ~7u);
-        }
+        if (h && h->kind == WA_C_PROC_FACTS && h->len == sizeof *pf)
+            pf = (const struct wa_proc_facts *)(h + 1);
         struct wa_file_facts exe;
         int have = pf && (pf->valid & WA_PF_EXE);
         if (have)
