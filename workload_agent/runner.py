@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -178,15 +177,19 @@ def plan_detection(*, rules=(), json_lines=False, alerts_to=None, matching="firs
     if plan_only:
         return None, names, notes
     from .state import detect_container
+    from .state.container import ECS_ENV
 
+    if config is not None:
+        alerts_to = alerts_to or config.alerts_to
+    url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
+    # What logs: the network outputs and the ECS metadata lookup (the logging package is
+    # not even imported otherwise).
+    if config is not None and (config.orchestrator or url or os.environ.get(ECS_ENV)):
+        _agent_logging(config)
     container = detect_container(container_id=container_id, image=container_image,
                                  privileged=container_privileged)
     # Files changed after this instant count as drift (proc.is_exe_upper_layer).
     start_ns = time.time_ns()
-    if config is not None:
-        _agent_logging(config)
-        alerts_to = alerts_to or config.alerts_to
-    url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
     to_stdout = True
     if config is not None and config.orchestrator:
         to_stdout = config.stdout
@@ -493,7 +496,12 @@ def _exec_untraced(argv) -> int:
 def resolve_command(cmd: str, env) -> str | None:
     if "/" in cmd:
         return cmd
-    return shutil.which(cmd, path=env.get("PATH", os.defpath))
+    # shutil.which's lookup, without importing shutil (and its compressors) at start-up
+    for d in env.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(d, cmd)
+        if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
 
 def original_environment() -> dict:
