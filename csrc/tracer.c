@@ -770,6 +770,9 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
                 rec(&tk->rb)->tid = tid;
         }
         emit_exec(t, tid, tk, former);
+        /* A successful exec returns 0, and this stop is already in the new image: the
+         * exec's record ends here, and the exit stop is not taken (one stop less per exec). */
+        end_syscall(t, tid, tk, 0);
         if (tid == t->pid)
             start_result(t, 1);
         break;

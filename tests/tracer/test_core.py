@@ -156,3 +156,34 @@ def test_full_ring_drops_and_reports_without_blocking_the_workload():
     assert 0 < sum(r.extra for r in drops) <= sink.stats["drops"]
     seen = sum(1 for r in sink.records if r.kind == R.K_SYSCALL)
     assert seen + sink.stats["drops"] >= 3000
+
+
+def _exec_chain(n: int) -> list:
+    """sh execs itself n times, then /bin/true: with the workload's own, n + 2 execs."""
+    script = 'n=$1; if [ "$n" -gt 0 ]; then exec "$0" -c "$2" "$0" $((n - 1)) "$2"; fi; exec /bin/true'
+    return ["/bin/sh", "-c", script, "/bin/sh", str(n), script]
+
+
+def test_a_successful_exec_is_complete_at_its_exec_stop():
+    """The exec's record ends at the exec stop, with no syscall-exit stop after it: a chain of
+    execs costs two stops each (the seccomp stop and the exec stop), and every exec's record
+    still says it succeeded."""
+    specs = {"execve": CaptureSpec(exit_needed=True)}
+    runs = {}
+    for n in (2, 12):
+        code, recs, stats = _run_tracer(_exec_chain(n), specs)
+        assert code == 0
+        calls = [r for r in recs if r.kind == R.K_SYSCALL and r.nr == SYSCALLS[native_arch()]["execve"]]
+        assert len(calls) == n + 2
+        assert all(r.ret == 0 and r.flags & R.F_HAS_EXIT for r in calls)
+        assert len([r for r in recs if r.kind == R.K_EXEC]) == n + 2
+        runs[n] = stats["stops"]
+    assert (runs[12] - runs[2]) / 10 == 2
+
+
+def test_a_failed_exec_still_gets_its_exit_stop():
+    specs = {"execve": CaptureSpec(exit_needed=True)}
+    code, recs, _ = _run_tracer(["/bin/sh", "-c", "/nonexistent/x 2>/dev/null; exit 0"], specs)
+    assert code == 0
+    failed = [r for r in recs if r.kind == R.K_SYSCALL and r.ret == -errno.ENOENT]
+    assert failed and all(r.flags & R.F_HAS_EXIT for r in failed)
