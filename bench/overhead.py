@@ -71,6 +71,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--only", metavar="LIST",
+                    help="comma-separated runners and workloads to measure (native is always "
+                         "run), e.g. agent,agent_tracer_any,strace,a_open_close,c_spawn")
     args = ap.parse_args()
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="wa-bench-"))
@@ -103,10 +106,21 @@ def main() -> int:
         # our tracer and record decoding, no rules: the per-event cost of the C core
         "agent_openat_only": agent + ["--no-rules", "--syscalls", "openat", "--"],
         "agent": agent + ["--alerts-to", "/dev/null", "--"],
+        # the tracer thread left where the scheduler puts it (the default follows the tracee)
+        "agent_tracer_any": agent + ["--tracer-cpu", "any", "--alerts-to", "/dev/null", "--"],
         "agent_full_ptrace": agent + ["--no-seccomp", "--alerts-to", "/dev/null", "--"],
     }
     if strace:
         runners["strace"] = [strace, "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(traced), "-o", "/dev/null"]
+    if args.only:
+        only = set(args.only.split(","))
+        unknown = only - set(runners) - set(workloads)
+        if unknown:
+            sys.exit(f"bench: --only: unknown {', '.join(sorted(unknown))} "
+                     f"(runners: {', '.join(runners)}; workloads: {', '.join(workloads)})")
+        runners = {r: p for r, p in runners.items() if r == "native" or r in only}
+        if only & set(workloads):
+            workloads = {w: v for w, v in workloads.items() if w in only}
     print("traced by the agent (and strace):", " ".join(traced), flush=True)
 
     # Count the traced syscalls each workload makes (for per-event overhead).

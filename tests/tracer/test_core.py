@@ -1,5 +1,6 @@
 """The C core's own guarantees: record layout, filter behaviour, memory-read flags, drops."""
 import errno
+import os
 import subprocess
 import sys
 import time
@@ -187,3 +188,21 @@ def test_a_failed_exec_still_gets_its_exit_stop():
     assert code == 0
     failed = [r for r in recs if r.kind == R.K_SYSCALL and r.ret == -errno.ENOENT]
     assert failed and all(r.flags & R.F_HAS_EXIT for r in failed)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to move between")
+@pytest.mark.parametrize("follow", [True, False])
+def test_the_tracer_follows_its_tracee_to_its_cpu(follow):
+    """A workload that pins itself to one CPU and makes a few hundred traced calls: the tracer
+    thread moves there (follow) or stays where the scheduler puts it (any)."""
+    cpu = max(os.sched_getaffinity(0))
+    script = (f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n"
+              "for _ in range(400):\n    open('/dev/null').close()\n")
+    specs = {"openat": CaptureSpec(exit_needed=False)}
+    code, recs, stats = _run_tracer([sys.executable, "-I", "-c", script], specs, follow_cpu=follow)
+    assert code == 0
+    assert len([r for r in recs if r.kind == R.K_SYSCALL]) >= 400
+    if follow:
+        assert stats["tracer_moves"] >= 1
+    else:
+        assert stats["tracer_moves"] == 0

@@ -77,7 +77,7 @@ class Tracer:
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
                  ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
                  wake_gap_us: int = 2000, prefilter=None, never_drop: bool = False,
-                 self_protect: str = "deny", foreign_arch: str = "decode"):
+                 self_protect: str = "deny", foreign_arch: str = "decode", follow_cpu: bool = True):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
         arch = archs.native_arch()
@@ -128,6 +128,7 @@ class Tracer:
         cfg.prefilter = self._prefilter_c(prefilter)
         cfg.never_drop = 1 if never_drop else 0
         cfg.guard = self._guard
+        cfg.follow_cpu = 1 if follow_cpu else 0
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
@@ -218,7 +219,7 @@ class Tracer:
         self._lib.wa_get_stats(self._t, s)
         return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
                                              "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
-                                             "denied", "ack_timeouts")}
+                                             "denied", "ack_timeouts", "tracer_moves")}
 
     def ack(self) -> None:
         """Everything read so far is handled: tracees held at a guarded stop go on."""
