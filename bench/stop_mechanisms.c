@@ -18,7 +18,10 @@
  *            same         tracer and workload both on CPU 0
  *            cross        tracer on CPU 0, workload on CPU 1
  *            follow       workload unpinned; every 64 events the tracer reads the CPU
- *                         the workload last ran on (/proc/TID/stat) and moves there
+ *                         the workload last ran on and moves there (csrc/placement.c,
+ *                         what the agent does by default)
+ *
+ * Build: gcc -O2 -o stop_mechanisms bench/stop_mechanisms.c csrc/placement.c
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../csrc/placement.h"   /* follow: the agent's own code (csrc/placement.c) */
+
 enum { M_NATIVE, M_PTRACE, M_PTRACE_EXIT, M_NOTIF };
 enum { P_ANY, P_SAME, P_CROSS, P_FOLLOW };
 
@@ -57,39 +62,6 @@ static void pin(pid_t who, int cpu)
     if (sched_setaffinity(who, sizeof s, &s) != 0) {
         perror("sched_setaffinity");
         exit(2);
-    }
-}
-
-static int cpu_of(pid_t tid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", tid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');   /* comm may hold spaces */
-    if (!p)
-        return -1;
-    int field = 2;
-    for (; *p && field < 39; p++)
-        if (*p == ' ')
-            field++;
-    return atoi(p);
-}
-
-static void follow(pid_t tid, unsigned long *count, int *where)
-{
-    if ((++*count & 63) != 0)
-        return;
-    int cpu = cpu_of(tid);
-    if (cpu >= 0 && cpu != *where) {
-        pin(0, cpu);
-        *where = cpu;
     }
 }
 
@@ -184,8 +156,8 @@ static void serve_ptrace(pid_t pid, int mech, int place)
     waitpid(pid, &st, WUNTRACED);
     ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
     kill(pid, SIGCONT);
-    unsigned long count = 0;
-    int where = -1;
+    struct wa_placement pl;
+    wa_placement_init(&pl, place == P_FOLLOW, 64);
     for (;;) {
         pid_t t = waitpid(pid, &st, __WALL);
         if (t < 0 || WIFEXITED(st) || WIFSIGNALED(st))
@@ -195,8 +167,7 @@ static void serve_ptrace(pid_t pid, int mech, int place)
         if (ev == PTRACE_EVENT_SECCOMP) {
             ptrace((enum __ptrace_request)0x420e, t, sizeof si, &si);
             read_path(t, si.seccomp.args[1]);
-            if (place == P_FOLLOW)
-                follow(t, &count, &where);
+            wa_placement_follow(&pl, t);
             ptrace(mech == M_PTRACE_EXIT ? PTRACE_SYSCALL : PTRACE_CONT, t, 0, 0);
         } else if (sig == (SIGTRAP | 0x80)) {
             ptrace((enum __ptrace_request)0x420e, t, sizeof si, &si);
@@ -223,8 +194,8 @@ static void serve_notif(pid_t pid, int sock, int place)
     }
     struct seccomp_notif *req = calloc(1, sz.seccomp_notif > sizeof *req ? sz.seccomp_notif : sizeof *req);
     struct seccomp_notif_resp *resp = calloc(1, sz.seccomp_notif_resp > sizeof *resp ? sz.seccomp_notif_resp : sizeof *resp);
-    unsigned long count = 0;
-    int where = -1;
+    struct wa_placement pl;
+    wa_placement_init(&pl, place == P_FOLLOW, 64);
     for (;;) {
         struct pollfd p = { fd, POLLIN, 0 };
         if (poll(&p, 1, -1) < 0 && errno != EINTR)
@@ -238,8 +209,7 @@ static void serve_notif(pid_t pid, int sock, int place)
         /* The pid could be another process by now: the id check says the call still waits. */
         if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0)
             continue;
-        if (place == P_FOLLOW)
-            follow((pid_t)req->pid, &count, &where);
+        wa_placement_follow(&pl, (pid_t)req->pid);
         memset(resp, 0, sz.seccomp_notif_resp);
         resp->id = req->id;
         resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;

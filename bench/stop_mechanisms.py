@@ -32,7 +32,8 @@ def main() -> int:
     args = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="wa-stops-"))
     exe = tmp / "stop_mechanisms"
-    subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "stop_mechanisms.c")], check=True)
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "stop_mechanisms.c"),
+                    str(HERE.parent / "csrc" / "placement.c")], check=True)
     combos = [(m, p) for m in MECHANISMS for p in PLACEMENTS]
     samples: dict = {c: [] for c in combos}
     for r in range(args.repeat):
