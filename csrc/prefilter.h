@@ -23,7 +23,8 @@ enum wa_pf_op {
 
 struct wa_pf_atom {
     uint8_t op;
-    uint8_t pad[3];
+    uint8_t arg;          /* the argument whose path the path ops test; 255: the program's path_arg */
+    uint8_t pad[2];
     uint32_t nstr;        /* strings: consecutive entries of the string table from first_str */
     uint32_t first_str;
     uint32_t pad2;
