@@ -63,8 +63,10 @@ static int str_is(const struct wa_pf *pf, uint32_t i, const char *s, size_t n)
 }
 
 static int atom_holds(const struct wa_pf *pf, const struct wa_pf_atom *a, int have_path, const char *path,
-                      size_t n, int have_flags, uint64_t flags)
+                      size_t n, int have_flags, uint64_t flags, const uint64_t *args)
 {
+    if (a->op == WA_PF_FLAGS_ANY && a->arg < 6)
+        return (args[a->arg] & a->value) != 0;   /* a flags or mode argument of its own */
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t blen = n - (size_t)(base - path);
@@ -162,8 +164,10 @@ int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b)
         for (uint32_t k = 0; k < cl->natoms && all; k++) {
             const struct wa_pf_atom *a = &pf->atoms[cl->first_atom + k];
             size_t n = 0;
-            const char *path = path_of(b, &ps, a->arg < 6 ? a->arg : prog->path_arg, &n);
-            all = atom_holds(pf, a, path != NULL, path ? path : "", n, have_flags, flags);
+            const char *path = NULL;
+            if (a->op != WA_PF_ACCMODE_IN && a->op != WA_PF_FLAGS_ANY)
+                path = path_of(b, &ps, a->arg < 6 ? a->arg : prog->path_arg, &n);
+            all = atom_holds(pf, a, path != NULL, path ? path : "", n, have_flags, flags, r->args);
         }
         if (all)
             return 1;

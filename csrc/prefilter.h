@@ -18,7 +18,7 @@ enum wa_pf_op {
     WA_PF_BASE_IN = 6,        /* its last component is one of them */
     WA_PF_BASE_PREFIX = 7,    /* its last component starts with one of them */
     WA_PF_ACCMODE_IN = 8,     /* (flags & O_ACCMODE) is a bit set in value */
-    WA_PF_FLAGS_ANY = 9,      /* flags & value != 0 */
+    WA_PF_FLAGS_ANY = 9,      /* flags & value != 0 (the atom's arg when < 6, else the open flags) */
 };
 
 struct wa_pf_atom {

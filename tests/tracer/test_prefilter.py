@@ -92,13 +92,13 @@ def _path_params(name: str):
 #: The other syscalls with path arguments that the default rules trace.
 PATH_CALLS = [n for n in ("unlink", "unlinkat", "mkdir", "mkdirat", "rename", "renameat", "renameat2",
                           "link", "linkat", "symlink", "symlinkat", "truncate", "chmod", "fchmodat",
-                          "utimensat") if n in TABLE]
+                          "utimensat", "fchmod") if n in TABLE]
 
 
 def _path_record(name: str, paths, base, flags: int, ret: int) -> bytes:
     """A record of ``name`` with each path param's argument set from ``paths`` (relative ones
-    against ``base`` as read at the stop), its dirfds AT_FDCWD, and ``flags`` in the
-    argument after the last path (unlinkat's AT_REMOVEDIR, renameat2's flags...)."""
+    against ``base`` as read at the stop), its dirfds AT_FDCWD, and ``flags`` in its mode
+    argument (chmod) or else the argument after the last path (unlinkat's AT_REMOVEDIR...)."""
     args = [0] * 6
     blobs = []
     where = _path_params(name)
@@ -108,9 +108,10 @@ def _path_record(name: str, paths, base, flags: int, ret: int) -> bytes:
         blobs.append(_blob(arg, K.PATH, path))
         if base is not None:
             blobs.append(_blob(K.SLOT_BASE + arg, K.LINK, base))
-    last = max(a for a, _ in where)
-    if last + 1 < 6:
-        args[last + 1] = flags
+    modes = [p.src[1] for p in SPECS[name].params if p.type == "MODE"]
+    for i in modes or [max(a for a, _ in where) + 1]:
+        if i < 6:
+            args[i] = flags
     body = b"".join(blobs)
     header = R.HEADER.pack(R.HEADER.size + len(body), R.K_SYSCALL, R.F_HAS_EXIT, 1, 2, os.getpid(),
                            os.getpid(), TABLE[name], AUDIT_ARCH[ARCH], ret, *args, len(blobs), 0, 0)
@@ -169,7 +170,8 @@ def test_a_dropped_event_matches_no_rule(which, name, path, base, access, extra,
 @pytest.mark.parametrize("which", sorted(RULESETS))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(PATH_CALLS), paths=st.lists(_PATHS, min_size=2, max_size=2), base=_BASES,
-       flags=st.sampled_from([0, 0x200, 0x100, 1, 2]), ret=st.sampled_from([0, -2, -13]))
+       flags=st.sampled_from([0, 0x200, 0x100, 1, 2, 0o755, 0o4755, 0o2711, 0o6000, 0o1777, 0o104755]),
+       ret=st.sampled_from([0, -2, -13]))
 def test_a_dropped_path_call_matches_no_rule(which, name, paths, base, flags, ret):
     raw = _path_record(name, [p.encode() for p in paths], None if base is None else base.encode(),
                        flags, ret)
@@ -188,6 +190,11 @@ def test_the_default_rules_prefilter_judges_unlink_and_mkdir_by_their_paths():
         assert c.keeps(_path_record(name, [b"ls"], None, 0, 0))   # no base: the rules judge
     assert c.keeps(_path_record("unlinkat", [b"/root/.bash_history"], None, 0, 0))
     assert c.keeps(_path_record("unlinkat", [b"/var/log/auth.log"], None, 0, 0))
+    # chmod: only a setuid or setgid bit can make a rule match
+    assert not c.keeps(_path_record("fchmodat", [b"/usr/local/bin/tool"], None, 0o755, 0))
+    assert c.keeps(_path_record("fchmodat", [b"/tmp/tool"], None, 0o4755, 0))
+    assert c.keeps(_path_record("fchmod", [], None, 0o2755, 0))
+    assert not c.keeps(_path_record("fchmod", [], None, 0o644, 0))
     # renames feed the windowed rates whatever the rules say: never dropped
     assert c.keeps(_path_record("renameat2", [b"/tmp/a", b"/tmp/b"], None, 0, 0))
 

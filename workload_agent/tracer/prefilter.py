@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from ..events.flags import open_flags_to_ppm
+from ..events.flags import TABLES, open_flags_to_ppm
 from ..events.params import SPECS, STATEFUL_SYSCALLS
 from ..state.rates import RATED_SYSCALLS
 from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
@@ -63,6 +63,8 @@ class PathEvent:
     #: path params (FSPATH/FSRELPATH read from an argument) -> that argument: what
     #: ``evt.arg.<name>`` gives is the path resolved as the C side resolves it
     paths: Dict[str, int]
+    #: mode params (chmod's) -> (argument, flag table name): ``contains NAME`` tests bits
+    modes: Dict[str, Tuple[int, str]]
 
 
 def path_events() -> Dict[str, PathEvent]:
@@ -73,14 +75,16 @@ def path_events() -> Dict[str, PathEvent]:
         params = {p.name: p for p in spec.params}
         paths = {p.name: p.src[1] for p in spec.params
                  if p.type in ("FSPATH", "FSRELPATH") and p.src[0] == "path"}
-        if not paths:
+        modes = {p.name: (p.src[1], p.table) for p in spec.params
+                 if p.type == "MODE" and p.src[0] == "umode" and p.table}
+        if not paths and not modes:
             continue
         name_p = params.get("name")
         flags_p = params.get("flags")
         fd_is_path = name_p is not None and name_p.src[0] == "path" and spec.params[0].name == "fd"
         flags_arg = flags_p.src[1] if flags_p is not None and flags_p.src[0] == "open_flags" else None
         out[name] = PathEvent(name_p.src[1] if fd_is_path else None, flags_arg if fd_is_path else None,
-                              fd_is_path, paths)
+                              fd_is_path, paths, modes)
     return out
 
 
@@ -191,6 +195,8 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
             and isinstance(node.rhs, Literal) and node.rhs.value in ("true", "false"):
         bit = _PPM_O_WRONLY if name == "evt.is_open_write" else _PPM_O_RDONLY
         return (frozenset({(ACCMODE_IN, _accmodes(bit, node.rhs.value == "true"), DEFAULT_PATH)}),)
+    if name.startswith("evt.arg.") and name[len("evt.arg."):] in ev.modes:
+        return _mode_contains(node, *ev.modes[name[len("evt.arg."):]])
     arg = DEFAULT_PATH
     if name.startswith("evt.arg."):
         arg = ev.paths.get(name[len("evt.arg."):], DEFAULT_PATH)
@@ -218,6 +224,19 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
     if code is None:
         return TRUE
     return (frozenset({(code, values, arg)}),)
+
+
+def _mode_contains(node: Check, arg: int, table: str) -> Dnf:
+    """``evt.arg.mode contains S_ISUID``: the rendering names a flag only when its bits are
+    set (events/flags.py render_flags), so the argument must have one of them. Only for a
+    name no other name of the table contains, or the substring could come from that one."""
+    if node.op != "contains" or not isinstance(node.rhs, Literal):
+        return TRUE
+    names = dict(TABLES[table])
+    want = node.rhs.value
+    if want not in names or not names[want] or any(want in other for other in names if other != want):
+        return TRUE
+    return (frozenset({(FLAGS_ANY, names[want], arg)}),)
 
 
 _GLOB_META = "*?["
@@ -279,7 +298,9 @@ class Prefilter:
             if not dnf:
                 lines.append(f"{name}: dropped (no enabled rule can match it)")
                 continue
-            names = {i: n for n, i in _PATH_EVENTS[name].paths.items()} if name in _PATH_EVENTS else {}
+            ev = _PATH_EVENTS.get(name)
+            names = {} if ev is None else {**{i: n for n, i in ev.paths.items()},
+                                           **{i: n for n, (i, _) in ev.modes.items()}}
             alts = [" and ".join(_atom_text(a, names) for a in sorted(c, key=_atom_key)) for c in dnf]
             lines.append(f"{name}: kept when " + " | ".join(f"({a})" for a in alts))
         return lines
