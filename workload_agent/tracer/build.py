@@ -73,6 +73,7 @@ int wa_task_known(struct wa_tracer *t, int pid);
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s);
 int wa_scan_start(struct wa_tracer *t, uint32_t period_us);
 int wa_scan_wait(struct wa_tracer *t, int timeout_ms);
+size_t wa_notice_record(int pid, void *out, size_t cap, uint32_t max, uint32_t arch);
 void wa_scan_stop(struct wa_tracer *t);
 
 struct wa_record {

@@ -132,6 +132,7 @@ class Tracer:
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
+        self._notice_buf = ffi.new("char[]", 1 << 18)   # the scanner thread's own
         self.pid = None
 
     def _prefilter_c(self, prefilter):
@@ -243,6 +244,19 @@ class Tracer:
     def announced(self, pid: int) -> bool:
         """Whether pid is a process we attached to whose ATTACH record has gone out."""
         return self._t is not None and self._lib.wa_task_known(self._t, pid) == 2
+
+    def notice(self, pid: int):
+        """Alert mode: the ATTACH record of a foreign process read from /proc now, without
+        seizing it (None when it is gone): its facts are those of the moment it was seen."""
+        from ..events import records as R
+        from ..events.syscall_table import AUDIT_ARCH
+
+        n = self._lib.wa_notice_record(pid, self._notice_buf, len(self._notice_buf),
+                                       self._cfg.max_argv_bytes, AUDIT_ARCH[archs.native_arch()])
+        if not n:
+            return None
+        recs = R.decode_batch(bytes(self._ffi.buffer(self._notice_buf, n)))
+        return recs[0] if recs else None
 
     def scan_start(self, period: float) -> bool:
         """Start the C watcher that wakes scan_wait when a pid we do not follow appears."""
