@@ -145,7 +145,7 @@ _PATHS = st.builds(lambda absolute, parts: ("/" if absolute else "") + "/".join(
 _BASES = st.one_of(st.none(), st.sampled_from(["/", "/etc", "/root/.ssh", "/var/log", "/tmp", "/dev",
                                                "/usr/bin", "/root"]))
 _ACCESS = st.sampled_from([0, 1, 2, 3])
-_EXTRA = st.sampled_from([0, 0o100, 0o1000, 0o200000, 0o2000000, 0o20200000])
+_EXTRA = st.sampled_from([0, 0o100, 0o1000, 0o1100, 0o2100, 0o200000, 0o2000000, 0o20200000, 0o4010000])
 
 
 def _matches(ruleset, raw: bytes):
@@ -178,6 +178,91 @@ def test_a_dropped_path_call_matches_no_rule(which, name, paths, base, flags, re
     if COMPILED[which].keeps(raw):
         return
     assert _matches(RULESETS[which], raw) == []
+
+
+FLAG_RULES = """
+- rule: t trunc
+  desc: d
+  condition: evt.type = openat and evt.arg.flags contains O_TRUNC and fd.name startswith /tmp/t
+  output: o
+  priority: WARNING
+- rule: t write only
+  desc: d
+  condition: evt.type = openat and evt.arg.flags contains O_WRONLY and fd.name startswith /tmp/w
+  output: o
+  priority: WARNING
+- rule: t read write
+  desc: d
+  condition: evt.type = openat and evt.arg.flags contains O_RDWR and fd.name startswith /tmp/r
+  output: o
+  priority: WARNING
+- rule: t read only
+  desc: d
+  condition: evt.type = openat and evt.arg.flags contains O_RDONLY and fd.name startswith /tmp/o
+  output: o
+  priority: WARNING
+- rule: t direct
+  desc: d
+  condition: evt.type = openat and evt.arg.flags contains O_DIRECT and fd.name startswith /tmp/d
+  output: o
+  priority: WARNING
+- rule: t creat as on arm64
+  desc: d
+  condition: >
+    evt.type = openat and evt.arg.flags contains O_CREAT and evt.arg.flags contains O_TRUNC
+    and evt.arg.flags contains O_WRONLY and fd.name startswith /tmp/c
+  output: o
+  priority: WARNING
+"""
+
+
+def _flag_ruleset():
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(FLAG_RULES)
+    try:
+        result = load_rules([f.name])
+    finally:
+        os.unlink(f.name)
+    assert result.ok
+    return result.ruleset
+
+
+FLAG_RULESET = _flag_ruleset()
+FLAG_COMPILED = _Compiled(FLAG_RULESET)
+_OPEN_FLAG_BITS = [0o100, 0o200, 0o1000, 0o2000, 0o4000, 0o40000, 0o200000, 0o400000, 0o2000000,
+                   0o4010000, 0o20200000]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["/tmp/t", "/tmp/w", "/tmp/r", "/tmp/o", "/tmp/d", "/tmp/c", "/tmp/x"]),
+       access=_ACCESS, extra=st.lists(st.sampled_from(_OPEN_FLAG_BITS), max_size=4),
+       ret=st.sampled_from([3, -2]))
+def test_open_flag_tests_drop_only_what_no_rule_matches(path, access, extra, ret):
+    """Rules on evt.arg.flags: each flag name and access mode, and O_DIRECT, whose name is
+    inside O_DIRECTORY's (never judged in C). Every sampled flag combination: a drop means
+    no match, and a match is always kept."""
+    flags = access
+    for bits in extra:
+        flags |= bits
+    raw = _record("openat", path.encode(), None, flags, ret)
+    matched = _matches(FLAG_RULESET, raw)
+    if not FLAG_COMPILED.keeps(raw):
+        assert matched == []
+
+
+def test_open_flag_tests_are_judged_in_c():
+    c = FLAG_COMPILED
+    assert not c.keeps(_record("openat", b"/tmp/t", None, 0o1, 3))
+    assert c.keeps(_record("openat", b"/tmp/t", None, 0o1001, 3))
+    assert not c.keeps(_record("openat", b"/tmp/w", None, 0o2, 3))
+    assert c.keeps(_record("openat", b"/tmp/w", None, 0o1, 3))
+    assert c.keeps(_record("openat", b"/tmp/r", None, 0o2, 3))
+    assert not c.keeps(_record("openat", b"/tmp/c", None, 0o1102, 3))   # O_RDWR, not O_WRONLY
+    assert c.keeps(_record("openat", b"/tmp/c", None, 0o1101, 3))
+    assert not c.keeps(_record("openat", b"/tmp/c", None, 0o101, 3))
+    assert c.keeps(_record("openat", b"/tmp/d", None, 0, 3))   # O_DIRECT: never judged in C
 
 
 def test_the_default_rules_prefilter_judges_unlink_and_mkdir_by_their_paths():

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from ..events.flags import TABLES, open_flags_to_ppm
+from ..events.flags import FILE_FLAGS, TABLES, open_flag_kernel_bits, open_flags_to_ppm, render_flags
 from ..events.params import SPECS, STATEFUL_SYSCALLS
 from ..state.rates import RATED_SYSCALLS
 from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
@@ -195,6 +195,8 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
             and isinstance(node.rhs, Literal) and node.rhs.value in ("true", "false"):
         bit = _PPM_O_WRONLY if name == "evt.is_open_write" else _PPM_O_RDONLY
         return (frozenset({(ACCMODE_IN, _accmodes(bit, node.rhs.value == "true"), DEFAULT_PATH)}),)
+    if name == "evt.arg.flags" and ev.flags_arg is not None:
+        return _open_flags_contain(node)
     if name.startswith("evt.arg.") and name[len("evt.arg."):] in ev.modes:
         return _mode_contains(node, *ev.modes[name[len("evt.arg."):]])
     arg = DEFAULT_PATH
@@ -224,6 +226,33 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
     if code is None:
         return TRUE
     return (frozenset({(code, values, arg)}),)
+
+
+_ACCESS_NAMES = ("O_RDONLY", "O_WRONLY", "O_RDWR")
+
+
+def _open_flags_contain(node: Check) -> Dnf:
+    """``evt.arg.flags contains O_TRUNC`` on an open: the rendering (render_flags of the PPM
+    flags) names O_TRUNC only when the kernel's O_TRUNC bit is set; an access mode name is
+    an access-mode test, computed by rendering each mode. Rules on arm64 need this: there a
+    rule on `creat` means openat with O_CREAT, O_TRUNC and O_WRONLY."""
+    if node.op != "contains" or not isinstance(node.rhs, Literal):
+        return TRUE
+    want = node.rhs.value
+    names = [n for n, _ in FILE_FLAGS]
+    if want not in names or any(want in other for other in names if other != want):
+        return TRUE   # O_DIRECT is also in O_DIRECTORY's name
+    if want in _ACCESS_NAMES:
+        mask = 0
+        for mode in range(4):
+            for extra in (0, *(bits for bits in map(open_flag_kernel_bits, names) if bits)):
+                if want in render_flags(open_flags_to_ppm(mode | extra), FILE_FLAGS).split("|"):
+                    mask |= 1 << mode
+        return (frozenset({(ACCMODE_IN, mask, DEFAULT_PATH)}),)
+    bits = open_flag_kernel_bits(want)
+    if not bits:
+        return TRUE   # set by the state (O_F_CREATED...), not by the caller
+    return (frozenset({(FLAGS_ANY, bits, DEFAULT_PATH)}),)
 
 
 def _mode_contains(node: Check, arg: int, table: str) -> Dnf:
