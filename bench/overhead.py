@@ -6,7 +6,7 @@
 
 Workloads: (a) open/close loop (one traced syscall per iteration), (b) a loop of
 untraced syscalls, (c) a shell script spawning 2,000 short processes, (d) a Python
-import storm. Reports medians, whole-run ratios against native, and the overhead per
+import storm, (e) a build's scratch-file churn (mkdir, create, unlink, rmdir). Reports medians, whole-run ratios against native, and the overhead per
 traced syscall in microseconds. This machine is noisy: compare ratios, not seconds.
 The agent is the installed `workload-agent` run with `--priority security` (see
 agent_cmd.py); the tracer's stop count is printed beside each of its figures.
@@ -46,6 +46,18 @@ C_UNTRACED = r"""
 int main(int c, char **v) { long n = atol(v[1]); long s = 0;
   for (long i = 0; i < n; i++) s += syscall(SYS_getppid); return s == 0; }
 """
+C_FILE_CHURN = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int c, char **v) { long n = atol(v[1]); char d[4096], f[4200];
+  for (long i = 0; i < n; i++) {
+    snprintf(d, sizeof d, "%s/d%ld", v[2], i); snprintf(f, sizeof f, "%s/f", d);
+    mkdir(d, 0755); close(open(f, O_CREAT | O_WRONLY, 0644)); unlink(f); rmdir(d); }
+  return 0; }
+"""
 IMPORTS = ("import json, email.parser, http.client, xml.dom.minidom, asyncio, decimal, csv, "
            "sqlite3, unittest, logging.handlers, argparse, urllib.request, zipfile, tarfile, "
            "concurrent.futures, multiprocessing, ssl, ftplib, smtplib, imaplib, pydoc, difflib")
@@ -71,6 +83,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--only", metavar="LIST",
+                    help="comma-separated runners and workloads to measure (native is always "
+                         "run), e.g. agent,agent_tracer_any,strace,a_open_close,c_spawn")
     args = ap.parse_args()
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="wa-bench-"))
@@ -78,6 +93,9 @@ def main() -> int:
     subprocess.run(["gcc", "-O2", "-o", bare, str(ROOT / "bench" / "bare_tracer.c")], check=True)
     openclose = build(tmp, "openclose", C_OPENCLOSE)
     untraced = build(tmp, "untraced", C_UNTRACED)
+    churn = build(tmp, "file_churn", C_FILE_CHURN)
+    scratch = tmp / "scratch"
+    scratch.mkdir()
     n_open = 5000 if args.quick else 50000
     n_untraced = 200000 if args.quick else 2000000
     n_spawn = 200 if args.quick else 2000
@@ -86,6 +104,8 @@ def main() -> int:
         "b_untraced": ([untraced, str(n_untraced)], 0),
         "c_spawn": (["sh", "-c", f"i=0; while [ $i -lt {n_spawn} ]; do /bin/true; i=$((i+1)); done"], None),
         "d_import_storm": ([sys.executable, "-I", "-c", IMPORTS], None),
+        # a build's scratch files: mkdir, create, unlink, rmdir (4 traced calls each round)
+        "e_file_churn": ([churn, str(n_open // 5), str(scratch)], 4 * (n_open // 5)),
     }
     arch = native_arch()
     check_traced()
@@ -103,10 +123,21 @@ def main() -> int:
         # our tracer and record decoding, no rules: the per-event cost of the C core
         "agent_openat_only": agent + ["--no-rules", "--syscalls", "openat", "--"],
         "agent": agent + ["--alerts-to", "/dev/null", "--"],
+        # the tracer thread left where the scheduler puts it (the default follows the tracee)
+        "agent_tracer_any": agent + ["--tracer-cpu", "any", "--alerts-to", "/dev/null", "--"],
         "agent_full_ptrace": agent + ["--no-seccomp", "--alerts-to", "/dev/null", "--"],
     }
     if strace:
         runners["strace"] = [strace, "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(traced), "-o", "/dev/null"]
+    if args.only:
+        only = set(args.only.split(","))
+        unknown = only - set(runners) - set(workloads)
+        if unknown:
+            sys.exit(f"bench: --only: unknown {', '.join(sorted(unknown))} "
+                     f"(runners: {', '.join(runners)}; workloads: {', '.join(workloads)})")
+        runners = {r: p for r, p in runners.items() if r == "native" or r in only}
+        if only & set(workloads):
+            workloads = {w: v for w, v in workloads.items() if w in only}
     print("traced by the agent (and strace):", " ".join(traced), flush=True)
 
     # Count the traced syscalls each workload makes (for per-event overhead).

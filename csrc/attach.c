@@ -272,6 +272,8 @@ int wa_watch_start(struct wa_watch *w, uint32_t period_us, wa_known_fn known, vo
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&w->th, NULL, watch_main, w);
+    if (rc == 0)
+        pthread_setname_np(w->th, "wa-watch");   /* its name in top -H and in each task comm file */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         close(w->efd);
@@ -301,4 +303,27 @@ void wa_watch_stop(struct wa_watch *w)
     pthread_join(w->th, NULL);
     close(w->efd);
     w->running = 0;
+}
+
+/* Alert mode: what a foreign process is, read from /proc the moment the scanner notices
+ * it (not when the consumer gets to it: a short-lived process is gone by then). Not
+ * stopped, so a thread of it could change what is read meanwhile; the facts are those of
+ * the moment all the same. Returns the record's length in out, or 0 (gone, too large). */
+size_t wa_notice_record(int pid, void *out, size_t cap, uint32_t max, uint32_t arch)
+{
+    struct wa_buf b = { 0 };
+    size_t n = 0;
+    if (rec_start(&b, WA_K_ATTACH, pid, pid) != 0)
+        return 0;
+    rec(&b)->args[0] = wa_now_ns();
+    rec(&b)->arch = arch;
+    wa_capture_proc_facts(pid, &b);
+    wa_attach_capture(pid, &b, max);
+    if (wa_attach_alive(pid) && b.len <= cap) {
+        rec(&b)->len = b.len;
+        memcpy(out, b.buf, b.len);
+        n = b.len;
+    }
+    free(b.buf);
+    return n;
 }

@@ -75,6 +75,9 @@ int wa_attach_tracer_of(pid_t pid);
 /* Appends what an attach record carries besides the process facts: the command line,
  * the environment (each as NUL-separated strings, up to max bytes) and the cgroup file. */
 void wa_attach_capture(pid_t tgid, struct wa_buf *b, uint32_t max);
+/* Alert mode: an ATTACH record of pid read from /proc now, without seizing it (record
+ * layout of record.h) into out; its length, or 0 when it is gone or does not fit. */
+size_t wa_notice_record(int pid, void *out, size_t cap, uint32_t max, uint32_t arch);
 
 /* The watcher: a thread that looks at /proc/loadavg's last allocated pid every period
  * (a 2 us read) and wakes the Python scanner only when a pid the tracer does not follow

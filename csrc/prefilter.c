@@ -63,8 +63,10 @@ static int str_is(const struct wa_pf *pf, uint32_t i, const char *s, size_t n)
 }
 
 static int atom_holds(const struct wa_pf *pf, const struct wa_pf_atom *a, int have_path, const char *path,
-                      size_t n, int have_flags, uint64_t flags)
+                      size_t n, int have_flags, uint64_t flags, const uint64_t *args)
 {
+    if (a->op == WA_PF_FLAGS_ANY && a->arg < 6)
+        return (args[a->arg] & a->value) != 0;   /* a flags or mode argument of its own */
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t blen = n - (size_t)(base - path);
@@ -119,6 +121,29 @@ static int atom_holds(const struct wa_pf *pf, const struct wa_pf_atom *a, int ha
     return 0;
 }
 
+/* The paths of up to two arguments, resolved when an atom first asks (rename and link
+ * name two); a third stays unknown, and an atom on an unknown path holds. */
+struct paths {
+    int nslots;
+    struct { uint8_t arg; int ok; size_t n; char buf[PATH_MAX_LEN * 2 + 2]; } slot[2];
+};
+
+static const char *path_of(const struct wa_buf *b, struct paths *ps, uint8_t arg, size_t *n)
+{
+    for (int i = 0; i < ps->nslots; i++)
+        if (ps->slot[i].arg == arg) {
+            *n = ps->slot[i].n;
+            return ps->slot[i].ok ? ps->slot[i].buf : NULL;
+        }
+    if (arg >= 6 || ps->nslots == 2)
+        return NULL;
+    int i = ps->nslots++;
+    ps->slot[i].arg = arg;
+    ps->slot[i].ok = event_path(b, arg, ps->slot[i].buf, sizeof ps->slot[i].buf, &ps->slot[i].n) == 0;
+    *n = ps->slot[i].n;
+    return ps->slot[i].ok ? ps->slot[i].buf : NULL;
+}
+
 int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b)
 {
     if (!pf || !pf->progs || !b->len)
@@ -129,18 +154,21 @@ int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b)
     const struct wa_pf_prog *prog = &pf->progs[r->nr];
     if (!prog->active)
         return 1;
-    char path[PATH_MAX_LEN * 2 + 2];
-    size_t n = 0;
-    path[0] = 0;
-    if (prog->path_arg < 6 && event_path(b, prog->path_arg, path, sizeof path, &n) != 0)
-        return 1;   /* the path is not known exactly here: let the rules judge */
+    struct paths ps;
+    ps.nslots = 0;
     int have_flags = prog->flags_arg < 6;
     uint64_t flags = have_flags ? r->args[prog->flags_arg] : 0;
     for (uint32_t c = 0; c < prog->nclauses; c++) {
         const struct wa_pf_clause *cl = &pf->clauses[prog->first_clause + c];
         int all = 1;
-        for (uint32_t k = 0; k < cl->natoms && all; k++)
-            all = atom_holds(pf, &pf->atoms[cl->first_atom + k], prog->path_arg < 6, path, n, have_flags, flags);
+        for (uint32_t k = 0; k < cl->natoms && all; k++) {
+            const struct wa_pf_atom *a = &pf->atoms[cl->first_atom + k];
+            size_t n = 0;
+            const char *path = NULL;
+            if (a->op != WA_PF_ACCMODE_IN && a->op != WA_PF_FLAGS_ANY)
+                path = path_of(b, &ps, a->arg < 6 ? a->arg : prog->path_arg, &n);
+            all = atom_holds(pf, a, path != NULL, path ? path : "", n, have_flags, flags, r->args);
+        }
         if (all)
             return 1;
     }

@@ -18,12 +18,13 @@ enum wa_pf_op {
     WA_PF_BASE_IN = 6,        /* its last component is one of them */
     WA_PF_BASE_PREFIX = 7,    /* its last component starts with one of them */
     WA_PF_ACCMODE_IN = 8,     /* (flags & O_ACCMODE) is a bit set in value */
-    WA_PF_FLAGS_ANY = 9,      /* flags & value != 0 */
+    WA_PF_FLAGS_ANY = 9,      /* flags & value != 0 (the atom's arg when < 6, else the open flags) */
 };
 
 struct wa_pf_atom {
     uint8_t op;
-    uint8_t pad[3];
+    uint8_t arg;          /* the argument whose path the path ops test; 255: the program's path_arg */
+    uint8_t pad[2];
     uint32_t nstr;        /* strings: consecutive entries of the string table from first_str */
     uint32_t first_str;
     uint32_t pad2;

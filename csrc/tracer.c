@@ -7,6 +7,7 @@
 #include "recbuf.h"
 #include "prefilter.h"
 #include "procfacts.h"
+#include "placement.h"
 #include "attach.h"
 #include "ring.h"
 
@@ -115,6 +116,7 @@ struct wa_tracer {
 
     _Atomic uint64_t stops, task_count, read_failures, prefiltered;
     uint32_t wake_gap_us;
+    int follow_cpu;
     struct wa_attach attach;      /* foreign processes Python asked us to seize */
     struct wa_watch watch;        /* tells the scanner when a new pid showed up */
     /* The tables stay the caller's, alive until wa_free: a swap never frees the old ones
@@ -128,6 +130,9 @@ struct wa_tracer {
     _Atomic int ack_waiting;
     _Atomic uint64_t acked;          /* ring tail the consumer has fully handled */
     _Atomic uint64_t guard_hits, denied, ack_timeouts;
+
+    struct wa_placement placement;   /* the tracer thread's own: only it reads or writes */
+    _Atomic uint64_t tracer_moves;
 };
 
 
@@ -770,6 +775,9 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
                 rec(&tk->rb)->tid = tid;
         }
         emit_exec(t, tid, tk, former);
+        /* A successful exec returns 0, and this stop is already in the new image: the
+         * exec's record ends here, and the exit stop is not taken (one stop less per exec). */
+        end_syscall(t, tid, tk, 0);
         if (tid == t->pid)
             start_result(t, 1);
         break;
@@ -952,6 +960,8 @@ static void trace_loop(struct wa_tracer *t)
         }
         if (!WIFSTOPPED(st))
             continue;
+        if (wa_placement_follow(&t->placement, tid))
+            atomic_fetch_add_explicit(&t->tracer_moves, 1, memory_order_relaxed);
         int sig = WSTOPSIG(st);
         int event = (unsigned)st >> 16;
         if (tk->state & T_ATTACHING)
@@ -1066,6 +1076,8 @@ static void *tracer_main(void *arg)
     /* The workload is the agent's fork: said like any other fork, so the state builds it
      * from its parent and its exec record rather than from /proc. */
     emit_simple(t, WA_K_CLONE, getpid(), (int32_t)syscall(SYS_gettid), PTRACE_EVENT_FORK, 0, (uint32_t)pid, 0);
+    /* After the fork: the workload keeps the affinity it was started with. */
+    wa_placement_init(&t->placement, t->follow_cpu, 64);
     kill(pid, SIGCONT);
     wa_attach_arm_wake();
     trace_loop(t);
@@ -1110,6 +1122,7 @@ struct wa_tracer *wa_start(const struct wa_config *cfg, char *err, size_t errlen
                 sigaddset(&t->child_mask, s);
     t->max_str = cfg->max_str ? cfg->max_str : 4096;
     t->wake_gap_us = cfg->wake_gap_us;
+    t->follow_cpu = cfg->follow_cpu;
     atomic_store(&t->pf, cfg->prefilter && cfg->prefilter->progs ? cfg->prefilter : NULL);
     t->max_argv_bytes = cfg->max_argv_bytes ? cfg->max_argv_bytes : 16384;
     t->max_argv_items = cfg->max_argv_items ? cfg->max_argv_items : 1024;
@@ -1216,6 +1229,7 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->guard_hits = atomic_load(&t->guard_hits);
     s->denied = atomic_load(&t->denied);
     s->ack_timeouts = atomic_load(&t->ack_timeouts);
+    s->tracer_moves = atomic_load(&t->tracer_moves);
 }
 
 void wa_ack(struct wa_tracer *t)

@@ -56,6 +56,7 @@ struct wa_config {
     const struct wa_compat *compat;  /* NULL: compat-ABI syscalls are recorded raw */
     int never_drop;               /* a full ring makes the tracer wait for room (no drops) */
     const struct wa_guard *guard; /* guarded syscalls (csrc/guard.h); NULL: none */
+    int follow_cpu;               /* the tracer thread follows the CPU of the tracee it serves */
 };
 
 struct wa_stats {
@@ -70,6 +71,7 @@ struct wa_stats {
     uint64_t guard_hits;          /* guarded calls recorded (aimed at the agent, evasion) */
     uint64_t denied;              /* calls made to fail */
     uint64_t ack_timeouts;        /* guarded stops that stopped waiting for the consumer */
+    uint64_t tracer_moves;        /* times the tracer thread moved to its tracee's CPU */
 };
 
 struct wa_tracer;

@@ -257,6 +257,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("foreign_arch", _choice("decode", "deny"), "decode",
             "syscalls through another ABI (int 0x80 on x86_64, AArch32 on aarch64): decode them, "
             "or deny them with ENOSYS and an alert"),
+    Setting("tracer_cpu", _choice("follow", "any"), "follow",
+            "where the tracer thread runs: follow (moves to the CPU of the process it serves, "
+            "so a stop and its resume stay on one CPU) or any (the scheduler decides). The "
+            "workload's own CPU affinity is never changed"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -74,7 +74,7 @@ def register(subparsers) -> None:
                    help="event ring size (default 8 MiB); a full ring drops events and reports it")
     add_arguments(p, names=["config", "priority", "orchestrator", "access_key", "tls", "tls_ca",
                             "agent_id", "stdout", "metrics_file", "self_protect", "foreign_arch",
-                            "alerts_to", "logging", "attach_foreign"])
+                            "alerts_to", "logging", "attach_foreign", "tracer_cpu"])
     p.add_argument("command", nargs="*", metavar="CMD", help="the workload and its arguments")
     p.set_defaults(func=_run_command)
 
@@ -360,6 +360,7 @@ def _run_command(args) -> int:
         return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
                    syscalls=names, ring_bytes=args.ring_size, self_protect=config.self_protect,
                    foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
+                   tracer_cpu=config.tracer_cpu,
                    build=_late_detector(detector, config.priority, printer=printer,
                                         use_prefilter=use_pf, print_stats=args.stats))
     if detector is not None:
@@ -369,7 +370,7 @@ def _run_command(args) -> int:
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter if use_pf else None,
                on_tracer=detector.attach_tracer if use_pf else None,
-               attach_foreign=config.attach_foreign)
+               attach_foreign=config.attach_foreign, tracer_cpu=config.tracer_cpu)
 
 
 class _InstrumentArgs:
@@ -405,11 +406,11 @@ def instrument(argv: list[str]) -> int:
     if isinstance(detector, DetectionPlan):
         return run(argv, priority=config.priority, syscalls=names, self_protect=config.self_protect,
                    foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
-                   build=_late_detector(detector, config.priority))
+                   tracer_cpu=config.tracer_cpu, build=_late_detector(detector, config.priority))
     return run(argv, priority=config.priority, sink=detector, syscalls=names,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter, on_tracer=detector.attach_tracer,
-               attach_foreign=config.attach_foreign)
+               attach_foreign=config.attach_foreign, tracer_cpu=config.tracer_cpu)
 
 
 class _OutputsOnly:
@@ -687,7 +688,7 @@ class _Pump:
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
         syscalls=None, ring_bytes: int = 8 << 20, env=None, self_protect: str = "deny",
         foreign_arch: str = "decode", prefilter=None, on_tracer=None,
-        attach_foreign: str = "never", build=None) -> int:
+        attach_foreign: str = "never", tracer_cpu: str = "follow", build=None) -> int:
     """Runs argv traced; its exit status. build: called with the started tracer, gives the
     sink (instead of ``sink``): work the workload need not wait for (_late_detector);
     raising SetupFailed there stops the workload and gives that status."""
@@ -713,7 +714,8 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         tracer = Tracer(argv, path=path, env=env, syscalls=capture, use_seccomp=use_seccomp,
                         ring_bytes=ring_bytes, sigmask=_mask_bits(old_mask),
                         never_drop=priority == "security", self_protect=self_protect,
-                        foreign_arch=foreign_arch, prefilter=prefilter)
+                        foreign_arch=foreign_arch, prefilter=prefilter,
+                        follow_cpu=tracer_cpu == "follow")
         pid = tracer.start()
         if on_tracer is not None:
             on_tracer(tracer)

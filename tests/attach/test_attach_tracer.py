@@ -164,3 +164,33 @@ def test_the_attached_process_runs_on_when_tracing_ends(tmp_path):
     while time.monotonic() < end and not marker.exists():
         time.sleep(0.02)
     assert marker.read_text() == "done\n"
+
+
+def test_alert_mode_notice_keeps_the_facts_of_the_moment_it_was_seen(tmp_path):
+    """Alert mode reads a foreign process from /proc when the scanner notices it: the
+    record keeps its identity after the process has exited and its executable is gone,
+    however late the consumer gets to it."""
+    from workload_agent.rules.event import Container
+    from workload_agent.state import StateTracker
+
+    exe = tmp_path / "short-lived-tool"
+    shutil.copy("/bin/sleep", exe)
+    stranger = subprocess.Popen([str(exe), "0.3"])
+    run = Run()
+    try:
+        time.sleep(0.05)
+        rec = run.t.notice(stranger.pid)
+        assert rec is not None and rec.kind == R.K_ATTACH and rec.tgid == stranger.pid
+        stranger.wait()
+        exe.unlink()
+        time.sleep(0.2)   # a late consumer: the process and its file are both gone
+        tracker = StateTracker(Container(id="abcdef012345", name="app", image="app:1",
+                                         repository="app", tag="1", privileged=False))
+        ev = tracker.process(rec)
+        assert ev is not None and ev.type == "execve"
+        assert ev.proc.exepath == str(exe) and ev.proc.args == ["0.3"]
+        assert ev.proc.exec_session is not None and ev.proc.exec_session.pid == stranger.pid
+        assert run.t.notice(stranger.pid) is None   # gone: nothing to read now
+    finally:
+        stranger.kill()
+        run.finish()

@@ -73,6 +73,7 @@ class NsAgent:
         self.p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc"] + cmd,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, cwd=str(tmp_path))
+        self.scans = "never" not in extra   # --attach-foreign never: no scanner to wait for
         self.pid = self._agent_pid()
 
     def _agent_pid(self) -> int:
@@ -83,9 +84,12 @@ class NsAgent:
                 kids = Path(f"/proc/{self.p.pid}/task/{self.p.pid}/children").read_text().split()
                 if kids:
                     agent = int(kids[0])
-                    # The workload is the tracer thread's child, not the main thread's.
-                    if any(t.joinpath("children").read_text().split()
-                           for t in Path(f"/proc/{agent}/task").iterdir()):
+                    # The workload is the tracer thread's child, not the main thread's,
+                    # and the scanner runs once its watcher thread does.
+                    tasks = list(Path(f"/proc/{agent}/task").iterdir())
+                    if any(t.joinpath("children").read_text().split() for t in tasks) and \
+                            (not self.scans or
+                             any(t.joinpath("comm").read_text().strip() == "wa-watch" for t in tasks)):
                         time.sleep(0.2)   # the scanner's first full look
                         return agent
             except OSError:
@@ -197,9 +201,12 @@ def test_many_short_exec_sessions_in_a_row(tmp_path):
     agent = NsAgent(tmp_path)
     n = 15
     try:
+        # Each session waits until it is attached (its TracerPid set), then reads: what
+        # it starts from then on is traced, however long the attach took.
+        script = ('until grep -q "^TracerPid:[[:space:]]*[1-9]" /proc/$$/status; do sleep 0.01; done; '
+                  'cat /etc/hostname > /dev/null')
         for _ in range(n):
-            p = agent.enter(["sh", "-c", "sleep 0.1; cat /etc/hostname > /dev/null"],
-                            capture_output=True, timeout=30)
+            p = agent.enter(["sh", "-c", script], capture_output=True, timeout=30)
             assert p.returncode == 0, p.stderr
     finally:
         code, _stdout, stderr = agent.stop()

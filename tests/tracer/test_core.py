@@ -1,5 +1,6 @@
 """The C core's own guarantees: record layout, filter behaviour, memory-read flags, drops."""
 import errno
+import os
 import subprocess
 import sys
 import time
@@ -156,3 +157,52 @@ def test_full_ring_drops_and_reports_without_blocking_the_workload():
     assert 0 < sum(r.extra for r in drops) <= sink.stats["drops"]
     seen = sum(1 for r in sink.records if r.kind == R.K_SYSCALL)
     assert seen + sink.stats["drops"] >= 3000
+
+
+def _exec_chain(n: int) -> list:
+    """sh execs itself n times, then /bin/true: with the workload's own, n + 2 execs."""
+    script = 'n=$1; if [ "$n" -gt 0 ]; then exec "$0" -c "$2" "$0" $((n - 1)) "$2"; fi; exec /bin/true'
+    return ["/bin/sh", "-c", script, "/bin/sh", str(n), script]
+
+
+def test_a_successful_exec_is_complete_at_its_exec_stop():
+    """The exec's record ends at the exec stop, with no syscall-exit stop after it: a chain of
+    execs costs two stops each (the seccomp stop and the exec stop), and every exec's record
+    still says it succeeded."""
+    specs = {"execve": CaptureSpec(exit_needed=True)}
+    runs = {}
+    for n in (2, 12):
+        code, recs, stats = _run_tracer(_exec_chain(n), specs)
+        assert code == 0
+        calls = [r for r in recs if r.kind == R.K_SYSCALL and r.nr == SYSCALLS[native_arch()]["execve"]]
+        assert len(calls) == n + 2
+        assert all(r.ret == 0 and r.flags & R.F_HAS_EXIT for r in calls)
+        assert len([r for r in recs if r.kind == R.K_EXEC]) == n + 2
+        runs[n] = stats["stops"]
+    assert (runs[12] - runs[2]) / 10 == 2
+
+
+def test_a_failed_exec_still_gets_its_exit_stop():
+    specs = {"execve": CaptureSpec(exit_needed=True)}
+    code, recs, _ = _run_tracer(["/bin/sh", "-c", "/nonexistent/x 2>/dev/null; exit 0"], specs)
+    assert code == 0
+    failed = [r for r in recs if r.kind == R.K_SYSCALL and r.ret == -errno.ENOENT]
+    assert failed and all(r.flags & R.F_HAS_EXIT for r in failed)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to move between")
+@pytest.mark.parametrize("follow", [True, False])
+def test_the_tracer_follows_its_tracee_to_its_cpu(follow):
+    """A workload that pins itself to one CPU and makes a few hundred traced calls: the tracer
+    thread moves there (follow) or stays where the scheduler puts it (any)."""
+    cpu = max(os.sched_getaffinity(0))
+    script = (f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n"
+              "for _ in range(400):\n    open('/dev/null').close()\n")
+    specs = {"openat": CaptureSpec(exit_needed=False)}
+    code, recs, stats = _run_tracer([sys.executable, "-I", "-c", script], specs, follow_cpu=follow)
+    assert code == 0
+    assert len([r for r in recs if r.kind == R.K_SYSCALL]) >= 400
+    if follow:
+        assert stats["tracer_moves"] >= 1
+    else:
+        assert stats["tracer_moves"] == 0

@@ -104,6 +104,12 @@ _OPEN_BITS = (
 _O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 
 
+def open_flag_kernel_bits(name: str) -> int:
+    """The kernel bits behind a PPM open flag other than the access modes (0: none, such as
+    O_F_CREATED, which the state sets): the PPM flag is set only when all of them are."""
+    return next((bits for bits, n in _OPEN_BITS if n == name), 0)
+
+
 @functools.lru_cache(maxsize=4096)
 def open_flags_to_ppm(flags: int, access_mode: bool = True) -> int:
     """Kernel open(2) flags -> Falco file_flags encoding.

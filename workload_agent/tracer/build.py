@@ -25,13 +25,13 @@ struct wa_config {
     const struct wa_spec *specs;
     uint64_t ring_bytes; uint32_t max_str; uint32_t max_argv_bytes; uint32_t max_argv_items;
     const uint64_t *sigmask; uint32_t wake_gap_us; const struct wa_pf *prefilter;
-    const struct wa_compat *compat; int never_drop; const struct wa_guard *guard;
+    const struct wa_compat *compat; int never_drop; const struct wa_guard *guard; int follow_cpu;
     ...;
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
                   uint64_t prefiltered; uint64_t ring_waits; uint64_t ring_wait_ns; uint64_t guard_hits; uint64_t denied;
-                  uint64_t ack_timeouts; };
-struct wa_pf_atom { uint8_t op; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
+                  uint64_t ack_timeouts; uint64_t tracer_moves; };
+struct wa_pf_atom { uint8_t op; uint8_t arg; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
 struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
 struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint32_t first_clause; uint32_t nclauses; ...; };
 struct wa_pf { const struct wa_pf_prog *progs; const struct wa_pf_clause *clauses; const struct wa_pf_atom *atoms;
@@ -73,6 +73,7 @@ int wa_task_known(struct wa_tracer *t, int pid);
 void wa_get_attach_stats(struct wa_tracer *t, struct wa_attach_stats *s);
 int wa_scan_start(struct wa_tracer *t, uint32_t period_us);
 int wa_scan_wait(struct wa_tracer *t, int timeout_ms);
+size_t wa_notice_record(int pid, void *out, size_t cap, uint32_t max, uint32_t arch);
 void wa_scan_stop(struct wa_tracer *t);
 
 struct wa_record {
@@ -110,7 +111,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "workload_agent.tracer._core",
     '#include "tracer.h"\n#include "record.h"\n#include "prefilter.h"\n#include "guard.h"\n#include "attach.h"\n',
-    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c",
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tracer.c", "ring.c", "mem.c", "procfacts.c", "placement.c",
                                                                "prefilter.c", "compat.c", "guard.c",
                                                                "attach.c")],
     include_dirs=[os.path.relpath(CSRC)],

@@ -77,7 +77,7 @@ class Tracer:
                  syscalls: Mapping[str, CaptureSpec], use_seccomp: bool = True,
                  ring_bytes: int = 8 << 20, sigmask: int = 0, max_argv_bytes: int = 16384,
                  wake_gap_us: int = 2000, prefilter=None, never_drop: bool = False,
-                 self_protect: str = "deny", foreign_arch: str = "decode"):
+                 self_protect: str = "deny", foreign_arch: str = "decode", follow_cpu: bool = True):
         ffi, lib = _core()
         self._ffi, self._lib = ffi, lib
         arch = archs.native_arch()
@@ -128,9 +128,11 @@ class Tracer:
         cfg.prefilter = self._prefilter_c(prefilter)
         cfg.never_drop = 1 if never_drop else 0
         cfg.guard = self._guard
+        cfg.follow_cpu = 1 if follow_cpu else 0
         self._cfg = cfg
         self._t = None
         self._buf = ffi.new("char[]", 1 << 20)
+        self._notice_buf = ffi.new("char[]", 1 << 18)   # the scanner thread's own
         self.pid = None
 
     def _prefilter_c(self, prefilter):
@@ -218,7 +220,7 @@ class Tracer:
         self._lib.wa_get_stats(self._t, s)
         return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
                                              "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
-                                             "denied", "ack_timeouts")}
+                                             "denied", "ack_timeouts", "tracer_moves")}
 
     def ack(self) -> None:
         """Everything read so far is handled: tracees held at a guarded stop go on."""
@@ -242,6 +244,19 @@ class Tracer:
     def announced(self, pid: int) -> bool:
         """Whether pid is a process we attached to whose ATTACH record has gone out."""
         return self._t is not None and self._lib.wa_task_known(self._t, pid) == 2
+
+    def notice(self, pid: int):
+        """Alert mode: the ATTACH record of a foreign process read from /proc now, without
+        seizing it (None when it is gone): its facts are those of the moment it was seen."""
+        from ..events import records as R
+        from ..events.syscall_table import AUDIT_ARCH
+
+        n = self._lib.wa_notice_record(pid, self._notice_buf, len(self._notice_buf),
+                                       self._cfg.max_argv_bytes, AUDIT_ARCH[archs.native_arch()])
+        if not n:
+            return None
+        recs = R.decode_batch(bytes(self._ffi.buffer(self._notice_buf, n)))
+        return recs[0] if recs else None
 
     def scan_start(self, period: float) -> bool:
         """Start the C watcher that wakes scan_wait when a pid we do not follow appears."""

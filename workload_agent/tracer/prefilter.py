@@ -2,22 +2,25 @@
 enabled rules.
 
 For each traced syscall the prefilter is a disjunction of clauses, each a conjunction of
-tests the tracer can make on values it has at the stop (the path argument, resolved
-against the base directory it read; the open flags). It is compiled from each rule's
+tests the tracer can make on values it has at the stop (a path argument, resolved
+against the base directory it read; the open flags). Path tests come from fd.* fields
+on the open family and from ``evt.arg.<path param>`` on any syscall with path params
+(unlink, mkdir, rename, symlink, chmod, truncate...). It is compiled from each rule's
 condition as a *necessary* condition for that event type: an event that satisfies none
 of the clauses can match no enabled rule. Anything the analysis does not understand
 (a field the C side cannot see, a negation, a transformer) becomes "true", so the
 prefilter only ever gets weaker, never wrong. Syscalls whose records change state the
-rules read (process identity, cwd) are never prefiltered; an fd's state is not among
-them, since every event on an fd carries its origin from the stop.
+rules read (process identity, cwd, the windowed rates) are never prefiltered; an fd's
+state is not among them, since every event on an fd carries its origin from the stop.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from ..events.flags import open_flags_to_ppm
-from ..events.params import SPECS
+from ..events.flags import FILE_FLAGS, TABLES, open_flag_kernel_bits, open_flags_to_ppm, render_flags
+from ..events.params import SPECS, STATEFUL_SYSCALLS
+from ..state.rates import RATED_SYSCALLS
 from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
 
 # C operations (csrc/prefilter.h enum wa_pf_op).
@@ -27,7 +30,9 @@ OP_NAMES = {PATH_IN: "path in", PATH_PREFIX: "path startswith", PATH_SUFFIX: "pa
             PATH_CONTAINS: "path contains", DIR_IN: "directory in", BASE_IN: "filename in",
             BASE_PREFIX: "filename startswith", ACCMODE_IN: "access mode in", FLAGS_ANY: "flags any"}
 
-Atom = Tuple[int, object]              # (op, frozenset of strings | int mask)
+#: (op, frozenset of strings | int mask, argument whose path it tests: -1 the program's)
+Atom = Tuple[int, object, int]
+DEFAULT_PATH = -1
 Clause = FrozenSet[Atom]               # all hold
 Dnf = Tuple[Clause, ...]               # some clause holds; () is false, (frozenset(),) true
 TRUE: Dnf = (frozenset(),)
@@ -50,24 +55,36 @@ def _accmodes(ppm_bit: int, want: bool) -> int:
 
 @dataclass(frozen=True)
 class PathEvent:
-    """Where a syscall's path and open flags are, for the fields derived from them."""
+    """Where a syscall's paths and open flags are, for the fields derived from them."""
     path_arg: Optional[int]
     flags_arg: Optional[int]
     #: fd.* describe the path (the open family: the new fd is that file)
     fd_is_path: bool
+    #: path params (FSPATH/FSRELPATH read from an argument) -> that argument: what
+    #: ``evt.arg.<name>`` gives is the path resolved as the C side resolves it
+    paths: Dict[str, int]
+    #: mode params (chmod's) -> (argument, flag table name): ``contains NAME`` tests bits
+    modes: Dict[str, Tuple[int, str]]
 
 
 def path_events() -> Dict[str, PathEvent]:
-    """From the param table: syscalls whose fd.* fields are their path argument."""
+    """From the param table: syscalls with path arguments, and whether their fd.* fields
+    are their path (the open family)."""
     out = {}
     for name, spec in SPECS.items():
         params = {p.name: p for p in spec.params}
+        paths = {p.name: p.src[1] for p in spec.params
+                 if p.type in ("FSPATH", "FSRELPATH") and p.src[0] == "path"}
+        modes = {p.name: (p.src[1], p.table) for p in spec.params
+                 if p.type == "MODE" and p.src[0] == "umode" and p.table}
+        if not paths and not modes:
+            continue
         name_p = params.get("name")
         flags_p = params.get("flags")
-        if name_p is None or name_p.src[0] != "path" or spec.params[0].name != "fd":
-            continue
+        fd_is_path = name_p is not None and name_p.src[0] == "path" and spec.params[0].name == "fd"
         flags_arg = flags_p.src[1] if flags_p is not None and flags_p.src[0] == "open_flags" else None
-        out[name] = PathEvent(name_p.src[1], flags_arg, True)
+        out[name] = PathEvent(name_p.src[1] if fd_is_path else None, flags_arg if fd_is_path else None,
+                              fd_is_path, paths, modes)
     return out
 
 
@@ -177,14 +194,24 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
     if name in ("evt.is_open_write", "evt.is_open_read") and ev.flags_arg is not None and op == "=" \
             and isinstance(node.rhs, Literal) and node.rhs.value in ("true", "false"):
         bit = _PPM_O_WRONLY if name == "evt.is_open_write" else _PPM_O_RDONLY
-        return (frozenset({(ACCMODE_IN, _accmodes(bit, node.rhs.value == "true"))}),)
-    if not ev.fd_is_path or ev.path_arg is None:
+        return (frozenset({(ACCMODE_IN, _accmodes(bit, node.rhs.value == "true"), DEFAULT_PATH)}),)
+    if name == "evt.arg.flags" and ev.flags_arg is not None:
+        return _open_flags_contain(node)
+    if name.startswith("evt.arg.") and name[len("evt.arg."):] in ev.modes:
+        return _mode_contains(node, *ev.modes[name[len("evt.arg."):]])
+    arg = DEFAULT_PATH
+    if name.startswith("evt.arg."):
+        arg = ev.paths.get(name[len("evt.arg."):], DEFAULT_PATH)
+        if arg == DEFAULT_PATH:
+            return TRUE   # not a path param of this event
+        name = "fd.name"   # the whole resolved path, tested like fd.name
+    elif not ev.fd_is_path or ev.path_arg is None:
         return TRUE
     values = _strings(node.rhs)
     if values is None or not values:
         return TRUE
     if name == "fd.name" and op == "glob":
-        return _glob(values)
+        return _glob(values, arg)
     if op == "pmatch":
         # a prefix match on whole components: "/host/" matches "/host" itself too
         values = frozenset(v.rstrip("/") or "/" for v in values)
@@ -198,29 +225,69 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
     code = op_for.get(op)
     if code is None:
         return TRUE
-    return (frozenset({(code, values)}),)
+    return (frozenset({(code, values, arg)}),)
+
+
+_ACCESS_NAMES = ("O_RDONLY", "O_WRONLY", "O_RDWR")
+
+
+def _open_flags_contain(node: Check) -> Dnf:
+    """``evt.arg.flags contains O_TRUNC`` on an open: the rendering (render_flags of the PPM
+    flags) names O_TRUNC only when the kernel's O_TRUNC bit is set; an access mode name is
+    an access-mode test, computed by rendering each mode. Rules on arm64 need this: there a
+    rule on `creat` means openat with O_CREAT, O_TRUNC and O_WRONLY."""
+    if node.op != "contains" or not isinstance(node.rhs, Literal):
+        return TRUE
+    want = node.rhs.value
+    names = [n for n, _ in FILE_FLAGS]
+    if want not in names or any(want in other for other in names if other != want):
+        return TRUE   # O_DIRECT is also in O_DIRECTORY's name
+    if want in _ACCESS_NAMES:
+        mask = 0
+        for mode in range(4):
+            for extra in (0, *(bits for bits in map(open_flag_kernel_bits, names) if bits)):
+                if want in render_flags(open_flags_to_ppm(mode | extra), FILE_FLAGS).split("|"):
+                    mask |= 1 << mode
+        return (frozenset({(ACCMODE_IN, mask, DEFAULT_PATH)}),)
+    bits = open_flag_kernel_bits(want)
+    if not bits:
+        return TRUE   # set by the state (O_F_CREATED...), not by the caller
+    return (frozenset({(FLAGS_ANY, bits, DEFAULT_PATH)}),)
+
+
+def _mode_contains(node: Check, arg: int, table: str) -> Dnf:
+    """``evt.arg.mode contains S_ISUID``: the rendering names a flag only when its bits are
+    set (events/flags.py render_flags), so the argument must have one of them. Only for a
+    name no other name of the table contains, or the substring could come from that one."""
+    if node.op != "contains" or not isinstance(node.rhs, Literal):
+        return TRUE
+    names = dict(TABLES[table])
+    want = node.rhs.value
+    if want not in names or not names[want] or any(want in other for other in names if other != want):
+        return TRUE
+    return (frozenset({(FLAGS_ANY, names[want], arg)}),)
 
 
 _GLOB_META = "*?["
 
 
-def _glob(patterns) -> Dnf:
+def _glob(patterns, arg: int = DEFAULT_PATH) -> Dnf:
     """A path a glob matches starts with the pattern's text before its first wildcard and
     ends with the text after its last one."""
     out = FALSE
     for pat in patterns:
         cuts = [i for i, ch in enumerate(pat) if ch in _GLOB_META]
         if not cuts:
-            clause = frozenset({(PATH_IN, frozenset({pat}))})
+            clause = frozenset({(PATH_IN, frozenset({pat}), arg)})
         else:
             head, tail = pat[:cuts[0]], pat[cuts[-1] + 1:]
             if "]" in tail:   # the last wildcard is inside a [...] class: no literal tail
                 tail = ""
             atoms = set()
             if head:
-                atoms.add((PATH_PREFIX, frozenset({head})))
+                atoms.add((PATH_PREFIX, frozenset({head}), arg))
             if tail:
-                atoms.add((PATH_SUFFIX, frozenset({tail})))
+                atoms.add((PATH_SUFFIX, frozenset({tail}), arg))
             clause = frozenset(atoms)
         out = _or(out, (clause,))
     return out
@@ -260,7 +327,10 @@ class Prefilter:
             if not dnf:
                 lines.append(f"{name}: dropped (no enabled rule can match it)")
                 continue
-            alts = [" and ".join(_atom_text(a) for a in sorted(c, key=_atom_key)) for c in dnf]
+            ev = _PATH_EVENTS.get(name)
+            names = {} if ev is None else {**{i: n for n, i in ev.paths.items()},
+                                           **{i: n for n, (i, _) in ev.modes.items()}}
+            alts = [" and ".join(_atom_text(a, names) for a in sorted(c, key=_atom_key)) for c in dnf]
             lines.append(f"{name}: kept when " + " | ".join(f"({a})" for a in alts))
         return lines
 
@@ -281,19 +351,20 @@ class Prefilter:
             p.nclauses = len(dnf)
             for clause in dnf:
                 clauses.append((len(atoms), len(clause)))
-                for op, value in sorted(clause, key=_atom_key):
+                for op, value, arg in sorted(clause, key=_atom_key):
+                    c_arg = arg if arg >= 0 else 255
                     if isinstance(value, frozenset):
-                        atoms.append((op, len(value), len(strings), 0))
+                        atoms.append((op, len(value), len(strings), 0, c_arg))
                         strings.extend(sorted(value))
                     else:
-                        atoms.append((op, 0, 0, value))
+                        atoms.append((op, 0, 0, value, c_arg))
         c_clauses = ffi.new("struct wa_pf_clause[]", max(len(clauses), 1))
         for i, (first, n) in enumerate(clauses):
             c_clauses[i].first_atom, c_clauses[i].natoms = first, n
         c_atoms = ffi.new("struct wa_pf_atom[]", max(len(atoms), 1))
-        for i, (op, nstr, first, value) in enumerate(atoms):
+        for i, (op, nstr, first, value, arg) in enumerate(atoms):
             a = c_atoms[i]
-            a.op, a.nstr, a.first_str, a.value = op, nstr, first, value
+            a.op, a.nstr, a.first_str, a.value, a.arg = op, nstr, first, value, arg
         encoded = [s.encode("utf-8", "surrogateescape") for s in strings]
         pool = ffi.new("char[]", b"".join(encoded) or b"\0")
         offs = ffi.new("uint32_t[]", max(len(encoded), 1))
@@ -309,17 +380,20 @@ class Prefilter:
 
 
 def _atom_key(a: Atom):
-    op, value = a
-    return (op, sorted(value) if isinstance(value, frozenset) else [value])
+    op, value, arg = a
+    return (arg, op, sorted(value) if isinstance(value, frozenset) else [value])
 
 
-def _atom_text(a: Atom) -> str:
-    op, value = a
+def _atom_text(a: Atom, names: Dict[int, str]) -> str:
+    op, value, arg = a
+    text = OP_NAMES[op]
+    if arg >= 0:
+        text = f"{names.get(arg, f'arg {arg}')}: " + text
     if isinstance(value, frozenset):
         shown = sorted(value)
         more = f", ... {len(shown) - 4} more" if len(shown) > 4 else ""
-        return f"{OP_NAMES[op]} ({', '.join(shown[:4])}{more})"
-    return f"{OP_NAMES[op]} {value:#x}"
+        return f"{text} ({', '.join(shown[:4])}{more})"
+    return f"{text} {value:#x}"
 
 
 def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] = ()) -> Prefilter:
@@ -333,8 +407,11 @@ def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] =
     # means `openat`: rules/compiler.py widens it)
     rules = [(r, _widen_legacy(r.condition)) for r in ruleset.rules if r.enabled]
     for name in syscalls:
-        if name in keep or name not in _PATH_EVENTS:
+        ev = _PATH_EVENTS.get(name)
+        if name in keep or ev is None or name in RATED_SYSCALLS:
             continue
+        if not ev.fd_is_path and name in STATEFUL_SYSCALLS:
+            continue   # its record changes state (cwd, namespaces...) whatever the rules say
         dnf: Dnf = FALSE
         for rule, condition in rules:
             if rule.event_types is not None and name not in rule.event_types:
