@@ -6,8 +6,6 @@ fast path never imports the subsystems it does not use.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 
 # command name -> module exposing register(subparsers)
@@ -27,9 +25,12 @@ SUBCOMMANDS = {
 NESTED = {"rules": [("workload_agent.capture.ruletest", "register_test")]}
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The full parser, or (only=NAME) one with just that command: a command's run must
-    not pay for importing every other subsystem."""
+def build_parser(only: str | None = None):
+    """The full parser (argparse.ArgumentParser), or (only=NAME) one with just that
+    command: a command's run must not pay for importing every other subsystem."""
+    import argparse
+    import importlib
+
     from . import __version__
 
     parser = argparse.ArgumentParser(

@@ -6,6 +6,7 @@ plus what the process state needs to stay true.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -74,11 +75,14 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
     fails (and the files that then fail without it). failures holds one text per file left
     out, with the loader's messages; an empty ruleset when nothing loads. For
     --priority availability: a typo in one rules file must not keep the workload down."""
-    from .rules.loader import expand_paths, load_rules
+    from .rules.cache import load_rules_cached
+    from .rules.paths import expand_paths
 
     given = list(paths)
     roots = given or default_rules_paths()
     if not roots:
+        from .rules.loader import load_rules
+
         return load_rules([]).ruleset, [], ["no rules given and no default rules found"]
     files = []
     failures = []
@@ -92,8 +96,11 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
                 files.extend(expand_paths([p]))
             except OSError as exc:
                 failures.append(f"{p}: {exc.strerror}")
+    # The first try goes through the compiled-rules cache: a start with unchanged files
+    # reads no YAML. Only a failed load (never cached) narrows the files down.
+    load = load_rules_cached
     while True:
-        result = load_rules(files, min_priority=min_priority, compile_each=False)
+        result = load(files, min_priority=min_priority)
         if result.ok:
             return result.ruleset, [m.as_text() for m in result.warnings], failures
         # The files the errors point into; compile errors are filed under the last file
@@ -109,6 +116,9 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
                 text = "".join("\n" + msg.as_text() for msg in msgs)
                 failures.append(f"{name} left out ({head}){text}")
         files = [f for f in files if f not in bad]
+        from .rules.loader import load_rules
+
+        load = functools.partial(load_rules, compile_each=False)
 
 
 def traced_syscalls(ruleset, arch: str) -> tuple:

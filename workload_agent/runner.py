@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -118,12 +117,52 @@ class FailurePolicy:
 SECURITY_CONNECT_SECONDS = 5.0
 
 
-def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
-                      container_id=None, container_image=None, container_privileged=None,
-                      plan_only=False, config=None, policy=None):
-    """(detector sink, syscall names, notes) for a run. Every failure goes through
-    policy (a FailurePolicy): it raises SetupFailed, or notes the reason and this goes on
-    with what did load. plan_only: load the rules and derive the syscalls, build no detector."""
+class DetectionPlan:
+    """What a run settles before its workload starts: the rules (loaded, failures gone
+    through the policy), the syscalls they need, the outputs (open), the container and
+    the instant after which files count as drift. ``build()`` makes the detector from
+    it: the state tracker, the rules engine's sink and the prefilter.
+
+    `run` and `instrument` build it after the workload's exec when no orchestrator waits
+    for it: the tracer is attached before the workload's first syscall and keeps every
+    record in the ring until the consumer reads it, the rules are loaded before the first
+    event is judged, and a prefilter installed late only keeps more records, so nothing
+    is missed and the workload does not wait for work that can run beside it."""
+
+    def __init__(self, *, ruleset, names, writer, container, start_ns, matching,
+                 metrics_file=None, heartbeat_interval=None):
+        self.ruleset = ruleset
+        self.names = names
+        self.writer = writer
+        self.container = container
+        self.start_ns = start_ns
+        self.matching = matching
+        self.metrics_file = metrics_file
+        self.heartbeat_interval = heartbeat_interval
+
+    def build(self):
+        from . import detect
+        from .state import StateTracker
+
+        tracker = StateTracker(self.container, start_ns=self.start_ns)
+        tracker.wanted = self.ruleset.event_types()  # events no rule can match are not built
+        detector = detect.Detector(self.ruleset, tracker, self.writer, mode=self.matching)
+        detector.traced = frozenset(self.names)
+        detector.prefilter = detect.prefilter_for(self.ruleset, self.names)
+        if self.metrics_file is not None:
+            detector.metrics_file = self.metrics_file
+        if self.heartbeat_interval is not None:
+            detector.heartbeat_interval = self.heartbeat_interval
+        return detector
+
+
+def plan_detection(*, rules=(), json_lines=False, alerts_to=None, matching="first", min_priority=None,
+                   container_id=None, container_image=None, container_privileged=None,
+                   plan_only=False, config=None, policy=None):
+    """(DetectionPlan or None for plan_only, syscall names, notes): what must hold before a
+    run's workload starts, but for the orchestrator client (prepare_detection). Every
+    failure goes through policy (a FailurePolicy): it raises SetupFailed, or notes the
+    reason and this goes on with what did load."""
     from . import detect
     from .events.arch import native_arch
 
@@ -137,44 +176,69 @@ def prepare_detection(*, rules=(), json_lines=False, alerts_to=None, matching="f
         notes.append(note)
     if plan_only:
         return None, names, notes
-    from .state import StateTracker, detect_container
+    from .state import detect_container
+    from .state.container import ECS_ENV
 
+    if config is not None:
+        alerts_to = alerts_to or config.alerts_to
+    url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
+    # What logs: the network outputs and the ECS metadata lookup (the logging package is
+    # not even imported otherwise).
+    if config is not None and (config.orchestrator or url or os.environ.get(ECS_ENV)):
+        _agent_logging(config)
     container = detect_container(container_id=container_id, image=container_image,
                                  privileged=container_privileged)
     # Files changed after this instant count as drift (proc.is_exe_upper_layer).
-    tracker = StateTracker(container, start_ns=time.time_ns())
-    tracker.wanted = ruleset.event_types()  # events no rule can match are not built
-    if config is not None:
-        _agent_logging(config)
-        alerts_to = alerts_to or config.alerts_to
-    url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
+    start_ns = time.time_ns()
     to_stdout = True
     if config is not None and config.orchestrator:
         to_stdout = config.stdout
     local = None if url else ((alerts_to or "stdout") if to_stdout or alerts_to else None)
     writer = detect.AlertWriter(local, json_lines)
-    detector = detect.Detector(ruleset, tracker, writer, mode=matching)
-    detector.traced = frozenset(names)
-    detector.prefilter = detect.prefilter_for(ruleset, names)
-    clients = []
-    if config is not None and config.orchestrator:
-        client = _start_client(config, detector, container, writer, policy)
-        if client is not None:
-            clients.append(client)
     if url:
         from .outputs.http_client import HttpAlertClient, http_client_from_config
 
-        clients.append((http_client_from_config(config, url) if config is not None
-                        else HttpAlertClient(url)).start())
-    if len(clients) > 1:
-        from .outputs.fanout import Fanout
+        writer.client = (http_client_from_config(config, url) if config is not None
+                         else HttpAlertClient(url)).start()
+    plan = DetectionPlan(ruleset=ruleset, names=names, writer=writer, container=container,
+                         start_ns=start_ns, matching=matching,
+                         metrics_file=config.metrics_file if config is not None else None,
+                         heartbeat_interval=config.heartbeat_interval if config is not None else None)
+    return plan, names, notes
 
-        writer.client = Fanout(clients)
-    else:
-        writer.client = clients[0] if clients else None
-    for what, why in policy.reasons:
-        detector.degraded(what, why)
-    return detector, names, notes
+
+def prepare_detection(*, config=None, policy=None, defer=False, **kw):
+    """(detector sink, syscall names, notes) for a run; plan_only (in kw): load the rules
+    and derive the syscalls, build no detector. defer: give the DetectionPlan instead of
+    the detector when nothing needs the detector before the workload starts (no
+    orchestrator: its client reports the detector's counters and takes rules pushes).
+    The degraded alerts for what failed are written here, once every output is set and
+    before the workload's own output."""
+    policy = policy or FailurePolicy()
+    plan, names, notes = plan_detection(config=config, policy=policy, **kw)
+    if plan is None:
+        return None, names, notes
+    orchestrator = config is not None and config.orchestrator
+    detector = None if defer and not orchestrator else plan.build()
+    writer = plan.writer
+    if orchestrator:
+        http = writer.client
+        writer.client = None
+        client = _start_client(config, detector, plan.container, writer, policy)
+        clients = [c for c in (client, http) if c is not None]
+        if len(clients) > 1:
+            from .outputs.fanout import Fanout
+
+            writer.client = Fanout(clients)
+        else:
+            writer.client = clients[0] if clients else None
+    if policy.reasons:
+        from .detect import Detector
+
+        sink = detector or Detector(None, None, writer)
+        for what, why in policy.reasons:
+            sink.degraded(what, why)
+    return (plan if detector is None else detector), names, notes
 
 
 def _agent_logging(config) -> None:
@@ -221,9 +285,10 @@ def _start_client(config, detector, container, writer, policy):
     return client
 
 
-def setup_from_args(args, *, config_overrides=None):
+def setup_from_args(args, *, config_overrides=None, defer=False):
     """(config, detector, rules-derived syscalls, notes, --syscalls list or None, policy)
-    for the options `run` and `record` share; raises SetupFailed after saying why."""
+    for the options `run` and `record` share; raises SetupFailed after saying why.
+    defer: the detector may come as a DetectionPlan to build once the workload runs."""
     from .configuration import load_config, overrides_from_args
 
     strict = bool(getattr(args, "print_syscalls", False))
@@ -242,7 +307,7 @@ def setup_from_args(args, *, config_overrides=None):
             alerts_to=config.alerts_to, matching=args.rule_matching, min_priority=args.min_priority,
             container_id=args.container_id, container_image=args.container_image,
             container_privileged=args.container_privileged, plan_only=args.print_syscalls,
-            config=config, policy=policy)
+            config=config, policy=policy, defer=defer)
     except SetupFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug of ours: the workload still starts (availability)
@@ -251,9 +316,6 @@ def setup_from_args(args, *, config_overrides=None):
         traceback.print_exc(file=sys.stderr)
         policy.fail("internal error while setting detection up", f"{type(exc).__name__}: {exc}")
         return config, None, [], [], given, policy
-    if detector is not None:
-        detector.metrics_file = config.metrics_file
-        detector.heartbeat_interval = config.heartbeat_interval
     return config, detector, names, notes, given, policy
 
 
@@ -271,7 +333,7 @@ def _run_command(args) -> int:
     from .events.params import DEFAULT_SYSCALLS
 
     try:
-        config, detector, names, notes, given, policy = setup_from_args(args)
+        config, detector, names, notes, given, policy = setup_from_args(args, defer=True)
     except SetupFailed as exc:
         return exc.code
     for note in notes:
@@ -292,10 +354,17 @@ def _run_command(args) -> int:
         return _exec_untraced(args.command)
     names = given or (names if not args.no_rules else sorted(DEFAULT_SYSCALLS))
     printer = event_printer(args)
-    if detector is not None:
-        detector.print_stats = args.stats
     # --events shows every traced syscall: it is for seeing what rules could be written on.
     use_pf = detector is not None and not given and args.prefilter and printer is None
+    if isinstance(detector, DetectionPlan):
+        return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
+                   syscalls=names, ring_bytes=args.ring_size, self_protect=config.self_protect,
+                   foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
+                   tracer_cpu=config.tracer_cpu,
+                   build=_late_detector(detector, config.priority, printer=printer,
+                                        use_prefilter=use_pf, print_stats=args.stats))
+    if detector is not None:
+        detector.print_stats = args.stats
     return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
                sink=Tee(detector, printer), syscalls=names, ring_bytes=args.ring_size,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
@@ -325,7 +394,8 @@ def instrument(argv: list[str]) -> int:
                          "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
         return 2 if not argv else 0
     try:
-        config, detector, names, notes, _given, policy = setup_from_args(_InstrumentArgs(), config_overrides={})
+        config, detector, names, notes, _given, policy = setup_from_args(
+            _InstrumentArgs(), config_overrides={}, defer=True)
     except SetupFailed as exc:
         return exc.code
     for note in notes:
@@ -333,10 +403,65 @@ def instrument(argv: list[str]) -> int:
     if detector is None:
         _announce_untraced(config, None, config.output_format == "json", policy.reasons)
         return _exec_untraced(argv)
+    if isinstance(detector, DetectionPlan):
+        return run(argv, priority=config.priority, syscalls=names, self_protect=config.self_protect,
+                   foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
+                   tracer_cpu=config.tracer_cpu, build=_late_detector(detector, config.priority))
     return run(argv, priority=config.priority, sink=detector, syscalls=names,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter, on_tracer=detector.attach_tracer,
                attach_foreign=config.attach_foreign, tracer_cpu=config.tracer_cpu)
+
+
+class _OutputsOnly:
+    """The sink of a run whose detector could not be built: the alert outputs are closed
+    at the end (the degraded alert must get out), the records are only drained."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+
+    def handle(self, batch) -> None:
+        pass
+
+    def close(self, stats) -> None:
+        self.writer.close()
+
+
+def _late_detector(plan, priority: str, *, printer=None, use_prefilter=True, print_stats=False):
+    """The ``build`` of `run` for a DetectionPlan: the detector, made once the workload
+    runs, and its prefilter handed to the tracer. A failure here is a bug of ours met
+    after the workload started: availability goes on without detection, with the degraded
+    alert; security stops the workload (SetupFailed) as it would have refused to start it."""
+    from .detect import Detector, Tee
+
+    def build(tracer):
+        """tracer: the running tracer, or None when tracing could not start (the sink is
+        then only there for the degraded alerts)."""
+        try:
+            detector = plan.build()
+            detector.print_stats = print_stats
+            if use_prefilter and tracer is not None:
+                tracer.set_prefilter(detector.prefilter)
+                detector.attach_tracer(tracer)
+        except Exception as exc:  # noqa: BLE001 - reported, then the policy decides
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            why = f"{type(exc).__name__}: {exc}"
+            if priority == "security":
+                _warn(f"internal error while setting detection up: {why}")
+                _warn("stopping the workload: it must not run undetected (priority: security)")
+                raise SetupFailed(EXIT_REFUSED) from None
+            policy = FailurePolicy(priority)
+            policy.fail("internal error while setting detection up", why)
+            sink = Detector(None, None, plan.writer, append_container=False)
+            for what, reason in policy.reasons:
+                sink.degraded(what, reason)
+            sink.degraded("running the workload without detection", "no detection at all for this run")
+            return Tee(_OutputsOnly(plan.writer), printer)
+        return Tee(detector, printer) if printer is not None else detector
+
+    return build
 
 
 def _announce_untraced(config, alerts_to, json_lines, reasons) -> None:
@@ -372,7 +497,12 @@ def _exec_untraced(argv) -> int:
 def resolve_command(cmd: str, env) -> str | None:
     if "/" in cmd:
         return cmd
-    return shutil.which(cmd, path=env.get("PATH", os.defpath))
+    # shutil.which's lookup, without importing shutil (and its compressors) at start-up
+    for d in env.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(d, cmd)
+        if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
 
 def original_environment() -> dict:
@@ -558,7 +688,10 @@ class _Pump:
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
         syscalls=None, ring_bytes: int = 8 << 20, env=None, self_protect: str = "deny",
         foreign_arch: str = "decode", prefilter=None, on_tracer=None,
-        attach_foreign: str = "never", tracer_cpu: str = "follow") -> int:
+        attach_foreign: str = "never", tracer_cpu: str = "follow", build=None) -> int:
+    """Runs argv traced; its exit status. build: called with the started tracer, gives the
+    sink (instead of ``sink``): work the workload need not wait for (_late_detector);
+    raising SetupFailed there stops the workload and gives that status."""
     env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
     if path is None:
@@ -600,6 +733,11 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         _warn(f"WARNING: tracing could not start: {exc}")
         _warn("WARNING: running the workload UNTRACED: no detection (priority: availability)")
         _warn("!" * 70)
+        if build is not None:
+            try:
+                sink = build(None)
+            except SetupFailed:
+                sink = None
         for s in getattr(sink, "sinks", [sink]):
             if hasattr(s, "degraded"):
                 try:
@@ -611,6 +749,16 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
 
     forwarder = _SignalForwarder(pid)
     forwarder.start()
+    refused = None
+    if build is not None:
+        try:
+            sink = build(tracer)
+        except SetupFailed as exc:
+            refused, sink = exc.code, None
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     for s in getattr(sink, "sinks", [sink]):
         if s is not None and hasattr(s, "tracer_stats"):
             s.tracer_stats = tracer.stats
@@ -654,4 +802,4 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         forwarder.stop()
         tracer.close()
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    return exit_code(status)
+    return refused if refused is not None else exit_code(status)

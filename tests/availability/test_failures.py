@@ -306,6 +306,37 @@ def test_internal_error_while_setting_up(tmp_path, marker):
     assert "injected setup bug" in p.stderr
 
 
+# A bug in what is built once the workload runs (the state tracker): `run` and
+# `instrument` start the workload before building it when no orchestrator needs it.
+LATE_BUG = textwrap.dedent("""
+    import sys
+    from workload_agent.state import tracker
+    def broken(self, *args, **kw):
+        raise RuntimeError("injected late bug")
+    tracker.StateTracker.__init__ = broken
+""")
+
+
+def test_internal_error_while_building_the_detector(tmp_path, marker):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    args = ["-r", str(tmp_path / "good.yaml")]
+    p = run_agent(args, marker, prelude=LATE_BUG)
+    assert p.returncode == 3 and marker.exists(), p.stderr
+    critical = [a for a in alerts_of(p) if a["rule"] == DEGRADED]
+    assert any("injected late bug" in a["output"] for a in critical), p.stdout
+    assert any("without detection" in a["output"] for a in critical), p.stdout
+    assert "Shadow read" not in [a["rule"] for a in alerts_of(p)]
+    marker.unlink()
+    # security: the workload that started is stopped, and the run says why
+    slow = ["sh", "-c", f"sleep 5; touch {marker}; exit 3"]
+    cmd = [sys.executable, "-c", LATE_BUG + "\nfrom workload_agent.cli import main\nsys.exit(main(sys.argv[1:]))",
+           "run", "--json", "--priority", "security", *args, "--", *slow]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=clean_env())
+    assert p.returncode == runner.EXIT_REFUSED, p.stderr
+    assert "injected late bug" in p.stderr and "stopping the workload" in p.stderr
+    assert not marker.exists()
+
+
 # A bug met on some events only: processing raises for records naming a poison path.
 EVENT_BUG = textwrap.dedent("""
     import sys

@@ -1,15 +1,17 @@
 """Parsers fed garbage: only their own clear errors come out."""
 from __future__ import annotations
 
+import shlex
 import struct
 import zlib
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workload_agent.capture.format import FORMAT_VERSION, MAGIC, CaptureError, CaptureReader
-from workload_agent.capture.inline import SETTERS, InlineEventError, build_event
+from workload_agent.capture.inline import SETTERS, InlineEventError, _unsplittable, build_event
 from workload_agent.capture.ruletest import SpecFileError, load_test_file
 
 PREFIX = MAGIC + struct.pack("<H", FORMAT_VERSION)
@@ -50,6 +52,23 @@ def test_inline_events_raise_only_inline_errors(fields):
         build_event(fields)
     except InlineEventError:
         pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab '\"\\\t", max_size=14))
+def test_inline_word_splitting_fails_where_shlex_does(text):
+    """The position an inline error names comes from our own scan: it must fail exactly
+    on the texts shlex.split fails on."""
+    try:
+        shlex.split(text)
+        splits = True
+    except ValueError:
+        splits = False
+    why = _unsplittable(text)
+    assert (why is None) == splits, why
+    if why is not None:
+        with pytest.raises(InlineEventError, match="at character"):
+            build_event({"evt.type": "openat", "proc.cmdline": "sh " + text})
 
 
 case_values = st.recursive(st.none() | st.booleans() | st.integers(-2, 3) | st.sampled_from(

@@ -125,6 +125,8 @@ def test_bad_test_files_name_file_and_line(files, text, where, why):
     ("{evt.type: opnat}", "unknown event type 'opnat'"),
     ("{evt.type: openat, evt.arg.flags: O_READ}", "'O_READ' is not a list of file_flags names"),
     ("{evt.type: openat, proc.pid: abc}", "field proc.pid: expected an integer"),
+    ("{evt.type: openat, proc.pcmdline: \"'\"}", "field proc.pcmdline: the quote ' at character 1"),
+    ("{evt.type: openat, proc.cmdline: 'sh -c \"ls'}", "field proc.cmdline: the quote \" at character 7"),
 ])
 def test_bad_inline_events_are_errors_naming_the_field(files, event, why):
     (r,) = run_files([files("t.yaml", f"rules: [rules.yaml]\ntests:\n  - events: [{event}]\n")])

@@ -44,7 +44,7 @@ import os
 import struct
 import time
 import zlib
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import msgpack
 
@@ -397,12 +397,46 @@ def _small_uint(data: bytes) -> int:
 
 class _ParamRows(E.LazyList):
     """An event's params as written (rows of Param fields), made Params on first use:
-    an event no rule reads the params of never pays for them."""
-    __slots__ = ("_src",)
+    an event no rule reads the params of never pays for them, and one read by name
+    (Event.param) builds only that one."""
+    __slots__ = ("_src", "_one")
 
     def __init__(self, rows: list, decoder: "_Decoder") -> None:
         super().__init__()
         self._src = (rows, decoder)
+        self._one = None   # name -> (row index, its Param or None), filled by lookup
+
+    def lookup(self, name: str):
+        one = self._one
+        if one is not None:
+            hit = one.get(name)
+            if hit is not None:
+                return hit[1]
+        src = self._src
+        if src is None:   # the last of a name, as Event.param's own index has it
+            for p in reversed(list(list.__iter__(self))):
+                if p.name == name:
+                    return p
+            return None
+        if one is None:
+            one = self._one = {}
+        rows, decoder = src
+        at = decoder.param_name_at()
+        for i in range(len(rows) - 1, -1, -1):
+            r = rows[i]
+            if type(r) is not list:
+                if r.name == name:
+                    one[name] = (i, r)
+                    return r
+            elif at is None:        # a schema without the name field: build them all
+                self._fill()
+                return self.lookup(name)
+            elif len(r) > at and r[at] == name:
+                p = decoder.build(E.Param, "Param", r)
+                one[name] = (i, p)
+                return p
+        one[name] = (-1, None)
+        return None
 
     def _fill(self) -> None:
         src = self._src
@@ -410,7 +444,11 @@ class _ParamRows(E.LazyList):
             self._src = None
             rows, decoder = src
             build = decoder.build
-            list.extend(self, [build(E.Param, "Param", r) if type(r) is list else r for r in rows])
+            params = [build(E.Param, "Param", r) if type(r) is list else r for r in rows]
+            for i, p in (self._one or {}).values():   # the Params lookup gave out stay the ones
+                if i >= 0:
+                    params[i] = p
+            list.extend(self, params)
 
 
 class _Decoder:
@@ -457,6 +495,15 @@ class _Decoder:
                 raise ValueError(f"unknown value class {name!r}")
             return cls(*args)
         return msgpack.ExtType(code, data)
+
+    def param_name_at(self) -> Optional[int]:
+        """Where a written Param row holds the param's name (None: nowhere); kept with the
+        plans, which a header's schema clears."""
+        at = self.plans.get("Param.name", -1)
+        if at == -1:
+            names = self.plan(E.Param, "Param")[0]
+            at = self.plans["Param.name"] = names.index("name") if "name" in names else None
+        return at
 
     def unpack(self, data: bytes):
         return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False,
@@ -552,6 +599,8 @@ class CaptureReader:
         self._decoder = _Decoder(self)
         self._objects = self._decoder.objects
         self._schema: Dict[str, List[str]] = {}
+        self._wanted: Optional[frozenset] = None   # event types to build; None: all
+        self._type_at = 0   # where an event record holds its type (None: not written)
         self._iter = self._records()
         first = next(self._iter, None)
         if first is not None:
@@ -568,9 +617,14 @@ class CaptureReader:
     def complete(self) -> bool:
         return self.summary is not None
 
-    def records(self) -> Iterator[Union[E.Event, Drop]]:
+    def records(self, types: Optional[Iterable[str]] = None) -> Iterator[Union[E.Event, Drop]]:
+        """Events and drops in recorded order. types: only events of these types; the
+        others are skipped before they are decoded (they still count in events_read)."""
+        self._wanted = None if types is None else frozenset(types)
         pending, self._pending = self._pending, []
-        yield from pending
+        for item in pending:
+            if types is None or type(item) is Drop or item.type in types:
+                yield item
         yield from self._iter
 
     def close(self) -> None:
@@ -655,6 +709,13 @@ class CaptureReader:
         tag = rec[0]
         if tag == "E":
             self.events_read += 1
+            wanted = self._wanted
+            if wanted is not None and self._type_at is not None:
+                try:
+                    if rec[1][self._type_at] not in wanted:
+                        return None   # no Event built, no params wrapped
+                except (IndexError, TypeError, KeyError):
+                    pass   # a damaged record: building it says what is wrong
             ev = self._decoder.build(E.Event, "Event", rec[1])
             params = ev.params
             if self.version >= 2 and type(params) is list and params and type(params[0]) is list:
@@ -695,6 +756,8 @@ class CaptureReader:
             self.header = rec[1]
             self._schema = self.header.get("schema", {})
             self._decoder.plans.clear()
+            names = self._schema.get("Event") or _EVENT_FIELDS
+            self._type_at = names.index("type") if "type" in names else None
             return None
         if tag == "Z":
             self.summary = rec[1]

@@ -86,7 +86,37 @@ def _bool(v) -> bool:
 
 
 def _words(v) -> List[str]:
-    return [_text(x) for x in v] if isinstance(v, list) else shlex.split(_text(v))
+    if isinstance(v, list):
+        return [_text(x) for x in v]
+    text = _text(v)
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # shlex says what, never where
+        raise InlineEventError(_unsplittable(text) or f"{exc} in {text!r}") from None
+
+
+def _unsplittable(text: str) -> Optional[str]:
+    """Why and where shell-like splitting of text fails (shlex.split's POSIX rules: a
+    backslash escapes the next character, also inside double quotes; nothing inside
+    single quotes); None when it does not fail that way."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 == n:
+                return f"a backslash at character {i + 1} of {text!r} escapes nothing"
+            i += 2
+        elif c in "'\"":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if c == '"' and text[j] == "\\" else 1
+            if j >= n:
+                return (f"the quote {c} at character {i + 1} of {text!r} is never closed "
+                        f"(give the words as a list to use it literally)")
+            i = j + 1
+        else:
+            i += 1
+    return None
 
 
 def _set_cmdline(p: Process, v) -> None:

@@ -8,7 +8,7 @@ ABI (``int 0x80`` on x86_64) like the native one, under the native names, so a r
 """
 from __future__ import annotations
 
-import platform
+import os
 from typing import Dict, Iterable, Optional, Tuple
 
 from .syscall_table import AUDIT_ARCH, SYSCALLS
@@ -34,7 +34,7 @@ _SUFFIXES = ("_time64", "32", "64")
 
 
 def native_arch() -> str:
-    m = platform.machine()
+    m = os.uname().machine  # platform.machine(), without importing platform
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 

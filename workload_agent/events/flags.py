@@ -12,9 +12,8 @@ from __future__ import annotations
 import errno as _errno
 import functools
 import os
-import platform
 import signal as _signal
-import socket as _socket
+import _socket  # the constants without socket.py's enum classes (start-up)
 import stat as _stat
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -23,7 +22,7 @@ Table = Tuple[Tuple[str, int], ...]
 #: Kernel constants that differ by architecture follow the machine we run on:
 #: the tracer only follows tracees of its own architecture (foreign-arch calls
 #: are filtered by the C side).
-HOST_ARCH = platform.machine()
+HOST_ARCH = os.uname().machine  # platform.machine(), without importing platform
 _IS_X86 = HOST_ARCH in ("x86_64", "i386", "i486", "i586", "i686", "amd64")
 
 

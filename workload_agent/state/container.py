@@ -7,17 +7,11 @@ does not show) the hostname, which runtimes set to the short id by default.
 """
 from __future__ import annotations
 
-import json
-import logging
 import os
-import re
-import socket
 import time
 from typing import Dict, Mapping, Optional, Tuple
 
 from ..rules.event import Container
-
-log = logging.getLogger(__name__)
 
 ECS_ENV = "ECS_CONTAINER_METADATA_URI_V4"
 ECS_TIMEOUT_S = 2.0
@@ -35,21 +29,39 @@ ECS_LABELS = (
 _HEX64 = r"([0-9a-f]{64})"
 # (runtime type, pattern on a cgroup path); the first capture group is the full id.
 _CGROUP_PATTERNS = (
-    ("docker", re.compile(r"/docker[/-]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
-    ("containerd", re.compile(r"cri-containerd[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
-    ("cri-o", re.compile(r"crio[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
-    ("podman", re.compile(r"libpod[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)")),
-    ("containerd", re.compile(r"/kubepods[^ ]*/" + _HEX64 + r"$")),
-    ("docker", re.compile(r"/ecs/[0-9a-f-]+/" + _HEX64 + r"$")),
+    ("docker", r"/docker[/-]" + _HEX64 + r"(?:\.scope)?(?:/|$)"),
+    ("containerd", r"cri-containerd[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)"),
+    ("cri-o", r"crio[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)"),
+    ("podman", r"libpod[-:]" + _HEX64 + r"(?:\.scope)?(?:/|$)"),
+    ("containerd", r"/kubepods[^ ]*/" + _HEX64 + r"$"),
+    ("docker", r"/ecs/[0-9a-f-]+/" + _HEX64 + r"$"),
 )
 # mountinfo: the files a runtime bind-mounts into the container name its directory.
 _MOUNT_PATTERNS = (
-    ("docker", re.compile(r"/docker/containers/" + _HEX64 + r"/")),
-    ("podman", re.compile(r"/containers/(?:storage/)?overlay-containers/" + _HEX64 + r"/")),
-    ("containerd", re.compile(r"/io\.containerd\.[^/ ]+/[^/ ]+/" + _HEX64 + r"/")),
-    ("cri-o", re.compile(r"/containers/storage/[^ ]*/" + _HEX64 + r"/userdata/")),
-    ("containerd", re.compile(r"/pods/[0-9a-f-]+/containers/[^/ ]+/" + _HEX64)),
+    ("docker", r"/docker/containers/" + _HEX64 + r"/"),
+    ("podman", r"/containers/(?:storage/)?overlay-containers/" + _HEX64 + r"/"),
+    ("containerd", r"/io\.containerd\.[^/ ]+/[^/ ]+/" + _HEX64 + r"/"),
+    ("cri-o", r"/containers/storage/[^ ]*/" + _HEX64 + r"/userdata/"),
+    ("containerd", r"/pods/[0-9a-f-]+/containers/[^/ ]+/" + _HEX64),
 )
+# hex digits -> "x", and "x" itself -> "-": a run of 64 "x" is a run of 64 hex digits
+_HEX_MARK = str.maketrans({**{c: "x" for c in "0123456789abcdef"}, "x": "-"})
+
+
+def _has_id(text: str) -> bool:
+    """Whether text holds a run of 64 hex digits, which every pattern above needs: on a
+    host (and under runtimes whose ids do not show) no pattern is compiled at start-up."""
+    return "x" * 64 in text.translate(_HEX_MARK)
+
+
+def _search(patterns, text: str) -> Optional[Tuple[str, str]]:
+    import re
+
+    for kind, pattern in patterns:
+        m = re.search(pattern, text)
+        if m:
+            return kind, m.group(1)
+    return None
 _CAP_ALL = (1 << 41) - 1
 
 
@@ -69,22 +81,23 @@ def parse_image(ref: Optional[str]) -> Tuple[str, str, str]:
 
 def id_from_cgroup(text: str) -> Optional[Tuple[str, str]]:
     """(runtime type, full id) from /proc/PID/cgroup text, or None."""
+    if not _has_id(text):
+        return None
     for line in text.splitlines():
-        path = line.split(":", 2)[-1].strip()
-        for kind, rx in _CGROUP_PATTERNS:
-            m = rx.search(path)
-            if m:
-                return kind, m.group(1)
+        found = _search(_CGROUP_PATTERNS, line.split(":", 2)[-1].strip())
+        if found:
+            return found
     return None
 
 
 def id_from_mountinfo(text: str) -> Optional[Tuple[str, str]]:
     """(runtime type, full id) from /proc/PID/mountinfo text, or None."""
+    if not _has_id(text):
+        return None
     for line in text.splitlines():
-        for kind, rx in _MOUNT_PATTERNS:
-            m = rx.search(line)
-            if m:
-                return kind, m.group(1)
+        found = _search(_MOUNT_PATTERNS, line)
+        if found:
+            return found
     return None
 
 
@@ -104,6 +117,7 @@ def _in_container(root: str, environ: Mapping[str, str]) -> bool:
 
 
 def _get_json(url: str) -> dict:
+    import json
     import urllib.request  # only on ECS: it costs every other start-up ~30 ms
 
     with urllib.request.urlopen(url, timeout=ECS_TIMEOUT_S) as resp:
@@ -191,7 +205,9 @@ def detect_container(*, container_id: Optional[str] = None, image: Optional[str]
         try:
             c = from_ecs(ecs_url)
         except (OSError, ValueError) as exc:  # URLError is an OSError
-            log.warning("ECS task metadata (%s) unavailable: %s", ecs_url, exc)
+            import logging
+
+            logging.getLogger(__name__).warning("ECS task metadata (%s) unavailable: %s", ecs_url, exc)
     if c is None:
         found = (id_from_cgroup(_read(os.path.join(root, "proc/self/cgroup")))
                  or id_from_mountinfo(_read(os.path.join(root, "proc/self/mountinfo"))))
@@ -199,7 +215,7 @@ def detect_container(*, container_id: Optional[str] = None, image: Optional[str]
             kind, full = found
             c = Container(id=full[:12], full_id=full, type=kind)
         elif _in_container(root, env):
-            c = Container(id=socket.gethostname()[:12] or "host")
+            c = Container(id=os.uname().nodename[:12] or "host")  # what gethostname() gives
         else:
             c = Container()
     if container_id:
