@@ -75,7 +75,7 @@ def rootfs(tmp_path_factory):
     (root / "rules" / "shadow.yaml").write_text(SHADOW_RULE)
     built = subprocess.run([sys.executable, str(REPO / "tools" / "build_bundle.py"), "--out",
                             str(root / "opt" / "draios"), "--python", str(PYTHON)],
-                           capture_output=True, text=True, timeout=600)
+                           capture_output=True, text=True, timeout=3600)  # a hang guard: >10 min emulated
     assert built.returncode == 0, built.stdout + built.stderr
     return root
 
@@ -139,19 +139,31 @@ def test_shadow_read_is_alerted(rootfs):
     assert "shadow file opened" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_startup_time_and_size(rootfs, record_property):
-    """Not a benchmark: recorded for the report, with a generous ceiling."""
+def _tree(top: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(top)): (p.stat().st_size, p.stat().st_mtime_ns) for p in top.rglob("*")}
+
+
+def test_start_changes_nothing_in_the_bundle_and_its_size(rootfs, record_property):
+    """Start-up time is recorded, not asserted (bench/ measures speed; an emulated arm64
+    machine is 50 times slower). What can fail: a run writes nothing into /opt/draios
+    (every module it imports at start is already byte-compiled, so nothing is parsed at
+    start and a read-only /opt/draios starts the same), and the bundle stays small."""
+    bundle = rootfs / "opt/draios"
+    before = _tree(bundle)
     times = []
-    for _ in range(5):
+    for _ in range(3):
         t0 = time.monotonic()
         r = run_in(rootfs, ["/opt/draios/bin/instrument", "/bin/busybox", "true"])
         times.append(time.monotonic() - t0)
         assert r.returncode == 0, r.stderr
-    size = sum(p.stat().st_size for p in (rootfs / "opt/draios").rglob("*") if p.is_file())
+    after = _tree(bundle)
+    assert sorted(set(after) - set(before)) == []
+    assert [p for p in before if after.get(p) != before[p]] == []
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     record_property("bundle_start_s", min(times))
     record_property("bundle_bytes", size)
     print(f"bundle: {size / 1e6:.1f} MB, start to exit of `true`: {min(times):.3f} s")
-    assert min(times) < 2.0
+    assert size < 80e6  # 46 MB on x86_64 (docs/deploy.md); a dropped stdlib filter would double it
 
 
 def test_kubernetes_init_copy_as_non_root_then_run_relocated(rootfs):
