@@ -120,6 +120,8 @@ def file_fd(num: int, path: Optional[str], raw: Optional[str], ppm_flags: int) -
 
 
 def _collapse_slashes(path: str) -> str:
+    if "//" not in path:
+        return path
     while "//" in path:
         path = path.replace("//", "/")
     return path

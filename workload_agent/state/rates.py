@@ -25,6 +25,8 @@ WINDOW_NS = 10_000_000_000
 SWEEP_EVERY = 1024
 
 _RENAMES = frozenset(("rename", "renameat", "renameat2"))
+#: The event types ``observe`` counts; the others pass it untouched.
+COUNTED = _RENAMES | {"connect"}
 _IP_FD_TYPES = frozenset(("ipv4", "ipv6"))
 
 

@@ -9,6 +9,7 @@ evaluates (and formats) each event before handing the tracker the next record.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket as _socket
 import time
@@ -26,13 +27,14 @@ from .fd_lookup import FdLookup
 from .parse_attach import AttachParser
 from .parse_process import ProcessParser
 from .threads import ThreadTable
-from .rates import Rates
+from .rates import COUNTED as _RATE_TYPES, Rates
 from .users import UserDb
 from ..events.flags import AT_FDCWD
 from .values import _s32
 from ..events import capture_kinds as K
 
 _HAS_EXIT = R.F_HAS_EXIT
+_new_event = object.__new__
 _PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork",
                                 "capset"})
 
@@ -82,6 +84,9 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         self.rates = Rates()
+        self._event_base = {f.name: f.default for f in dataclasses.fields(Event)
+                            if f.default is not dataclasses.MISSING}
+        self._event_base.update(hostname=self.hostname, start_ts=self.start_ns)
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
@@ -130,14 +135,26 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
     def _event(self, etype: str, ts: int, tid: int, proc: Optional[Process], res, values: dict,
                specs: Dict[str, object], fd: Optional[Fd], category: Optional[str]) -> Event:
         self._num += 1
-        params = _ParamList(values, specs, _Resolver(self, proc, tid))
         data = values.get("data")
-        ev = Event(type=etype, ts=ts, num=self._num, tid=tid, res=res, params=params, proc=proc,
-                   fd=fd, hostname=self.hostname, category=category,
-                   buffer=data if isinstance(data, bytes) else None, start_ts=self.start_ns,
-                   prev_ts=self._prev_ts)
+        # Event's own __init__ sets all its fields one keyword at a time; this is the same
+        # object built from one dict (the constant fields from _event_base).
+        ev = _new_event(Event)
+        d = ev.__dict__
+        d.update(self._event_base)
+        d["type"] = etype
+        d["ts"] = ts
+        d["num"] = self._num
+        d["tid"] = tid
+        d["res"] = res
+        d["params"] = _ParamList(values, specs, _Resolver(self, proc, tid))
+        d["proc"] = proc
+        d["fd"] = fd
+        d["category"] = category
+        d["buffer"] = data if isinstance(data, bytes) else None
+        d["prev_ts"] = self._prev_ts
         self._prev_ts = ts
-        self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
+        if etype in _RATE_TYPES:
+            self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
         return ev
 
     def _syscall(self, r) -> Event:
