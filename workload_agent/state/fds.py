@@ -95,6 +95,10 @@ _L4_BY_SOCKTYPE = {_socket.SOCK_STREAM: "tcp", _socket.SOCK_DGRAM: "udp", _socke
 _ICMP_PROTOS = (1, 58)
 
 
+_new_fd = object.__new__
+_FD_FIELDS = frozenset(Fd.__dataclass_fields__)
+
+
 def new_fd(num: int, type_: Optional[str], name: Optional[str] = "", cloexec: bool = False,
            nameraw: Optional[str] = None) -> Fd:
     fd = Fd(num, type=type_, typechar=TYPECHAR.get(type_ or "", "o"), name=name, nameraw=nameraw)
@@ -104,7 +108,9 @@ def new_fd(num: int, type_: Optional[str], name: Optional[str] = "", cloexec: bo
 
 
 def copy_fd(fd: Fd, num: int, cloexec: bool = False) -> Fd:
-    new = Fd(**{k: getattr(fd, k) for k in fd.__dataclass_fields__})
+    # Every fork copies the whole table: the fields are copied as one dict.
+    new = _new_fd(Fd)
+    new.__dict__.update({k: v for k, v in fd.__dict__.items() if k in _FD_FIELDS})
     new.num = num
     new.cloexec = cloexec
     new.sotype = getattr(fd, "sotype", None)
