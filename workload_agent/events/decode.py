@@ -460,7 +460,8 @@ def _decoders(name: str):
 
 def decode_params(name: str, args: Sequence[int], ret: Optional[int],
                   blobs: Optional[Mapping[int, Blob]], ctx=None, *,
-                  tid: Optional[int] = None, strict: bool = False) -> Dict[str, object]:
+                  tid: Optional[int] = None, strict: bool = False,
+                  state_params: bool = True) -> Dict[str, object]:
     """Falco's exit-event params for one syscall, in Falco's order.
 
     ``ctx`` (optional) supplies state: ``cwd(tid)``, ``fd_path(tid, fd)`` and,
@@ -469,7 +470,8 @@ def decode_params(name: str, args: Sequence[int], ret: Optional[int],
     filling params that only process state knows, e.g. execve's pid/comm/caps).
     ``tid`` defaults to ``ctx.tid``. ``ret`` is None when no exit stop was taken.
     ``strict`` re-raises decoding errors (tests); otherwise a param whose
-    decoding fails is None.
+    decoding fails is None. ``state_params=False``: leave ``proc_params`` to the
+    caller (the state tracker fills them after applying the event).
     """
     if tid is None:
         tid = getattr(ctx, "tid", None)
@@ -479,7 +481,7 @@ def decode_params(name: str, args: Sequence[int], ret: Optional[int],
         return {"res": ev.ret}
     decode, on_success = compiled
     out = (on_success if on_success is not None and ev.ret == 0 else decode)(ev, strict)
-    if ctx is not None:
+    if ctx is not None and state_params:
         extra_params = ev.ctx_call("proc_params", tid, name, ev.ret)
         if extra_params:
             for key, value in extra_params.items():

@@ -31,6 +31,8 @@ from .fields import REGISTRY, Registry
 GroupMatch = Callable[[Any, bool], list]
 
 _U = object()  # "not evaluated yet"
+# The checks an or of several merges into one call with a tuple of strings.
+_AFFIX_TESTS = {"startswith": "v.startswith({k})", "endswith": "v.endswith({k})"}
 
 
 class _Merged:
@@ -172,15 +174,16 @@ class _Builder:
 
     def _merge_prefixes(self, children) -> list:
         """`x startswith a or x startswith b or ...` (macros are full of them) as one
-        `x.startswith((a, b, ...))`, for the children that are not shared elsewhere."""
-        groups: Dict[str, list] = {}
+        `x.startswith((a, b, ...))`, for the children that are not shared elsewhere; the
+        same for endswith."""
+        groups: Dict[tuple, list] = {}
         for c in children:
-            if isinstance(c, Check) and c.op == "startswith" and c.modifier is None \
+            if isinstance(c, Check) and c.op in _AFFIX_TESTS and c.modifier is None \
                     and isinstance(c.rhs, Literal) and self.node_uses[c] < 2:
                 check = _check(c, self.reg)
-                if isinstance(check, _Inline) and check.key is not None and check.test == "v.startswith({k})" \
-                        and isinstance(check.const, str):
-                    groups.setdefault(check.key, []).append((c, check))
+                if isinstance(check, _Inline) and check.key is not None \
+                        and check.test == _AFFIX_TESTS[c.op] and isinstance(check.const, str):
+                    groups.setdefault((check.key, check.test), []).append((c, check))
         merged = {key: members for key, members in groups.items() if len(members) > 1}
         if not merged:
             return list(children)
@@ -192,8 +195,8 @@ class _Builder:
             elif hit not in done:
                 done.add(hit)
                 members = merged[hit]
-                prefixes = tuple(check.const for _, check in members)
-                out.append(_Merged(self._test_source(members[0][1], "v.startswith({k})", prefixes)))
+                affixes = tuple(check.const for _, check in members)
+                out.append(_Merged(self._test_source(members[0][1], hit[1], affixes)))
         return out
 
     def _test_source(self, check: "_Inline", test: str, const) -> str:

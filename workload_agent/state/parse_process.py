@@ -50,8 +50,6 @@ class ProcessParser:
 
     def proc_params(self, tid, name, ret) -> Optional[dict]:
         """The params only process state knows (execve/clone/capset), from current state."""
-        if self._defer_proc_params:
-            return None
         p = self.threads.get(tid)
         if p is None:
             return None

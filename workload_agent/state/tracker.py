@@ -18,7 +18,7 @@ from typing import Callable, Dict, Optional, Set
 from ..events import records as R
 from ..events.decode import decode_params
 from ..events.display import syscall_name
-from ..events.params import event_type, param_types
+from ..events.params import SPECS, param_types
 from ..rules.event import Container, Event, Fd, Process
 from . import fds, parse_attach, parse_fds, parse_identity, parse_net
 from .container import start_ts_of
@@ -75,7 +75,6 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         #: /proc reads on the event path, by reason: only a fallback for what the tracer
         #: could not capture (processes that existed before the agent, old captures).
         self.proc_reads: Dict[str, int] = {}
-        self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
         self._kinds: Dict[tuple, tuple] = {}
         #: Event types to build events for (e.g. the ruleset's); None: all. Records of
@@ -127,8 +126,10 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         """Everything the hot path needs about a syscall number, computed once."""
         name = syscall_name(arch, nr)
         info = fds.EVENT_INFO.get(name)
+        spec = SPECS.get(name)
         kind = (name, self._handlers.get(name), info[0] if info else None,
-                info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name))
+                info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name),
+                spec.success_event if spec is not None else None)
         self._kinds[(arch, nr)] = kind
         return kind
 
@@ -159,7 +160,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
 
     def _syscall(self, r) -> Event:
         kind = self._kinds.get((r.arch, r.nr)) or self._kind_of(r.arch, r.nr)
-        name, handler, category, fdref, wants_proc_params, specs = kind
+        name, handler, category, fdref, wants_proc_params, specs, success_event = kind
         ret = r.ret if r.flags & _HAS_EXIT else None
         tid = r.tid
         if self._exec_moved and tid in self._exec_moved and name.startswith("exec"):
@@ -168,12 +169,10 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         blobs = r.blobs
         self._cur_blobs = blobs
         self._cur_fds = {_s32(r.args[k - K.SLOT_FD]): k - K.SLOT_FD
-                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} if blobs else {}
-        self._defer_proc_params = True
-        try:
-            values = decode_params(name, r.args, ret, r.blobs, self, tid=tid)
-        finally:
-            self._defer_proc_params = False
+                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} \
+            if blobs and max(blobs) >= K.SLOT_FD else {}
+        # proc_params come below, from the state as this event leaves it
+        values = decode_params(name, r.args, ret, blobs, self, tid=tid, state_params=False)
         fd = handler(self, proc, tid, r, values, ret) if handler is not None else None
         if fd is None and fdref is not None:
             fd = self._event_fd(proc, tid, name, fdref, values, ret)
@@ -188,7 +187,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
             res = values.get("res", ret)
             if not isinstance(res, int):
                 res = ret
-        etype = event_type(name, ret)
+        etype = success_event if success_event and ret == 0 else name
         if self.wanted is not None and etype not in self.wanted:
             return None
         return self._event(etype, ts, tid, proc, res, values, specs, fd, category)
