@@ -189,9 +189,27 @@ def _base_blob(ev: _Event, i: int) -> Optional[str]:
     return b.data.decode("utf-8", "surrogateescape")
 
 
+# Absolute path params by their captured bytes: a workload opens the same files over and
+# over, and an FsPath is immutable, so one object serves every event naming that path.
+_ABS_PATHS: Dict[bytes, "FsPath"] = {}
+
+
 def _src_path(ev: _Event, i: int):
-    raw = _src_str(ev, i)
-    if raw and not raw.startswith("/"):
+    data = ev.blob(i)
+    if data is None:
+        return None
+    known = _ABS_PATHS.get(data)
+    if known is not None:
+        return known
+    raw = _cstr(data)
+    if raw.startswith("/"):
+        known = FsPath(raw)
+        if len(data) <= 256:   # bounded: at most 1 MiB of keys
+            if len(_ABS_PATHS) >= 4096:
+                _ABS_PATHS.clear()
+            _ABS_PATHS[data] = known
+        return known
+    if raw:
         base = _base_blob(ev, i)
         if base is not None:
             return FsPath(raw, resolve_relative(base, raw))
