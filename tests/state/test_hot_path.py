@@ -174,8 +174,9 @@ def test_events_built_from_a_dict_are_complete_and_do_not_share_state(tmp_path):
 
 
 def test_one_rule_group_gives_each_event_its_own_answer():
-    """Fields and sub-conditions are remembered within one evaluation only: alternating
-    events that match and do not match must each get their own verdict."""
+    """Fields and sub-conditions are remembered within one evaluation only, and a later
+    rule reads what an earlier rule's first operand computed: alternating events that
+    match and do not match must each get their own verdict, whichever rule comes first."""
     text = """
 - macro: write_etc
   condition: evt.type = openat and evt.is_open_write = true and fd.name startswith /etc/
@@ -189,6 +190,16 @@ def test_one_rule_group_gives_each_event_its_own_answer():
   condition: evt.type = openat and (fd.name endswith .conf or fd.name endswith .cfg or write_etc)
   output: "a %fd.name"
   priority: NOTICE
+- rule: vi writes
+  desc: d
+  condition: proc.name = vi and write_etc and fd.name endswith passwd
+  output: "v %fd.name"
+  priority: NOTICE
+- rule: reads below etc
+  desc: d
+  condition: not write_etc and fd.name startswith /etc/ and not fd.name endswith .swp
+  output: "r %fd.name"
+  priority: NOTICE
 """
     result = load_rules(["r.yaml"], contents={"r.yaml": text})
     assert result.ok, [m.as_text() for m in result.errors]
@@ -197,13 +208,14 @@ def test_one_rule_group_gives_each_event_its_own_answer():
     tracker.process(clone(ME, FAKE))
     tracker.process(exec_(FAKE))
     tracker.process(execve(FAKE, "/bin/vi", ["vi"]))
-    cases = [("/etc/passwd", os.O_WRONLY, ["etc write", "any etc"]),
+    cases = [("/etc/passwd", os.O_WRONLY, ["etc write", "any etc", "vi writes"]),
              ("/tmp/a.conf", os.O_RDONLY, ["any etc"]),
              ("/etc/x.tmp", os.O_WRONLY, ["any etc"]),
              ("/tmp/b", os.O_WRONLY, []),
-             ("/etc/passwd", os.O_RDONLY, []),
+             ("/etc/passwd", os.O_RDONLY, ["reads below etc"]),
              ("/etc/y.swp", os.O_RDWR, ["any etc"]),
-             ("/etc/passwd", os.O_WRONLY, ["etc write", "any etc"])]
+             ("/etc/z.swp", os.O_RDONLY, []),
+             ("/etc/passwd", os.O_WRONLY, ["etc write", "any etc", "vi writes"])]
     for fd, (name, flags, want) in enumerate(cases * 2, start=3):
         ev = tracker.process(openat(FAKE, name, fd, flags))
         assert [r.name for r in rs.match(ev, "all")] == want, name
