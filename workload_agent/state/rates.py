@@ -25,8 +25,9 @@ WINDOW_NS = 10_000_000_000
 SWEEP_EVERY = 1024
 
 _RENAMES = frozenset(("rename", "renameat", "renameat2"))
-#: The event types ``observe`` counts; the others pass it untouched.
-COUNTED = _RENAMES | {"connect"}
+#: Every event of these types counts, whether a rule matches it or not: the prefilter
+#: must never drop them (tracer/prefilter.py).
+RATED_SYSCALLS = frozenset({"connect"}) | _RENAMES
 _IP_FD_TYPES = frozenset(("ipv4", "ipv6"))
 
 

@@ -27,7 +27,7 @@ from .fd_lookup import FdLookup
 from .parse_attach import AttachParser
 from .parse_process import ProcessParser
 from .threads import ThreadTable
-from .rates import COUNTED as _RATE_TYPES, Rates
+from .rates import RATED_SYSCALLS as _RATE_TYPES, Rates
 from .users import UserDb
 from ..events.flags import AT_FDCWD
 from .values import _s32
