@@ -224,7 +224,10 @@ class Detector:
         self.events = 0
         self.drops = 0
         self.records = 0
-        self.consumer_ns = 0   # state + rules + output, the consumer's own time
+        self.consumer_ns = 0   # state + rules + output, wall time (includes being preempted)
+        # The same work in this thread's CPU time: what Python costs per event, apart
+        # from the workload and the tracer taking the CPU from it (pinned runs share one).
+        self.consumer_cpu_ns = 0
         self.print_stats = False
         self._next_ruleset = None
         self.traced = frozenset()  # what the tracer stops on; new rules cannot widen it
@@ -247,7 +250,8 @@ class Detector:
         """What a heartbeat carries: enough to tell a silent agent from a quiet workload."""
         out = {"events": self.events, "drops": self.drops, "alerts": self.writer.count,
                "processes": len(self.live), "event_failures": sum(self.failures.values()),
-               "records": self.records, "consumer_ns": self.consumer_ns}
+               "records": self.records, "consumer_ns": self.consumer_ns,
+               "consumer_cpu_ns": self.consumer_cpu_ns}
         stats = self.tracer_stats
         if stats is not None:
             try:
@@ -351,12 +355,14 @@ class Detector:
                 self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
         match = self.ruleset.match
+        c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         self.records += len(batch)
         try:
             self._handle(batch, process, match)
         finally:
             self.consumer_ns += time.perf_counter_ns() - t0
+            self.consumer_cpu_ns += time.thread_time_ns() - c0
 
     def _handle(self, batch, process, match) -> None:
         live = self.live
@@ -492,10 +498,11 @@ class Detector:
             self.write_metrics(final=True)
         self.writer.close()
         if self.print_stats:
-            per = self.consumer_ns / self.records / 1000 if self.records else 0.0
+            n = self.records or 1
             sys.stderr.write("workload-agent: " + " ".join(f"{k}={v}" for k, v in stats.items())
                              + f" events={self.events} alerts={self.writer.count}"
-                             f" consumer_us_per_record={per:.1f}\n")
+                             f" consumer_us_per_record={self.consumer_ns / n / 1000:.1f}"
+                             f" consumer_cpu_us_per_record={self.consumer_cpu_ns / n / 1000:.1f}\n")
         reads = getattr(self.tracker, "proc_reads", None)
         if reads:
             # Each is a field judged by what /proc said later, not at the syscall.

@@ -84,6 +84,8 @@ def _s64(v: int) -> int:
 
 def normalize_path(path: str) -> str:
     """Collapse ``.``, ``..`` and repeated ``/`` of an absolute path (``..`` stops at ``/``)."""
+    if "//" not in path and "/." not in path and path[-1:] != "/" and path[:1] == "/":
+        return path  # already in that form (most paths are)
     parts = []
     for part in path.split("/"):
         if part in ("", "."):
@@ -146,35 +148,30 @@ def _src_str(ev: _Event, i: int) -> Optional[str]:
     return None if data is None else _cstr(data)
 
 
-def _argv_list(ev: _Event, i: int) -> Optional[list]:
-    data = ev.blob(i)
-    if data is None:
-        return None
-    items = data.split(b"\0")
-    if items and items[-1] == b"":
-        items.pop()
-    return items
+def _argv_all(data: bytes) -> bytes:
+    """Each NUL-terminated: the vector as the kernel holds it (a truncated last item gets
+    its NUL back), without splitting it into items and joining them again."""
+    return data if not data or data.endswith(b"\0") else data + b"\0"
 
 
 def _src_argv0(ev: _Event, i: int):
-    items = _argv_list(ev, i)
-    if items is None:
+    data = ev.blob(i)
+    if data is None:
         return None
-    return decode_text(items[0]) if items else ""
+    return decode_text(data.split(b"\0", 1)[0]) if data else ""
 
 
 def _src_argv_rest(ev: _Event, i: int):
-    items = _argv_list(ev, i)
-    if items is None:
+    data = ev.blob(i)
+    if data is None:
         return None
-    return b"".join(item + b"\0" for item in items[1:])
+    cut = data.find(b"\0")
+    return _argv_all(data[cut + 1:]) if cut >= 0 else b""
 
 
 def _src_argv_all(ev: _Event, i: int):
-    items = _argv_list(ev, i)
-    if items is None:
-        return None
-    return b"".join(item + b"\0" for item in items)
+    data = ev.blob(i)
+    return None if data is None else _argv_all(data)
 
 
 def _src_exec_comm(ev: _Event, i: int):
@@ -192,9 +189,27 @@ def _base_blob(ev: _Event, i: int) -> Optional[str]:
     return b.data.decode("utf-8", "surrogateescape")
 
 
+# Absolute path params by their captured bytes: a workload opens the same files over and
+# over, and an FsPath is immutable, so one object serves every event naming that path.
+_ABS_PATHS: Dict[bytes, "FsPath"] = {}
+
+
 def _src_path(ev: _Event, i: int):
-    raw = _src_str(ev, i)
-    if raw and not raw.startswith("/"):
+    data = ev.blob(i)
+    if data is None:
+        return None
+    known = _ABS_PATHS.get(data)
+    if known is not None:
+        return known
+    raw = _cstr(data)
+    if raw.startswith("/"):
+        known = FsPath(raw)
+        if len(data) <= 256:   # bounded: at most 1 MiB of keys
+            if len(_ABS_PATHS) >= 4096:
+                _ABS_PATHS.clear()
+            _ABS_PATHS[data] = known
+        return known
+    if raw:
         base = _base_blob(ev, i)
         if base is not None:
             return FsPath(raw, resolve_relative(base, raw))
@@ -379,25 +394,92 @@ def _finish_path(ev: _Event, p: ParamSpec, value):
 
 
 _PATH_TYPES = frozenset({"FSPATH", "FSRELPATH"})
-_Step = Tuple[str, Callable, tuple, Optional[ParamSpec]]
 
-
-def _compile(layout: Sequence[ParamSpec]) -> Tuple[_Step, ...]:
-    """Bind each param's source handler once, so decoding an event is a flat loop."""
-    return tuple((p.name, _SOURCES[p.src[0]], tuple(p.src[1:]),
-                  p if p.type in _PATH_TYPES else None) for p in layout)
-
-
-_COMPILED: Dict[str, Tuple[Tuple[_Step, ...], Optional[Tuple[_Step, ...]]]] = {
-    name: (_compile(spec.params),
-           _compile(spec.success_params) if spec.success_params is not None else None)
-    for name, spec in SPECS.items()
+# Sources that are an expression on the registers (a = ev.args): written into the
+# generated decoder instead of called.
+_INLINE: Dict[str, Callable[..., str]] = {
+    "ret": lambda: "ev.ret",
+    "int": lambda i: f"(((a[{i}] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
+    "uint": lambda i: f"(a[{i}] & 0xFFFFFFFF)",
+    "umode": lambda i: f"(a[{i}] & 0xFFFF)",
+    "s64": lambda i: f"(((a[{i}] & {_MASK64}) ^ {1 << 63}) - {1 << 63})",
+    "u64": lambda i: f"(a[{i}] & {_MASK64})",
+    "none": lambda: "None",
+    "ctx": lambda: "None",
+    "open_flags": lambda i: f"_open_ppm(a[{i}] & 0xFFFFFFFF)",
+    "open_mode": lambda fi, mi: f"_open_mode(a[{fi}] & 0xFFFFFFFF, a[{mi}] & 0xFFFFFFFF)",
 }
+# flags register -> Falco's encoding, remembered: a workload uses a handful of them.
+_OPEN_PPM: Dict[int, int] = {}
+
+
+def _open_ppm(flags: int) -> int:
+    ppm = _OPEN_PPM.get(flags)
+    if ppm is None:
+        if len(_OPEN_PPM) >= 4096:
+            _OPEN_PPM.clear()
+        ppm = _OPEN_PPM[flags] = F.open_flags_to_ppm(flags)
+    return ppm
+
+_NEVER_RAISE = frozenset({"none", "ctx", "const"})
+
+
+def _compile(layout: Sequence[ParamSpec]) -> Callable:
+    """One generated function per layout, ``decode(ev, strict) -> ev.out``: each param
+    is assigned in order (an FSRELPATH reads the dirfd assigned before it), the register
+    views written inline, the other sources called with their arguments bound. Each
+    param is guarded on its own, so one bad value leaves the others decoded."""
+    ns: Dict[str, object] = {"_finish_path": _finish_path, "_open_ppm": _open_ppm,
+                             "_open_mode": F.open_mode}
+    lines = ["def decode(ev, strict):", "    a = ev.args", "    out = ev.out"]
+    for j, p in enumerate(layout):
+        kind, extra = p.src[0], p.src[1:]
+        if kind in _INLINE:
+            expr = _INLINE[kind](*extra)
+        elif kind == "const":
+            ns[f"c{j}"] = extra[0]
+            expr = f"c{j}"
+        else:
+            ns[f"f{j}"] = _SOURCES[kind]
+            for k, x in enumerate(extra):
+                ns[f"x{j}_{k}"] = x
+            expr = f"f{j}(ev" + "".join(f", x{j}_{k}" for k in range(len(extra))) + ")"
+        if p.type in _PATH_TYPES and kind not in ("none", "ctx"):
+            ns[f"p{j}"] = p
+            expr = f"_finish_path(ev, p{j}, {expr})"
+        key = f"n{j}"
+        ns[key] = p.name
+        if kind in _NEVER_RAISE and p.type not in _PATH_TYPES:
+            lines.append(f"    out[{key}] = {expr}")
+            continue
+        lines += ["    try:", f"        out[{key}] = {expr}", "    except Exception:",
+                  # Tracee data is hostile input: one bad param must not lose the event.
+                  "        if strict:", "            raise", f"        out[{key}] = None"]
+    lines.append("    return out")
+    exec(compile("\n".join(lines) + "\n", "<decoder>", "exec"), ns)  # noqa: S102 - our own code
+    return ns["decode"]
+
+
+# name -> (decoder, decoder on success or None), generated on first use: a run decodes
+# the few syscalls its rules trace, and start-up pays for none.
+_COMPILED: Dict[str, Tuple[Callable, Optional[Callable]]] = {}
+
+
+def _decoders(name: str):
+    found = _COMPILED.get(name)
+    if found is None:
+        spec = SPECS.get(name)
+        if spec is None:
+            return None
+        found = _COMPILED[name] = (_compile(spec.params), _compile(spec.success_params)
+                                   if spec.success_params is not None else None)
+    return found
 
 
 def decode_params(name: str, args: Sequence[int], ret: Optional[int],
                   blobs: Optional[Mapping[int, Blob]], ctx=None, *,
-                  tid: Optional[int] = None, strict: bool = False) -> Dict[str, object]:
+                  tid: Optional[int] = None, strict: bool = False,
+                  state_params: bool = True) -> Dict[str, object]:
     """Falco's exit-event params for one syscall, in Falco's order.
 
     ``ctx`` (optional) supplies state: ``cwd(tid)``, ``fd_path(tid, fd)`` and,
@@ -406,30 +488,18 @@ def decode_params(name: str, args: Sequence[int], ret: Optional[int],
     filling params that only process state knows, e.g. execve's pid/comm/caps).
     ``tid`` defaults to ``ctx.tid``. ``ret`` is None when no exit stop was taken.
     ``strict`` re-raises decoding errors (tests); otherwise a param whose
-    decoding fails is None.
+    decoding fails is None. ``state_params=False``: leave ``proc_params`` to the
+    caller (the state tracker fills them after applying the event).
     """
     if tid is None:
         tid = getattr(ctx, "tid", None)
     ev = _Event(name, args, ret, blobs, ctx, tid)
-    compiled = _COMPILED.get(name)
+    compiled = _COMPILED.get(name) or _decoders(name)
     if compiled is None:
         return {"res": ev.ret}
-    steps, success_steps = compiled
-    if success_steps is not None and ev.ret == 0:
-        steps = success_steps
-    out = ev.out
-    for pname, fn, extra, path_param in steps:
-        try:
-            value = fn(ev, *extra)
-            if path_param is not None:
-                value = _finish_path(ev, path_param, value)
-        except Exception:
-            # Tracee data is hostile input: one bad param must not lose the event.
-            if strict:
-                raise
-            value = None
-        out[pname] = value
-    if ctx is not None:
+    decode, on_success = compiled
+    out = (on_success if on_success is not None and ev.ret == 0 else decode)(ev, strict)
+    if ctx is not None and state_params:
         extra_params = ev.ctx_call("proc_params", tid, name, ev.ret)
         if extra_params:
             for key, value in extra_params.items():
@@ -480,6 +550,10 @@ def render_param(p: ParamSpec, value, resolver=None) -> Tuple[str, str]:
         return str(value), ""
 
 
+# (table name, value) -> flag names: the same few flag words recur on every open.
+_FLAGS_TEXT: Dict[Tuple[Optional[str], int], str] = {}
+
+
 def _render(p: ParamSpec, value, resolver) -> Tuple[str, str]:
     t = p.type
     if value is None:
@@ -500,7 +574,13 @@ def _render(p: ParamSpec, value, resolver) -> Tuple[str, str]:
             return "-1", "<NONE>"
         return str(value), _resolve(resolver, "user_name" if t == "UID" else "group_name", value)
     if t.startswith("FLAGS"):
-        return str(value), F.render_flags(value, F.TABLES[p.table])
+        key = (p.table, value)
+        text = _FLAGS_TEXT.get(key)
+        if text is None:
+            if len(_FLAGS_TEXT) >= 4096:
+                _FLAGS_TEXT.clear()
+            text = _FLAGS_TEXT[key] = F.render_flags(value, F.TABLES[p.table])
+        return str(value), text
     if t.startswith("ENUMFLAGS"):
         return str(value), F.render_enum(value, F.TABLES[p.table])
     if t == "MODE":

@@ -349,6 +349,10 @@ def _glob(pattern: str, icase: bool):
     return re.compile(glob_to_regex(pattern), re.DOTALL | (re.IGNORECASE if icase else 0)).fullmatch
 
 
+# Entries a per-value memo of a pure check keeps before it starts over.
+_MEMO_LIMIT = 4096
+
+
 def _components(path: str) -> Tuple[str, ...]:
     """Non-empty '/'-separated components: '/a//b/' -> ('a', 'b'), '/' -> ()."""
     return tuple(c for c in path.split("/") if c)
@@ -369,9 +373,7 @@ def _pmatch(paths) -> Callable[[Any], bool]:
             plain.add(comps)
     plain_lengths = sorted({len(c) for c in plain})
 
-    def pred(v):
-        if not isinstance(v, str):
-            return False
+    def match(v):
         comps = _components(v)
         for n in plain_lengths:
             if n > len(comps):
@@ -383,6 +385,22 @@ def _pmatch(paths) -> Callable[[Any], bool]:
                     (m == c) if isinstance(m, str) else (m(c) is not None) for m, c in zip(g, comps)):
                 return True
         return False
+
+    # A workload opens the same few paths over and over: remember the answer per path
+    # (a pure function of it), within a bound.
+    seen: Dict[str, bool] = {}
+
+    def pred(v):
+        if not isinstance(v, str):
+            return False
+        hit = seen.get(v)
+        if hit is not None:
+            return hit
+        hit = match(v)
+        if len(seen) >= _MEMO_LIMIT:
+            seen.clear()
+        seen[str(v)] = hit
+        return hit
     return pred
 
 

@@ -12,7 +12,11 @@ compiled together into one function in which
   rule or across rules, is evaluated at most once per event, into a local variable;
 - checks on evt.type are decided when the group is built (the group is for one
   type), and the and/or/not around them simplified: a rule that cannot match the
-  type is left out.
+  type is left out;
+- what every evaluation of an earlier rule's condition computes first (its leftmost
+  operand, and that operand's own leftmost, down to a field) is known to be computed
+  when a later rule runs, since rules run in order: there it is read as the plain
+  local, without the "evaluated yet?" test and without its source repeated.
 
 Both are lazy (a local starts as the marker _U and is filled on first use), so
 short-circuiting still skips what is not needed, and the result of each rule is
@@ -31,14 +35,18 @@ from .fields import REGISTRY, Registry
 GroupMatch = Callable[[Any, bool], list]
 
 _U = object()  # "not evaluated yet"
+# The checks an or of several merges into one call with a tuple of strings.
+_AFFIX_TESTS = {"startswith": "v.startswith({k})", "endswith": "v.endswith({k})"}
 
 
 class _Merged:
-    """Generated source standing for several children of an or."""
-    __slots__ = ("source",)
+    """Generated source standing for several children of an or; ``lead``: the memo
+    variable its evaluation always fills, if any."""
+    __slots__ = ("source", "lead")
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, lead: Optional[str] = None) -> None:
         self.source = source
+        self.lead = lead
 
 
 def compile_group(rules: list, event_type: Optional[str] = None,
@@ -78,6 +86,8 @@ class _Builder:
         self.key_var: Dict[str, str] = {}
         self.consts: Dict[int, str] = {}
         self.locals: List[str] = []
+        self.known: set = set()                  # memo variables filled by an earlier rule
+        self.constant: Dict[int, str] = {}       # id(node) -> "True"/"False" where decided
 
     def build(self, rules: list) -> GroupMatch:
         # the conditions as each rule's own compile sees them (legacy calls widened where
@@ -91,6 +101,8 @@ class _Builder:
             cond = self._gen(conds[i])
             if cond == "False":
                 continue
+            if cond != "True":
+                self.known.update(self._lead(conds[i]))
             lines.append(f"    if {cond}:\n"
                          f"        out.append(r{i})\n"
                          f"        if first:\n"
@@ -125,8 +137,16 @@ class _Builder:
         return name
 
     def _gen(self, node: Node) -> str:
+        shared = self.node_uses[node] >= 2
+        if shared:
+            var = self.node_var.get(node)
+            if var is not None and var in self.known:
+                return var
         expr = self._gen_plain(node)
-        if self.node_uses[node] < 2 or expr in ("True", "False"):
+        if expr in ("True", "False"):
+            self.constant[id(node)] = expr
+            return expr
+        if not shared:
             return expr
         var = self.node_var.get(node)
         if var is None:
@@ -172,15 +192,16 @@ class _Builder:
 
     def _merge_prefixes(self, children) -> list:
         """`x startswith a or x startswith b or ...` (macros are full of them) as one
-        `x.startswith((a, b, ...))`, for the children that are not shared elsewhere."""
-        groups: Dict[str, list] = {}
+        `x.startswith((a, b, ...))`, for the children that are not shared elsewhere; the
+        same for endswith."""
+        groups: Dict[tuple, list] = {}
         for c in children:
-            if isinstance(c, Check) and c.op == "startswith" and c.modifier is None \
+            if isinstance(c, Check) and c.op in _AFFIX_TESTS and c.modifier is None \
                     and isinstance(c.rhs, Literal) and self.node_uses[c] < 2:
                 check = _check(c, self.reg)
-                if isinstance(check, _Inline) and check.key is not None and check.test == "v.startswith({k})" \
-                        and isinstance(check.const, str):
-                    groups.setdefault(check.key, []).append((c, check))
+                if isinstance(check, _Inline) and check.key is not None \
+                        and check.test == _AFFIX_TESTS[c.op] and isinstance(check.const, str):
+                    groups.setdefault((check.key, check.test), []).append((c, check))
         merged = {key: members for key, members in groups.items() if len(members) > 1}
         if not merged:
             return list(children)
@@ -192,9 +213,51 @@ class _Builder:
             elif hit not in done:
                 done.add(hit)
                 members = merged[hit]
-                prefixes = tuple(check.const for _, check in members)
-                out.append(_Merged(self._test_source(members[0][1], "v.startswith({k})", prefixes)))
+                affixes = tuple(check.const for _, check in members)
+                first = members[0][1]
+                out.append(_Merged(self._test_source(first, hit[1], affixes), self._field_var(first)))
         return out
+
+    def _field_var(self, check: "_Inline") -> Optional[str]:
+        """The memo variable of a check's operand, if it has one."""
+        if check.key is not None and self.key_uses[check.key] > 1:
+            return self.key_var.get(check.key)
+        return None
+
+    def _lead(self, node) -> List[str]:
+        """The memo variables that evaluating ``node``'s generated source always fills:
+        its own, then its leftmost operand's, down to a field (constant operands are
+        dropped from the source, so the leftmost is the first one left). Stops at a
+        variable filled before this rule: what lies under it was counted then."""
+        out: List[str] = []
+        while True:
+            if isinstance(node, _Merged):
+                if node.lead is not None:
+                    out.append(node.lead)
+                return out
+            if self.node_uses[node] >= 2:
+                var = self.node_var.get(node)
+                if var is not None:
+                    if var in self.known:
+                        return out
+                    out.append(var)
+            if isinstance(node, (And, Or)):
+                neutral = "True" if isinstance(node, And) else "False"
+                children = node.children if isinstance(node, And) else self._merge_prefixes(node.children)
+                node = next((c for c in children
+                             if isinstance(c, _Merged) or self.constant.get(id(c)) != neutral), None)
+                if node is None:
+                    return out
+            elif isinstance(node, Not):
+                node = node.child
+            else:
+                if isinstance(node, Check) and id(node) not in self.constant:
+                    check = _check(node, self.reg)
+                    if isinstance(check, _Inline):
+                        var = self._field_var(check)
+                        if var is not None:
+                            out.append(var)
+                return out
 
     def _test_source(self, check: "_Inline", test: str, const) -> str:
         value = f"{self._name(check.get)}(e)"
@@ -203,7 +266,7 @@ class _Builder:
             if var is None:
                 var = self.key_var[check.key] = f"f{len(self.key_var)}"
                 self.locals.append(var)
-            value = f"({var} if {var} is not _U else ({var} := {value}))"
+            value = var if var in self.known else f"({var} if {var} is not _U else ({var} := {value}))"
         return f"((v := {value}) is not None and {test.format(k=self._name(const))})"
 
     def _type_check(self, node: Check) -> Optional[str]:

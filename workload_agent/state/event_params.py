@@ -36,6 +36,10 @@ class _LazyParam(Param):
     def resolved(self):  # type: ignore[override]
         return self._render()[1]
 
+    def text(self):
+        plain, resolved = self._text or self._render()
+        return resolved if resolved else plain
+
 
 class _ParamList(LazyList):
     """Event.params, built on first use: most events are dropped by the rules' event-type

@@ -7,6 +7,7 @@ still reads ``<NA>``).
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket as _socket
 from typing import Dict, Optional, Tuple
@@ -95,16 +96,33 @@ _L4_BY_SOCKTYPE = {_socket.SOCK_STREAM: "tcp", _socket.SOCK_DGRAM: "udp", _socke
 _ICMP_PROTOS = (1, 58)
 
 
+_new_fd = object.__new__
+_FD_FIELDS = frozenset(Fd.__dataclass_fields__)
+
+
+# Fd's defaults, for entries built from one dict (an open makes one per event).
+_FD_BASE = {f.name: f.default for f in dataclasses.fields(Fd) if f.default is not dataclasses.MISSING}
+
+
 def new_fd(num: int, type_: Optional[str], name: Optional[str] = "", cloexec: bool = False,
            nameraw: Optional[str] = None) -> Fd:
-    fd = Fd(num, type=type_, typechar=TYPECHAR.get(type_ or "", "o"), name=name, nameraw=nameraw)
-    fd.cloexec = cloexec
-    fd.sotype = None
+    fd = _new_fd(Fd)
+    d = fd.__dict__
+    d.update(_FD_BASE)
+    d["num"] = num
+    d["type"] = type_
+    d["typechar"] = TYPECHAR.get(type_ or "", "o")
+    d["name"] = name
+    d["nameraw"] = nameraw
+    d["cloexec"] = cloexec
+    d["sotype"] = None
     return fd
 
 
 def copy_fd(fd: Fd, num: int, cloexec: bool = False) -> Fd:
-    new = Fd(**{k: getattr(fd, k) for k in fd.__dataclass_fields__})
+    # Every fork copies the whole table: the fields are copied as one dict.
+    new = _new_fd(Fd)
+    new.__dict__.update({k: v for k, v in fd.__dict__.items() if k in _FD_FIELDS})
     new.num = num
     new.cloexec = cloexec
     new.sotype = getattr(fd, "sotype", None)
@@ -120,6 +138,8 @@ def file_fd(num: int, path: Optional[str], raw: Optional[str], ppm_flags: int) -
 
 
 def _collapse_slashes(path: str) -> str:
+    if "//" not in path:
+        return path
     while "//" in path:
         path = path.replace("//", "/")
     return path

@@ -31,13 +31,25 @@ _PROCEXIT = (P("status", "ERRNO", ("none",)), P("ret", "ERRNO", ("none",)),
 _PROCEXIT_SPECS = {p.name: p for p in _PROCEXIT}
 
 
+_CGROUPS_PARAM: dict = {}
+
+
+def _cgroups_param(cgroups) -> bytes:
+    """execve/clone's cgroups param; the same few lists are inherited by every process."""
+    key = tuple(cgroups)
+    text = _CGROUPS_PARAM.get(key)
+    if text is None:
+        if len(_CGROUPS_PARAM) >= 256:
+            _CGROUPS_PARAM.clear()
+        text = _CGROUPS_PARAM[key] = b"".join(f"{s}={path}".encode() + b"\0" for s, path in cgroups)
+    return text
+
+
 class ProcessParser:
     """Mixed into StateTracker."""
 
     def proc_params(self, tid, name, ret) -> Optional[dict]:
         """The params only process state knows (execve/clone/capset), from current state."""
-        if self._defer_proc_params:
-            return None
         p = self.threads.get(tid)
         if p is None:
             return None
@@ -45,7 +57,7 @@ class ProcessParser:
             out = {
                 "tid": tid, "pid": p.pid, "ptid": p.parent.pid if p.parent else 0,
                 "cwd": p.cwd, "fdlimit": p.fdlimit, "comm": p.name,
-                "cgroups": b"".join(f"{s}={path}".encode() + b"\0" for s, path in p.cgroups),
+                "cgroups": _cgroups_param(p.cgroups),
                 "uid": p.user.uid if p.user else None, "gid": p.group.gid if p.group else None,
                 "tty": p.tty, "vpgid": p.vpgid, "pgid": p.pgid, "loginuid": p.loginuid,
                 "cap_inheritable": p.cap_inheritable, "cap_permitted": p.cap_permitted,

@@ -80,9 +80,10 @@ class ThreadTable:
                 self._remove_thread(p, pid, True, self._reaper(p))
 
     def _reaper(self, p: Process) -> Optional[Process]:
-        for a in p.ancestors():
-            if a.pid in self.subreapers:
-                return a
+        if self.subreapers:   # mostly none: every exit would walk the ancestry for nothing
+            for a in p.ancestors():
+                if a.pid in self.subreapers:
+                    return a
         for a in p.ancestors():
             if a.vpid == 1:
                 return a

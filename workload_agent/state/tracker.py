@@ -9,6 +9,7 @@ evaluates (and formats) each event before handing the tracker the next record.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket as _socket
 import time
@@ -17,7 +18,7 @@ from typing import Callable, Dict, Optional, Set
 from ..events import records as R
 from ..events.decode import decode_params
 from ..events.display import syscall_name
-from ..events.params import event_type, param_types
+from ..events.params import SPECS, param_types
 from ..rules.event import Container, Event, Fd, Process
 from . import fds, parse_attach, parse_fds, parse_identity, parse_net
 from .container import start_ts_of
@@ -26,13 +27,14 @@ from .fd_lookup import FdLookup
 from .parse_attach import AttachParser
 from .parse_process import ProcessParser
 from .threads import ThreadTable
-from .rates import Rates
+from .rates import RATED_SYSCALLS as _RATE_TYPES, Rates
 from .users import UserDb
 from ..events.flags import AT_FDCWD
 from .values import _s32
 from ..events import capture_kinds as K
 
 _HAS_EXIT = R.F_HAS_EXIT
+_new_event = object.__new__
 _PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork",
                                 "capset"})
 
@@ -73,7 +75,6 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         #: /proc reads on the event path, by reason: only a fallback for what the tracer
         #: could not capture (processes that existed before the agent, old captures).
         self.proc_reads: Dict[str, int] = {}
-        self._defer_proc_params = False
         self._param_specs: Dict[str, Dict[str, object]] = {}
         self._kinds: Dict[tuple, tuple] = {}
         #: Event types to build events for (e.g. the ruleset's); None: all. Records of
@@ -82,6 +83,9 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         self.rates = Rates()
+        self._event_base = {f.name: f.default for f in dataclasses.fields(Event)
+                            if f.default is not dataclasses.MISSING}
+        self._event_base.update(hostname=self.hostname, start_ts=self.start_ns)
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
@@ -122,27 +126,41 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         """Everything the hot path needs about a syscall number, computed once."""
         name = syscall_name(arch, nr)
         info = fds.EVENT_INFO.get(name)
+        spec = SPECS.get(name)
         kind = (name, self._handlers.get(name), info[0] if info else None,
-                info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name))
+                info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name),
+                spec.success_event if spec is not None else None)
         self._kinds[(arch, nr)] = kind
         return kind
 
     def _event(self, etype: str, ts: int, tid: int, proc: Optional[Process], res, values: dict,
                specs: Dict[str, object], fd: Optional[Fd], category: Optional[str]) -> Event:
         self._num += 1
-        params = _ParamList(values, specs, _Resolver(self, proc, tid))
         data = values.get("data")
-        ev = Event(type=etype, ts=ts, num=self._num, tid=tid, res=res, params=params, proc=proc,
-                   fd=fd, hostname=self.hostname, category=category,
-                   buffer=data if isinstance(data, bytes) else None, start_ts=self.start_ns,
-                   prev_ts=self._prev_ts)
+        # Event's own __init__ sets all its fields one keyword at a time; this is the same
+        # object built from one dict (the constant fields from _event_base).
+        ev = _new_event(Event)
+        d = ev.__dict__
+        d.update(self._event_base)
+        d["type"] = etype
+        d["ts"] = ts
+        d["num"] = self._num
+        d["tid"] = tid
+        d["res"] = res
+        d["params"] = _ParamList(values, specs, _Resolver(self, proc, tid))
+        d["proc"] = proc
+        d["fd"] = fd
+        d["category"] = category
+        d["buffer"] = data if isinstance(data, bytes) else None
+        d["prev_ts"] = self._prev_ts
         self._prev_ts = ts
-        self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
+        if etype in _RATE_TYPES:
+            self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
         return ev
 
     def _syscall(self, r) -> Event:
         kind = self._kinds.get((r.arch, r.nr)) or self._kind_of(r.arch, r.nr)
-        name, handler, category, fdref, wants_proc_params, specs = kind
+        name, handler, category, fdref, wants_proc_params, specs, success_event = kind
         ret = r.ret if r.flags & _HAS_EXIT else None
         tid = r.tid
         if self._exec_moved and tid in self._exec_moved and name.startswith("exec"):
@@ -151,12 +169,10 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         blobs = r.blobs
         self._cur_blobs = blobs
         self._cur_fds = {_s32(r.args[k - K.SLOT_FD]): k - K.SLOT_FD
-                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} if blobs else {}
-        self._defer_proc_params = True
-        try:
-            values = decode_params(name, r.args, ret, r.blobs, self, tid=tid)
-        finally:
-            self._defer_proc_params = False
+                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} \
+            if blobs and max(blobs) >= K.SLOT_FD else {}
+        # proc_params come below, from the state as this event leaves it
+        values = decode_params(name, r.args, ret, blobs, self, tid=tid, state_params=False)
         fd = handler(self, proc, tid, r, values, ret) if handler is not None else None
         if fd is None and fdref is not None:
             fd = self._event_fd(proc, tid, name, fdref, values, ret)
@@ -171,7 +187,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
             res = values.get("res", ret)
             if not isinstance(res, int):
                 res = ret
-        etype = event_type(name, ret)
+        etype = success_event if success_event and ret == 0 else name
         if self.wanted is not None and etype not in self.wanted:
             return None
         return self._event(etype, ts, tid, proc, res, values, specs, fd, category)

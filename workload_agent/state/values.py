@@ -11,10 +11,12 @@ def _s32(v: int) -> int:
 
 
 def _split(data: bytes) -> List[str]:
-    items = data.split(b"\0")
-    if items and items[-1] == b"":
+    # Decoded once, then split: no UTF-8 sequence holds a NUL byte, so this gives what
+    # decoding each item would (an exec's environment is dozens of items).
+    items = data.decode("utf-8", "surrogateescape").split("\0")
+    if items[-1] == "":
         items.pop()
-    return [i.decode("utf-8", "surrogateescape") for i in items]
+    return items
 
 
 
