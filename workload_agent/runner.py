@@ -127,7 +127,12 @@ class DetectionPlan:
     for it: the tracer is attached before the workload's first syscall and keeps every
     record in the ring until the consumer reads it, the rules are loaded before the first
     event is judged, and a prefilter installed late only keeps more records, so nothing
-    is missed and the workload does not wait for work that can run beside it."""
+    is missed and the workload does not wait for work that can run beside it. The
+    prefilter itself is made before the exec (``prefilter()``): a workload does most of its
+    opens as it starts (the dynamic loader, imports), and each one the prefilter would
+    have dropped costs a stop more and a trip through Python without it."""
+
+    _prefilter = None
 
     def __init__(self, *, ruleset, names, writer, container, start_ns, matching,
                  metrics_file=None, heartbeat_interval=None):
@@ -140,6 +145,13 @@ class DetectionPlan:
         self.metrics_file = metrics_file
         self.heartbeat_interval = heartbeat_interval
 
+    def prefilter(self):
+        from . import detect
+
+        if self._prefilter is None:
+            self._prefilter = detect.prefilter_for(self.ruleset, self.names)
+        return self._prefilter
+
     def build(self):
         from . import detect
         from .state import StateTracker
@@ -148,7 +160,7 @@ class DetectionPlan:
         tracker.wanted = self.ruleset.event_types()  # events no rule can match are not built
         detector = detect.Detector(self.ruleset, tracker, self.writer, mode=self.matching)
         detector.traced = frozenset(self.names)
-        detector.prefilter = detect.prefilter_for(self.ruleset, self.names)
+        detector.prefilter = self.prefilter()
         if self.metrics_file is not None:
             detector.metrics_file = self.metrics_file
         if self.heartbeat_interval is not None:
@@ -360,7 +372,7 @@ def _run_command(args) -> int:
         return run(args.command, priority=config.priority, use_seccomp=args.seccomp,
                    syscalls=names, ring_bytes=args.ring_size, self_protect=config.self_protect,
                    foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
-                   tracer_cpu=config.tracer_cpu,
+                   tracer_cpu=config.tracer_cpu, prefilter=detector.prefilter() if use_pf else None,
                    build=_late_detector(detector, config.priority, printer=printer,
                                         use_prefilter=use_pf, print_stats=args.stats))
     if detector is not None:
@@ -406,7 +418,8 @@ def instrument(argv: list[str]) -> int:
     if isinstance(detector, DetectionPlan):
         return run(argv, priority=config.priority, syscalls=names, self_protect=config.self_protect,
                    foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
-                   tracer_cpu=config.tracer_cpu, build=_late_detector(detector, config.priority))
+                   tracer_cpu=config.tracer_cpu, prefilter=detector.prefilter(),
+                   build=_late_detector(detector, config.priority))
     return run(argv, priority=config.priority, sink=detector, syscalls=names,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter, on_tracer=detector.attach_tracer,
@@ -441,8 +454,7 @@ def _late_detector(plan, priority: str, *, printer=None, use_prefilter=True, pri
             detector = plan.build()
             detector.print_stats = print_stats
             if use_prefilter and tracer is not None:
-                tracer.set_prefilter(detector.prefilter)
-                detector.attach_tracer(tracer)
+                detector.attach_tracer(tracer)   # it started with the plan's prefilter
         except Exception as exc:  # noqa: BLE001 - reported, then the policy decides
             import traceback
 
