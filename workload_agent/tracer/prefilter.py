@@ -111,13 +111,44 @@ def _or(a: Dnf, b: Dnf) -> Dnf:
 
 
 def _dedupe(clauses: Iterable[Clause]) -> Dnf:
+    """The clauses, each once, without those another clause absorbs (A or (A and B) is A):
+    on aarch64 a rule on `creat` adds `openat and O_CREAT and ...` beside the rules' own
+    open-for-writing clauses, and without absorption the DNF outgrew MAX_CLAUSES."""
     seen: List[Clause] = []
     for c in clauses:
         if not c:
             return TRUE
         if c not in seen:
             seen.append(c)
-    return tuple(seen)
+    kept = [c for c in seen if not any(o < c for o in seen)]
+    return tuple(_merge_alike(kept)) if len(kept) > 1 else tuple(kept)
+
+
+def _merge_alike(clauses: List[Clause]) -> List[Clause]:
+    """(startswith /a and write) or (startswith /b and write) is (startswith (/a, /b) and
+    write): clauses that differ in one string atom of the same test on the same argument
+    are one clause whose atom holds any of both sets (exact, and fewer clauses to run)."""
+    out = list(clauses)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                only_a, only_b = a - b, b - a
+                if len(a) != len(b) or len(only_a) != 1 or len(only_b) != 1:
+                    continue
+                (x,), (y,) = only_a, only_b
+                if x[0] != y[0] or x[2] != y[2] or not isinstance(x[1], frozenset) \
+                        or not isinstance(y[1], frozenset):
+                    continue
+                out[i] = (a - {x}) | {(x[0], x[1] | y[1], x[2])}
+                del out[j]
+                merged = True
+                break
+            if merged:
+                break
+    return out
 
 
 def _strings(rhs) -> Optional[FrozenSet[str]]:
