@@ -52,12 +52,6 @@ def _rulesets():
 RULESETS = _rulesets()
 OPEN_FAMILY = [n for n in ("open", "openat", "openat2", "creat") if n in TABLE]
 
-#: On aarch64 a rule on `unlink` also means unlinkat, and reads evt.arg.path, which
-#: unlinkat does not have (its path param is `name`): the prefilter keeps every unlinkat
-#: there (sound, but more reaches Python). Known gap, docs/arm64.md; strict, so that
-#: closing it shows.
-ARM64_GAP = pytest.mark.xfail("open" not in TABLE, strict=True,
-                              reason="aarch64: a widened unlink rule keeps every unlinkat")
 
 
 def _blob(slot: int, kind: int, data: bytes, flags: int = 0) -> bytes:
@@ -272,7 +266,6 @@ def test_open_flag_tests_are_judged_in_c():
     assert c.keeps(_record("openat", b"/tmp/d", None, 0, 3))   # O_DIRECT: never judged in C
 
 
-@ARM64_GAP
 def test_the_default_rules_prefilter_judges_unlink_and_mkdir_by_their_paths():
     c = COMPILED["default"]
     for name in ("unlinkat", "mkdirat"):
@@ -364,7 +357,6 @@ def test_prefilter_counts_what_it_drops():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="writing below /var/log needs root")
-@ARM64_GAP
 def test_live_unlinks_and_mkdirs_are_judged_in_c_and_alerts_stay(tmp_path):
     """A build-like workload (mkdir, unlink, rmdir in a scratch directory) and one log file
     removed: the scratch calls are dropped in C, the log removal still alerts, the same

@@ -65,6 +65,9 @@ class PathEvent:
     paths: Dict[str, int]
     #: mode params (chmod's) -> (argument, flag table name): ``contains NAME`` tests bits
     modes: Dict[str, Tuple[int, str]]
+    #: every param name the event can have (all its layouts): ``evt.arg.X`` of any other
+    #: name has no value, and every comparison with no value is false
+    params: FrozenSet[str] = frozenset()
 
 
 def path_events() -> Dict[str, PathEvent]:
@@ -84,7 +87,8 @@ def path_events() -> Dict[str, PathEvent]:
         fd_is_path = name_p is not None and name_p.src[0] == "path" and spec.params[0].name == "fd"
         flags_arg = flags_p.src[1] if flags_p is not None and flags_p.src[0] == "open_flags" else None
         out[name] = PathEvent(name_p.src[1] if fd_is_path else None, flags_arg if fd_is_path else None,
-                              fd_is_path, paths, modes)
+                              fd_is_path, paths, modes,
+                              frozenset(p.name for p in spec.params + (spec.success_params or ())))
     return out
 
 
@@ -226,6 +230,8 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
             and isinstance(node.rhs, Literal) and node.rhs.value in ("true", "false"):
         bit = _PPM_O_WRONLY if name == "evt.is_open_write" else _PPM_O_RDONLY
         return (frozenset({(ACCMODE_IN, _accmodes(bit, node.rhs.value == "true"), DEFAULT_PATH)}),)
+    if name.startswith("evt.arg.") and ev.params and name[len("evt.arg."):] not in ev.params:
+        return FALSE   # e.g. a rule on unlink widened to unlinkat on aarch64 reads evt.arg.path
     if name == "evt.arg.flags" and ev.flags_arg is not None:
         return _open_flags_contain(node)
     if name.startswith("evt.arg.") and name[len("evt.arg."):] in ev.modes:
