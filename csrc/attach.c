@@ -305,6 +305,17 @@ void wa_watch_stop(struct wa_watch *w)
     w->running = 0;
 }
 
+int wa_attach_record(struct wa_buf *b, pid_t tgid, pid_t tid, uint64_t ts, uint32_t arch, uint32_t max)
+{
+    if (rec_start(b, WA_K_ATTACH, tgid, tid) != 0)
+        return -1;
+    rec(b)->args[0] = ts;
+    rec(b)->arch = arch;
+    wa_capture_proc_facts(tgid, b);
+    wa_attach_capture(tgid, b, max);
+    return 0;
+}
+
 /* Alert mode: what a foreign process is, read from /proc the moment the scanner notices
  * it (not when the consumer gets to it: a short-lived process is gone by then). Not
  * stopped, so a thread of it could change what is read meanwhile; the facts are those of
@@ -313,13 +324,8 @@ size_t wa_notice_record(int pid, void *out, size_t cap, uint32_t max, uint32_t a
 {
     struct wa_buf b = { 0 };
     size_t n = 0;
-    if (rec_start(&b, WA_K_ATTACH, pid, pid) != 0)
-        return 0;
-    rec(&b)->args[0] = wa_now_ns();
-    rec(&b)->arch = arch;
-    wa_capture_proc_facts(pid, &b);
-    wa_attach_capture(pid, &b, max);
-    if (wa_attach_alive(pid) && b.len <= cap) {
+    if (wa_attach_record(&b, pid, pid, wa_now_ns(), arch, max) == 0 && wa_attach_alive(pid) &&
+        b.len <= cap) {
         rec(&b)->len = b.len;
         memcpy(out, b.buf, b.len);
         n = b.len;

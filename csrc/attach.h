@@ -75,6 +75,9 @@ int wa_attach_tracer_of(pid_t pid);
 /* Appends what an attach record carries besides the process facts: the command line,
  * the environment (each as NUL-separated strings, up to max bytes) and the cgroup file. */
 void wa_attach_capture(pid_t tgid, struct wa_buf *b, uint32_t max);
+/* An ATTACH record in b: the process facts and what wa_attach_capture adds, read now;
+ * args[0] is ts (when it was asked for). 0, or -1 when b cannot grow. */
+int wa_attach_record(struct wa_buf *b, pid_t tgid, pid_t tid, uint64_t ts, uint32_t arch, uint32_t max);
 /* Alert mode: an ATTACH record of pid read from /proc now, without seizing it (record
  * layout of record.h) into out; its length, or 0 when it is gone or does not fit. */
 size_t wa_notice_record(int pid, void *out, size_t cap, uint32_t max, uint32_t arch);

@@ -896,13 +896,9 @@ static void attach_first_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
     lk->state |= T_ANNOUNCED;
     struct wa_attach_req rq = wa_attach_take(&t->attach, tk->tgid);
     struct wa_buf *b = &t->scratch;
-    if (rec_start(b, WA_K_ATTACH, tk->tgid, tid) != 0)
+    if (wa_attach_record(b, tk->tgid, tid, rq.ts, NATIVE_ARCH, t->max_argv_bytes) != 0)
         return;
-    rec(b)->args[0] = rq.ts;
     rec(b)->extra = rq.threads;
-    rec(b)->arch = NATIVE_ARCH;
-    wa_capture_proc_facts(tk->tgid, b);
-    wa_attach_capture(tk->tgid, b, t->max_argv_bytes);
     commit(t, b);
     atomic_fetch_add(&t->attach.attached, 1);
 }

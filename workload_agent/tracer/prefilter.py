@@ -268,6 +268,12 @@ def _check(node: Check, ev: PathEvent) -> Dnf:
 _ACCESS_NAMES = ("O_RDONLY", "O_WRONLY", "O_RDWR")
 
 
+def _unambiguous(want: str, names) -> bool:
+    """A flag name of the table that no other name contains: `contains` on the rendering
+    then finds it only where that flag itself was rendered."""
+    return want in names and not any(want in other for other in names if other != want)
+
+
 def _open_flags_contain(node: Check) -> Dnf:
     """``evt.arg.flags contains O_TRUNC`` on an open: the rendering (render_flags of the PPM
     flags) names O_TRUNC only when the kernel's O_TRUNC bit is set; an access mode name is
@@ -277,7 +283,7 @@ def _open_flags_contain(node: Check) -> Dnf:
         return TRUE
     want = node.rhs.value
     names = [n for n, _ in FILE_FLAGS]
-    if want not in names or any(want in other for other in names if other != want):
+    if not _unambiguous(want, names):
         return TRUE   # O_DIRECT is also in O_DIRECTORY's name
     if want in _ACCESS_NAMES:
         mask = 0
@@ -300,7 +306,7 @@ def _mode_contains(node: Check, arg: int, table: str) -> Dnf:
         return TRUE
     names = dict(TABLES[table])
     want = node.rhs.value
-    if want not in names or not names[want] or any(want in other for other in names if other != want):
+    if not _unambiguous(want, names) or not names[want]:
         return TRUE
     return (frozenset({(FLAGS_ANY, names[want], arg)}),)
 
