@@ -149,11 +149,12 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
 
-def prefilter_for(ruleset, names):
-    """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py)."""
+def prefilter_for(ruleset, names, start_ns=None):
+    """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py);
+    start_ns: the state's start, for the exec program's drift test."""
     from .tracer.prefilter import compile_prefilter
 
-    return compile_prefilter(ruleset, names, keep=IDENTITY_SYSCALLS)
+    return compile_prefilter(ruleset, names, keep=IDENTITY_SYSCALLS, start_ns=start_ns)
 
 
 class AlertWriter:
@@ -351,7 +352,8 @@ class Detector:
             self.ruleset, self._next_ruleset = self._next_ruleset, None
             self.tracker.wanted = self.ruleset.event_types()
             if self._tracer is not None:
-                self.prefilter = prefilter_for(self.ruleset, sorted(self.traced))
+                self.prefilter = prefilter_for(self.ruleset, sorted(self.traced),
+                                               self.tracker.start_ns)
                 self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
         match = self.ruleset.match
