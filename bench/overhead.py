@@ -6,7 +6,8 @@
 
 Workloads: (a) open/close loop (one traced syscall per iteration), (b) a loop of
 untraced syscalls, (c) a shell script spawning 2,000 short processes, (d) a Python
-import storm, (e) a build's scratch-file churn (mkdir, create, unlink, rmdir). Reports medians, whole-run ratios against native, and the overhead per
+import storm, (e) a build's scratch-file churn (mkdir, create, unlink, rmdir). Reports medians, whole-run ratios against native (wall time, and CPU time of the whole
+process tree, which moves less when other work shares the machine), and the overhead per
 traced syscall in microseconds. This machine is noisy: compare ratios, not seconds.
 The agent is the installed `workload-agent` run with `--priority security` (see
 agent_cmd.py); the tracer's stop count is printed beside each of its figures.
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -70,12 +72,17 @@ def build(tmp: pathlib.Path, name: str, src: str) -> str:
 
 
 def timed(argv: list[str]) -> tuple:
-    """(seconds, tracer stops or None)."""
+    """(seconds, CPU seconds of the whole process tree, tracer stops or None). The CPU time
+    (user + system of everything the run started: workload, tracer, Python) moves less
+    than wall time when other work shares the machine."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc, stops = run_counted(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"bench: {argv} failed with status {proc.returncode}")
-    return time.perf_counter() - t0, stops
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), stops
 
 
 def main() -> int:
@@ -157,19 +164,24 @@ def main() -> int:
     results: dict = {}
     for name, (argv, _) in workloads.items():
         samples = {r: [] for r in runners}
+        cpu = {r: [] for r in runners}
         stops = {}
         for _ in range(args.repeat):
             for r, prefix in runners.items():  # interleaved so drift hits every runner alike
-                seconds, n_stops = timed(prefix + argv)
+                seconds, cpu_s, n_stops = timed(prefix + argv)
                 samples[r].append(seconds)
+                cpu[r].append(cpu_s)
                 if n_stops is not None:
                     stops[r] = n_stops
         med = {r: statistics.median(s) for r, s in samples.items()}
-        results[name] = {"median_s": med, "traced_syscalls": counts.get(name), "stops": stops}
+        med_cpu = {r: statistics.median(s) for r, s in cpu.items()}
+        results[name] = {"median_s": med, "median_cpu_s": med_cpu, "traced_syscalls": counts.get(name),
+                         "stops": stops}
         print(f"\n{name}  (traced syscalls per run: {counts.get(name)})", flush=True)
         for r in runners:
             ratio = med[r] / med["native"]
-            line = f"  {r:18s} {med[r]*1000:9.1f} ms   x{ratio:6.3f}"
+            cpu_ratio = med_cpu[r] / med_cpu["native"] if med_cpu["native"] else float("nan")
+            line = f"  {r:18s} {med[r]*1000:9.1f} ms   x{ratio:6.3f}   cpu x{cpu_ratio:6.3f}"
             n = counts.get(name)
             if r != "native" and n:
                 us = (med[r] - med["native"]) / n * 1e6

@@ -79,6 +79,9 @@ struct wa_pf {
      * exec and exit records are held back; see csrc/tracer.c, "quiet processes").
      * Its path_arg is the filename's argument, flags_arg argv's (envp follows it). */
     struct wa_pf_prog exec;
+    /* 1: no rule can match a failed execve or execveat (which changes no state), so a quiet
+     * process stays quiet through one (execvp tries each PATH directory in turn). */
+    uint32_t quiet_failed_exec;
 };
 
 /* 1: keep the record built in b (syscall nr, args and entry blobs), 0: drop it. */

@@ -240,6 +240,11 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
         int holdable = (r->kind == WA_K_CLONE && !(r->flags & WA_F_THREAD)) || r->kind == WA_K_EXEC ||
                        r->kind == WA_K_EXIT ||
                        (r->kind == WA_K_SYSCALL && (ok->state & T_EXEC_OK));
+        if (!holdable && r->kind == WA_K_SYSCALL && r->arch == NATIVE_ARCH &&
+            (r->nr == SYS_execve || r->nr == SYS_execveat) && (r->flags & WA_F_HAS_EXIT) && r->ret < 0) {
+            const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+            holdable = pf && pf->quiet_failed_exec;
+        }
         if (holdable) {
             held_put(t, b, owner, ok->gen);
             b->len = 0;

@@ -28,7 +28,7 @@ from workload_agent.rules.event import Container
 from workload_agent.rules.compiler import _widen_legacy
 from workload_agent.rules.loader import load_rules
 from workload_agent.state import StateTracker
-from workload_agent.tracer.prefilter import LIFECYCLE_TYPES, compile_prefilter, exec_program
+from workload_agent.tracer.prefilter import LIFECYCLE_TYPES, compile_prefilter, exec_program, failed_exec_quiet
 from workload_agent.tracer.seccomp import native_arch
 
 core = pytest.importorskip("workload_agent.tracer._core")
@@ -281,3 +281,55 @@ def test_live_alerts_are_the_same_with_quiet_processes(tmp_path, delay):
     assert sorted(map(str, with_quiet.execs)).count(Path(sys.executable).name[:15]) == \
         sorted(map(str, without.execs)).count(Path(sys.executable).name[:15])   # its thread told
     assert with_quiet.execs.count("true") < without.execs.count("true")
+
+
+def _ruleset(tmp_path, text):
+    f = tmp_path / "rules.yaml"
+    f.write_text(text)
+    result = load_rules([str(f)])
+    assert result.ok, result.errors
+    return result.ruleset
+
+
+FAILED_EXEC_RULE = """
+- rule: failed exec
+  desc: d
+  condition: evt.type = execve and evt.res != SUCCESS
+  output: o
+  priority: WARNING
+- rule: a program no one runs
+  desc: d
+  condition: evt.type = execve and evt.res = SUCCESS and proc.name = no-such-program
+  output: o
+  priority: WARNING
+"""
+
+
+def test_failed_execs_stay_quiet_only_when_no_rule_can_match_them(tmp_path):
+    default = [(r, r.condition) for r in detect.load_ruleset([])[0].rules if r.enabled]
+    assert failed_exec_quiet(default)
+    watched = [(r, r.condition) for r in _ruleset(tmp_path, FAILED_EXEC_RULE).rules]
+    assert not failed_exec_quiet(watched)
+    one_error = _ruleset(tmp_path, FAILED_EXEC_RULE.replace("!= SUCCESS", "= ENOENT"))
+    assert not failed_exec_quiet([(r, r.condition) for r in one_error.rules])
+
+
+# execvp: each PATH directory in turn, the first two fail (ENOENT)
+EXECVP = ("import os, subprocess\n"
+          "os.environ['PATH'] = '/nonexistent/a:/nonexistent/b:' + os.environ.get('PATH', '/usr/bin:/bin')\n"
+          "for i in range(5):\n    subprocess.run(['true'])\n")
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_failed_execs(tmp_path, delay):
+    needs_tracing()
+    script = f"{sys.executable} -S -c \"{EXECVP}\""
+    for ruleset, quiet_expected in ((detect.load_ruleset([])[0], True),
+                                    (_ruleset(tmp_path, FAILED_EXEC_RULE), False)):
+        with_quiet = _trace(ruleset, script, True, delay)
+        without = _trace(ruleset, script, False, 0.0)
+        assert sorted(with_quiet.fired) == sorted(without.fired)
+        if quiet_expected:
+            assert with_quiet.stats["quiet_dropped"] >= 5, with_quiet.stats
+        else:
+            assert [n for n, _, _ in with_quiet.fired].count("failed exec") >= 10, with_quiet.fired

@@ -35,7 +35,8 @@ struct wa_pf_atom { uint8_t op; uint8_t arg; uint32_t nstr; uint32_t first_str; 
 struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
 struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint32_t first_clause; uint32_t nclauses; ...; };
 struct wa_pf { const struct wa_pf_prog *progs; const struct wa_pf_clause *clauses; const struct wa_pf_atom *atoms;
-               const uint32_t *str_off; const uint32_t *str_len; const char *pool; struct wa_pf_prog exec; };
+               const uint32_t *str_off; const uint32_t *str_len; const char *pool; struct wa_pf_prog exec;
+               uint32_t quiet_failed_exec; };
 enum wa_pf_op { WA_PF_PATH_IN=..., WA_PF_PATH_PREFIX=..., WA_PF_PATH_SUFFIX=..., WA_PF_PATH_CONTAINS=...,
                 WA_PF_DIR_IN=..., WA_PF_BASE_IN=..., WA_PF_BASE_PREFIX=..., WA_PF_ACCMODE_IN=..., WA_PF_FLAGS_ANY=...,
                 WA_PF_STR_IN=..., WA_PF_STR_PREFIX=..., WA_PF_STR_SUFFIX=..., WA_PF_STR_CONTAINS=...,

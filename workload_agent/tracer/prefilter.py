@@ -464,6 +464,47 @@ def _exec_necessary(node: Node, start_ns: Optional[int]) -> Dnf:
     return TRUE
 
 
+_FAILED = {"evt.res": "ENOENT", "evt.dir": "<", "evt.rawres": "-2", "evt.arg.res": "-2",
+           "evt.is_exec_session_start": "false"}
+
+
+def _fold_failed(node: Node) -> Optional[bool]:
+    """At a failed exec: only a comparison of the result with success is known (any error
+    could be the one), the direction, and that no exec session starts."""
+    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
+            and node.lhs.name in _FAILED and node.modifier is None):
+        return None
+    values = _strings(node.rhs)
+    if values is None:
+        return None
+    name = node.lhs.name
+    if name in ("evt.res", "evt.rawres", "evt.arg.res"):
+        success = {"evt.res": "SUCCESS"}.get(name, "0")
+        if values != {success}:
+            return None   # a comparison with one error: that error may be the one
+        truth = False
+    else:
+        truth = _FAILED[name] in values
+    if node.op in ("=", "in"):
+        return truth
+    if node.op == "!=":
+        return not truth
+    return None
+
+
+def failed_exec_quiet(rules) -> bool:
+    """True when no rule can match a failed execve or execveat: such a record of a quiet
+    process is held with the others (it changes no state)."""
+    for rule, condition in rules:
+        types = rule.event_types
+        if types is None:
+            return False
+        for t in types & {"execve", "execveat"}:
+            if _fold(condition, t, _fold_failed) is not False:
+                return False
+    return True
+
+
 def exec_program(rules, start_ns: Optional[int]) -> Optional[Dnf]:
     """The exec program for (rule, widened condition) pairs; None: no process may be quiet
     (a rule reads clone or exit events, or some exec cannot be told from the stop)."""
@@ -494,9 +535,11 @@ class Prefilter:
     """Per syscall name: the DNF the tracer evaluates (syscalls absent: not filtered); and
     the exec program (None: no quiet processes)."""
 
-    def __init__(self, programs: Dict[str, Dnf], exec_program: Optional[Dnf] = None):
+    def __init__(self, programs: Dict[str, Dnf], exec_program: Optional[Dnf] = None,
+                 quiet_failed_exec: bool = False):
         self.programs = programs
         self.exec_program = exec_program
+        self.quiet_failed_exec = quiet_failed_exec and exec_program is not None
 
     def __bool__(self) -> bool:
         return bool(self.programs) or self.exec_program is not None
@@ -508,6 +551,8 @@ class Prefilter:
                     for c in self.exec_program]
             lines.append("execve (a process born under the tracer stays quiet unless): "
                          + (" | ".join(f"({a})" for a in alts) or "never"))
+            if self.quiet_failed_exec:
+                lines.append("execve, execveat failed: no rule can match (a quiet process stays quiet)")
         for name, dnf in sorted(self.programs.items()):
             if not dnf:
                 lines.append(f"{name}: dropped (no enabled rule can match it)")
@@ -536,6 +581,7 @@ class Prefilter:
             jobs.append((p, dnf))
         if self.exec_program is not None and "execve" in table:
             pf.exec.path_arg, pf.exec.flags_arg = _exec_args()
+            pf.quiet_failed_exec = 1 if self.quiet_failed_exec else 0
             jobs.append((pf.exec, self.exec_program))
         for p, dnf in jobs:
             p.active = 1
@@ -618,4 +664,5 @@ def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] =
                 break
         if dnf != TRUE:
             programs[name] = dnf
-    return Prefilter(programs, exec_program(rules, start_ns) if "execve" in syscalls else None)
+    quiet = exec_program(rules, start_ns) if "execve" in syscalls else None
+    return Prefilter(programs, quiet, failed_exec_quiet(rules))
