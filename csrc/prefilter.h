@@ -61,7 +61,9 @@ struct wa_pf_prog {       /* per syscall number: some clause holds, or the event
     uint8_t active;       /* 0: no prefilter for this syscall (everything passes) */
     uint8_t path_arg;     /* the argument whose PATH blob is the path; 255: none */
     uint8_t flags_arg;    /* the argument holding open flags; 255: none */
-    uint8_t pad;
+    /* 1: no rule can match this syscall and it changes only its own process's state (cwd,
+     * name, credentials, session): a quiet process's record of it is held, not sent. */
+    uint8_t quiet_hold;
     uint32_t first_clause;
     uint32_t nclauses;
     uint32_t pad2;

@@ -233,6 +233,13 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
         return;
     struct wa_record *r = rec(b);
     r->len = b->len;
+    int native = r->kind == WA_K_SYSCALL && r->arch == NATIVE_ARCH && !(r->flags & WA_F_FOREIGN_ARCH) &&
+                 r->nr >= 0 && r->nr < WA_MAX_NR;
+    if (native && r->nr == SYS_prctl) {
+        struct task *lk = task_of(t, r->tgid);
+        if (lk)
+            lk->name[0] = 0;   /* PR_SET_NAME: the state takes the new name from the record */
+    }
     pid_t owner = r->kind == WA_K_CLONE && !(r->flags & WA_F_THREAD) ? (pid_t)r->extra : r->tid;
     struct task *ok = task_of(t, owner);
     if (ok && (ok->state & T_QUIET)) {
@@ -240,11 +247,11 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
         int holdable = (r->kind == WA_K_CLONE && !(r->flags & WA_F_THREAD)) || r->kind == WA_K_EXEC ||
                        r->kind == WA_K_EXIT ||
                        (r->kind == WA_K_SYSCALL && (ok->state & T_EXEC_OK));
-        if (!holdable && r->kind == WA_K_SYSCALL && r->arch == NATIVE_ARCH &&
-            (r->nr == SYS_execve || r->nr == SYS_execveat) && (r->flags & WA_F_HAS_EXIT) && r->ret < 0) {
-            const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-            holdable = pf && pf->quiet_failed_exec;
-        }
+        const struct wa_pf *pf = native && !holdable ? atomic_load_explicit(&t->pf, memory_order_acquire) : NULL;
+        if (pf && (r->nr == SYS_execve || r->nr == SYS_execveat) && (r->flags & WA_F_HAS_EXIT) && r->ret < 0)
+            holdable = pf->quiet_failed_exec;
+        else if (pf && pf->progs)
+            holdable = pf->progs[r->nr].quiet_hold;
         if (holdable) {
             held_put(t, b, owner, ok->gen);
             b->len = 0;
@@ -253,11 +260,6 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
     }
     if (t->nhq)
         held_release(t);
-    if (r->kind == WA_K_SYSCALL && r->arch == NATIVE_ARCH && r->nr == SYS_prctl) {
-        struct task *lk = task_of(t, r->tgid);
-        if (lk)
-            lk->name[0] = 0;   /* PR_SET_NAME: the state takes the new name from the record */
-    }
     wa_ring_put(&t->ring, b->buf, b->len);
     b->len = 0;
 }

@@ -264,7 +264,7 @@ def test_live_alerts_are_the_same_with_quiet_processes(tmp_path, delay):
     # dropped); a quiet Python that starts a thread (which ends its quiet); true again.
     script = (f"for i in 1 2 3 4 5; do /bin/true; done; {d}/nginx -c 'sh -c id >/dev/null; /bin/true'; "
               f"{d}/xmrig; /bin/true stratum+tcp://pool; LD_PRELOAD= /bin/true; "
-              f"sh -c '/bin/true; /bin/true'; "
+              f"sh -c '/bin/true; /bin/true'; (cd / && /bin/true); "
               f"{sys.executable} -S -c 'import threading; t = threading.Thread(target=len, args=((),)); "
               f"t.start(); t.join()'; /bin/true")
     with_quiet = _trace(detect.load_ruleset([])[0], script, True, delay)
@@ -275,8 +275,8 @@ def test_live_alerts_are_the_same_with_quiet_processes(tmp_path, delay):
     assert ("Shell spawned by web server", "sh", "nginx") in with_quiet.fired
     assert without.stats["quiet_dropped"] == 0
     # the loop's five, the quiet shell and its first child (the shell execs its last
-    # command itself), the last /bin/true
-    assert with_quiet.stats["quiet_dropped"] >= 8, with_quiet.stats
+    # command itself), the subshell that changed directory, the last /bin/true
+    assert with_quiet.stats["quiet_dropped"] >= 9, with_quiet.stats
     assert Path(sys.executable).name[:15] in without.execs
     assert sorted(map(str, with_quiet.execs)).count(Path(sys.executable).name[:15]) == \
         sorted(map(str, without.execs)).count(Path(sys.executable).name[:15])   # its thread told
@@ -333,3 +333,45 @@ def test_live_failed_execs(tmp_path, delay):
             assert with_quiet.stats["quiet_dropped"] >= 5, with_quiet.stats
         else:
             assert [n for n, _, _ in with_quiet.fired].count("failed exec") >= 10, with_quiet.fired
+
+
+CHDIR_RULE = """
+- rule: into the root
+  desc: d
+  condition: evt.type = chdir and evt.arg.path = /
+  output: o
+  priority: WARNING
+- rule: a program no one runs
+  desc: d
+  condition: evt.type = execve and evt.res = SUCCESS and proc.name = no-such-program
+  output: o
+  priority: WARNING
+"""
+
+
+def test_a_quiet_process_stays_quiet_through_calls_no_rule_watches(tmp_path):
+    """chdir, prctl, setsid... change only their own process's state: held with its other
+    records when no rule can match them, sent (ending the quiet) when one can."""
+    names = sorted(detect.traced_syscalls(detect.load_ruleset([])[0], ARCH)[0])
+    pf = compile_prefilter(detect.load_ruleset([])[0], names, keep=detect.IDENTITY_SYSCALLS,
+                           start_ns=START_NS)
+    assert {"chdir", "fchdir", "prctl", "setsid"} <= pf.quiet_hold
+    assert "setpgid" not in pf.quiet_hold   # it can join another process's group
+    watched = _ruleset(tmp_path, CHDIR_RULE)
+    pf = compile_prefilter(watched, sorted(detect.traced_syscalls(watched, ARCH)[0]),
+                           keep=detect.IDENTITY_SYSCALLS, start_ns=START_NS)
+    assert "chdir" not in pf.quiet_hold and pf.exec_program is not None
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_calls_a_rule_watches_end_the_quiet(tmp_path, delay):
+    needs_tracing()
+    script = "for i in 1 2 3; do (cd / && /bin/true); done; (cd /tmp && /bin/true); /bin/true; /bin/true"
+    watched = _ruleset(tmp_path, CHDIR_RULE)
+    with_quiet = _trace(watched, script, True, delay)
+    without = _trace(watched, script, False, 0.0)
+    assert sorted(with_quiet.fired) == sorted(without.fired)
+    assert [n for n, _, _ in with_quiet.fired].count("into the root") == 3
+    # every subshell changed directory, which a rule watches (whatever the path: chdir
+    # changes state, so it is never dropped at its stop); the two plain ones stay quiet
+    assert with_quiet.stats["quiet_dropped"] == 2, with_quiet.stats

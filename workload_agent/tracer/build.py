@@ -33,7 +33,7 @@ struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tas
                   uint64_t ack_timeouts; uint64_t tracer_moves; uint64_t quiet_dropped; };
 struct wa_pf_atom { uint8_t op; uint8_t arg; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
 struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
-struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint32_t first_clause; uint32_t nclauses; ...; };
+struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint8_t quiet_hold; uint32_t first_clause; uint32_t nclauses; ...; };
 struct wa_pf { const struct wa_pf_prog *progs; const struct wa_pf_clause *clauses; const struct wa_pf_atom *atoms;
                const uint32_t *str_off; const uint32_t *str_len; const char *pool; struct wa_pf_prog exec;
                uint32_t quiet_failed_exec; };

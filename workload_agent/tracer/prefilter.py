@@ -380,6 +380,11 @@ def necessary(node: Node, etype: str) -> Dnf:
 
 # ---- the exec program ------------------------------------------------------------------
 
+#: Calls whose records change only the calling process's state (cwd, name, credentials,
+#: session): a quiet process's are held with its others when no rule can match them. Not
+#: setpgid, which can join another process's group.
+QUIET_LOCAL = frozenset({"chdir", "fchdir", "prctl", "setsid", "capset", "setuid", "setgid",
+                         "setreuid", "setregid", "setresuid", "setresgid"})
 #: Event types made from the records a quiet process's are held and maybe dropped with.
 LIFECYCLE_TYPES = frozenset({"clone", "clone3", "fork", "vfork", "procexit"})
 _EXEC_STRINGS = {"proc.name": S_NAME, "proc.exe": S_EXE, "proc.exepath": S_EXEPATH,
@@ -536,10 +541,12 @@ class Prefilter:
     the exec program (None: no quiet processes)."""
 
     def __init__(self, programs: Dict[str, Dnf], exec_program: Optional[Dnf] = None,
-                 quiet_failed_exec: bool = False):
+                 quiet_failed_exec: bool = False, quiet_hold: Iterable[str] = ()):
         self.programs = programs
         self.exec_program = exec_program
         self.quiet_failed_exec = quiet_failed_exec and exec_program is not None
+        #: syscalls whose records a quiet process keeps quiet through
+        self.quiet_hold = frozenset(quiet_hold) if exec_program is not None else frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.programs) or self.exec_program is not None
@@ -553,6 +560,9 @@ class Prefilter:
                          + (" | ".join(f"({a})" for a in alts) or "never"))
             if self.quiet_failed_exec:
                 lines.append("execve, execveat failed: no rule can match (a quiet process stays quiet)")
+            if self.quiet_hold:
+                lines.append(f"{', '.join(sorted(self.quiet_hold))}: no rule can match "
+                             "(a quiet process stays quiet)")
         for name, dnf in sorted(self.programs.items()):
             if not dnf:
                 lines.append(f"{name}: dropped (no enabled rule can match it)")
@@ -579,6 +589,10 @@ class Prefilter:
             p.path_arg = ev.path_arg if ev is not None and ev.path_arg is not None else 255
             p.flags_arg = ev.flags_arg if ev is not None and ev.flags_arg is not None else 255
             jobs.append((p, dnf))
+        for name in self.quiet_hold:
+            nr = table.get(name)
+            if nr is not None and nr < lib.WA_MAX_NR:
+                progs[nr].quiet_hold = 1
         if self.exec_program is not None and "execve" in table:
             pf.exec.path_arg, pf.exec.flags_arg = _exec_args()
             pf.quiet_failed_exec = 1 if self.quiet_failed_exec else 0
@@ -665,4 +679,16 @@ def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] =
         if dnf != TRUE:
             programs[name] = dnf
     quiet = exec_program(rules, start_ns) if "execve" in syscalls else None
-    return Prefilter(programs, quiet, failed_exec_quiet(rules))
+    hold = [name for name in syscalls if name in QUIET_LOCAL and _no_rule_matches(rules, name)]
+    return Prefilter(programs, quiet, failed_exec_quiet(rules), hold)
+
+
+def _no_rule_matches(rules, name: str) -> bool:
+    dnf: Dnf = FALSE
+    for rule, condition in rules:
+        if rule.event_types is not None and name not in rule.event_types:
+            continue
+        dnf = _or(dnf, necessary(condition, name))
+        if dnf != FALSE:
+            return False
+    return True
