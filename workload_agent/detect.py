@@ -259,8 +259,8 @@ class Detector:
                 s = stats()
             except Exception:  # noqa: BLE001 - the tracer is gone: the counters above still hold
                 s = {}
-            for key in ("stops", "tasks", "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
-                        "denied", "ack_timeouts"):
+            for key in ("stops", "tasks", "prefiltered", "quiet_dropped", "ring_waits", "ring_wait_ns",
+                        "guard_hits", "denied", "ack_timeouts"):
                 if key in s:
                     out[key] = s[key]
             out["drops"] = max(out["drops"], s.get("drops", 0))
