@@ -90,6 +90,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke run")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--compare", metavar="EXE",
+                    help="another workload-agent (e.g. an older build's, in its own venv) run "
+                         "side by side as the runner agent_compare")
     ap.add_argument("--only", metavar="LIST",
                     help="comma-separated runners and workloads to measure (native is always "
                          "run), e.g. agent,agent_tracer_any,strace,a_open_close,c_spawn")
@@ -134,6 +137,9 @@ def main() -> int:
         "agent_tracer_any": agent + ["--tracer-cpu", "any", "--alerts-to", "/dev/null", "--"],
         "agent_full_ptrace": agent + ["--no-seccomp", "--alerts-to", "/dev/null", "--"],
     }
+    if args.compare:
+        runners["agent_compare"] = [args.compare, "run", "--priority", "security", "--alerts-to",
+                                    "/dev/null", "--"]
     if strace:
         runners["strace"] = [strace, "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(traced), "-o", "/dev/null"]
     if args.only:

@@ -98,6 +98,33 @@ size_t wa_mem_read(pid_t tid, uint64_t addr, void *dst, size_t len)
     return read_peek(tid, addr, dst, len);
 }
 
+void wa_mem_read_windows(pid_t tid, const uint64_t *addrs, size_t n, uint8_t *win, uint32_t *got)
+{
+    struct iovec local[WA_WINDOWS_MAX], remote[WA_WINDOWS_MAX];
+    if (n > WA_WINDOWS_MAX)
+        n = WA_WINDOWS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t in_page = PAGE - (size_t)(addrs[i] & (PAGE - 1));
+        size_t w = in_page < WA_WINDOW ? in_page : WA_WINDOW;
+        remote[i].iov_base = (void *)(uintptr_t)addrs[i];
+        remote[i].iov_len = w;
+        local[i].iov_base = win + i * WA_WINDOW;
+        local[i].iov_len = w;
+        got[i] = 0;
+    }
+    if (!n || vm_broken)
+        return;
+    ssize_t r = process_vm_readv(tid, local, (unsigned long)n, remote, (unsigned long)n, 0);
+    if (r <= 0)
+        return;
+    /* A read stops at the first window it cannot read; each window is inside one page. */
+    size_t left = (size_t)r;
+    for (size_t i = 0; i < n && left >= remote[i].iov_len; i++) {
+        got[i] = (uint32_t)remote[i].iov_len;
+        left -= remote[i].iov_len;
+    }
+}
+
 size_t wa_mem_read_str(pid_t tid, uint64_t addr, char *dst, size_t max, int *truncated, int *unreadable)
 {
     size_t total = 0;

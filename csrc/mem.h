@@ -13,4 +13,12 @@ size_t wa_mem_read(pid_t tid, uint64_t addr, void *dst, size_t len);
  * the string runs into memory that cannot be read before its NUL: the kernel fails such a
  * call with EFAULT, so the readable part is not what the call saw. */
 size_t wa_mem_read_str(pid_t tid, uint64_t addr, char *dst, size_t max, int *truncated, int *unreadable);
+
+/* The first bytes of up to WA_WINDOWS_MAX strings in one system call (an exec's argv and
+ * environment are dozens of strings): for string i, the bytes from addrs[i] to the end of
+ * its page, at most WA_WINDOW, into win + i * WA_WINDOW; got[i] the bytes read (0: not
+ * read here, read it alone with wa_mem_read_str). */
+#define WA_WINDOW 256u
+#define WA_WINDOWS_MAX 64u
+void wa_mem_read_windows(pid_t tid, const uint64_t *addrs, size_t n, uint8_t *win, uint32_t *got);
 #endif
