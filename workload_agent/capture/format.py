@@ -168,11 +168,13 @@ class _Shape:
     """How to snapshot one state class fast: all fields in one C-level attrgetter call;
     mutable containers of plain values copied (the tracker mutates them in place);
     only the fields that can hold other state objects walked in Python."""
-    __slots__ = ("name", "get", "deep", "copy")
+    __slots__ = ("name", "get", "deep", "copy", "table")
 
     def __init__(self, cls) -> None:
         fields = dataclasses.fields(cls)
         self.name = cls.__name__
+        # A process's fd table: an Fd that leaves it is dead to the writer (see _Interner.left).
+        self.table = next((i for i, f in enumerate(fields) if cls is E.Process and f.name == "fds"), None)
         self.get = operator.attrgetter(*(f.name for f in fields))
         self.deep = []
         self.copy = []
@@ -197,11 +199,15 @@ class _Interner:
     """
 
     def __init__(self) -> None:
-        # id(obj) -> (obj, encoded values, reference, snapshot id); the obj is kept
-        # so its id cannot be reused by a different object while we remember it.
-        self.known: Dict[int, Tuple[Any, list, Any, int]] = {}
+        # id(obj) -> (obj, encoded values, reference, snapshot id, a process's Fds); the
+        # obj is kept so its id cannot be reused by a different object while we remember it.
+        self.known: Dict[int, Tuple[Any, list, Any, int, Optional[list]]] = {}
         self.shapes: Dict[type, _Shape] = {}
         self.next_id = 1
+        # Fds that left a process's table while this event was written: nothing
+        # refers to them any more (a close, an fd replaced by another, dup2 over it, exec's
+        # cloexec), so the writer forgets them and the reader may let them go.
+        self.left: List[Any] = []
 
     def _shape(self, obj) -> _Shape:
         shape = self.shapes.get(type(obj))
@@ -218,6 +224,7 @@ class _Interner:
             return None if ref is _VISITING else ref
         shape = self.shapes.get(type(obj)) or self._shape(obj)
         values = list(shape.get(obj))
+        table = values[shape.table] if shape.table is not None else None
         for i in shape.copy:
             v = values[i]
             if type(v) is list:
@@ -241,9 +248,16 @@ class _Interner:
             sid = self.next_id
             self.next_id += 1
             ref = msgpack.ExtType(EXT_REF, _pack(sid))
-            self.known[key] = (obj, values, ref, sid)
+            if type(table) is dict:
+                table = list(table.values())   # the Fds as they are now (the dict changes in place)
+            else:
+                table = None
+            self.known[key] = (obj, values, ref, sid, table)
             if seen is not None and len(seen[1]) == len(values):
                 changed = {i: v for i, (old, v) in enumerate(zip(seen[1], values)) if old != v}
+                if table is not None and shape.table in changed and seen[4] is not None:
+                    kept = {id(x) for x in table}
+                    self.left.extend(x for x in seen[4] if id(x) not in kept)
                 out.append(_pack_wide(["U", sid, seen[3], changed]))
             else:
                 out.append(_pack_wide(["O", shape.name, sid, values]))
@@ -324,6 +338,9 @@ class CaptureWriter:
             self._add(r)
         self._add(rec)
         self.events += 1
+        if self._interner.left:
+            left, self._interner.left = self._interner.left, []
+            self._forget(left)
         # What the event retired will not be referenced again (and if it is, it is
         # written anew): the reader can let it go, so its memory stays flat.
         fd, proc = ev.fd, ev.proc
