@@ -634,6 +634,11 @@ class CaptureReader:
     def complete(self) -> bool:
         return self.summary is not None
 
+    @property
+    def snapshots(self) -> int:
+        """How many state snapshots the reader holds now (it must not grow with the capture)."""
+        return len(self._objects)
+
     def records(self, types: Optional[Iterable[str]] = None) -> Iterator[Union[E.Event, Drop]]:
         """Events and drops in recorded order. types: only events of these types; the
         others are skipped before they are decoded (they still count in events_read)."""
