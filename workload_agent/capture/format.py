@@ -53,7 +53,7 @@ from ..events.sockaddr import SockAddr, SockTuple
 from ..rules import event as E
 
 MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
-FORMAT_VERSION = 2  # 2: "U" and "F" records
+FORMAT_VERSION = 3  # 2: "U" and "F" records; 3: "K" and "e" records
 _PREFIX = struct.Struct("<8sH")
 CHUNK_TAG = b"WAck"
 _CHUNK = struct.Struct("<4sIIII")
@@ -77,6 +77,12 @@ CLASSES = {c.__name__: c for c in (E.Process, E.Fd, E.User, E.Group, E.Container
 INLINE = {c.__name__: c for c in (E.Param,)}
 # Param values that are objects: written as [class name, constructor arguments].
 VALUES = {c.__name__: c for c in (SockAddr, SockTuple, FsPath)}
+# An "e" record: the event's fields that repeat from event to event are its kind ("K",
+# written once); the others are its row; then the proc and fd snapshot ids and the params.
+KIND_FIELDS = ("type", "dir", "hostname", "source", "category", "is_async", "start_ts")
+ROW_FIELDS = ("ts", "num", "tid", "cpu", "res", "buffer", "prev_ts")
+PARAM_FIELDS = ("plain", "resolved", "raw")   # a param blob; its name is in the kind
+MAX_KINDS = 4096
 _REF_TYPES = tuple(CLASSES.values())
 _INLINE_TYPES = tuple(INLINE.values())
 _EVENT_FIELDS = [f.name for f in dataclasses.fields(E.Event) if not f.name.startswith("_")]
@@ -86,6 +92,9 @@ def schema() -> Dict[str, List[str]]:
     """Field names per class, in the order their values are written."""
     out = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in {**CLASSES, **INLINE}.items()}
     out["Event"] = list(_EVENT_FIELDS)
+    out["EventKind"] = list(KIND_FIELDS)
+    out["EventRow"] = list(ROW_FIELDS)
+    out["ParamBlob"] = list(PARAM_FIELDS)
     return out
 
 
@@ -284,6 +293,21 @@ class _Interner:
 
 
 _SCALARS = frozenset((str, bytes, bool, float, int))
+_kind_values = operator.attrgetter(*KIND_FIELDS)
+_row_values = operator.attrgetter(*ROW_FIELDS)
+_VALUE_TYPES = frozenset(VALUES.values())
+
+
+def _stateless(v) -> bool:
+    """Whether a param value holds no state object (so it can be read later, on its own)."""
+    t = type(v)
+    if v is None or t in _SCALARS or t in _VALUE_TYPES:
+        return True
+    if t is list or t is tuple:
+        return all(_stateless(x) for x in v)
+    if t is dict:
+        return all(_stateless(k) and _stateless(x) for k, x in v.items())
+    return not isinstance(v, (_REF_TYPES, _INLINE_TYPES, list, tuple, dict))
 _event_values = operator.attrgetter(*_EVENT_FIELDS)
 _PARAMS_AT = _EVENT_FIELDS.index("params")
 _param_values = operator.attrgetter(*(f.name for f in dataclasses.fields(E.Param)))
@@ -308,6 +332,7 @@ class CaptureWriter:
         self._size = 0
         self._last_flush = time.monotonic()
         self._interner = _Interner()
+        self._kinds: Dict[tuple, int] = {}
         self.events = 0
         self.drops = 0
         self.closed = False
@@ -325,40 +350,94 @@ class CaptureWriter:
     def write_event(self, ev: E.Event) -> None:
         out: List[bytes] = []
         done: Dict[int, Any] = {}
-        if len(self._interner.known) > MAX_REMEMBERED:
-            self._interner.known.clear()
+        interner = self._interner
+        if len(interner.known) > MAX_REMEMBERED:
+            interner.known.clear()
             self._add(_pack(["F"]))
-        value = self._interner.value
-        values = [value(v, out, done) for v in _event_values(ev)]
-        params = ev.params
-        if isinstance(params, list) and all(isinstance(p, E.Param) for p in params):
-            values[_PARAMS_AT] = [[value(x, out, done) for x in _param_values(p)] for p in params]
-        rec = _pack_wide(["E", values])
-        for r in out:
-            self._add(r)
-        self._add(rec)
-        self.events += 1
-        if self._interner.left:
-            left, self._interner.left = self._interner.left, []
-            self._forget(left)
+        rec = self._compact(ev, out, done)
+        if rec is None:   # something the compact record cannot hold: the general one
+            value = interner.value
+            values = [value(v, out, done) for v in _event_values(ev)]
+            params = ev.params
+            if isinstance(params, list) and all(isinstance(p, E.Param) for p in params):
+                values[_PARAMS_AT] = [[value(x, out, done) for x in _param_values(p)] for p in params]
+            rec = ["E", values]
         # What the event retired will not be referenced again (and if it is, it is
         # written anew): the reader can let it go, so its memory stays flat.
+        dead = []
+        if interner.left:
+            left, interner.left = interner.left, []
+            dead = self._dead(left)
         fd, proc = ev.fd, ev.proc
         if ev.type == "procexit" and proc is not None:
-            self._forget([proc] + list(proc.fds.values()))
+            dead += self._dead([proc] + list(proc.fds.values()))
         elif fd is not None and (ev.type == "close" or proc is None or proc.fds.get(fd.num) is not fd):
-            self._forget([fd])  # closed, or never in a table (a failed open)
+            dead += self._dead([fd])  # closed, or never in a table (a failed open)
+        if dead and rec[0] == "e":
+            rec.append(dead)   # dead once the event is read
+            dead = []
+        for r in out:
+            self._add(r)
+        self._add(_pack_wide(rec))
+        if dead:
+            self._add(_pack(["X", dead]))
+        self.events += 1
         self.maybe_flush()
 
-    def _forget(self, objs) -> None:
+    def _compact(self, ev, out: List[bytes], done: Dict[int, Any]) -> Optional[list]:
+        """The event as an "e" record (see the module's doc), or None when it holds
+        something only the general "E" record can (an odd type, state inside a param)."""
+        kind = _kind_values(ev)
+        params = ev.params
+        if type(params) is not list and not isinstance(params, list):
+            return None
+        names = []
+        blobs = []
+        for p in params:
+            if not isinstance(p, E.Param):
+                return None
+            name, plain, resolved, raw = _param_values(p)
+            if type(name) is not str or not _stateless(raw):
+                return None
+            names.append(name)
+            blobs.append(_pack_wide([plain, resolved, raw]))
+        for v in kind:
+            if not (v is None or type(v) in _SCALARS):
+                return None
+        key = (kind, tuple(names), tuple(map(type, kind)))   # True and 1 are one dict key
+        kinds = self._kinds
+        kid = kinds.get(key)
+        if kid is None:
+            if len(kinds) >= MAX_KINDS:
+                kinds.clear()   # ids are reused: a "K" record replaces the reader's old one
+            kid = kinds[key] = len(kinds) + 1
+            out.append(_pack_wide(["K", kid, list(kind), names]))
+        row = _row_values(ev)
+        for v in row:
+            if not (v is None or type(v) in _SCALARS):
+                return None
+        proc, fd = ev.proc, ev.fd
+        if proc is not None and not isinstance(proc, E.Process) or fd is not None and not isinstance(fd, E.Fd):
+            return None
+        interner = self._interner
+        psid = fsid = 0
+        if proc is not None:
+            interner.ref(proc, out, done)
+            psid = interner.known[id(proc)][3]
+        if fd is not None:
+            interner.ref(fd, out, done)
+            fsid = interner.known[id(fd)][3]
+        return ["e", kid, *row, psid, fsid, blobs]
+
+    def _dead(self, objs) -> List[int]:
+        """Forgets objs; their snapshot ids, for the reader to let go."""
         known = self._interner.known
         sids = []
         for obj in objs:
             seen = known.pop(id(obj), None)
             if seen is not None:
                 sids.append(seen[3])
-        if sids:
-            self._add(_pack(["X", sids]))
+        return sids
 
     def write_drop(self, ts: int, count: int) -> None:
         self._add(_pack(["D", ts, count]))
@@ -468,6 +547,56 @@ class _ParamRows(E.LazyList):
             list.extend(self, params)
 
 
+class _Kind:
+    """What an "e" record's kind ("K") says: the event fields every event of it shares,
+    and its params' names."""
+    __slots__ = ("type", "base", "names", "index")
+
+    def __init__(self, base: dict, names: list) -> None:
+        self.base = base
+        self.type = base.get("type")
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}   # the last of a name, as Event.param
+
+
+class _ParamBlobs(E.LazyList):
+    """An event's params as written in an "e" record (one msgpack blob each, the names in
+    its kind), decoded on first use; one read by name decodes only that one."""
+    __slots__ = ("_src", "_built")
+
+    def __init__(self, blobs: list, kind: _Kind, decoder: "_Decoder") -> None:
+        super().__init__()
+        self._src = (blobs, kind, decoder)
+        self._built: Optional[dict] = None
+
+    def lookup(self, name: str):
+        src = self._src
+        if src is None:
+            for p in reversed(list(list.__iter__(self))):
+                if p.name == name:
+                    return p
+            return None
+        i = src[1].index.get(name)
+        if i is None:
+            return None
+        built = self._built
+        if built is None:
+            built = self._built = {}
+        p = built.get(i)
+        if p is None:
+            p = built[i] = src[2].param(name, src[0][i])
+        return p
+
+    def _fill(self) -> None:
+        src = self._src
+        if src is not None:
+            self._src = None
+            blobs, kind, decoder = src
+            built = self._built or {}
+            names = kind.names
+            list.extend(self, [built.get(i) or decoder.param(names[i], b) for i, b in enumerate(blobs)])
+
+
 class _Decoder:
     """Unpacks a capture's msgpack: references become the objects they name as they are
     read (a record only refers to snapshots written before it), inline values become
@@ -525,6 +654,31 @@ class _Decoder:
     def unpack(self, data: bytes):
         return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False,
                                ext_hook=self.hook, unicode_errors="surrogateescape")
+
+    def param(self, name: str, blob) -> E.Param:
+        """A param of an "e" record, from its blob (read when a rule first asks for it)."""
+        try:
+            plain, resolved, raw = self.unpack(blob)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is damage
+            raise CaptureError(self.reader.path, f"corrupted: param {name!r} of an event in the chunk does "
+                                                 f"not decode ({exc})", self.pos) from None
+        return E.Param(name, plain, resolved, raw)
+
+    def kind(self, values: list, names: list) -> _Kind:
+        """A "K" record's kind: its base holds every Event field but the row's, proc, fd
+        and params (defaults for those the file does not write)."""
+        base = {}
+        for f in dataclasses.fields(E.Event):
+            if f.default is not dataclasses.MISSING:
+                base[f.name] = f.default
+        known = _field_names(E.Event)
+        layout = self.reader._schema.get("EventKind") or KIND_FIELDS
+        for name, v in zip(layout, values):
+            if name in known:
+                base[name] = v
+        if not isinstance(names, list) or not all(type(n) is str for n in names):
+            raise ValueError("param names are not a list of strings")
+        return _Kind(base, names)
 
     def plan(self, cls, cname: str) -> tuple:
         """(field name per written value, None for a field this version lacks;
@@ -615,6 +769,9 @@ class CaptureReader:
         self.events_read = 0
         self._decoder = _Decoder(self)
         self._objects = self._decoder.objects
+        self._kinds: Dict[int, _Kind] = {}
+        self._fast_rows = True   # the file's event rows are laid out as ROW_FIELDS
+        self._row_n = len(ROW_FIELDS)
         self._schema: Dict[str, List[str]] = {}
         self._wanted: Optional[frozenset] = None   # event types to build; None: all
         self._type_at = 0   # where an event record holds its type (None: not written)
@@ -725,10 +882,51 @@ class CaptureReader:
             self.truncated = f"the file ends at byte {self.size} without the end record"
         self.close()
 
+    def _event(self, rec, pos):
+        """An "e" record: ["e", kind id, *row, proc id, fd id, [param blobs], [dead ids]?]."""
+        self.events_read += 1
+        kind = self._kinds.get(rec[1])
+        if kind is None:
+            raise CaptureError(self.path, f"corrupted: event of unknown kind {rec[1]!r}", pos)
+        objects = self._objects
+        n = self._row_n
+        wanted = self._wanted
+        if wanted is None or kind.type in wanted:
+            sid = rec[n + 2]
+            proc = objects[sid] if sid else None
+            sid = rec[n + 3]
+            fd = objects[sid] if sid else None
+            blobs = rec[n + 4]
+            if kind.names:
+                if len(blobs) != len(kind.names):
+                    raise CaptureError(self.path, "corrupted: an event's params do not match its kind", pos)
+                blobs = _ParamBlobs(blobs, kind, self._decoder)
+            ev = _new(_Event)
+            if self._fast_rows:
+                ev.__dict__ = {**kind.base, "ts": rec[2], "num": rec[3], "tid": rec[4], "cpu": rec[5],
+                               "res": rec[6], "buffer": rec[7], "prev_ts": rec[8],
+                               "proc": proc, "fd": fd, "params": blobs}
+            else:
+                state = dict(kind.base)
+                known = _field_names(E.Event)
+                for name, v in zip(self._schema["EventRow"], rec[2:n + 2]):
+                    if name in known:
+                        state[name] = v
+                state.update(proc=proc, fd=fd, params=blobs)
+                ev.__dict__ = state
+        else:
+            ev = None
+        if len(rec) > n + 5:
+            for sid in rec[n + 5]:
+                objects.pop(sid, None)
+        return ev
+
     def _apply(self, rec, pos):
         if not isinstance(rec, list) or not rec:
             raise CaptureError(self.path, "corrupted: record is not a tagged array", pos)
         tag = rec[0]
+        if tag == "e":
+            return self._event(rec, pos)
         if tag == "E":
             self.events_read += 1
             wanted = self._wanted
@@ -765,6 +963,10 @@ class CaptureReader:
                 raise CaptureError(self.path, f"corrupted: unknown object class {cname!r}", pos)
             self._objects[sid] = self._decoder.build(cls, cname, values)
             return None
+        if tag == "K":
+            _, kid, values, names = rec
+            self._kinds[kid] = self._decoder.kind(values, names)
+            return None
         if tag == "F":
             self._objects.clear()
             return None
@@ -780,6 +982,9 @@ class CaptureReader:
             self._decoder.plans.clear()
             names = self._schema.get("Event") or _EVENT_FIELDS
             self._type_at = names.index("type") if "type" in names else None
+            rows = tuple(self._schema.get("EventRow") or ROW_FIELDS)
+            self._fast_rows, self._row_n = rows == ROW_FIELDS, len(rows)
+            self._kinds.clear()
             return None
         if tag == "Z":
             self.summary = rec[1]
@@ -788,6 +993,8 @@ class CaptureReader:
 
 
 _FIELD_NAMES: Dict[type, frozenset] = {}
+_new = object.__new__
+_Event = E.Event
 
 
 def _field_names(cls) -> frozenset:
