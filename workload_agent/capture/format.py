@@ -53,7 +53,8 @@ from ..events.sockaddr import SockAddr, SockTuple
 from ..rules import event as E
 
 MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
-FORMAT_VERSION = 3  # 2: "U" and "F" records; 3: "K" and "e" records
+FORMAT_VERSION = 3  # 2: "U" and "F" records; 3: "K", "e" and "T" records
+WRITABLE_VERSIONS = (2, 3)   # 2: for older workload-agents
 _PREFIX = struct.Struct("<8sH")
 CHUNK_TAG = b"WAck"
 _CHUNK = struct.Struct("<4sIIII")
@@ -199,6 +200,23 @@ class _Shape:
 _VISITING = object()
 
 
+def _one_fd_change(old, new) -> Optional[Tuple[int, int]]:
+    """(fd number, snapshot id or 0: removed) when two written fd tables differ in one
+    entry only (an open, a close), else None."""
+    if type(old) is not dict or type(new) is not dict:
+        return None
+    diff = [k for k in old.keys() | new.keys() if old.get(k, _VISITING) != new.get(k, _VISITING)]
+    if len(diff) != 1 or type(diff[0]) is not int:
+        return None
+    num = diff[0]
+    if num not in new:
+        return num, 0
+    ref = new[num]
+    if type(ref) is not msgpack.ExtType or ref.code != EXT_REF:
+        return None
+    return num, _small_uint(ref.data)
+
+
 class _Interner:
     """Assigns snapshot ids to state objects and says which snapshots are new.
 
@@ -207,7 +225,8 @@ class _Interner:
     call and one list comparison.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fd_records: bool = True) -> None:
+        self.fd_records = fd_records   # "T" records (format 3) for one fd table change
         # id(obj) -> (obj, encoded values, reference, snapshot id, a process's Fds); the
         # obj is kept so its id cannot be reused by a different object while we remember it.
         self.known: Dict[int, Tuple[Any, list, Any, int, Optional[list]]] = {}
@@ -264,10 +283,16 @@ class _Interner:
             self.known[key] = (obj, values, ref, sid, table)
             if seen is not None and len(seen[1]) == len(values):
                 changed = {i: v for i, (old, v) in enumerate(zip(seen[1], values)) if old != v}
-                if table is not None and shape.table in changed and seen[4] is not None:
+                at = shape.table
+                if table is not None and at in changed and seen[4] is not None:
                     kept = {id(x) for x in table}
                     self.left.extend(x for x in seen[4] if id(x) not in kept)
-                out.append(_pack_wide(["U", sid, seen[3], changed]))
+                one = (_one_fd_change(seen[1][at], values[at])
+                       if len(changed) == 1 and at in changed and self.fd_records else None)
+                if one is not None:
+                    out.append(_pack(["T", sid, seen[3], *one]))
+                else:
+                    out.append(_pack_wide(["U", sid, seen[3], changed]))
             else:
                 out.append(_pack_wide(["O", shape.name, sid, values]))
         done[key] = ref
@@ -321,7 +346,12 @@ class CaptureWriter:
     """
 
     def __init__(self, target: Union[str, BinaryIO], header: Optional[dict] = None, *,
-                 chunk_bytes: int = 256 << 10, flush_seconds: float = 1.0, level: int = 6):
+                 chunk_bytes: int = 256 << 10, flush_seconds: float = 1.0, level: int = 6,
+                 version: int = FORMAT_VERSION):
+        if version not in WRITABLE_VERSIONS:
+            raise ValueError(f"cannot write capture format version {version} "
+                             f"(writable: {', '.join(map(str, WRITABLE_VERSIONS))})")
+        self.version = version
         self.path = target if isinstance(target, str) else getattr(target, "name", "<stream>")
         self._own = isinstance(target, str)
         self.out: BinaryIO = open(target, "wb") if isinstance(target, str) else target
@@ -331,12 +361,12 @@ class CaptureWriter:
         self._buf: List[bytes] = []
         self._size = 0
         self._last_flush = time.monotonic()
-        self._interner = _Interner()
+        self._interner = _Interner(fd_records=version >= 3)
         self._kinds: Dict[tuple, int] = {}
         self.events = 0
         self.drops = 0
         self.closed = False
-        self.out.write(_PREFIX.pack(MAGIC, FORMAT_VERSION))
+        self.out.write(_PREFIX.pack(MAGIC, version))
         doc = dict(header or {})
         doc["schema"] = schema()
         doc.setdefault("created_ns", time.time_ns())
@@ -354,7 +384,7 @@ class CaptureWriter:
         if len(interner.known) > MAX_REMEMBERED:
             interner.known.clear()
             self._add(_pack(["F"]))
-        rec = self._compact(ev, out, done)
+        rec = self._compact(ev, out, done) if self.version >= 3 else None
         if rec is None:   # something the compact record cannot hold: the general one
             value = interner.value
             values = [value(v, out, done) for v in _event_values(ev)]
@@ -941,6 +971,21 @@ class CaptureReader:
             if self.version >= 2 and type(params) is list and params and type(params[0]) is list:
                 ev.params = _ParamRows(params, self._decoder)
             return ev
+        if tag == "T":
+            _, sid, base, num, fsid = rec
+            old = self._objects.pop(base, None)
+            if old is None:
+                raise CaptureError(self.path, f"corrupted: update of unknown snapshot {base}", pos)
+            state = old.__dict__.copy()   # unchanged values are shared: snapshots are read-only
+            fds = state["fds"] = dict(state["fds"])
+            if fsid:
+                fds[num] = self._objects[fsid]
+            else:
+                fds.pop(num, None)
+            new = _new(type(old))
+            new.__dict__ = state
+            self._objects[sid] = new
+            return None
         if tag == "U":
             _, sid, base, changed = rec
             old = self._objects.pop(base, None)
