@@ -595,7 +595,7 @@ class _ParamBlobs(E.LazyList):
     __slots__ = ("_src", "_built")
 
     def __init__(self, blobs: list, kind: _Kind, decoder: "_Decoder") -> None:
-        super().__init__()
+        # (list.__new__ made it empty: no list.__init__ call, this runs for every event)
         self._src = (blobs, kind, decoder)
         self._built: Optional[dict] = None
 
@@ -900,10 +900,7 @@ class CaptureReader:
                                         max_buffer_size=max(len(raw), 1))
             unpacker.feed(raw)
             try:
-                for rec in unpacker:
-                    out = self._apply(rec, pos)
-                    if out is not None:
-                        yield out
+                yield from self._chunk_records(unpacker, pos)
             except CaptureError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any decoding failure is damage
@@ -912,51 +909,95 @@ class CaptureReader:
             self.truncated = f"the file ends at byte {self.size} without the end record"
         self.close()
 
-    def _event(self, rec, pos):
-        """An "e" record: ["e", kind id, *row, proc id, fd id, [param blobs], [dead ids]?]."""
-        self.events_read += 1
-        kind = self._kinds.get(rec[1])
-        if kind is None:
-            raise CaptureError(self.path, f"corrupted: event of unknown kind {rec[1]!r}", pos)
+    def _chunk_records(self, unpacker, pos) -> Iterator[Union[E.Event, Drop]]:
+        """One chunk's records applied, its events and drops yielded. The two records of
+        nearly every event, "e" and "T", are handled here, with everything they use in
+        locals: this loop is most of the time a replay spends reading."""
         objects = self._objects
+        kinds = self._kinds
+        decoder = self._decoder
+        build = decoder.build
+        apply = self._apply
         n = self._row_n
-        wanted = self._wanted
-        if wanted is None or kind.type in wanted:
-            sid = rec[n + 2]
-            proc = objects[sid] if sid else None
-            sid = rec[n + 3]
-            fd = objects[sid] if sid else None
-            blobs = rec[n + 4]
-            if kind.names:
-                if len(blobs) != len(kind.names):
-                    raise CaptureError(self.path, "corrupted: an event's params do not match its kind", pos)
-                blobs = _ParamBlobs(blobs, kind, self._decoder)
-            ev = _new(_Event)
-            if self._fast_rows:
-                ev.__dict__ = {**kind.base, "ts": rec[2], "num": rec[3], "tid": rec[4], "cpu": rec[5],
-                               "res": rec[6], "buffer": rec[7], "prev_ts": rec[8],
-                               "proc": proc, "fd": fd, "params": blobs}
+        fast = self._fast_rows
+        for rec in unpacker:
+            tag = rec[0] if type(rec) is list and rec else None
+            if tag == "e":
+                # ["e", kind id, *row, proc id, fd id, [param blobs], [dead ids]?]
+                self.events_read += 1
+                kind = kinds.get(rec[1])
+                if kind is None:
+                    raise CaptureError(self.path, f"corrupted: event of unknown kind {rec[1]!r}", pos)
+                wanted = self._wanted   # set by records(), after the first event was read
+                if wanted is None or kind.type in wanted:
+                    sid = rec[n + 2]
+                    proc = objects[sid] if sid else None
+                    sid = rec[n + 3]
+                    fd = objects[sid] if sid else None
+                    params = rec[n + 4]
+                    if kind.names:
+                        if type(params) is not list or len(params) != len(kind.names):
+                            raise CaptureError(self.path, "corrupted: an event's params do not match its kind",
+                                               pos)
+                        params = _ParamBlobs(params, kind, decoder)
+                    elif type(params) is not list or params:
+                        raise CaptureError(self.path, "corrupted: an event's params do not match its kind", pos)
+                    ev = _new(_Event)
+                    if fast:
+                        ev.__dict__ = {**kind.base, "ts": rec[2], "num": rec[3], "tid": rec[4], "cpu": rec[5],
+                                       "res": rec[6], "buffer": rec[7], "prev_ts": rec[8],
+                                       "proc": proc, "fd": fd, "params": params}
+                    else:
+                        ev.__dict__ = self._event_state(kind, rec[2:n + 2], proc, fd, params)
+                else:
+                    ev = None
+                if len(rec) > n + 5:
+                    for sid in rec[n + 5]:
+                        objects.pop(sid, None)
+                if ev is not None:
+                    yield ev
+            elif tag == "T":
+                # ["T", new id, base id, fd number, fd snapshot id or 0: closed]
+                _, sid, base, num, fsid = rec
+                old = objects.pop(base, None)
+                if old is None:
+                    raise CaptureError(self.path, f"corrupted: update of unknown snapshot {base}", pos)
+                state = old.__dict__.copy()   # unchanged values are shared: snapshots are read-only
+                fds = state["fds"] = dict(state["fds"])
+                if fsid:
+                    fds[num] = objects[fsid]
+                else:
+                    fds.pop(num, None)
+                new = _new(type(old))
+                new.__dict__ = state
+                objects[sid] = new
+            elif tag == "O" and len(rec) == 4:
+                # ["O", class name, id, [values]]: a snapshot
+                cls = CLASSES.get(rec[1])
+                if cls is None:
+                    raise CaptureError(self.path, f"corrupted: unknown object class {rec[1]!r}", pos)
+                objects[rec[2]] = build(cls, rec[1], rec[3])
             else:
-                state = dict(kind.base)
-                known = _field_names(E.Event)
-                for name, v in zip(self._schema["EventRow"], rec[2:n + 2]):
-                    if name in known:
-                        state[name] = v
-                state.update(proc=proc, fd=fd, params=blobs)
-                ev.__dict__ = state
-        else:
-            ev = None
-        if len(rec) > n + 5:
-            for sid in rec[n + 5]:
-                objects.pop(sid, None)
-        return ev
+                out = apply(rec, pos)
+                if out is not None:
+                    yield out
+                if tag == "H":
+                    n, fast = self._row_n, self._fast_rows
+
+    def _event_state(self, kind: _Kind, row: list, proc, fd, params) -> dict:
+        """An "e" record's event fields when the file lays its rows out otherwise than ROW_FIELDS."""
+        state = dict(kind.base)
+        known = _field_names(E.Event)
+        for name, v in zip(self._schema["EventRow"], row):
+            if name in known:
+                state[name] = v
+        state.update(proc=proc, fd=fd, params=params)
+        return state
 
     def _apply(self, rec, pos):
         if not isinstance(rec, list) or not rec:
             raise CaptureError(self.path, "corrupted: record is not a tagged array", pos)
         tag = rec[0]
-        if tag == "e":
-            return self._event(rec, pos)
         if tag == "E":
             self.events_read += 1
             wanted = self._wanted
@@ -971,21 +1012,6 @@ class CaptureReader:
             if self.version >= 2 and type(params) is list and params and type(params[0]) is list:
                 ev.params = _ParamRows(params, self._decoder)
             return ev
-        if tag == "T":
-            _, sid, base, num, fsid = rec
-            old = self._objects.pop(base, None)
-            if old is None:
-                raise CaptureError(self.path, f"corrupted: update of unknown snapshot {base}", pos)
-            state = old.__dict__.copy()   # unchanged values are shared: snapshots are read-only
-            fds = state["fds"] = dict(state["fds"])
-            if fsid:
-                fds[num] = self._objects[fsid]
-            else:
-                fds.pop(num, None)
-            new = _new(type(old))
-            new.__dict__ = state
-            self._objects[sid] = new
-            return None
         if tag == "U":
             _, sid, base, changed = rec
             old = self._objects.pop(base, None)
