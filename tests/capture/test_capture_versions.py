@@ -78,3 +78,22 @@ def test_replay_of_a_long_capture_keeps_few_snapshots_and_alerts_as_live(tmp_pat
     assert want.count("marker read") == 5 * rounds
     replayed = agent("replay", cap, "-r", str(rules), "--rule-matching", "all")
     assert replayed.stdout.decode() == want
+
+
+def test_record_writes_the_format_asked_for_and_both_replay_as_live(tmp_path):
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULES.replace("@DIR@", str(tmp_path)))
+    (tmp_path / "m0").write_text("x")
+    script = f"cd {tmp_path}; cat m0 >/dev/null; exec 3<m0; sh -c 'cat m0 >/dev/null'"
+    for fmt in (2, 3):
+        cap = str(tmp_path / f"v{fmt}.wacap")
+        live = tmp_path / f"live{fmt}"
+        agent("record", "-o", cap, "--capture-format", str(fmt), "--alerts-to", str(live), "-r", str(rules),
+              "--json", "--", "sh", "-c", script)
+        assert CaptureReader(cap).version == fmt
+        want = live.read_text()
+        assert want.count("marker read") == 3
+        assert agent("replay", cap, "-r", str(rules), "--json").stdout.decode() == want
+    p = subprocess.run(AGENT + ["record", "-o", str(tmp_path / "x.wacap"), "--capture-format", "1", "--", "true"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"--capture-format 1" in p.stderr and b"Traceback" not in p.stderr
