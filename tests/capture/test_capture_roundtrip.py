@@ -308,3 +308,22 @@ def test_events_the_compact_record_cannot_hold_are_written_whole():
     assert got[1].params == [("odd", 1)]
     assert got[2].param("name").plain == "/a" and got[2].param("name").raw == "/a"
     assert [e.num for e in got] == [1, 2, 3]
+
+
+def test_more_event_kinds_than_the_writer_remembers_read_back_right(monkeypatch):
+    from workload_agent.capture import format as F
+    from workload_agent.rules.event import Event, Param
+
+    monkeypatch.setattr(F, "MAX_KINDS", 2)
+    types = ["openat", "execve", "connect", "close", "unlinkat"]
+    evs = [Event(types[i % 5], num=i, category=f"c{i % 3}", params=[Param(f"p{i % 2}", str(i), None, i)])
+           for i in range(40)]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for ev in evs:
+        w.write_event(ev)
+    w.close()
+    assert len(w._kinds) <= 2
+    _, got = _read_back(buf)
+    assert [(e.type, e.num, e.category, [(p.name, p.plain, p.raw) for p in e.params]) for e in got] == \
+        [(e.type, e.num, e.category, [(p.name, p.plain, p.raw) for p in e.params]) for e in evs]

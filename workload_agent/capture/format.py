@@ -358,6 +358,8 @@ def _stateless(v) -> bool:
     if t is dict:
         return all(_stateless(k) and _stateless(x) for k, x in v.items())
     return not isinstance(v, (_REF_TYPES, _INLINE_TYPES, list, tuple, dict))
+
+
 _event_values = operator.attrgetter(*_EVENT_FIELDS)
 _PARAMS_AT = _EVENT_FIELDS.index("params")
 _param_values = operator.attrgetter(*(f.name for f in dataclasses.fields(E.Param)))
@@ -443,8 +445,15 @@ class CaptureWriter:
         """The event as an "e" record (see the module's doc), or None when it holds
         something only the general "E" record can (an odd type, state inside a param)."""
         kind = _kind_values(ev)
+        row = _row_values(ev)
+        for v in kind + row:
+            if not (v is None or type(v) in _SCALARS):
+                return None
+        proc, fd = ev.proc, ev.fd
+        if proc is not None and not isinstance(proc, E.Process) or fd is not None and not isinstance(fd, E.Fd):
+            return None
         params = ev.params
-        if type(params) is not list and not isinstance(params, list):
+        if not isinstance(params, list):
             return None
         names = []
         blobs = []
@@ -456,9 +465,6 @@ class CaptureWriter:
                 return None
             names.append(name)
             blobs.append(_pack_wide([plain, resolved, raw]))
-        for v in kind:
-            if not (v is None or type(v) in _SCALARS):
-                return None
         key = (kind, tuple(names), tuple(map(type, kind)))   # True and 1 are one dict key
         kinds = self._kinds
         kid = kinds.get(key)
@@ -467,13 +473,6 @@ class CaptureWriter:
                 kinds.clear()   # ids are reused: a "K" record replaces the reader's old one
             kid = kinds[key] = len(kinds) + 1
             out.append(_pack_wide(["K", kid, list(kind), names]))
-        row = _row_values(ev)
-        for v in row:
-            if not (v is None or type(v) in _SCALARS):
-                return None
-        proc, fd = ev.proc, ev.fd
-        if proc is not None and not isinstance(proc, E.Process) or fd is not None and not isinstance(fd, E.Fd):
-            return None
         interner = self._interner
         psid = fsid = 0
         if proc is not None:
