@@ -327,3 +327,23 @@ def test_more_event_kinds_than_the_writer_remembers_read_back_right(monkeypatch)
     _, got = _read_back(buf)
     assert [(e.type, e.num, e.category, [(p.name, p.plain, p.raw) for p in e.params]) for e in got] == \
         [(e.type, e.num, e.category, [(p.name, p.plain, p.raw) for p in e.params]) for e in evs]
+
+
+@pytest.mark.parametrize("version", WRITABLE_VERSIONS)
+def test_params_read_by_name_then_all_are_the_same_objects_and_the_last_of_a_name_wins(version):
+    from workload_agent.rules.event import Event, Param
+
+    ev = Event("openat", params=[Param("fd", "3", None, 3), Param("name", "/a", None, "/a"),
+                                 Param("fd", "4", None, 4)])
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {}, version=version)
+    w.write_event(ev)
+    w.write_event(ev)
+    w.close()
+    _, (a, b) = _read_back(buf)
+    fd = a.param("fd")
+    assert fd.raw == 4 and a.param("fd") is fd and a.param("missing") is None
+    assert [(p.name, p.raw) for p in a.params] == [("fd", 3), ("name", "/a"), ("fd", 4)]
+    assert a.params[2] is fd and a.param("fd") is fd
+    assert [(p.name, p.raw) for p in b.params] == [("fd", 3), ("name", "/a"), ("fd", 4)]
+    assert b.param("fd").raw == 4 and b.param("name").plain == "/a"

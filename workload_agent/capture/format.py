@@ -624,6 +624,9 @@ class _ParamBlobs(E.LazyList):
         self._built: Optional[dict] = None
 
     def lookup(self, name: str):
+        built = self._built   # name -> its Param (None: no such param), as read so far
+        if built is not None and name in built:
+            return built[name]
         src = self._src
         if src is None:
             for p in reversed(list(list.__iter__(self))):
@@ -631,14 +634,10 @@ class _ParamBlobs(E.LazyList):
                     return p
             return None
         i = src[1].index.get(name)
-        if i is None:
-            return None
-        built = self._built
+        p = None if i is None else src[2].param(name, src[0][i])
         if built is None:
             built = self._built = {}
-        p = built.get(i)
-        if p is None:
-            p = built[i] = src[2].param(name, src[0][i])
+        built[name] = p
         return p
 
     def _fill(self) -> None:
@@ -647,8 +646,12 @@ class _ParamBlobs(E.LazyList):
             self._src = None
             blobs, kind, decoder = src
             built = self._built or {}
-            names = kind.names
-            list.extend(self, [built.get(i) or decoder.param(names[i], b) for i, b in enumerate(blobs)])
+            params = []
+            for i, blob in enumerate(blobs):
+                name = kind.names[i]
+                p = built.get(name) if kind.index[name] == i else None   # lookup's are kept
+                params.append(p if p is not None else decoder.param(name, blob))
+            list.extend(self, params)
 
 
 class _Decoder:
