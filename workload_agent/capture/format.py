@@ -618,9 +618,9 @@ class _ParamBlobs(E.LazyList):
     its kind), decoded on first use; one read by name decodes only that one."""
     __slots__ = ("_src", "_built")
 
-    def __init__(self, blobs: list, kind: _Kind, decoder: "_Decoder") -> None:
+    def __init__(self, blobs: list, kind: _Kind, decoder: "_Decoder", pos: int) -> None:
         # (list.__new__ made it empty: no list.__init__ call, this runs for every event)
-        self._src = (blobs, kind, decoder)
+        self._src = (blobs, kind, decoder, pos)
         self._built: Optional[dict] = None
 
     def lookup(self, name: str):
@@ -634,7 +634,7 @@ class _ParamBlobs(E.LazyList):
                     return p
             return None
         i = src[1].index.get(name)
-        p = None if i is None else src[2].param(name, src[0][i])
+        p = None if i is None else src[2].param(name, src[0][i], src[3])
         if built is None:
             built = self._built = {}
         built[name] = p
@@ -644,13 +644,13 @@ class _ParamBlobs(E.LazyList):
         src = self._src
         if src is not None:
             self._src = None
-            blobs, kind, decoder = src
+            blobs, kind, decoder, pos = src
             built = self._built or {}
             params = []
             for i, blob in enumerate(blobs):
                 name = kind.names[i]
                 p = built.get(name) if kind.index[name] == i else None   # lookup's are kept
-                params.append(p if p is not None else decoder.param(name, blob))
+                params.append(p if p is not None else decoder.param(name, blob, pos))
             list.extend(self, params)
 
 
@@ -712,13 +712,14 @@ class _Decoder:
         return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False,
                                ext_hook=self.hook, unicode_errors="surrogateescape")
 
-    def param(self, name: str, blob) -> E.Param:
-        """A param of an "e" record, from its blob (read when a rule first asks for it)."""
+    def param(self, name: str, blob, pos: int) -> E.Param:
+        """A param of an "e" record, from its blob (read when a rule first asks for it;
+        pos: where its chunk starts)."""
         try:
             plain, resolved, raw = self.unpack(blob)
         except Exception as exc:  # noqa: BLE001 - any decoding failure is damage
             raise CaptureError(self.reader.path, f"corrupted: param {name!r} of an event in the chunk does "
-                                                 f"not decode ({exc})", self.pos) from None
+                                                 f"not decode ({exc})", pos) from None
         return E.Param(name, plain, resolved, raw)
 
     def kind(self, values: list, names: list) -> _Kind:
@@ -966,7 +967,7 @@ class CaptureReader:
                         if type(params) is not list or len(params) != len(kind.names):
                             raise CaptureError(self.path, "corrupted: an event's params do not match its kind",
                                                pos)
-                        params = _ParamBlobs(params, kind, decoder)
+                        params = _ParamBlobs(params, kind, decoder, pos)
                     elif type(params) is not list or params:
                         raise CaptureError(self.path, "corrupted: an event's params do not match its kind", pos)
                     ev = _new(_Event)
