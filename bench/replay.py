@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,7 +59,7 @@ def version_of(path: str) -> int:
     return int.from_bytes(head[8:10], "little")
 
 
-def replay(path: str, rules: list, src: str = None) -> tuple:
+def replay(path: str, rules: list, src: Optional[str] = None) -> tuple:
     """(CPU seconds, peak RSS MiB, alert lines) of one `replay` run in a fresh process;
     src: run that source tree's workload_agent instead."""
     probe = ("import resource, subprocess, sys\n"
