@@ -347,3 +347,42 @@ def test_params_read_by_name_then_all_are_the_same_objects_and_the_last_of_a_nam
     assert a.params[2] is fd and a.param("fd") is fd
     assert [(p.name, p.raw) for p in b.params] == [("fd", 3), ("name", "/a"), ("fd", 4)]
     assert b.param("fd").raw == 4 and b.param("name").plain == "/a"
+
+
+def test_event_rows_laid_out_otherwise_are_read_by_the_names_the_header_gives(monkeypatch):
+    """A writer of the same format version whose Event rows hold their fields in another
+    order (and one field this reader does not know) still replays field for field."""
+    import operator
+
+    from workload_agent.capture import format as F
+    from workload_agent.rules.event import Event, Param, Process
+
+    fields = tuple(reversed(F.ROW_FIELDS)) + ("future_field",)
+    schema = F.schema
+
+    def other_schema():
+        out = schema()
+        out["EventRow"] = list(fields)
+        return out
+
+    def other_rows(ev):
+        return tuple(getattr(ev, n, "x") for n in fields)
+
+    monkeypatch.setattr(F, "schema", other_schema)
+    monkeypatch.setattr(F, "_row_values", other_rows)
+    p = Process(3, name="sh")
+    evs = [Event("openat", ts=10 + i, num=i, tid=3, cpu=1, res=i - 1, buffer=b"b" if i else None, prev_ts=i,
+                 proc=p, params=[Param("fd", str(i), None, i)]) for i in range(3)]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for ev in evs:
+        w.write_event(ev)
+    w.close()
+    monkeypatch.setattr(F, "schema", schema)
+    monkeypatch.setattr(F, "_row_values", operator.attrgetter(*F.ROW_FIELDS))
+    reader, got = _read_back(buf)
+    assert not reader._fast_rows
+    want = [(e.ts, e.num, e.tid, e.cpu, e.res, e.buffer, e.prev_ts, e.proc.name, e.param("fd").raw) for e in evs]
+    assert [(e.ts, e.num, e.tid, e.cpu, e.res, e.buffer, e.prev_ts, e.proc.name, e.param("fd").raw)
+            for e in got] == want
+    assert not any(hasattr(e, "future_field") for e in got)
