@@ -5,10 +5,11 @@ import io
 import os
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workload_agent.capture.format import CaptureReader, CaptureWriter, Drop
+from workload_agent.capture.format import WRITABLE_VERSIONS, CaptureReader, CaptureWriter, Drop
 from workload_agent.rules.compiler import compile_condition
 from workload_agent.rules.condition import parse_condition
 from workload_agent.rules.errors import ConditionError
@@ -58,9 +59,9 @@ def _value(get, ev):
     return (type(v).__name__, sorted(state.items()) if state else repr(v))
 
 
-def roundtrip(evs):
+def roundtrip(evs, version=None):
     buf = io.BytesIO()
-    w = CaptureWriter(buf, {"hostname": "h"})
+    w = CaptureWriter(buf, {"hostname": "h"}, **({} if version is None else {"version": version}))
     for ev in evs:
         w.write_event(ev)
     w.write_drop(7, 2)
@@ -73,6 +74,7 @@ def roundtrip(evs):
     finally:
         os.unlink(f.name)
     assert reader.complete and reader.truncated is None
+    assert version is None or reader.version == version
     assert isinstance(got[-1], Drop) and (got[-1].ts, got[-1].count) == (7, 2)
     return got[:-1]
 
@@ -82,12 +84,13 @@ def test_the_registry_is_covered():
     assert len(names) == len(REGISTRY)
 
 
+@pytest.mark.parametrize("version", WRITABLE_VERSIONS)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(events(), min_size=1, max_size=4))
-def test_every_field_replays_as_live(evs):
+def test_every_field_replays_as_live(version, evs):
     # Capture the live values first: the writer may only read the events.
     live = [[(text, out, _value(b.get, ev)) for text, out, b in FIELDS] for ev in evs]
-    replayed = roundtrip(evs)
+    replayed = roundtrip(evs, version)
     assert len(replayed) == len(evs)
     for want, ev in zip(live, replayed):
         got = [(text, out, _value(b.get, ev)) for text, out, b in FIELDS]
@@ -150,7 +153,8 @@ def test_unchanged_state_is_written_once():
     assert got[51].proc.parent is got[0].proc.parent
 
 
-def test_in_place_changes_of_the_state_are_seen():
+@pytest.mark.parametrize("version", WRITABLE_VERSIONS)
+def test_in_place_changes_of_the_state_are_seen(version):
     """The tracker mutates lists, dicts and nested objects in place; each change must
     produce a new snapshot, and earlier events keep their old one."""
     from workload_agent.rules.event import Container, Event, Fd, Mount, Process, User
@@ -173,7 +177,7 @@ def test_in_place_changes_of_the_state_are_seen():
                            "%container.mounts|%proc.env|%fd.name")
     live = []
     buf = io.BytesIO()
-    w = CaptureWriter(buf, {})
+    w = CaptureWriter(buf, {}, version=version)
     for change in [lambda: None] + changes:
         change()
         ev = Event("openat", proc=p, fd=p.fds[3])
@@ -212,14 +216,15 @@ def test_forgetting_the_remembered_state_keeps_replay_exact(monkeypatch):
     assert [(e.num, e.proc.name, e.proc.parent.name) for e in got] == [(i, f"p{i % 10}", "init") for i in range(40)]
 
 
+@pytest.mark.parametrize("version", WRITABLE_VERSIONS)
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(events(), min_size=1, max_size=6), st.data())
-def test_reading_some_types_gives_those_events_as_reading_all_does(evs, data):
+def test_reading_some_types_gives_those_events_as_reading_all_does(version, evs, data):
     """replay asks the reader for the types its rules can match: the events it gets are
     the ones a full read gives, with the same field values, the drop included."""
     types = data.draw(st.sets(st.sampled_from(sorted({ev.type for ev in evs} | {"openat", "bogus"}))))
     buf = io.BytesIO()
-    w = CaptureWriter(buf, {"hostname": "h"})
+    w = CaptureWriter(buf, {"hostname": "h"}, version=version)
     for ev in evs:
         w.write_event(ev)
     w.write_drop(7, 2)
@@ -241,3 +246,143 @@ def test_reading_some_types_gives_those_events_as_reading_all_does(evs, data):
             continue
         assert [(t, o, _value(bf.get, a)) for t, o, bf in FIELDS] == \
             [(t, o, _value(bf.get, b)) for t, o, bf in FIELDS]
+
+
+def _read_back(buf):
+    with tempfile.NamedTemporaryFile(suffix=".wacap", delete=False) as f:
+        f.write(buf.getvalue())
+    try:
+        reader = CaptureReader(f.name)
+        return reader, list(reader.records())
+    finally:
+        os.unlink(f.name)
+
+
+@pytest.mark.parametrize("version", WRITABLE_VERSIONS)
+def test_fd_table_changes_keep_each_events_view_and_let_dead_fds_go(version):
+    """Opens, closes, an fd replaced under its number, dup2 over a live fd: each event keeps
+    the table it saw, and the reader holds only what is still in use."""
+    from workload_agent.rules.event import Event, Fd, Process
+
+    p = Process(5, name="sh")
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {}, version=version)
+    live = []
+    for i in range(200):
+        n = 3 + i % 4
+        if i % 5 == 4 and n in p.fds:
+            ev = Event("close", num=i, proc=p, fd=p.fds[n])
+            live.append((i, sorted((k, f.name) for k, f in p.fds.items())))
+            w.write_event(ev)
+            del p.fds[n]
+            continue
+        if i % 7 == 0:
+            p.fds[1] = Fd(1, "file", "f", f"/dev/null{i}")   # replaced: the old Fd is dead
+        p.fds[n] = Fd(n, "file", "f", f"/f{i}")
+        live.append((i, sorted((k, f.name) for k, f in p.fds.items())))
+        w.write_event(Event("openat", num=i, proc=p, fd=p.fds[n]))
+    w.close()
+    reader, got = _read_back(buf)
+    assert [(e.num, sorted((k, f.name) for k, f in e.proc.fds.items())) for e in got] == live
+    assert got[0].proc.fds is not got[-1].proc.fds
+    assert reader.snapshots <= 8, reader.snapshots
+
+
+def test_events_the_compact_record_cannot_hold_are_written_whole():
+    """A param holding a state object, or params that are not Params, need the general
+    record (format 3 keeps writing it); they read back as written."""
+    from workload_agent.rules.event import Event, Fd, Param, Process
+
+    p = Process(7, name="x", fds={3: Fd(3, "file", "f", "/a")})
+    evs = [Event("openat", proc=p, fd=p.fds[3], params=[Param("fd", "3", "<f>/a", p.fds[3])]),
+           Event("openat", num=2, proc=p, params=[("odd", 1)]),
+           Event("openat", num=3, proc=p, params=[Param("name", "/a", None, "/a")])]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for ev in evs:
+        w.write_event(ev)
+    w.close()
+    reader, got = _read_back(buf)
+    assert reader.version == 3
+    assert got[0].param("fd").raw.name == "/a" and got[0].param("fd").raw is got[0].fd
+    assert got[1].params == [("odd", 1)]
+    assert got[2].param("name").plain == "/a" and got[2].param("name").raw == "/a"
+    assert [e.num for e in got] == [1, 2, 3]
+
+
+def test_more_event_kinds_than_the_writer_remembers_read_back_right(monkeypatch):
+    from workload_agent.capture import format as F
+    from workload_agent.rules.event import Event, Param
+
+    monkeypatch.setattr(F, "MAX_KINDS", 2)
+    types = ["openat", "execve", "connect", "close", "unlinkat"]
+    evs = [Event(types[i % 5], num=i, category=f"c{i % 3}", params=[Param(f"p{i % 2}", str(i), None, i)])
+           for i in range(40)]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for ev in evs:
+        w.write_event(ev)
+    w.close()
+    assert len(w._kinds) <= 2
+    _, got = _read_back(buf)
+    assert [(e.type, e.num, e.category, [(p.name, p.plain, p.raw) for p in e.params]) for e in got] == \
+        [(e.type, e.num, e.category, [(p.name, p.plain, p.raw) for p in e.params]) for e in evs]
+
+
+@pytest.mark.parametrize("version", WRITABLE_VERSIONS)
+def test_params_read_by_name_then_all_are_the_same_objects_and_the_last_of_a_name_wins(version):
+    from workload_agent.rules.event import Event, Param
+
+    ev = Event("openat", params=[Param("fd", "3", None, 3), Param("name", "/a", None, "/a"),
+                                 Param("fd", "4", None, 4)])
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {}, version=version)
+    w.write_event(ev)
+    w.write_event(ev)
+    w.close()
+    _, (a, b) = _read_back(buf)
+    fd = a.param("fd")
+    assert fd.raw == 4 and a.param("fd") is fd and a.param("missing") is None
+    assert [(p.name, p.raw) for p in a.params] == [("fd", 3), ("name", "/a"), ("fd", 4)]
+    assert a.params[2] is fd and a.param("fd") is fd
+    assert [(p.name, p.raw) for p in b.params] == [("fd", 3), ("name", "/a"), ("fd", 4)]
+    assert b.param("fd").raw == 4 and b.param("name").plain == "/a"
+
+
+def test_event_rows_laid_out_otherwise_are_read_by_the_names_the_header_gives(monkeypatch):
+    """A writer of the same format version whose Event rows hold their fields in another
+    order (and one field this reader does not know) still replays field for field."""
+    import operator
+
+    from workload_agent.capture import format as F
+    from workload_agent.rules.event import Event, Param, Process
+
+    fields = tuple(reversed(F.ROW_FIELDS)) + ("future_field",)
+    schema = F.schema
+
+    def other_schema():
+        out = schema()
+        out["EventRow"] = list(fields)
+        return out
+
+    def other_rows(ev):
+        return tuple(getattr(ev, n, "x") for n in fields)
+
+    monkeypatch.setattr(F, "schema", other_schema)
+    monkeypatch.setattr(F, "_row_values", other_rows)
+    p = Process(3, name="sh")
+    evs = [Event("openat", ts=10 + i, num=i, tid=3, cpu=1, res=i - 1, buffer=b"b" if i else None, prev_ts=i,
+                 proc=p, params=[Param("fd", str(i), None, i)]) for i in range(3)]
+    buf = io.BytesIO()
+    w = CaptureWriter(buf, {})
+    for ev in evs:
+        w.write_event(ev)
+    w.close()
+    monkeypatch.setattr(F, "schema", schema)
+    monkeypatch.setattr(F, "_row_values", operator.attrgetter(*F.ROW_FIELDS))
+    reader, got = _read_back(buf)
+    assert not reader._fast_rows
+    want = [(e.ts, e.num, e.tid, e.cpu, e.res, e.buffer, e.prev_ts, e.proc.name, e.param("fd").raw) for e in evs]
+    assert [(e.ts, e.num, e.tid, e.cpu, e.res, e.buffer, e.prev_ts, e.proc.name, e.param("fd").raw)
+            for e in got] == want
+    assert not any(hasattr(e, "future_field") for e in got)

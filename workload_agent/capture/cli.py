@@ -57,6 +57,9 @@ def _register_record(subparsers) -> None:
     register_run(shim)
     p = shim.parser
     p.add_argument("-o", "--output", metavar="FILE", help="the capture file to write (required)")
+    p.add_argument("--capture-format", type=int, metavar="N", default=None,
+                   help="capture format version to write (default: the newest; 2: replayable by "
+                        "workload-agents before format 3)")
     p.set_defaults(func=cmd_record)
 
 
@@ -110,8 +113,15 @@ def cmd_record(args) -> int:
 
         tracker = StateTracker(detect_container(container_id=args.container_id, image=args.container_image,
                                                 privileged=args.container_privileged))
+    from .format import FORMAT_VERSION, WRITABLE_VERSIONS
+
+    version = FORMAT_VERSION if args.capture_format is None else args.capture_format
+    if version not in WRITABLE_VERSIONS:
+        _warn(f"--capture-format {version}: this workload-agent writes format "
+              f"{' or '.join(map(str, WRITABLE_VERSIONS))}")
+        return 2
     try:
-        writer = CaptureWriter(args.output, capture_header(args.command, names, rules))
+        writer = CaptureWriter(args.output, capture_header(args.command, names, rules), version=version)
     except OSError as exc:
         _warn(f"cannot write {args.output}: {exc.strerror}")
         return 2

@@ -18,23 +18,48 @@ first element:
     ["U", id, base id, {i: value}]  (version 2) a new snapshot of the object snapshotted as
                                     `base id`: its values with those at the given
                                     schema indexes changed; `base id` is never used again
+    ["T", id, base id, num, fd id]  (version 3) a new snapshot of the process snapshotted
+                                    as `base id` whose fd table differs in one entry: fd
+                                    `num` is the snapshot `fd id` (0: no fd `num` any more)
     ["F"]                           (version 2) every snapshot id before this one is
                                     dead (the writer forgot the objects it had seen)
     ["X", [ids]]                    (version 2) these snapshots are dead (a closed fd, an
                                     exited process): a later use is a new snapshot
+    ["K", kind id, [values], [names]]
+                                    (version 3) an event kind: the values of the Event
+                                    fields the schema's "EventKind" names (the ones that
+                                    repeat: type, hostname, ...) and its params' names; a
+                                    later "K" with the same id replaces it
+    ["e", kind id, *row, proc id, fd id, [param blobs], [dead ids]?]
+                                    (version 3) an Event: its kind, the fields the schema's
+                                    "EventRow" names, its process and fd as snapshot ids
+                                    (0: none), one msgpack blob per param ([plain, resolved,
+                                    raw], "ParamBlob"; decoded when a rule reads that param),
+                                    and, when the event retired some, the snapshot ids dead
+                                    once it is read (as an "X" after it)
     ["E", [values]]                 an Event; object values are references to snapshots;
                                     (version 2) its params are [values] rows of Param
-                                    fields, in place (version 1: EXT_INLINE values)
+                                    fields, in place (version 1: EXT_INLINE values);
+                                    version 3 writes it only for an event "e" cannot hold
+                                    (a param holding a state object, params not Params)
     ["D", ts, count]                the tracer dropped `count` events
     ["Z", summary]                  clean end of the recording
 
 A snapshot is written the first time an object is seen and again only when its
 encoded value changed, so a process referenced by a thousand events is stored once;
-a changed object is written as the fields that changed ("U"), and since the snapshot
-it replaces is then dead, a reader keeps one snapshot per live object: its memory
-does not grow with the length of the capture.
+a changed object is written as the fields that changed ("U", or "T" for an open or a
+close), and since the snapshot it replaces is then dead, a reader keeps one snapshot per
+live object. The writer also says when an object is dead: a closed fd, an fd that left
+its process's table in any other way (replaced, dup2'd over, closed on exec), an exited
+process. So a reader's memory does not grow with the length of the capture.
 Object fields are written in the order the header's schema names them, which lets a
 reader of the same format version rebuild objects by name.
+
+Format 3 is format 2 made cheaper to read (replay reads about twice as fast): an event
+was a nested array of every field and param, with its param names and repeated strings
+each time, and references as msgpack extensions; a process's whole fd table was written
+again at every open and close. Both versions are written (`version=`, `record
+--capture-format`) and every version is read.
 """
 from __future__ import annotations
 
@@ -53,7 +78,8 @@ from ..events.sockaddr import SockAddr, SockTuple
 from ..rules import event as E
 
 MAGIC = b"WACAPT\r\n"  # the \r\n catches a text-mode transfer mangling the file
-FORMAT_VERSION = 2  # 2: "U" and "F" records
+FORMAT_VERSION = 3  # 2: "U" and "F" records; 3: "K", "e" and "T" records
+WRITABLE_VERSIONS = (2, 3)   # 2: for older workload-agents
 _PREFIX = struct.Struct("<8sH")
 CHUNK_TAG = b"WAck"
 _CHUNK = struct.Struct("<4sIIII")
@@ -77,6 +103,12 @@ CLASSES = {c.__name__: c for c in (E.Process, E.Fd, E.User, E.Group, E.Container
 INLINE = {c.__name__: c for c in (E.Param,)}
 # Param values that are objects: written as [class name, constructor arguments].
 VALUES = {c.__name__: c for c in (SockAddr, SockTuple, FsPath)}
+# An "e" record: the event's fields that repeat from event to event are its kind ("K",
+# written once); the others are its row; then the proc and fd snapshot ids and the params.
+KIND_FIELDS = ("type", "dir", "hostname", "source", "category", "is_async", "start_ts")
+ROW_FIELDS = ("ts", "num", "tid", "cpu", "res", "buffer", "prev_ts")
+PARAM_FIELDS = ("plain", "resolved", "raw")   # a param blob; its name is in the kind
+MAX_KINDS = 4096
 _REF_TYPES = tuple(CLASSES.values())
 _INLINE_TYPES = tuple(INLINE.values())
 _EVENT_FIELDS = [f.name for f in dataclasses.fields(E.Event) if not f.name.startswith("_")]
@@ -86,6 +118,9 @@ def schema() -> Dict[str, List[str]]:
     """Field names per class, in the order their values are written."""
     out = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in {**CLASSES, **INLINE}.items()}
     out["Event"] = list(_EVENT_FIELDS)
+    out["EventKind"] = list(KIND_FIELDS)
+    out["EventRow"] = list(ROW_FIELDS)
+    out["ParamBlob"] = list(PARAM_FIELDS)
     return out
 
 
@@ -168,11 +203,13 @@ class _Shape:
     """How to snapshot one state class fast: all fields in one C-level attrgetter call;
     mutable containers of plain values copied (the tracker mutates them in place);
     only the fields that can hold other state objects walked in Python."""
-    __slots__ = ("name", "get", "deep", "copy")
+    __slots__ = ("name", "get", "deep", "copy", "table")
 
     def __init__(self, cls) -> None:
         fields = dataclasses.fields(cls)
         self.name = cls.__name__
+        # A process's fd table: an Fd that leaves it is dead to the writer (see _Interner.left).
+        self.table = next((i for i, f in enumerate(fields) if cls is E.Process and f.name == "fds"), None)
         self.get = operator.attrgetter(*(f.name for f in fields))
         self.deep = []
         self.copy = []
@@ -188,6 +225,23 @@ class _Shape:
 _VISITING = object()
 
 
+def _one_fd_change(old, new) -> Optional[Tuple[int, int]]:
+    """(fd number, snapshot id or 0: removed) when two written fd tables differ in one
+    entry only (an open, a close), else None."""
+    if type(old) is not dict or type(new) is not dict:
+        return None
+    diff = [k for k in old.keys() | new.keys() if old.get(k, _VISITING) != new.get(k, _VISITING)]
+    if len(diff) != 1 or type(diff[0]) is not int:
+        return None
+    num = diff[0]
+    if num not in new:
+        return num, 0
+    ref = new[num]
+    if type(ref) is not msgpack.ExtType or ref.code != EXT_REF:
+        return None
+    return num, _small_uint(ref.data)
+
+
 class _Interner:
     """Assigns snapshot ids to state objects and says which snapshots are new.
 
@@ -196,12 +250,17 @@ class _Interner:
     call and one list comparison.
     """
 
-    def __init__(self) -> None:
-        # id(obj) -> (obj, encoded values, reference, snapshot id); the obj is kept
-        # so its id cannot be reused by a different object while we remember it.
-        self.known: Dict[int, Tuple[Any, list, Any, int]] = {}
+    def __init__(self, fd_records: bool = True) -> None:
+        self.fd_records = fd_records   # "T" records (format 3) for one fd table change
+        # id(obj) -> (obj, encoded values, reference, snapshot id, a process's Fds); the
+        # obj is kept so its id cannot be reused by a different object while we remember it.
+        self.known: Dict[int, Tuple[Any, list, Any, int, Optional[list]]] = {}
         self.shapes: Dict[type, _Shape] = {}
         self.next_id = 1
+        # Fds that left a process's table while this event was written: nothing
+        # refers to them any more (a close, an fd replaced by another, dup2 over it, exec's
+        # cloexec), so the writer forgets them and the reader may let them go.
+        self.left: List[Any] = []
 
     def _shape(self, obj) -> _Shape:
         shape = self.shapes.get(type(obj))
@@ -218,6 +277,7 @@ class _Interner:
             return None if ref is _VISITING else ref
         shape = self.shapes.get(type(obj)) or self._shape(obj)
         values = list(shape.get(obj))
+        table = values[shape.table] if shape.table is not None else None
         for i in shape.copy:
             v = values[i]
             if type(v) is list:
@@ -241,10 +301,23 @@ class _Interner:
             sid = self.next_id
             self.next_id += 1
             ref = msgpack.ExtType(EXT_REF, _pack(sid))
-            self.known[key] = (obj, values, ref, sid)
+            if type(table) is dict:
+                table = list(table.values())   # the Fds as they are now (the dict changes in place)
+            else:
+                table = None
+            self.known[key] = (obj, values, ref, sid, table)
             if seen is not None and len(seen[1]) == len(values):
                 changed = {i: v for i, (old, v) in enumerate(zip(seen[1], values)) if old != v}
-                out.append(_pack_wide(["U", sid, seen[3], changed]))
+                at = shape.table
+                if table is not None and at in changed and seen[4] is not None:
+                    kept = {id(x) for x in table}
+                    self.left.extend(x for x in seen[4] if id(x) not in kept)
+                one = (_one_fd_change(seen[1][at], values[at])
+                       if len(changed) == 1 and at in changed and self.fd_records else None)
+                if one is not None:
+                    out.append(_pack(["T", sid, seen[3], *one]))
+                else:
+                    out.append(_pack_wide(["U", sid, seen[3], changed]))
             else:
                 out.append(_pack_wide(["O", shape.name, sid, values]))
         done[key] = ref
@@ -270,6 +343,23 @@ class _Interner:
 
 
 _SCALARS = frozenset((str, bytes, bool, float, int))
+_kind_values = operator.attrgetter(*KIND_FIELDS)
+_row_values = operator.attrgetter(*ROW_FIELDS)
+_VALUE_TYPES = frozenset(VALUES.values())
+
+
+def _stateless(v) -> bool:
+    """Whether a param value holds no state object (so it can be read later, on its own)."""
+    t = type(v)
+    if v is None or t in _SCALARS or t in _VALUE_TYPES:
+        return True
+    if t is list or t is tuple:
+        return all(_stateless(x) for x in v)
+    if t is dict:
+        return all(_stateless(k) and _stateless(x) for k, x in v.items())
+    return not isinstance(v, (_REF_TYPES, _INLINE_TYPES, list, tuple, dict))
+
+
 _event_values = operator.attrgetter(*_EVENT_FIELDS)
 _PARAMS_AT = _EVENT_FIELDS.index("params")
 _param_values = operator.attrgetter(*(f.name for f in dataclasses.fields(E.Param)))
@@ -283,7 +373,12 @@ class CaptureWriter:
     """
 
     def __init__(self, target: Union[str, BinaryIO], header: Optional[dict] = None, *,
-                 chunk_bytes: int = 256 << 10, flush_seconds: float = 1.0, level: int = 6):
+                 chunk_bytes: int = 256 << 10, flush_seconds: float = 1.0, level: int = 6,
+                 version: int = FORMAT_VERSION):
+        if version not in WRITABLE_VERSIONS:
+            raise ValueError(f"cannot write capture format version {version} "
+                             f"(writable: {', '.join(map(str, WRITABLE_VERSIONS))})")
+        self.version = version
         self.path = target if isinstance(target, str) else getattr(target, "name", "<stream>")
         self._own = isinstance(target, str)
         self.out: BinaryIO = open(target, "wb") if isinstance(target, str) else target
@@ -293,11 +388,12 @@ class CaptureWriter:
         self._buf: List[bytes] = []
         self._size = 0
         self._last_flush = time.monotonic()
-        self._interner = _Interner()
+        self._interner = _Interner(fd_records=version >= 3)
+        self._kinds: Dict[tuple, int] = {}
         self.events = 0
         self.drops = 0
         self.closed = False
-        self.out.write(_PREFIX.pack(MAGIC, FORMAT_VERSION))
+        self.out.write(_PREFIX.pack(MAGIC, version))
         doc = dict(header or {})
         doc["schema"] = schema()
         doc.setdefault("created_ns", time.time_ns())
@@ -311,37 +407,91 @@ class CaptureWriter:
     def write_event(self, ev: E.Event) -> None:
         out: List[bytes] = []
         done: Dict[int, Any] = {}
-        if len(self._interner.known) > MAX_REMEMBERED:
-            self._interner.known.clear()
+        interner = self._interner
+        if len(interner.known) > MAX_REMEMBERED:
+            interner.known.clear()
             self._add(_pack(["F"]))
-        value = self._interner.value
-        values = [value(v, out, done) for v in _event_values(ev)]
-        params = ev.params
-        if isinstance(params, list) and all(isinstance(p, E.Param) for p in params):
-            values[_PARAMS_AT] = [[value(x, out, done) for x in _param_values(p)] for p in params]
-        rec = _pack_wide(["E", values])
-        for r in out:
-            self._add(r)
-        self._add(rec)
-        self.events += 1
+        rec = self._compact(ev, out, done) if self.version >= 3 else None
+        if rec is None:   # something the compact record cannot hold: the general one
+            value = interner.value
+            values = [value(v, out, done) for v in _event_values(ev)]
+            params = ev.params
+            if isinstance(params, list) and all(isinstance(p, E.Param) for p in params):
+                values[_PARAMS_AT] = [[value(x, out, done) for x in _param_values(p)] for p in params]
+            rec = ["E", values]
         # What the event retired will not be referenced again (and if it is, it is
         # written anew): the reader can let it go, so its memory stays flat.
+        dead = []
+        if interner.left:
+            left, interner.left = interner.left, []
+            dead = self._dead(left)
         fd, proc = ev.fd, ev.proc
         if ev.type == "procexit" and proc is not None:
-            self._forget([proc] + list(proc.fds.values()))
+            dead += self._dead([proc] + list(proc.fds.values()))
         elif fd is not None and (ev.type == "close" or proc is None or proc.fds.get(fd.num) is not fd):
-            self._forget([fd])  # closed, or never in a table (a failed open)
+            dead += self._dead([fd])  # closed, or never in a table (a failed open)
+        if dead and rec[0] == "e":
+            rec.append(dead)   # dead once the event is read
+            dead = []
+        for r in out:
+            self._add(r)
+        self._add(_pack_wide(rec))
+        if dead:
+            self._add(_pack(["X", dead]))
+        self.events += 1
         self.maybe_flush()
 
-    def _forget(self, objs) -> None:
+    def _compact(self, ev, out: List[bytes], done: Dict[int, Any]) -> Optional[list]:
+        """The event as an "e" record (see the module's doc), or None when it holds
+        something only the general "E" record can (an odd type, state inside a param)."""
+        kind = _kind_values(ev)
+        row = _row_values(ev)
+        for v in kind + row:
+            if not (v is None or type(v) in _SCALARS):
+                return None
+        proc, fd = ev.proc, ev.fd
+        if proc is not None and not isinstance(proc, E.Process) or fd is not None and not isinstance(fd, E.Fd):
+            return None
+        params = ev.params
+        if not isinstance(params, list):
+            return None
+        names = []
+        blobs = []
+        for p in params:
+            if not isinstance(p, E.Param):
+                return None
+            name, plain, resolved, raw = _param_values(p)
+            if type(name) is not str or not _stateless(raw):
+                return None
+            names.append(name)
+            blobs.append(_pack_wide([plain, resolved, raw]))
+        key = (kind, tuple(names), tuple(map(type, kind)))   # True and 1 are one dict key
+        kinds = self._kinds
+        kid = kinds.get(key)
+        if kid is None:
+            if len(kinds) >= MAX_KINDS:
+                kinds.clear()   # ids are reused: a "K" record replaces the reader's old one
+            kid = kinds[key] = len(kinds) + 1
+            out.append(_pack_wide(["K", kid, list(kind), names]))
+        interner = self._interner
+        psid = fsid = 0
+        if proc is not None:
+            interner.ref(proc, out, done)
+            psid = interner.known[id(proc)][3]
+        if fd is not None:
+            interner.ref(fd, out, done)
+            fsid = interner.known[id(fd)][3]
+        return ["e", kid, *row, psid, fsid, blobs]
+
+    def _dead(self, objs) -> List[int]:
+        """Forgets objs; their snapshot ids, for the reader to let go."""
         known = self._interner.known
         sids = []
         for obj in objs:
             seen = known.pop(id(obj), None)
             if seen is not None:
                 sids.append(seen[3])
-        if sids:
-            self._add(_pack(["X", sids]))
+        return sids
 
     def write_drop(self, ts: int, count: int) -> None:
         self._add(_pack(["D", ts, count]))
@@ -451,6 +601,59 @@ class _ParamRows(E.LazyList):
             list.extend(self, params)
 
 
+class _Kind:
+    """What an "e" record's kind ("K") says: the event fields every event of it shares,
+    and its params' names."""
+    __slots__ = ("type", "base", "names", "index")
+
+    def __init__(self, base: dict, names: list) -> None:
+        self.base = base
+        self.type = base.get("type")
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}   # the last of a name, as Event.param
+
+
+class _ParamBlobs(E.LazyList):
+    """An event's params as written in an "e" record (one msgpack blob each, the names in
+    its kind), decoded on first use; one read by name decodes only that one."""
+    __slots__ = ("_src", "_built")
+
+    def __init__(self, blobs: list, kind: _Kind, decoder: "_Decoder", pos: int) -> None:
+        # (list.__new__ made it empty: no list.__init__ call, this runs for every event)
+        self._src = (blobs, kind, decoder, pos)
+        self._built: Optional[dict] = None
+
+    def lookup(self, name: str):
+        built = self._built   # name -> its Param (None: no such param), as read so far
+        if built is not None and name in built:
+            return built[name]
+        src = self._src
+        if src is None:
+            for p in reversed(list(list.__iter__(self))):
+                if p.name == name:
+                    return p
+            return None
+        i = src[1].index.get(name)
+        p = None if i is None else src[2].param(name, src[0][i], src[3])
+        if built is None:
+            built = self._built = {}
+        built[name] = p
+        return p
+
+    def _fill(self) -> None:
+        src = self._src
+        if src is not None:
+            self._src = None
+            blobs, kind, decoder, pos = src
+            built = self._built or {}
+            params = []
+            for i, blob in enumerate(blobs):
+                name = kind.names[i]
+                p = built.get(name) if kind.index[name] == i else None   # lookup's are kept
+                params.append(p if p is not None else decoder.param(name, blob, pos))
+            list.extend(self, params)
+
+
 class _Decoder:
     """Unpacks a capture's msgpack: references become the objects they name as they are
     read (a record only refers to snapshots written before it), inline values become
@@ -508,6 +711,32 @@ class _Decoder:
     def unpack(self, data: bytes):
         return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False,
                                ext_hook=self.hook, unicode_errors="surrogateescape")
+
+    def param(self, name: str, blob, pos: int) -> E.Param:
+        """A param of an "e" record, from its blob (read when a rule first asks for it;
+        pos: where its chunk starts)."""
+        try:
+            plain, resolved, raw = self.unpack(blob)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is damage
+            raise CaptureError(self.reader.path, f"corrupted: param {name!r} of an event in the chunk does "
+                                                 f"not decode ({exc})", pos) from None
+        return E.Param(name, plain, resolved, raw)
+
+    def kind(self, values: list, names: list) -> _Kind:
+        """A "K" record's kind: its base holds every Event field but the row's, proc, fd
+        and params (defaults for those the file does not write)."""
+        base = {}
+        for f in dataclasses.fields(E.Event):
+            if f.default is not dataclasses.MISSING:
+                base[f.name] = f.default
+        known = _field_names(E.Event)
+        layout = self.reader._schema.get("EventKind") or KIND_FIELDS
+        for name, v in zip(layout, values):
+            if name in known:
+                base[name] = v
+        if not isinstance(names, list) or not all(type(n) is str for n in names):
+            raise ValueError("param names are not a list of strings")
+        return _Kind(base, names)
 
     def plan(self, cls, cname: str) -> tuple:
         """(field name per written value, None for a field this version lacks;
@@ -598,6 +827,9 @@ class CaptureReader:
         self.events_read = 0
         self._decoder = _Decoder(self)
         self._objects = self._decoder.objects
+        self._kinds: Dict[int, _Kind] = {}
+        self._fast_rows = True   # the file's event rows are laid out as ROW_FIELDS
+        self._row_n = len(ROW_FIELDS)
         self._schema: Dict[str, List[str]] = {}
         self._wanted: Optional[frozenset] = None   # event types to build; None: all
         self._type_at = 0   # where an event record holds its type (None: not written)
@@ -616,6 +848,11 @@ class CaptureReader:
     @property
     def complete(self) -> bool:
         return self.summary is not None
+
+    @property
+    def snapshots(self) -> int:
+        """How many state snapshots the reader holds now (it must not grow with the capture)."""
+        return len(self._objects)
 
     def records(self, types: Optional[Iterable[str]] = None) -> Iterator[Union[E.Event, Drop]]:
         """Events and drops in recorded order. types: only events of these types; the
@@ -691,10 +928,7 @@ class CaptureReader:
                                         max_buffer_size=max(len(raw), 1))
             unpacker.feed(raw)
             try:
-                for rec in unpacker:
-                    out = self._apply(rec, pos)
-                    if out is not None:
-                        yield out
+                yield from self._chunk_records(unpacker, pos)
             except CaptureError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any decoding failure is damage
@@ -702,6 +936,91 @@ class CaptureReader:
         if self.summary is None and self.truncated is None:
             self.truncated = f"the file ends at byte {self.size} without the end record"
         self.close()
+
+    def _chunk_records(self, unpacker, pos) -> Iterator[Union[E.Event, Drop]]:
+        """One chunk's records applied, its events and drops yielded. The two records of
+        nearly every event, "e" and "T", are handled here, with everything they use in
+        locals: this loop is most of the time a replay spends reading."""
+        objects = self._objects
+        kinds = self._kinds
+        decoder = self._decoder
+        build = decoder.build
+        apply = self._apply
+        n = self._row_n
+        fast = self._fast_rows
+        for rec in unpacker:
+            tag = rec[0] if type(rec) is list and rec else None
+            if tag == "e":
+                # ["e", kind id, *row, proc id, fd id, [param blobs], [dead ids]?]
+                self.events_read += 1
+                kind = kinds.get(rec[1])
+                if kind is None:
+                    raise CaptureError(self.path, f"corrupted: event of unknown kind {rec[1]!r}", pos)
+                wanted = self._wanted   # set by records(), after the first event was read
+                if wanted is None or kind.type in wanted:
+                    sid = rec[n + 2]
+                    proc = objects[sid] if sid else None
+                    sid = rec[n + 3]
+                    fd = objects[sid] if sid else None
+                    params = rec[n + 4]
+                    if kind.names:
+                        if type(params) is not list or len(params) != len(kind.names):
+                            raise CaptureError(self.path, "corrupted: an event's params do not match its kind",
+                                               pos)
+                        params = _ParamBlobs(params, kind, decoder, pos)
+                    elif type(params) is not list or params:
+                        raise CaptureError(self.path, "corrupted: an event's params do not match its kind", pos)
+                    ev = _new(_Event)
+                    if fast:
+                        ev.__dict__ = {**kind.base, "ts": rec[2], "num": rec[3], "tid": rec[4], "cpu": rec[5],
+                                       "res": rec[6], "buffer": rec[7], "prev_ts": rec[8],
+                                       "proc": proc, "fd": fd, "params": params}
+                    else:
+                        ev.__dict__ = self._event_state(kind, rec[2:n + 2], proc, fd, params)
+                else:
+                    ev = None
+                if len(rec) > n + 5:
+                    for sid in rec[n + 5]:
+                        objects.pop(sid, None)
+                if ev is not None:
+                    yield ev
+            elif tag == "T":
+                # ["T", new id, base id, fd number, fd snapshot id or 0: closed]
+                _, sid, base, num, fsid = rec
+                old = objects.pop(base, None)
+                if old is None:
+                    raise CaptureError(self.path, f"corrupted: update of unknown snapshot {base}", pos)
+                state = old.__dict__.copy()   # unchanged values are shared: snapshots are read-only
+                fds = state["fds"] = dict(state["fds"])
+                if fsid:
+                    fds[num] = objects[fsid]
+                else:
+                    fds.pop(num, None)
+                new = _new(type(old))
+                new.__dict__ = state
+                objects[sid] = new
+            elif tag == "O" and len(rec) == 4:
+                # ["O", class name, id, [values]]: a snapshot
+                cls = CLASSES.get(rec[1])
+                if cls is None:
+                    raise CaptureError(self.path, f"corrupted: unknown object class {rec[1]!r}", pos)
+                objects[rec[2]] = build(cls, rec[1], rec[3])
+            else:
+                out = apply(rec, pos)
+                if out is not None:
+                    yield out
+                if tag == "H":
+                    n, fast = self._row_n, self._fast_rows
+
+    def _event_state(self, kind: _Kind, row: list, proc, fd, params) -> dict:
+        """An "e" record's event fields when the file lays its rows out otherwise than ROW_FIELDS."""
+        state = dict(kind.base)
+        known = _field_names(E.Event)
+        for name, v in zip(self._schema["EventRow"], row):
+            if name in known:
+                state[name] = v
+        state.update(proc=proc, fd=fd, params=params)
+        return state
 
     def _apply(self, rec, pos):
         if not isinstance(rec, list) or not rec:
@@ -743,6 +1062,10 @@ class CaptureReader:
                 raise CaptureError(self.path, f"corrupted: unknown object class {cname!r}", pos)
             self._objects[sid] = self._decoder.build(cls, cname, values)
             return None
+        if tag == "K":
+            _, kid, values, names = rec
+            self._kinds[kid] = self._decoder.kind(values, names)
+            return None
         if tag == "F":
             self._objects.clear()
             return None
@@ -758,6 +1081,9 @@ class CaptureReader:
             self._decoder.plans.clear()
             names = self._schema.get("Event") or _EVENT_FIELDS
             self._type_at = names.index("type") if "type" in names else None
+            rows = tuple(self._schema.get("EventRow") or ROW_FIELDS)
+            self._fast_rows, self._row_n = rows == ROW_FIELDS, len(rows)
+            self._kinds.clear()
             return None
         if tag == "Z":
             self.summary = rec[1]
@@ -766,6 +1092,8 @@ class CaptureReader:
 
 
 _FIELD_NAMES: Dict[type, frozenset] = {}
+_new = object.__new__
+_Event = E.Event
 
 
 def _field_names(cls) -> frozenset:
