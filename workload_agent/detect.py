@@ -150,10 +150,17 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
 
 
 def prefilter_for(ruleset, names):
-    """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py)."""
+    """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py);
+    kept in the compiled-rules cache beside rules that came from it (compiling it is on
+    the workload's start path)."""
+    from .events.arch import native_arch
+    from .rules.cache import derived
     from .tracer.prefilter import compile_prefilter
 
-    return compile_prefilter(ruleset, names, keep=IDENTITY_SYSCALLS)
+    names = tuple(names)
+    keep = tuple(sorted(IDENTITY_SYSCALLS))
+    return derived(ruleset, "prefilter", (native_arch(), names, keep),
+                   lambda: compile_prefilter(ruleset, names, keep=keep))
 
 
 class AlertWriter:
