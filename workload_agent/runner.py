@@ -8,6 +8,7 @@ cannot start, `--priority availability` runs it untraced with a loud warning and
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import sys
@@ -25,6 +26,29 @@ POLL_SECONDS = 0.05
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 EXIT_REFUSED = 125
+
+
+def pause_gc() -> None:
+    """No cyclic garbage collection while the agent starts: nearly everything it makes
+    then (modules, rules, the detector) lives as long as it does, and each collection
+    would walk all of it again (some 40 of them before the first event is judged)."""
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def settle_gc() -> None:
+    """Detection is built: what exists now is kept out of every later collection
+    (gc.freeze) and collection resumes, for the consumer's short-lived objects only."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
+_gc_paused = False
 
 
 def _warn(msg: str) -> None:
@@ -344,6 +368,7 @@ def _run_command(args) -> int:
     from .detect import Tee
     from .events.params import DEFAULT_SYSCALLS
 
+    pause_gc()
     try:
         config, detector, names, notes, given, policy = setup_from_args(args, defer=True)
     except SetupFailed as exc:
@@ -405,6 +430,7 @@ def instrument(argv: list[str]) -> int:
                          "Runs CMD traced by workload-agent; configured from WORKLOAD_AGENT_* "
                          "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
         return 2 if not argv else 0
+    pause_gc()
     try:
         config, detector, names, notes, _given, policy = setup_from_args(
             _InstrumentArgs(), config_overrides={}, defer=True)
@@ -771,6 +797,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    settle_gc()
     for s in getattr(sink, "sinks", [sink]):
         if s is not None and hasattr(s, "tracer_stats"):
             s.tracer_stats = tracer.stats
