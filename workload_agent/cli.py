@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    if as_process and args.command in LEAVE_AT_ONCE:
+    if as_process and first in LEAVE_AT_ONCE:   # (args.command is run's workload argv)
         _leave(code)
     return code
 
