@@ -113,3 +113,48 @@ def test_no_collection_while_starting_then_frozen(tmp_path, rules):
                        env=env_for(tmp_path, WORKLOAD_AGENT_RULES=rules, WORKLOAD_AGENT_PRIORITY="security"))
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[-4:] == ["0", "0", "True", "True"], p.stdout
+
+
+def test_container_found_once_the_workload_runs(tmp_path, rules):
+    """The container is detected after the workload's exec when nothing needs it before:
+    an alert still names the ECS task's container, and an endpoint that does not answer is
+    a logged warning, not a failure."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import json
+    import threading
+
+    from tests.state.test_container import CONTAINER_DOC, TASK_DOC
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            doc = {"/v4/abc": CONTAINER_DOC, "/v4/abc/task": TASK_DOC}.get(self.path)
+            body = json.dumps(doc).encode() if doc is not None else b"not found"
+            self.send_response(200 if doc is not None else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = "http://127.0.0.1:%d/v4" % srv.server_address[1]
+        argv = [sys.executable, "-m", "workload_agent", "run", "--json", "--priority", "security",
+                "--rules", rules, "--", "sh", "-c", "cat /etc/hostname >/dev/null"]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           env=env_for(tmp_path, ECS_CONTAINER_METADATA_URI_V4=base + "/abc"))
+        assert p.returncode == 0, p.stderr
+        (alert,) = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+        assert alert["output_fields"]["container.id"] == "0d8b4c7e1f2a"
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           env=env_for(tmp_path, ECS_CONTAINER_METADATA_URI_V4=base + "/gone"))
+        assert p.returncode == 0, p.stderr
+        assert "ECS task metadata" in p.stderr and "unavailable" in p.stderr
+        assert "Traceback" not in p.stderr
+        (alert,) = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+        assert alert["output_fields"]["container.id"] != "0d8b4c7e1f2a"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -30,11 +30,18 @@ silent and costs only the time it would have saved.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import sys
 from typing import List, Optional, Tuple
+
+try:   # the built-in SHA-256, without hashlib's load of OpenSSL (~3 ms of every start)
+    from _sha2 import sha256   # Python >= 3.12
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 from .. import __version__
 from .ruleset import Rule
@@ -104,7 +111,7 @@ def _code_fingerprint() -> bytes:
     if _fingerprint is not None:
         return _fingerprint
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = hashlib.sha256(here.encode("utf-8", "surrogateescape"))
+    h = sha256(here.encode("utf-8", "surrogateescape"))
     for root, dirs, files in os.walk(here):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -117,7 +124,7 @@ def _code_fingerprint() -> bytes:
 
 
 def cache_key(files: List[Tuple[str, bytes]]) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     h.update(f"{_FORMAT}\0{__version__}\0{sys.version}\0".encode())
     h.update(_code_fingerprint())
     for name, data in files:
@@ -248,7 +255,7 @@ def _derived_key(ruleset, what: str, params: tuple) -> Optional[str]:
     rules_key = getattr(ruleset, "cache_key", None)
     if rules_key is None or cache_dir() is None:
         return None
-    h = hashlib.sha256(f"{_FORMAT}\0{what}\0{rules_key}\0{params!r}\0".encode("utf-8", "surrogateescape"))
+    h = sha256(f"{_FORMAT}\0{what}\0{rules_key}\0{params!r}\0".encode("utf-8", "surrogateescape"))
     # the rules as selected now: a selection changed after the load changes the key
     for r in ruleset.rules:
         types = None if r.event_types is None else sorted(r.event_types)
