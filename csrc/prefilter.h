@@ -19,6 +19,27 @@ enum wa_pf_op {
     WA_PF_BASE_PREFIX = 7,    /* its last component starts with one of them */
     WA_PF_ACCMODE_IN = 8,     /* (flags & O_ACCMODE) is a bit set in value */
     WA_PF_FLAGS_ANY = 9,      /* flags & value != 0 (the atom's arg when < 6, else the open flags) */
+    /* The exec program's tests, on a string the atom's arg names (enum wa_pf_subject). */
+    WA_PF_STR_IN = 10,        /* equals one of the strings */
+    WA_PF_STR_PREFIX = 11,
+    WA_PF_STR_SUFFIX = 12,
+    WA_PF_STR_CONTAINS = 13,
+    WA_PF_STR_ICONTAINS = 14, /* ASCII case-insensitive (strings given lowercase) */
+    WA_PF_STR_PMATCH = 15,    /* component-wise path prefix, as the rules' pmatch */
+    WA_PF_TTY = 16,           /* the process has a controlling terminal */
+    WA_PF_EXE_NEW = 17,       /* the file exec'd changed (ctime or mtime) after value (ns) */
+    WA_PF_MEMFD = 18,         /* the image may come from a memfd or an fd */
+};
+
+/* What an exec program's string atom tests (wa_pf_atom.arg). */
+enum wa_pf_subject {
+    WA_PF_S_NAME = 200,       /* proc.name: the exec'd file's basename, 15 bytes at most */
+    WA_PF_S_EXE = 201,        /* proc.exe: argv[0] */
+    WA_PF_S_EXEPATH = 202,    /* proc.exepath: /proc/TID/exe at the exec stop */
+    WA_PF_S_EXEPATH_BASE = 203,
+    WA_PF_S_ARGS = 204,       /* proc.args: argv[1:] joined by spaces */
+    WA_PF_S_ENV = 205,        /* proc.env: envp joined by spaces (when captured) */
+    WA_PF_S_PNAME = 206,      /* proc.pname: the parent's name as the tracer tracked it */
 };
 
 struct wa_pf_atom {
@@ -53,8 +74,22 @@ struct wa_pf {
     const uint32_t *str_off;             /* string i: pool + str_off[i], str_len[i] bytes */
     const uint32_t *str_len;
     const char *pool;
+    /* For processes born under the tracer: a successful execve that satisfies no clause of
+     * exec can match no rule. exec.active 0: every exec counts (and no process's clone,
+     * exec and exit records are held back; see csrc/tracer.c, "quiet processes").
+     * Its path_arg is the filename's argument, flags_arg argv's (envp follows it). */
+    struct wa_pf_prog exec;
 };
 
 /* 1: keep the record built in b (syscall nr, args and entry blobs), 0: drop it. */
 int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b);
+
+/* 1: the exec whose execve record is in sys (blobs of its entry) and EXEC record in img
+ * (facts read at the exec stop) may match a rule; 0: none can. pname: the parent's name
+ * (NUL-terminated), NULL when the tracer does not know it. */
+int wa_prefilter_exec_keep(const struct wa_pf *pf, const struct wa_buf *sys, const struct wa_buf *img,
+                           const char *pname);
+
+/* proc.name after a successful execve of this path (NUL-terminated), in out[16]; -1: unknown. */
+int wa_exec_comm(const char *path, size_t n, char out[16]);
 #endif

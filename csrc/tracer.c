@@ -76,12 +76,27 @@ enum task_state {
     T_FULL = 1u << 4,         /* no seccomp filter (attached): stops on every syscall; inherited */
     T_ATTACHING = 1u << 5,    /* seized, first stop not seen yet: its ATTACH record is due */
     T_ANNOUNCED = 1u << 6,    /* on a leader's slot: its process's ATTACH record was sent */
+    T_QUIET = 1u << 7,        /* born under us, nothing of it reached the ring yet (see below) */
+    T_NO_PARENT = 1u << 8,    /* CLONE_PARENT: the state's parent is not the cloner */
+    T_EXEC_OK = 1u << 9,      /* at its exec stop: the exec can match no rule */
 };
 
 struct task {
     struct wa_buf rb;   /* pending record */
     int32_t tgid;
     uint32_t state;
+    uint32_t gen;       /* bumped when the slot is forgotten: a link to a former owner fails */
+    int32_t parent;     /* the process that cloned it (its leader's tid) */
+    uint32_t parent_gen;
+    uint32_t quiet_kids;   /* quiet children alive or held: its own records must stay */
+    char name[16];      /* on a leader's slot: proc.name as the state will have it; "": unknown */
+};
+
+/* A record held back for a quiet process (see "quiet processes"). */
+struct held {
+    int32_t owner;
+    uint32_t gen;
+    uint32_t off, len;
 };
 
 struct wa_tracer {
@@ -113,6 +128,10 @@ struct wa_tracer {
     int32_t *seen;          /* every tid that got a slot, so freeing never walks all of pid_max */
     uint32_t nseen, capseen;
     struct wa_buf scratch;    /* for records that are committed at once */
+    struct wa_buf held;       /* records of quiet processes, in the order they were made */
+    struct held *hq;
+    uint32_t nhq, caphq;
+    _Atomic uint64_t quiet_dropped;
 
     _Atomic uint64_t stops, task_count, read_failures, prefiltered;
     uint32_t wake_gap_us;
@@ -138,11 +157,102 @@ struct wa_tracer {
 
 /* ---- record building ---------------------------------------------------- */
 
+/* ---- quiet processes -------------------------------------------------------
+ * A process born under the tracer whose exec no rule can match (the prefilter's exec
+ * program) and that does nothing a rule or the state needs is quiet: its clone, exec and
+ * exit records are held back here instead of going to the ring. Any other record, of any
+ * process, first releases everything held, in order, so that the state has seen every
+ * process the moment it reads one. A quiet process that exits without children takes its
+ * held records with it: Python never hears of a /bin/true that no rule could match, and
+ * pays nothing for it. */
+
+#define HELD_MAX_BYTES (256u << 10)
+#define HELD_MAX_RECORDS 4096u
+
+static struct task *task_of(struct wa_tracer *t, pid_t tid);
+
+static void held_release(struct wa_tracer *t)
+{
+    for (uint32_t i = 0; i < t->nhq; i++) {
+        struct held *h = &t->hq[i];
+        wa_ring_put(&t->ring, t->held.buf + h->off, h->len);
+        struct task *tk = task_of(t, h->owner);
+        if (tk && tk->gen == h->gen)
+            tk->state &= ~T_QUIET;
+    }
+    t->nhq = 0;
+    t->held.len = 0;
+}
+
+static void held_put(struct wa_tracer *t, const struct wa_buf *b, pid_t owner, uint32_t gen)
+{
+    if (t->nhq == t->caphq) {
+        uint32_t cap = t->caphq ? t->caphq * 2 : 64;
+        struct held *p = realloc(t->hq, cap * sizeof *p);
+        if (!p) {
+            held_release(t);
+            wa_ring_put(&t->ring, b->buf, b->len);
+            return;
+        }
+        t->hq = p;
+        t->caphq = cap;
+    }
+    if (reserve(&t->held, b->len) != 0) {
+        held_release(t);
+        wa_ring_put(&t->ring, b->buf, b->len);
+        return;
+    }
+    memcpy(t->held.buf + t->held.len, b->buf, b->len);
+    t->hq[t->nhq++] = (struct held){ owner, gen, t->held.len, b->len };
+    t->held.len += b->len;
+    if (t->held.len > HELD_MAX_BYTES || t->nhq > HELD_MAX_RECORDS)
+        held_release(t);
+}
+
+/* A quiet process ended with no children: its held records go, the others close up. */
+static void held_discard(struct wa_tracer *t, pid_t owner, uint32_t gen)
+{
+    uint32_t j = 0, off = 0;
+    for (uint32_t i = 0; i < t->nhq; i++) {
+        struct held h = t->hq[i];
+        if (h.owner == owner && h.gen == gen)
+            continue;
+        if (h.off != off)
+            memmove(t->held.buf + off, t->held.buf + h.off, h.len);
+        h.off = off;
+        off += h.len;
+        t->hq[j++] = h;
+    }
+    t->nhq = j;
+    t->held.len = off;
+}
+
 static void commit(struct wa_tracer *t, struct wa_buf *b)
 {
     if (!b->len)
         return;
-    rec(b)->len = b->len;
+    struct wa_record *r = rec(b);
+    r->len = b->len;
+    pid_t owner = r->kind == WA_K_CLONE && !(r->flags & WA_F_THREAD) ? (pid_t)r->extra : r->tid;
+    struct task *ok = task_of(t, owner);
+    if (ok && (ok->state & T_QUIET)) {
+        /* A quiet process is one thread: a thread of its own ends its quiet. */
+        int holdable = (r->kind == WA_K_CLONE && !(r->flags & WA_F_THREAD)) || r->kind == WA_K_EXEC ||
+                       r->kind == WA_K_EXIT ||
+                       (r->kind == WA_K_SYSCALL && (ok->state & T_EXEC_OK));
+        if (holdable) {
+            held_put(t, b, owner, ok->gen);
+            b->len = 0;
+            return;
+        }
+    }
+    if (t->nhq)
+        held_release(t);
+    if (r->kind == WA_K_SYSCALL && r->arch == NATIVE_ARCH && r->nr == SYS_prctl) {
+        struct task *lk = task_of(t, r->tgid);
+        if (lk)
+            lk->name[0] = 0;   /* PR_SET_NAME: the state takes the new name from the record */
+    }
     wa_ring_put(&t->ring, b->buf, b->len);
     b->len = 0;
 }
@@ -386,7 +496,9 @@ static void task_note(struct wa_tracer *t, pid_t tid)
 static void task_forget(struct task *tk)
 {
     free(tk->rb.buf);
+    uint32_t gen = tk->gen + 1;
     memset(tk, 0, sizeof *tk);
+    tk->gen = gen;
 }
 
 /* Inside a syscall whose exit we want, every resume must keep the exit stop armed. */
@@ -524,6 +636,41 @@ static int pending_exec_path(struct task *tk, char *out, size_t cap)
     return -1;
 }
 
+/* The parent's name as the state has it when it reads this process's records, or NULL. */
+static const char *parent_name(struct wa_tracer *t, const struct task *tk)
+{
+    if (tk->state & T_NO_PARENT)
+        return NULL;
+    const struct task *pk = task_of(t, tk->parent);
+    if (!pk || pk->gen != tk->parent_gen || !(pk->state & T_KNOWN) || !pk->name[0])
+        return NULL;
+    return pk->name;
+}
+
+/* At a successful exec (img: its EXEC record): the name the state will give the process,
+ * and whether a quiet process stays quiet, i.e. no rule can match this exec. */
+static void exec_judge(struct wa_tracer *t, struct task *tk, const struct wa_buf *img)
+{
+    const struct wa_record *sr = rec(&tk->rb);
+    int execve = (tk->state & T_IN_SYSCALL) && tk->rb.len && sr->arch == NATIVE_ARCH && sr->nr == SYS_execve &&
+                 !(sr->flags & WA_F_FOREIGN_ARCH);
+    if (tk->state & T_QUIET) {
+        const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+        if (execve && pf && !wa_prefilter_exec_keep(pf, &tk->rb, img, parent_name(t, tk)))
+            tk->state |= T_EXEC_OK;
+        else
+            tk->state &= ~T_QUIET;   /* this record releases everything held before it */
+    }
+    char name[16];
+    size_t n = 0;
+    const struct wa_blob *h = execve ? wa_blob_find(&tk->rb, 0) : NULL;
+    if (h && h->kind == WA_C_PATH && !(h->flags & (WA_B_TRUNCATED | WA_B_UNREADABLE)) &&
+        (n = h->len, wa_exec_comm((const char *)(h + 1), n, name) == 0))
+        memcpy(tk->name, name, sizeof name);
+    else
+        tk->name[0] = 0;
+}
+
 /* The new image, read at the exec stop: the exe's inode even if it is unlinked a
  * microsecond later, the tty and session even if the process exits at once. */
 static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t former)
@@ -547,6 +694,7 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
             exe = pf->exe;
         wa_capture_file_facts(tid, path, WA_SLOT_SCRIPT, b, have ? &exe : NULL);
     }
+    exec_judge(t, tk, b);
     commit(t, b);
 }
 
@@ -734,12 +882,29 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         uint64_t flags = event == PTRACE_EVENT_CLONE ? clone_flags_of(tid) : 0;
         int thread = event == PTRACE_EVENT_CLONE && (flags & CLONE_THREAD);
         struct task *ck = task_of(t, child);
+        struct task *pk = task_of(t, tk->tgid);
+        int quiet = 0;
+        if (ck && !thread && pk) {
+            /* The state's view of the child: its parent, and the name it inherits. */
+            ck->parent = tk->tgid;
+            ck->parent_gen = pk->gen;
+            memcpy(ck->name, pk->name, sizeof ck->name);
+            const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+            quiet = pf && pf->exec.active && !(tk->state & T_FULL);
+            if (quiet) {
+                ck->state |= T_QUIET;   /* before the clone record, which is then held */
+                pk->quiet_kids++;
+            }
+            if (flags & CLONE_PARENT)
+                ck->state |= T_NO_PARENT;
+        }
         emit_simple(t, WA_K_CLONE, tk->tgid, tid, event, flags, (uint32_t)child, thread ? WA_F_THREAD : 0);
         atomic_fetch_add(&t->task_count, 1);
         if (ck) {
             int parked = ck->state & T_PARKED;
             ck->tgid = thread ? tk->tgid : child;
-            ck->state = T_KNOWN | (parked ? 0 : T_EXPECT_INIT) | (tk->state & T_FULL);
+            ck->state = T_KNOWN | (parked ? 0 : T_EXPECT_INIT) | (tk->state & T_FULL) |
+                        (ck->state & (T_QUIET | T_NO_PARENT));
             if (parked)
                 resume(t, child, 0);
         }
@@ -762,11 +927,14 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             flush_pending(t, tk);
             if (fk) {
                 struct task moved = *fk;
+                uint32_t lgen = tk->gen + 1, fgen = fk->gen + 1;
                 free(tk->rb.buf);
                 *tk = moved;
+                tk->gen = lgen;   /* a new incarnation of the leader's slot for children's links */
                 if (tk->rb.buf)
                     task_note(t, tid);
                 memset(fk, 0, sizeof *fk);
+                fk->gen = fgen;
             }
             tk->tgid = tid;
             tk->state |= T_KNOWN;
@@ -778,6 +946,7 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         /* A successful exec returns 0, and this stop is already in the new image: the
          * exec's record ends here, and the exit stop is not taken (one stop less per exec). */
         end_syscall(t, tid, tk, 0);
+        tk->state &= ~T_EXEC_OK;
         if (tid == t->pid)
             start_result(t, 1);
         break;
@@ -920,6 +1089,16 @@ static int attach_gone(struct wa_tracer *t, pid_t tid, struct task *tk, int st)
     return 1;
 }
 
+/* A quiet process ended with no quiet children: nothing of it ever reaches Python. */
+static void quiet_gone(struct wa_tracer *t, pid_t tid, struct task *tk)
+{
+    held_discard(t, tid, tk->gen);
+    atomic_fetch_add_explicit(&t->quiet_dropped, 1, memory_order_relaxed);
+    struct task *pk = task_of(t, tk->parent);
+    if (pk && pk->gen == tk->parent_gen && pk->quiet_kids)
+        pk->quiet_kids--;
+}
+
 static void trace_loop(struct wa_tracer *t)
 {
     for (;;) {
@@ -944,7 +1123,11 @@ static void trace_loop(struct wa_tracer *t)
             continue;
         if (WIFEXITED(st) || WIFSIGNALED(st)) {
             flush_pending(t, tk);
-            emit_simple(t, WA_K_EXIT, tk->tgid ? tk->tgid : tid, tid, 0, 0, (uint32_t)st, 0);
+            if ((tk->state & T_QUIET) && tk->quiet_kids == 0) {
+                quiet_gone(t, tid, tk);
+            } else {
+                emit_simple(t, WA_K_EXIT, tk->tgid ? tk->tgid : tid, tid, 0, 0, (uint32_t)st, 0);
+            }
             task_forget(tk);
             if (tid == t->pid) {
                 t->status = st;
@@ -981,6 +1164,8 @@ static void trace_loop(struct wa_tracer *t)
             resume(t, tid, sig);   /* signal-delivery-stop: never swallow */
         }
     }
+    if (t->nhq)
+        held_release(t);
     wa_ring_finish(&t->ring, 5000);
     atomic_store(&t->done, 1);
     uint64_t one = 1;
@@ -1220,6 +1405,7 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->tasks = atomic_load(&t->task_count);
     s->read_failures = atomic_load(&t->read_failures);
     s->prefiltered = atomic_load(&t->prefiltered);
+    s->quiet_dropped = atomic_load(&t->quiet_dropped);
     s->ring_waits = atomic_load(&t->ring.waits_total);
     s->ring_wait_ns = atomic_load(&t->ring.wait_ns_total);
     s->guard_hits = atomic_load(&t->guard_hits);
@@ -1256,6 +1442,8 @@ void wa_free(struct wa_tracer *t)
     }
     free(t->seen);
     free(t->scratch.buf);
+    free(t->held.buf);
+    free(t->hq);
     if (t->ack_efd >= 0)
         close(t->ack_efd);
     free(t->tasks);

@@ -149,18 +149,21 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
     return sorted(n for n in wanted if n in table and n in SPECS), note
 
 
-def prefilter_for(ruleset, names):
+def prefilter_for(ruleset, names, start_ns=None):
     """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py);
-    kept in the compiled-rules cache beside rules that came from it (compiling it is on
-    the workload's start path)."""
+    start_ns: the state's start, for the exec program's drift test. Kept in the
+    compiled-rules cache beside rules that came from it (compiling it is on the workload's
+    start path): compiled for a stand-in start, then given this run's (with_start)."""
     from .events.arch import native_arch
     from .rules.cache import derived
-    from .tracer.prefilter import compile_prefilter
+    from .tracer.prefilter import START_STAND_IN, compile_prefilter
 
     names = tuple(names)
     keep = tuple(sorted(IDENTITY_SYSCALLS))
-    return derived(ruleset, "prefilter", (native_arch(), names, keep),
-                   lambda: compile_prefilter(ruleset, names, keep=keep))
+    stand_in = START_STAND_IN if start_ns else None   # no start (None, 0): nothing to give
+    compiled = derived(ruleset, "prefilter", (native_arch(), names, keep, stand_in),
+                       lambda: compile_prefilter(ruleset, names, keep=keep, start_ns=stand_in))
+    return compiled.with_start(start_ns) if start_ns else compiled
 
 
 class AlertWriter:
@@ -358,7 +361,8 @@ class Detector:
             self.ruleset, self._next_ruleset = self._next_ruleset, None
             self.tracker.wanted = self.ruleset.event_types()
             if self._tracer is not None:
-                self.prefilter = prefilter_for(self.ruleset, sorted(self.traced))
+                self.prefilter = prefilter_for(self.ruleset, sorted(self.traced),
+                                               self.tracker.start_ns)
                 self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
         match = self.ruleset.match

@@ -182,7 +182,7 @@ class DetectionPlan:
         from . import detect
 
         if self._prefilter is None:
-            self._prefilter = detect.prefilter_for(self.ruleset, self.names)
+            self._prefilter = detect.prefilter_for(self.ruleset, self.names, self.start_ns)
         return self._prefilter
 
     def build(self):
@@ -395,7 +395,7 @@ def _run_command(args) -> int:
         if not given and not args.no_rules:
             from . import detect
             for line in detect.prefilter_for(detect.load_ruleset(args.rules or config.rules)[0],
-                                             names).describe():
+                                             names, time.time_ns()).describe():
                 _warn(f"prefilter: {line}")
         return 0
     if not args.command:

@@ -174,29 +174,39 @@ def test_damaged_derived_entry_is_rebuilt(cache_dir, tmp_path):
 
 
 def test_cached_prefilter_is_the_compiled_one(cache_dir, monkeypatch):
-    """The prefilter the agent starts with, for the upstream rules at two selections and
-    two syscall sets: compiled on the first start, from the cache on the next, each equal
-    to a fresh compile and none served for another selection or syscall set."""
+    """The prefilter the agent starts with, for the upstream and the default rules at two
+    selections, two syscall sets and two starts: compiled on the first start, from the
+    cache on the next, each equal to a fresh compile for that start (the exec program's
+    drift test carries it) and none served for another selection or syscall set."""
     from workload_agent import detect
     from workload_agent.events.arch import native_arch
     from workload_agent.tracer import prefilter as pf
 
     compile_prefilter = pf.compile_prefilter
+    starts = (1_700_000_000_123_456_789, 1_800_000_000_987_654_321)
     want = {}
-    for min_priority in ("WARNING", "DEBUG"):
-        load_rules_cached(UPSTREAM, min_priority=min_priority)   # fills the rules entry
-        rs = load_rules_cached(UPSTREAM, min_priority=min_priority).ruleset
-        names, _ = detect.traced_syscalls(rs, native_arch())
-        for syscalls in (tuple(names), tuple(n for n in names if n != "openat")):
-            want[min_priority, syscalls] = compile_prefilter(rs, syscalls, keep=detect.IDENTITY_SYSCALLS).programs
-            assert detect.prefilter_for(rs, syscalls).programs == want[min_priority, syscalls]
-    assert len(set(map(repr, want.values()))) == 4   # four different prefilters
-    assert len([e for e in entries(cache_dir) if e.startswith("prefilter-")]) == 4
+    for files in (UPSTREAM, detect.default_rules_paths()):
+        for min_priority in ("WARNING", "DEBUG"):
+            load_rules_cached(files, min_priority=min_priority)   # fills the rules entry
+            rs = load_rules_cached(files, min_priority=min_priority).ruleset
+            names, _ = detect.traced_syscalls(rs, native_arch())
+            for syscalls in (tuple(names), tuple(n for n in names if n != "openat")):
+                for start in starts + (None,):
+                    fresh = compile_prefilter(rs, syscalls, keep=detect.IDENTITY_SYSCALLS, start_ns=start)
+                    want[tuple(files), min_priority, syscalls, start] = (fresh.programs, fresh.exec_program)
+                    got = detect.prefilter_for(rs, syscalls, start)
+                    assert (got.programs, got.exec_program) == (fresh.programs, fresh.exec_program)
+    assert len({repr(w[0]) for w in want.values()}) >= 6   # the variants differ
+    # the default rules' drift rule puts the start into the exec program
+    drift = [w[1] for k, w in want.items() if k[0] != tuple(UPSTREAM) and k[3] == starts[0]]
+    assert any(starts[0] in {a[1] for c in prog for a in c} for prog in drift if prog)
+    assert len([e for e in entries(cache_dir) if e.startswith("prefilter-")]) == 16
 
     def no_compile(*a, **k):
         raise AssertionError("compiled again")
 
     monkeypatch.setattr(pf, "compile_prefilter", no_compile)
-    for (min_priority, syscalls), programs in want.items():
-        rs = load_rules_cached(UPSTREAM, min_priority=min_priority).ruleset
-        assert detect.prefilter_for(rs, syscalls).programs == programs
+    for (files, min_priority, syscalls, start), programs in want.items():
+        rs = load_rules_cached(list(files), min_priority=min_priority).ruleset
+        got = detect.prefilter_for(rs, syscalls, start)
+        assert (got.programs, got.exec_program) == programs

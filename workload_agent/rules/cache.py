@@ -196,7 +196,9 @@ def _write_entry(name: str, doc: dict) -> bool:
         except OSError:
             pass
         return False
-    _prune(d, keep=path, prefix=name.split("-", 1)[0] + "-")
+    kind = name.split("-", 1)[0]
+    # a few derived entries per rules entry (syscall sets, starts with and without a state)
+    _prune(d, keep=path, prefix=kind + "-", limit=8 if kind == "rules" else 32)
     return True
 
 

@@ -30,16 +30,22 @@ struct wa_config {
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
                   uint64_t prefiltered; uint64_t ring_waits; uint64_t ring_wait_ns; uint64_t guard_hits; uint64_t denied;
-                  uint64_t ack_timeouts; uint64_t tracer_moves; };
+                  uint64_t ack_timeouts; uint64_t tracer_moves; uint64_t quiet_dropped; };
 struct wa_pf_atom { uint8_t op; uint8_t arg; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
 struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
 struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint32_t first_clause; uint32_t nclauses; ...; };
 struct wa_pf { const struct wa_pf_prog *progs; const struct wa_pf_clause *clauses; const struct wa_pf_atom *atoms;
-               const uint32_t *str_off; const uint32_t *str_len; const char *pool; };
+               const uint32_t *str_off; const uint32_t *str_len; const char *pool; struct wa_pf_prog exec; };
 enum wa_pf_op { WA_PF_PATH_IN=..., WA_PF_PATH_PREFIX=..., WA_PF_PATH_SUFFIX=..., WA_PF_PATH_CONTAINS=...,
-                WA_PF_DIR_IN=..., WA_PF_BASE_IN=..., WA_PF_BASE_PREFIX=..., WA_PF_ACCMODE_IN=..., WA_PF_FLAGS_ANY=... };
+                WA_PF_DIR_IN=..., WA_PF_BASE_IN=..., WA_PF_BASE_PREFIX=..., WA_PF_ACCMODE_IN=..., WA_PF_FLAGS_ANY=...,
+                WA_PF_STR_IN=..., WA_PF_STR_PREFIX=..., WA_PF_STR_SUFFIX=..., WA_PF_STR_CONTAINS=...,
+                WA_PF_STR_ICONTAINS=..., WA_PF_STR_PMATCH=..., WA_PF_TTY=..., WA_PF_EXE_NEW=..., WA_PF_MEMFD=... };
+enum wa_pf_subject { WA_PF_S_NAME=..., WA_PF_S_EXE=..., WA_PF_S_EXEPATH=..., WA_PF_S_EXEPATH_BASE=...,
+                     WA_PF_S_ARGS=..., WA_PF_S_ENV=..., WA_PF_S_PNAME=... };
 struct wa_buf { uint8_t *buf; uint32_t len; uint32_t cap; };
 int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b);
+int wa_prefilter_exec_keep(const struct wa_pf *pf, const struct wa_buf *sys, const struct wa_buf *img,
+                           const char *pname);
 #define WA_GUARD_MAX_RULES ...
 #define WA_GUARD_MAX_PIDS ...
 #define WA_GUARD_MAX_NAMES ...

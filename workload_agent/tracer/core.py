@@ -136,7 +136,7 @@ class Tracer:
         self.pid = None
 
     def _prefilter_c(self, prefilter):
-        if prefilter is None or not prefilter.programs:
+        if not prefilter:
             return self._ffi.NULL
         pf, keep = prefilter.to_c(self._ffi, self._lib, self._table)
         self._keep += [pf] + keep   # alive until close: the tracer may still be reading the old one
@@ -220,7 +220,7 @@ class Tracer:
         self._lib.wa_get_stats(self._t, s)
         return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
                                              "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
-                                             "denied", "ack_timeouts", "tracer_moves")}
+                                             "denied", "ack_timeouts", "tracer_moves", "quiet_dropped")}
 
     def ack(self) -> None:
         """Everything read so far is handled: tracees held at a guarded stop go on."""

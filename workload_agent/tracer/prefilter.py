@@ -12,6 +12,12 @@ of the clauses can match no enabled rule. Anything the analysis does not underst
 prefilter only ever gets weaker, never wrong. Syscalls whose records change state the
 rules read (process identity, cwd, the windowed rates) are never prefiltered; an fd's
 state is not among them, since every event on an fd carries its origin from the stop.
+
+The exec program is the same analysis for a successful execve, on the facts the tracer
+has at the exec stop (the new name, argv, environment, exe link, tty, the parent's name).
+It decides whether a process born under the tracer stays *quiet*: its clone, exec and exit
+records are held in C, and dropped if it ends without doing anything else a rule or the
+state needs (csrc/tracer.c). Only run when no rule reads clone or procexit events.
 """
 from __future__ import annotations
 
@@ -21,14 +27,24 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 from ..events.flags import FILE_FLAGS, TABLES, open_flag_kernel_bits, open_flags_to_ppm, render_flags
 from ..events.params import SPECS, STATEFUL_SYSCALLS
 from ..state.rates import RATED_SYSCALLS
-from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or
+from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or, Transform
 
 # C operations (csrc/prefilter.h enum wa_pf_op).
 PATH_IN, PATH_PREFIX, PATH_SUFFIX, PATH_CONTAINS = 1, 2, 3, 4
 DIR_IN, BASE_IN, BASE_PREFIX, ACCMODE_IN, FLAGS_ANY = 5, 6, 7, 8, 9
+STR_IN, STR_PREFIX, STR_SUFFIX, STR_CONTAINS, STR_ICONTAINS, STR_PMATCH = 10, 11, 12, 13, 14, 15
+TTY, EXE_NEW, MEMFD = 16, 17, 18
 OP_NAMES = {PATH_IN: "path in", PATH_PREFIX: "path startswith", PATH_SUFFIX: "path endswith",
             PATH_CONTAINS: "path contains", DIR_IN: "directory in", BASE_IN: "filename in",
-            BASE_PREFIX: "filename startswith", ACCMODE_IN: "access mode in", FLAGS_ANY: "flags any"}
+            BASE_PREFIX: "filename startswith", ACCMODE_IN: "access mode in", FLAGS_ANY: "flags any",
+            STR_IN: "in", STR_PREFIX: "startswith", STR_SUFFIX: "endswith", STR_CONTAINS: "contains",
+            STR_ICONTAINS: "icontains", STR_PMATCH: "pmatch", TTY: "has a terminal",
+            EXE_NEW: "executable changed after", MEMFD: "may be a memfd"}
+# The exec program's subjects (csrc/prefilter.h enum wa_pf_subject), as an atom's argument.
+S_NAME, S_EXE, S_EXEPATH, S_EXEPATH_BASE, S_ARGS, S_ENV, S_PNAME = range(200, 207)
+SUBJECT_NAMES = {S_NAME: "proc.name", S_EXE: "proc.exe", S_EXEPATH: "proc.exepath",
+                 S_EXEPATH_BASE: "basename(proc.exepath)", S_ARGS: "proc.args", S_ENV: "proc.env",
+                 S_PNAME: "proc.pname"}
 
 #: (op, frozenset of strings | int mask, argument whose path it tests: -1 the program's)
 Atom = Tuple[int, object, int]
@@ -198,23 +214,26 @@ def _fold_known(node: Node) -> Optional[bool]:
     return None
 
 
-def _fold(node: Node, etype: str) -> Optional[bool]:
-    """Whether the node is decided by the event type alone (True/False), else None."""
+def _fold(node: Node, etype: str, known=None) -> Optional[bool]:
+    """Whether the node is decided by the event type alone (True/False), else None.
+    ``known``: a further check -> Optional[bool] for facts fixed where the program runs."""
     t = _fold_type(node, etype)
     if t is None:
         t = _fold_known(node)
+    if t is None and known is not None:
+        t = known(node)
     if t is not None:
         return t
     if isinstance(node, Not):
-        c = _fold(node.child, etype)
+        c = _fold(node.child, etype, known)
         return None if c is None else not c
     if isinstance(node, And):
-        vals = [_fold(c, etype) for c in node.children]
+        vals = [_fold(c, etype, known) for c in node.children]
         if False in vals:
             return False
         return True if all(v is True for v in vals) else None
     if isinstance(node, Or):
-        vals = [_fold(c, etype) for c in node.children]
+        vals = [_fold(c, etype, known) for c in node.children]
         if True in vals:
             return True
         return False if all(v is False for v in vals) else None
@@ -314,23 +333,24 @@ def _mode_contains(node: Check, arg: int, table: str) -> Dnf:
 _GLOB_META = "*?["
 
 
-def _glob(patterns, arg: int = DEFAULT_PATH) -> Dnf:
+def _glob(patterns, arg: int = DEFAULT_PATH, ops=(PATH_IN, PATH_PREFIX, PATH_SUFFIX)) -> Dnf:
     """A path a glob matches starts with the pattern's text before its first wildcard and
-    ends with the text after its last one."""
+    ends with the text after its last one. ops: the (equal, prefix, suffix) tests to use."""
+    eq_op, prefix_op, suffix_op = ops
     out = FALSE
     for pat in patterns:
         cuts = [i for i, ch in enumerate(pat) if ch in _GLOB_META]
         if not cuts:
-            clause = frozenset({(PATH_IN, frozenset({pat}), arg)})
+            clause = frozenset({(eq_op, frozenset({pat}), arg)})
         else:
             head, tail = pat[:cuts[0]], pat[cuts[-1] + 1:]
             if "]" in tail:   # the last wildcard is inside a [...] class: no literal tail
                 tail = ""
             atoms = set()
             if head:
-                atoms.add((PATH_PREFIX, frozenset({head}), arg))
+                atoms.add((prefix_op, frozenset({head}), arg))
             if tail:
-                atoms.add((PATH_SUFFIX, frozenset({tail}), arg))
+                atoms.add((suffix_op, frozenset({tail}), arg))
             clause = frozenset(atoms)
         out = _or(out, (clause,))
     return out
@@ -358,14 +378,151 @@ def necessary(node: Node, etype: str) -> Dnf:
     return TRUE   # a negation, a macro left unresolved, a field the tracer cannot see
 
 
-class Prefilter:
-    """Per syscall name: the DNF the tracer evaluates (syscalls absent: not filtered)."""
+# ---- the exec program ------------------------------------------------------------------
 
-    def __init__(self, programs: Dict[str, Dnf]):
+#: Event types made from the records a quiet process's are held and maybe dropped with.
+LIFECYCLE_TYPES = frozenset({"clone", "clone3", "fork", "vfork", "procexit"})
+_EXEC_STRINGS = {"proc.name": S_NAME, "proc.exe": S_EXE, "proc.exepath": S_EXEPATH,
+                 "proc.args": S_ARGS, "proc.env": S_ENV, "proc.pname": S_PNAME}
+_EXEC_STR_OPS = {"=": STR_IN, "in": STR_IN, "startswith": STR_PREFIX, "endswith": STR_SUFFIX,
+                 "contains": STR_CONTAINS, "icontains": STR_ICONTAINS, "pmatch": STR_PMATCH}
+#: What holds at every exec the program judges: a successful execve (the exit side) of a
+#: process born under the tracer from the workload, never one that entered from outside.
+_EXEC_FIXED = {"evt.res": "SUCCESS", "evt.dir": "<", "evt.rawres": "0", "evt.arg.res": "0",
+               "evt.is_exec_session_start": "false", "proc.is_exec_session": "false"}
+
+
+def _fold_exec(node: Node) -> Optional[bool]:
+    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
+            and node.lhs.name in _EXEC_FIXED and node.modifier is None):
+        return None
+    values = _strings(node.rhs)
+    if values is None:
+        return None
+    value = _EXEC_FIXED[node.lhs.name]
+    if node.op in ("=", "in"):
+        return value in values
+    if node.op == "!=":
+        return value not in values
+    return None
+
+
+def _exec_check(node: Check, start_ns: Optional[int]) -> Dnf:
+    lhs = node.lhs
+    if node.modifier is not None:
+        return TRUE
+    if isinstance(lhs, Field) and lhs.arg is None:
+        name = lhs.name
+        subject = _EXEC_STRINGS.get(name)
+    elif (isinstance(lhs, Transform) and lhs.name == "basename" and len(lhs.args) == 1
+          and isinstance(lhs.args[0], Field) and lhs.args[0].name == "proc.exepath"
+          and lhs.args[0].arg is None):
+        name, subject = "basename(proc.exepath)", S_EXEPATH_BASE
+    else:
+        return TRUE
+    values = _strings(node.rhs)
+    if values is None:
+        return TRUE
+    if name == "proc.tty" and node.op == "!=" and values == {"0"}:
+        return (frozenset({(TTY, 0, 0)}),)
+    if name == "proc.is_exe_upper_layer" and node.op == "=" and values == {"true"} and start_ns:
+        return (frozenset({(EXE_NEW, int(start_ns), 0)}),)
+    if name == "proc.is_exe_from_memfd" and node.op == "=" and values == {"true"}:
+        return (frozenset({(MEMFD, 0, 0)}),)
+    if subject is not None and node.op == "glob" and values:
+        return _glob(values, subject, (STR_IN, STR_PREFIX, STR_SUFFIX))
+    op = _EXEC_STR_OPS.get(node.op)
+    if subject is None or op is None or not values:
+        return TRUE
+    if op == STR_ICONTAINS:
+        if not all(v.isascii() for v in values):
+            return TRUE   # the rules lower every character's case, the C side only ASCII's
+        values = frozenset(v.lower() for v in values)
+    if op == STR_PMATCH and any(ch in v for v in values for ch in "?*["):
+        return TRUE   # a glob component
+    if op in (STR_IN,) and node.op == "=" and len(values) != 1:
+        return TRUE
+    return (frozenset({(op, frozenset(values), subject)}),)
+
+
+def _exec_necessary(node: Node, start_ns: Optional[int]) -> Dnf:
+    folded = _fold(node, "execve", _fold_exec)
+    if folded is not None:
+        return TRUE if folded else FALSE
+    if isinstance(node, And):
+        out = TRUE
+        for c in node.children:
+            out = _and(out, _exec_necessary(c, start_ns))
+        return out
+    if isinstance(node, Or):
+        out = FALSE
+        for c in node.children:
+            out = _or(out, _exec_necessary(c, start_ns))
+        return out
+    if isinstance(node, Check):
+        return _exec_check(node, start_ns)
+    return TRUE
+
+
+def exec_program(rules, start_ns: Optional[int]) -> Optional[Dnf]:
+    """The exec program for (rule, widened condition) pairs; None: no process may be quiet
+    (a rule reads clone or exit events, or some exec cannot be told from the stop)."""
+    dnf: Dnf = FALSE
+    for rule, condition in rules:
+        types = rule.event_types
+        if types is None:
+            return None
+        if any(_fold(condition, t) is not False for t in types & LIFECYCLE_TYPES):
+            return None   # e.g. the guard's clone rule folds to false: only guarded calls match
+        if "execve" not in types:
+            continue
+        dnf = _or(dnf, _exec_necessary(condition, start_ns))
+        if dnf == TRUE:
+            return None
+    return dnf
+
+
+def _exec_args() -> Tuple[int, int]:
+    """(filename, argv) argument indexes of execve, from the param table; envp follows argv."""
+    params = {p.name: p for p in SPECS["execve"].params}
+    path, argv, env = params["filename"].src[1], params["exe"].src[1], params["env"].src[1]
+    assert env == argv + 1, "csrc/prefilter.c reads envp right after argv"
+    return path, argv
+
+
+#: A start compiled into a cached prefilter in place of the run's (with_start replaces it).
+START_STAND_IN = 1
+
+
+class Prefilter:
+    """Per syscall name: the DNF the tracer evaluates (syscalls absent: not filtered); and
+    the exec program (None: no quiet processes)."""
+
+    def __init__(self, programs: Dict[str, Dnf], exec_program: Optional[Dnf] = None):
         self.programs = programs
+        self.exec_program = exec_program
+
+    def with_start(self, start_ns: int) -> "Prefilter":
+        """This prefilter for a state started at ``start_ns``, when it was compiled for
+        another start (the rules cache keeps one compiled for START_STAND_IN): the start
+        is only ever the value of EXE_NEW atoms, and no DNF step looks at it."""
+        if self.exec_program is None:
+            return self
+        exec_program = tuple(frozenset((op, int(start_ns) if op == EXE_NEW else value, arg)
+                                       for op, value, arg in clause)
+                             for clause in self.exec_program)
+        return Prefilter(self.programs, exec_program)
+
+    def __bool__(self) -> bool:
+        return bool(self.programs) or self.exec_program is not None
 
     def describe(self) -> List[str]:
         lines = []
+        if self.exec_program is not None:
+            alts = [" and ".join(_atom_text(a, SUBJECT_NAMES) for a in sorted(c, key=_atom_key))
+                    for c in self.exec_program]
+            lines.append("execve (a process born under the tracer stays quiet unless): "
+                         + (" | ".join(f"({a})" for a in alts) or "never"))
         for name, dnf in sorted(self.programs.items()):
             if not dnf:
                 lines.append(f"{name}: dropped (no enabled rule can match it)")
@@ -381,15 +538,22 @@ class Prefilter:
         """cffi objects for struct wa_pf (kept alive by the returned holder)."""
         progs = ffi.new("struct wa_pf_prog[]", lib.WA_MAX_NR)
         clauses, atoms, strings = [], [], []
+        pf = ffi.new("struct wa_pf *")
+        jobs = []
         for name, dnf in self.programs.items():
             nr = table.get(name)
             if nr is None or nr >= lib.WA_MAX_NR:
                 continue
             ev = _PATH_EVENTS.get(name)
             p = progs[nr]
-            p.active = 1
             p.path_arg = ev.path_arg if ev is not None and ev.path_arg is not None else 255
             p.flags_arg = ev.flags_arg if ev is not None and ev.flags_arg is not None else 255
+            jobs.append((p, dnf))
+        if self.exec_program is not None and "execve" in table:
+            pf.exec.path_arg, pf.exec.flags_arg = _exec_args()
+            jobs.append((pf.exec, self.exec_program))
+        for p, dnf in jobs:
+            p.active = 1
             p.first_clause = len(clauses)
             p.nclauses = len(dnf)
             for clause in dnf:
@@ -416,7 +580,6 @@ class Prefilter:
         for i, s in enumerate(encoded):
             offs[i], lens[i] = off, len(s)
             off += len(s)
-        pf = ffi.new("struct wa_pf *")
         pf.progs, pf.clauses, pf.atoms = progs, c_clauses, c_atoms
         pf.str_off, pf.str_len, pf.pool = offs, lens, pool
         return pf, [progs, c_clauses, c_atoms, pool, offs, lens]
@@ -430,7 +593,9 @@ def _atom_key(a: Atom):
 def _atom_text(a: Atom, names: Dict[int, str]) -> str:
     op, value, arg = a
     text = OP_NAMES[op]
-    if arg >= 0:
+    if op in (TTY, MEMFD):
+        return text
+    if arg >= 0 and op != EXE_NEW:
         text = f"{names.get(arg, f'arg {arg}')}: " + text
     if isinstance(value, frozenset):
         shown = sorted(value)
@@ -439,12 +604,16 @@ def _atom_text(a: Atom, names: Dict[int, str]) -> str:
     return f"{text} {value:#x}"
 
 
-def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] = ()) -> Prefilter:
+def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] = (),
+                      start_ns: Optional[int] = None) -> Prefilter:
     """The prefilter for the enabled rules of ``ruleset`` over the traced ``syscalls``.
-    ``keep``: syscalls never filtered (their records change state the rules read)."""
+    ``keep``: syscalls never filtered (their records change state the rules read).
+    ``start_ns``: the state's start (what proc.is_exe_upper_layer compares with); without
+    it the exec program cannot decide that field."""
     from ..rules.compiler import _widen_legacy
 
     keep = frozenset(keep)
+    syscalls = list(syscalls)
     programs: Dict[str, Dnf] = {}
     # each condition as the rules engine evaluates it (on aarch64 a rule on `open` also
     # means `openat`: rules/compiler.py widens it)
@@ -464,4 +633,4 @@ def compile_prefilter(ruleset, syscalls: Iterable[str], *, keep: Iterable[str] =
                 break
         if dnf != TRUE:
             programs[name] = dnf
-    return Prefilter(programs)
+    return Prefilter(programs, exec_program(rules, start_ns) if "execve" in syscalls else None)
