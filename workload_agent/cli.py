@@ -96,10 +96,15 @@ def _leave(code: int) -> None:
     teardown of every module and object (with the rules loaded that is a full garbage
     collection and more, some 25 ms by which the workload's end would seem later). By
     now the workload has exited, every output is closed and every agent thread is a
-    daemon; the exit handlers still run and the standard streams are flushed."""
+    daemon; the exit handlers still run and the standard streams are flushed. A thread
+    that is not a daemon gets the interpreter's usual exit, which waits for it."""
     import atexit
     import os
+    import threading
 
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

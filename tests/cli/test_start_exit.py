@@ -158,3 +158,22 @@ def test_container_found_once_the_workload_runs(tmp_path, rules):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_thread_that_is_not_a_daemon_gets_the_usual_exit(tmp_path, rules):
+    """Someone's non-daemon thread that finishes only once the main thread is done: the
+    quick exit would cut it off, so the interpreter's own exit runs and waits for it."""
+    marker = tmp_path / "thread-done"
+    code = textwrap.dedent(f"""
+        import sys, threading
+        def after_main():
+            threading.main_thread().join()
+            open({str(marker)!r}, "w").write("done")
+        threading.Thread(target=after_main).start()
+        from workload_agent import cli
+        sys.exit(cli.instrument_main())
+    """)
+    p = subprocess.run([sys.executable, "-c", code, "sh", "-c", "exit 9"], capture_output=True,
+                       text=True, timeout=120, env=env_for(tmp_path, WORKLOAD_AGENT_RULES=rules))
+    assert p.returncode == 9, p.stderr
+    assert marker.read_text() == "done"
