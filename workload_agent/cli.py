@@ -55,7 +55,12 @@ def build_parser(only: str | None = None):
     return parser
 
 
+# Commands after which the process has nothing left to do but exit (see _leave).
+LEAVE_AT_ONCE = {"run"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    as_process = argv is None   # the console script: this process ends when we return
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(first if first in SUBCOMMANDS else None)
@@ -64,20 +69,50 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except BrokenPipeError:
         # `workload-agent rules fields | head`: the reader left; no traceback for that.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    if as_process and first in LEAVE_AT_ONCE:   # (args.command is run's workload argv)
+        _leave(code)
+    return code
 
 
 def instrument_main(argv: list[str] | None = None) -> int:
     """`instrument CMD ARGS...` == `workload-agent run -- CMD ARGS...`, configured from the environment."""
     from .runner import instrument
 
-    return instrument(sys.argv[1:] if argv is None else argv)
+    code = instrument(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        _leave(code)
+    return code
+
+
+def _leave(code: int) -> None:
+    """End the process with ``code`` once a traced run is over, without the interpreter's
+    teardown of every module and object (with the rules loaded that is a full garbage
+    collection and more, some 25 ms by which the workload's end would seem later). By
+    now the workload has exited, every output is closed and every agent thread is a
+    daemon; the exit handlers still run and the standard streams are flushed. A thread
+    that is not a daemon gets the interpreter's usual exit, which waits for it."""
+    import atexit
+    import os
+    import threading
+
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:   # None: started with that descriptor closed
+                stream.flush()
+        except (OSError, ValueError):
+            pass   # a reader that left, a closed stream: as at any exit, nothing to add
+    os._exit(code & 0xFF)
 
 
 if __name__ == "__main__":

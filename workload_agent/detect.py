@@ -151,10 +151,19 @@ def traced_syscalls(ruleset, arch: str) -> tuple:
 
 def prefilter_for(ruleset, names, start_ns=None):
     """What the tracer may drop at the entry stop for these rules (tracer/prefilter.py);
-    start_ns: the state's start, for the exec program's drift test."""
-    from .tracer.prefilter import compile_prefilter
+    start_ns: the state's start, for the exec program's drift test. Kept in the
+    compiled-rules cache beside rules that came from it (compiling it is on the workload's
+    start path): compiled for a stand-in start, then given this run's (with_start)."""
+    from .events.arch import native_arch
+    from .rules.cache import derived
+    from .tracer.prefilter import START_STAND_IN, compile_prefilter
 
-    return compile_prefilter(ruleset, names, keep=IDENTITY_SYSCALLS, start_ns=start_ns)
+    names = tuple(names)
+    keep = tuple(sorted(IDENTITY_SYSCALLS))
+    stand_in = START_STAND_IN if start_ns else None   # no start (None, 0): nothing to give
+    compiled = derived(ruleset, "prefilter", (native_arch(), names, keep, stand_in),
+                       lambda: compile_prefilter(ruleset, names, keep=keep, start_ns=stand_in))
+    return compiled.with_start(start_ns) if start_ns else compiled
 
 
 class AlertWriter:

@@ -8,6 +8,7 @@ cannot start, `--priority availability` runs it untraced with a loud warning and
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import sys
@@ -25,6 +26,29 @@ POLL_SECONDS = 0.05
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 EXIT_REFUSED = 125
+
+
+def pause_gc() -> None:
+    """No cyclic garbage collection while the agent starts: nearly everything it makes
+    then (modules, rules, the detector) lives as long as it does, and each collection
+    would walk all of it again (some 40 of them before the first event is judged)."""
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def settle_gc() -> None:
+    """Detection is built: what exists now is kept out of every later collection
+    (gc.freeze) and collection resumes, for the consumer's short-lived objects only."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
+_gc_paused = False
 
 
 def _warn(msg: str) -> None:
@@ -133,17 +157,26 @@ class DetectionPlan:
     have dropped costs a stop more and a trip through Python without it."""
 
     _prefilter = None
+    _container = None
 
     def __init__(self, *, ruleset, names, writer, container, start_ns, matching,
                  metrics_file=None, heartbeat_interval=None):
+        """container: the Container, or a function that detects it (called once, when
+        first needed)."""
         self.ruleset = ruleset
         self.names = names
         self.writer = writer
-        self.container = container
+        self._find_container = container if callable(container) else (lambda: container)
         self.start_ns = start_ns
         self.matching = matching
         self.metrics_file = metrics_file
         self.heartbeat_interval = heartbeat_interval
+
+    @property
+    def container(self):
+        if self._container is None:
+            self._container = self._find_container()
+        return self._container
 
     def prefilter(self):
         from . import detect
@@ -188,18 +221,24 @@ def plan_detection(*, rules=(), json_lines=False, alerts_to=None, matching="firs
         notes.append(note)
     if plan_only:
         return None, names, notes
-    from .state import detect_container
-    from .state.container import ECS_ENV
-
     if config is not None:
         alerts_to = alerts_to or config.alerts_to
     url = alerts_to if alerts_to and alerts_to.startswith(("http://", "https://")) else None
     # What logs: the network outputs and the ECS metadata lookup (the logging package is
     # not even imported otherwise).
-    if config is not None and (config.orchestrator or url or os.environ.get(ECS_ENV)):
+    if config is not None and (config.orchestrator or url):
         _agent_logging(config)
-    container = detect_container(container_id=container_id, image=container_image,
-                                 privileged=container_privileged)
+
+    def find_container():
+        """The container, detected when first asked for: by the orchestrator client before
+        the workload starts, else once it runs (on ECS a metadata request, ~30 ms)."""
+        from .state.container import ECS_ENV, detect_container
+
+        if config is not None and os.environ.get(ECS_ENV):
+            _agent_logging(config)
+        return detect_container(container_id=container_id, image=container_image,
+                                privileged=container_privileged)
+
     # Files changed after this instant count as drift (proc.is_exe_upper_layer).
     start_ns = time.time_ns()
     to_stdout = True
@@ -212,7 +251,7 @@ def plan_detection(*, rules=(), json_lines=False, alerts_to=None, matching="firs
 
         writer.client = (http_client_from_config(config, url) if config is not None
                          else HttpAlertClient(url)).start()
-    plan = DetectionPlan(ruleset=ruleset, names=names, writer=writer, container=container,
+    plan = DetectionPlan(ruleset=ruleset, names=names, writer=writer, container=find_container,
                          start_ns=start_ns, matching=matching,
                          metrics_file=config.metrics_file if config is not None else None,
                          heartbeat_interval=config.heartbeat_interval if config is not None else None)
@@ -344,6 +383,7 @@ def _run_command(args) -> int:
     from .detect import Tee
     from .events.params import DEFAULT_SYSCALLS
 
+    pause_gc()
     try:
         config, detector, names, notes, given, policy = setup_from_args(args, defer=True)
     except SetupFailed as exc:
@@ -405,6 +445,7 @@ def instrument(argv: list[str]) -> int:
                          "Runs CMD traced by workload-agent; configured from WORKLOAD_AGENT_* "
                          "(and SYSDIG_*) environment variables. See `workload-agent run --help`.\n")
         return 2 if not argv else 0
+    pause_gc()
     try:
         config, detector, names, notes, _given, policy = setup_from_args(
             _InstrumentArgs(), config_overrides={}, defer=True)
@@ -771,6 +812,7 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    settle_gc()
     for s in getattr(sink, "sinks", [sink]):
         if s is not None and hasattr(s, "tracer_stats"):
             s.tracer_stats = tracer.stats

@@ -282,13 +282,15 @@ def test_c_extension_missing(tmp_path, marker):
     assert "refusing" in p.stderr and "C tracer extension" in p.stderr
 
 
-# A bug while setting detection up, met for real: container detection raises.
+# A bug while setting detection up before the workload starts, met for real: deriving
+# the syscalls to trace from the rules raises. (The container is detected once the
+# workload runs: a bug there is the late-build row below.)
 SETUP_BUG = textwrap.dedent("""
     import sys
-    import workload_agent.state as st
-    def broken(**kw):
+    import workload_agent.detect as d
+    def broken(*a, **kw):
         raise RuntimeError("injected setup bug")
-    st.detect_container = broken
+    d.traced_syscalls = broken
 """)
 
 
@@ -306,8 +308,9 @@ def test_internal_error_while_setting_up(tmp_path, marker):
     assert "injected setup bug" in p.stderr
 
 
-# A bug in what is built once the workload runs (the state tracker): `run` and
-# `instrument` start the workload before building it when no orchestrator needs it.
+# A bug in what is built once the workload runs (the state tracker, the container's
+# detection): `run` and `instrument` start the workload before building it when no
+# orchestrator needs it.
 LATE_BUG = textwrap.dedent("""
     import sys
     from workload_agent.state import tracker
@@ -315,12 +318,20 @@ LATE_BUG = textwrap.dedent("""
         raise RuntimeError("injected late bug")
     tracker.StateTracker.__init__ = broken
 """)
+LATE_CONTAINER_BUG = textwrap.dedent("""
+    import sys
+    from workload_agent.state import container
+    def broken(**kw):
+        raise RuntimeError("injected late bug")
+    container.detect_container = broken
+""")
 
 
-def test_internal_error_while_building_the_detector(tmp_path, marker):
+@pytest.mark.parametrize("bug", [LATE_BUG, LATE_CONTAINER_BUG], ids=["tracker", "container"])
+def test_internal_error_while_building_the_detector(tmp_path, marker, bug):
     (tmp_path / "good.yaml").write_text(GOOD)
     args = ["-r", str(tmp_path / "good.yaml")]
-    p = run_agent(args, marker, prelude=LATE_BUG)
+    p = run_agent(args, marker, prelude=bug)
     assert p.returncode == 3 and marker.exists(), p.stderr
     critical = [a for a in alerts_of(p) if a["rule"] == DEGRADED]
     assert any("injected late bug" in a["output"] for a in critical), p.stdout
@@ -329,7 +340,7 @@ def test_internal_error_while_building_the_detector(tmp_path, marker):
     marker.unlink()
     # security: the workload that started is stopped, and the run says why
     slow = ["sh", "-c", f"sleep 5; touch {marker}; exit 3"]
-    cmd = [sys.executable, "-c", LATE_BUG + "\nfrom workload_agent.cli import main\nsys.exit(main(sys.argv[1:]))",
+    cmd = [sys.executable, "-c", bug + "\nfrom workload_agent.cli import main\nsys.exit(main(sys.argv[1:]))",
            "run", "--json", "--priority", "security", *args, "--", *slow]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=clean_env())
     assert p.returncode == runner.EXIT_REFUSED, p.stderr

@@ -12,8 +12,15 @@ trees are a pickle of their own, read when a rule's condition is first asked for
 are not even imported before the workload's exec.
 
 Key: the files' names and contents, the agent version, the Python version, and the
-size and mtime of every module of this package (a changed compiler must not reuse
-trees it would build differently). Only successful loads are stored.
+size and mtime of every module of the agent (a changed compiler must not reuse trees
+it would build differently). Only successful loads are stored.
+
+What a start derives from a ruleset that came through here can be kept beside it
+(``derived``): the tracer's prefilter, compiled from the enabled rules for the traced
+syscalls, is the costliest part of the start after the rules themselves. Its key is the
+rules' key, the rules as selected (name, enabled, event types of each), and what the
+caller derived it for (the syscalls, the architecture), so it is never served for other
+rules, another selection or another syscall set.
 
 Where: $WORKLOAD_AGENT_RULES_CACHE if set to a directory ("off" disables it), else
 $XDG_CACHE_HOME/workload-agent, else ~/.cache/workload-agent. The directory is ours
@@ -23,11 +30,18 @@ silent and costs only the time it would have saved.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import sys
 from typing import List, Optional, Tuple
+
+try:   # the built-in SHA-256, without hashlib's load of OpenSSL (~3 ms of every start)
+    from _sha2 import sha256   # Python >= 3.12
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 from .. import __version__
 from .ruleset import Rule
@@ -66,14 +80,16 @@ def load_rules_cached(paths, *, min_priority=None, enable=(), disable=()):
         hit = load(key)
         if hit is not None:
             rules, warnings = hit
-            return CachedLoad(select_rules(rules, min_priority=min_priority, enable=enable,
-                                           disable=disable), warnings)
+            ruleset = select_rules(rules, min_priority=min_priority, enable=enable, disable=disable)
+            ruleset.cache_key = key
+            return CachedLoad(ruleset, warnings)
     from .loader import load_rules
 
     result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable,
                         compile_each=False)
     if key is not None and result.ok:
         store(key, result.ruleset.rules, [m.as_text() for m in result.warnings])
+        result.ruleset.cache_key = key
     return result
 
 
@@ -85,21 +101,30 @@ def cache_dir() -> Optional[str]:
     return os.path.join(base, "workload-agent")
 
 
+_fingerprint: Optional[bytes] = None
+
+
 def _code_fingerprint() -> bytes:
-    here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256(here.encode("utf-8", "surrogateescape"))
+    """Every module of the agent, by size and mtime: the rules' trees depend on the fields
+    registry and the event tables, a prefilter on the tracer's and the state's modules."""
+    global _fingerprint
+    if _fingerprint is not None:
+        return _fingerprint
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = sha256(here.encode("utf-8", "surrogateescape"))
     for root, dirs, files in os.walk(here):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             if name.endswith(".py"):
                 path = os.path.join(root, name)
                 st = os.stat(path)
                 h.update(f"{path[len(here):]}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-    return h.digest()
+    _fingerprint = h.digest()
+    return _fingerprint
 
 
 def cache_key(files: List[Tuple[str, bytes]]) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     h.update(f"{_FORMAT}\0{__version__}\0{sys.version}\0".encode())
     h.update(_code_fingerprint())
     for name, data in files:
@@ -134,12 +159,12 @@ def read_files(paths) -> Optional[List[Tuple[str, bytes]]]:
     return out
 
 
-def load(key: str):
-    """(rules, warning texts) stored under ``key``, or None."""
+def _read_entry(name: str, key: str) -> Optional[dict]:
+    """The entry file ``name`` if it is ours alone, whole, and stored under ``key``."""
     d = cache_dir()
     if d is None or not _private_dir(d, create=False):
         return None
-    path = os.path.join(d, f"rules-{key}.pickle")
+    path = os.path.join(d, name)
     try:
         st = os.stat(path)
         if st.st_uid != os.getuid() or st.st_mode & 0o022:
@@ -147,9 +172,40 @@ def load(key: str):
         with open(path, "rb") as fh:
             doc = pickle.load(fh)
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError,
-            TypeError, ValueError, MemoryError):
+            TypeError, ValueError, MemoryError, KeyError, RecursionError):
         return None
     if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    return doc
+
+
+def _write_entry(name: str, doc: dict) -> bool:
+    """Store ``doc`` as the entry file ``name`` (readers see a whole entry or none)."""
+    d = cache_dir()
+    if d is None or not _private_dir(d, create=True):
+        return False
+    path = os.path.join(d, name)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except (OSError, pickle.PicklingError, RecursionError, TypeError, AttributeError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    kind = name.split("-", 1)[0]
+    # a few derived entries per rules entry (syscall sets, starts with and without a state)
+    _prune(d, keep=path, prefix=kind + "-", limit=8 if kind == "rules" else 32)
+    return True
+
+
+def load(key: str):
+    """(rules, warning texts) stored under ``key``, or None."""
+    doc = _read_entry(f"rules-{key}.pickle", key)
+    if doc is None:
         return None
     rules = doc["rules"]
     trees = _Trees(doc["trees"])
@@ -161,9 +217,6 @@ def load(key: str):
 
 
 def store(key: str, rules: list, warnings: List[str]) -> None:
-    d = cache_dir()
-    if d is None or not _private_dir(d, create=True):
-        return
     slim = []
     for i, r in enumerate(rules):
         c = CachedRule.__new__(CachedRule)
@@ -173,27 +226,49 @@ def store(key: str, rules: list, warnings: List[str]) -> None:
                      evaluate=None, output=None, condition_text_cache=None, _tree_index=i)
         c.__dict__.update(state)
         slim.append(c)
-    path = os.path.join(d, f"rules-{key}.pickle")
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         trees = pickle.dumps([r.condition for r in rules], protocol=pickle.HIGHEST_PROTOCOL)
-        with open(tmp, "wb") as fh:
-            pickle.dump({"key": key, "rules": slim, "trees": trees, "warnings": list(warnings)}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)  # readers see a whole entry or none
-    except (OSError, pickle.PicklingError, RecursionError, TypeError, AttributeError):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except (pickle.PicklingError, RecursionError, TypeError, AttributeError):
         return
-    _prune(d, keep=path)
+    _write_entry(f"rules-{key}.pickle",
+                 {"key": key, "rules": slim, "trees": trees, "warnings": list(warnings)})
 
 
-def _prune(d: str, keep: str, limit: int = 8) -> None:
-    """Keep the most recent few entries: each changed rules file makes a new one."""
+def derived(ruleset, what: str, params: tuple, build):
+    """``build()``, a value derived from ``ruleset`` for ``params``, through the cache when
+    the ruleset came from load_rules_cached: the value stored for the same rules files,
+    the same selection of rules and the same params, else build()'s (then stored).
+
+    what: a name for the kind of value ("prefilter"); params: a tuple of plain values
+    (str, int, tuples of them) naming everything else the value depends on. The value
+    must pickle; what build() raises goes to the caller."""
+    key = _derived_key(ruleset, what, params)
+    if key is not None:
+        doc = _read_entry(f"{what}-{key}.pickle", key)
+        if doc is not None and "value" in doc:
+            return doc["value"]
+    value = build()
+    if key is not None:
+        _write_entry(f"{what}-{key}.pickle", {"key": key, "value": value})
+    return value
+
+
+def _derived_key(ruleset, what: str, params: tuple) -> Optional[str]:
+    rules_key = getattr(ruleset, "cache_key", None)
+    if rules_key is None or cache_dir() is None:
+        return None
+    h = sha256(f"{_FORMAT}\0{what}\0{rules_key}\0{params!r}\0".encode("utf-8", "surrogateescape"))
+    # the rules as selected now: a selection changed after the load changes the key
+    for r in ruleset.rules:
+        types = None if r.event_types is None else sorted(r.event_types)
+        h.update(f"{r.name!r}\0{r.enabled}\0{r.source}\0{types!r}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _prune(d: str, keep: str, prefix: str = "rules-", limit: int = 8) -> None:
+    """Keep the most recent few entries of a kind: each changed rules file makes a new one."""
     try:
-        entries = [os.path.join(d, n) for n in os.listdir(d) if n.startswith("rules-") and n.endswith(".pickle")]
+        entries = [os.path.join(d, n) for n in os.listdir(d) if n.startswith(prefix) and n.endswith(".pickle")]
         if len(entries) <= limit:
             return
         entries.sort(key=lambda p: os.stat(p).st_mtime_ns)

@@ -536,6 +536,10 @@ def _exec_args() -> Tuple[int, int]:
     return path, argv
 
 
+#: A start compiled into a cached prefilter in place of the run's (with_start replaces it).
+START_STAND_IN = 1
+
+
 class Prefilter:
     """Per syscall name: the DNF the tracer evaluates (syscalls absent: not filtered); and
     the exec program (None: no quiet processes)."""
@@ -547,6 +551,17 @@ class Prefilter:
         self.quiet_failed_exec = quiet_failed_exec and exec_program is not None
         #: syscalls whose records a quiet process keeps quiet through
         self.quiet_hold = frozenset(quiet_hold) if exec_program is not None else frozenset()
+
+    def with_start(self, start_ns: int) -> "Prefilter":
+        """This prefilter for a state started at ``start_ns``, when it was compiled for
+        another start (the rules cache keeps one compiled for START_STAND_IN): the start
+        is only ever the value of EXE_NEW atoms, and no DNF step looks at it."""
+        if self.exec_program is None:
+            return self
+        exec_program = tuple(frozenset((op, int(start_ns) if op == EXE_NEW else value, arg)
+                                       for op, value, arg in clause)
+                             for clause in self.exec_program)
+        return Prefilter(self.programs, exec_program)
 
     def __bool__(self) -> bool:
         return bool(self.programs) or self.exec_program is not None
