@@ -196,6 +196,8 @@ def test_cached_prefilter_is_the_compiled_one(cache_dir, monkeypatch):
                     want[tuple(files), min_priority, syscalls, start] = (fresh.programs, fresh.exec_program)
                     got = detect.prefilter_for(rs, syscalls, start)
                     assert (got.programs, got.exec_program) == (fresh.programs, fresh.exec_program)
+                    assert (got.quiet_failed_exec, got.quiet_hold) == (fresh.quiet_failed_exec,
+                                                                       fresh.quiet_hold)
     assert len({repr(w[0]) for w in want.values()}) >= 6   # the variants differ
     # the default rules' drift rule puts the start into the exec program
     drift = [w[1] for k, w in want.items() if k[0] != tuple(UPSTREAM) and k[3] == starts[0]]

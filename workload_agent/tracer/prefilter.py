@@ -561,7 +561,7 @@ class Prefilter:
         exec_program = tuple(frozenset((op, int(start_ns) if op == EXE_NEW else value, arg)
                                        for op, value, arg in clause)
                              for clause in self.exec_program)
-        return Prefilter(self.programs, exec_program)
+        return Prefilter(self.programs, exec_program, self.quiet_failed_exec, self.quiet_hold)
 
     def __bool__(self) -> bool:
         return bool(self.programs) or self.exec_program is not None
