@@ -14,7 +14,9 @@
 
 #define LINK_MAX_LEN 4096
 
-ssize_t wa_slurp(const char *path, void *buf, size_t cap, int *truncated)
+/* once: the file is made whole at its first read (single-record /proc files: stat,
+ * status, loginuid), so a short read is its end and needs no second read. */
+static ssize_t slurp(const char *path, void *buf, size_t cap, int *truncated, int once)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -33,16 +35,23 @@ ssize_t wa_slurp(const char *path, void *buf, size_t cap, int *truncated)
         if (n <= 0)
             break;
         used += (size_t)n;
+        if (once && used < cap)
+            break;
     }
     close(fd);
     return (ssize_t)used;
+}
+
+ssize_t wa_slurp(const char *path, void *buf, size_t cap, int *truncated)
+{
+    return slurp(path, buf, cap, truncated, 0);
 }
 
 /* A small /proc text file, NUL-terminated (cut at cap - 1 bytes). */
 static ssize_t read_file(const char *path, char *buf, size_t cap)
 {
     int truncated;
-    ssize_t n = wa_slurp(path, buf, cap - 1, &truncated);
+    ssize_t n = slurp(path, buf, cap - 1, &truncated, 1);
     if (n >= 0)
         buf[n] = 0;
     return n;
