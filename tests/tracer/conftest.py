@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,23 @@ AGENT = [sys.executable, "-m", "workload_agent"]
 @pytest.fixture
 def agent_cmd():
     return list(AGENT)
+
+
+UPSTREAM = Path(__file__).resolve().parents[3] / "shared" / "falco-rules"
+
+
+def upstream_ruleset(enabled):
+    """All three upstream rules files loaded, each rule enabled as ``enabled(rule)`` says;
+    None when the files are not there."""
+    from workload_agent.rules.loader import load_rules
+
+    files = [UPSTREAM / n for n in ("falco_rules.yaml", "falco-incubating_rules.yaml",
+                                    "falco-sandbox_rules.yaml")]
+    if not all(f.is_file() for f in files):
+        return None
+    result = load_rules([str(f) for f in files])
+    assert result.ok
+    for rule in result.ruleset.rules:
+        rule.enabled = enabled(rule)
+    result.ruleset._reindex()
+    return result.ruleset

@@ -28,24 +28,20 @@ from workload_agent.state import StateTracker
 from workload_agent.tracer.prefilter import TRUE, compile_prefilter, necessary
 from workload_agent.tracer.seccomp import native_arch
 
+from .conftest import upstream_ruleset
+
 core = pytest.importorskip("workload_agent.tracer._core")
 ffi, lib = core.ffi, core.lib
 ARCH = native_arch()
 TABLE = SYSCALLS[ARCH]
-UPSTREAM = Path(__file__).resolve().parents[3] / "shared" / "falco-rules"
 
 
 def _rulesets():
     out = {"default": detect.load_ruleset([])[0]}
-    files = [UPSTREAM / n for n in ("falco_rules.yaml", "falco-incubating_rules.yaml",
-                                    "falco-sandbox_rules.yaml")]
-    if all(f.is_file() for f in files):
-        result = load_rules([str(f) for f in files])
-        assert result.ok
-        for rule in result.ruleset.rules:
-            rule.enabled = True   # every rule, whatever its default: the widest necessary condition
-        result.ruleset._reindex()
-        out["upstream"] = result.ruleset
+    # every rule, whatever its default: the widest necessary condition
+    upstream = upstream_ruleset(lambda rule: True)
+    if upstream is not None:
+        out["upstream"] = upstream
     return out
 
 

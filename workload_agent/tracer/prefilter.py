@@ -199,19 +199,25 @@ def _fold_type(node: Node, etype: str) -> Optional[bool]:
 _KNOWN_AT_PREFILTER = {"agent.targeted": "false", "agent.denied": "false", "agent.guard": ""}
 
 
-def _fold_known(node: Node) -> Optional[bool]:
+def _fold_fixed(node: Node, fixed: Dict[str, str]) -> Optional[bool]:
+    """The truth of an equality test of a field whose value is fixed (``fixed``: field ->
+    its value) wherever the program runs; None for any other node."""
     if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
-            and node.lhs.name in _KNOWN_AT_PREFILTER and node.modifier is None):
+            and node.lhs.name in fixed and node.modifier is None):
         return None
     values = _strings(node.rhs)
     if values is None:
         return None
-    value = _KNOWN_AT_PREFILTER[node.lhs.name]
+    value = fixed[node.lhs.name]
     if node.op in ("=", "in"):
         return value in values
     if node.op == "!=":
         return value not in values
     return None
+
+
+def _fold_known(node: Node) -> Optional[bool]:
+    return _fold_fixed(node, _KNOWN_AT_PREFILTER)
 
 
 def _fold(node: Node, etype: str, known=None) -> Optional[bool]:
@@ -356,26 +362,32 @@ def _glob(patterns, arg: int = DEFAULT_PATH, ops=(PATH_IN, PATH_PREFIX, PATH_SUF
     return out
 
 
-def necessary(node: Node, etype: str) -> Dnf:
-    """A condition on the stop's raw values that holds whenever ``node`` holds on an
-    event of type ``etype`` (TRUE when nothing useful can be said)."""
-    folded = _fold(node, etype)
+def _dnf_of(node: Node, fold, leaf) -> Dnf:
+    """The DNF of a condition: ``fold`` decides a node outright (True/False/None), ``leaf``
+    gives a check's necessary condition; And and Or combine them."""
+    folded = fold(node)
     if folded is not None:
         return TRUE if folded else FALSE
-    ev = _PATH_EVENTS.get(etype)
     if isinstance(node, And):
         out = TRUE
         for c in node.children:
-            out = _and(out, necessary(c, etype))
+            out = _and(out, _dnf_of(c, fold, leaf))
         return out
     if isinstance(node, Or):
         out = FALSE
         for c in node.children:
-            out = _or(out, necessary(c, etype))
+            out = _or(out, _dnf_of(c, fold, leaf))
         return out
-    if isinstance(node, Check) and ev is not None:
-        return _check(node, ev)
-    return TRUE   # a negation, a macro left unresolved, a field the tracer cannot see
+    return leaf(node)
+
+
+def necessary(node: Node, etype: str) -> Dnf:
+    """A condition on the stop's raw values that holds whenever ``node`` holds on an
+    event of type ``etype`` (TRUE when nothing useful can be said: a negation, a macro
+    left unresolved, a field the tracer cannot see)."""
+    ev = _PATH_EVENTS.get(etype)
+    return _dnf_of(node, lambda n: _fold(n, etype),
+                   lambda n: _check(n, ev) if isinstance(n, Check) and ev is not None else TRUE)
 
 
 # ---- the exec program ------------------------------------------------------------------
@@ -398,18 +410,7 @@ _EXEC_FIXED = {"evt.res": "SUCCESS", "evt.dir": "<", "evt.rawres": "0", "evt.arg
 
 
 def _fold_exec(node: Node) -> Optional[bool]:
-    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
-            and node.lhs.name in _EXEC_FIXED and node.modifier is None):
-        return None
-    values = _strings(node.rhs)
-    if values is None:
-        return None
-    value = _EXEC_FIXED[node.lhs.name]
-    if node.op in ("=", "in"):
-        return value in values
-    if node.op == "!=":
-        return value not in values
-    return None
+    return _fold_fixed(node, _EXEC_FIXED)
 
 
 def _exec_check(node: Check, start_ns: Optional[int]) -> Dnf:
@@ -451,50 +452,23 @@ def _exec_check(node: Check, start_ns: Optional[int]) -> Dnf:
 
 
 def _exec_necessary(node: Node, start_ns: Optional[int]) -> Dnf:
-    folded = _fold(node, "execve", _fold_exec)
-    if folded is not None:
-        return TRUE if folded else FALSE
-    if isinstance(node, And):
-        out = TRUE
-        for c in node.children:
-            out = _and(out, _exec_necessary(c, start_ns))
-        return out
-    if isinstance(node, Or):
-        out = FALSE
-        for c in node.children:
-            out = _or(out, _exec_necessary(c, start_ns))
-        return out
-    if isinstance(node, Check):
-        return _exec_check(node, start_ns)
-    return TRUE
+    return _dnf_of(node, lambda n: _fold(n, "execve", _fold_exec),
+                   lambda n: _exec_check(n, start_ns) if isinstance(n, Check) else TRUE)
 
 
-_FAILED = {"evt.res": "ENOENT", "evt.dir": "<", "evt.rawres": "-2", "evt.arg.res": "-2",
-           "evt.is_exec_session_start": "false"}
+_FAILED = {"evt.dir": "<", "evt.is_exec_session_start": "false"}
+_SUCCESS = {"evt.res": "SUCCESS", "evt.rawres": "0", "evt.arg.res": "0"}
 
 
 def _fold_failed(node: Node) -> Optional[bool]:
     """At a failed exec: only a comparison of the result with success is known (any error
     could be the one), the direction, and that no exec session starts."""
-    if not (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
-            and node.lhs.name in _FAILED and node.modifier is None):
-        return None
-    values = _strings(node.rhs)
-    if values is None:
-        return None
-    name = node.lhs.name
-    if name in ("evt.res", "evt.rawres", "evt.arg.res"):
-        success = {"evt.res": "SUCCESS"}.get(name, "0")
-        if values != {success}:
-            return None   # a comparison with one error: that error may be the one
-        truth = False
-    else:
-        truth = _FAILED[name] in values
-    if node.op in ("=", "in"):
-        return truth
-    if node.op == "!=":
-        return not truth
-    return None
+    if (isinstance(node, Check) and isinstance(node.lhs, Field) and node.lhs.arg is None
+            and node.lhs.name in _SUCCESS and node.modifier is None):
+        if node.op in ("=", "in", "!=") and _strings(node.rhs) == {_SUCCESS[node.lhs.name]}:
+            return node.op == "!="
+        return None   # a comparison with one error: that error may be the one
+    return _fold_fixed(node, _FAILED)
 
 
 def failed_exec_quiet(rules) -> bool:
