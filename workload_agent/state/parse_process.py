@@ -14,6 +14,7 @@ from ..events.params import P
 from ..rules.event import Event, Process
 from . import drift, procfs
 from .process_tree import apply_facts, apply_stat, apply_status, fork_child
+from .threads import REAPER_IF_NEEDED
 from .values import _s32, _split
 
 _CLONE_FILES = CLONE_LINUX.get("CLONE_FILES", 0x400)
@@ -155,11 +156,12 @@ class ProcessParser:
             code, sig = 0, 0
         core = 1 if os.WIFSIGNALED(st) and os.WCOREDUMP(st) else 0
         last = p is not None and (tid == p.pid or self.tids.get(p.pid, {tid}) <= {tid})
-        reaper = self._reaper(p) if last else None
         if p is not None:
-            self._after = lambda: self._remove_thread(p, tid, last, reaper)
+            # The reaper is looked for only if a child needs it (most exits have none).
+            self._after = lambda: self._remove_thread(p, tid, last, REAPER_IF_NEEDED if last else None)
         if self.wanted is not None and "procexit" not in self.wanted:
             return None
+        reaper = self._reaper(p) if last else None
         values = {"status": st, "ret": code, "sig": sig, "core": core,
                   "reaper_tid": reaper.pid if reaper is not None else 0}
         return self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
