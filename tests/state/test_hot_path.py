@@ -220,3 +220,40 @@ def test_one_rule_group_gives_each_event_its_own_answer():
         ev = tracker.process(openat(FAKE, name, fd, flags))
         assert [r.name for r in rs.match(ev, "all")] == want, name
         assert [r.name for r in rs.match(ev, "first")] == want[:1], name
+
+
+def _generic_fill(tracker, values, tid, name, ret):
+    for k, v in (tracker.proc_params(tid, name, ret) or {}).items():
+        if k in values and values[k] is None:
+            values[k] = v
+
+
+@settings(max_examples=60, deadline=None)
+@given(ret=st.sampled_from([0, -2, -13]), exe=st.sampled_from(["/bin/cat", "/usr/bin/env", "rel/x"]),
+       comm_known=st.booleans())
+def test_execs_state_params_are_proc_params_filled_where_the_decoder_left_none(tmp_path_factory, ret,
+                                                                              exe, comm_known):
+    """The exec fast path (fill_proc_params) writes every state param at once; the general
+    merge (proc_params, each key only where it is None) must give the same params, in the
+    same order."""
+    from workload_agent.state.parse_process import _EXEC_FAST
+
+    assert _EXEC_FAST == {"execve", "execveat"}
+    etc = tmp_path_factory.mktemp("etc")
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (etc / "group").write_text("root:x:0:\n")
+    tracker = StateTracker(Container(id="abcdef012345"), agent_pid=ME, users=str(etc),
+                           start_ns=time.time_ns())
+    tracker.process(clone(ME, FAKE))
+    tracker.process(exec_(FAKE))
+    tracker.process(execve(FAKE, exe, [exe.rsplit("/", 1)[-1], "-x"], ret=ret))
+    for name in sorted(_EXEC_FAST):
+        rec = execve(FAKE, exe, ["x"], ret=ret)
+        values = D.decode_params(name, rec.args, ret, rec.blobs, tracker, tid=FAKE, state_params=False)
+        if not comm_known:
+            values["comm"] = None
+        fast, slow = dict(values), dict(values)
+        tracker.fill_proc_params(fast, FAKE, name, ret)
+        _generic_fill(tracker, slow, FAKE, name, ret)
+        assert list(fast.items()) == list(slow.items())
+        assert fast["pid"] == FAKE and fast["cgroups"] is not None

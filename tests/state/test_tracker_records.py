@@ -220,6 +220,24 @@ def test_procexit_removes_the_thread_after_and_orphans_go_to_the_reaper(tracker)
     assert parent is not None and parent.pid != FAKE
 
 
+@pytest.mark.parametrize("procexit_wanted", [True, False])
+def test_orphans_get_the_same_reaper_whether_or_not_procexit_is_built(tracker, procexit_wanted):
+    """Without a procexit event to fill, the reaper is looked for only when the exiting
+    process has children, as it leaves the table: the same process it would have been."""
+    spawn(tracker)
+    spawn(tracker, FAKE + 1, FAKE, image=("/bin/sleep", ["sleep", "9"]))
+    spawn(tracker, FAKE + 2, FAKE + 1, image=("/bin/sleep", ["sleep", "9"]))
+    expected = tracker._reaper(tracker.procs[FAKE])
+    assert expected is not None
+    tracker.wanted = frozenset({"openat", "execve"} | ({"procexit"} if procexit_wanted else set()))
+    ev = tracker.process(exit_(FAKE))
+    assert (ev is not None) == procexit_wanted
+    tracker.process(exit_(FAKE + 2))        # a childless exit: nothing to adopt
+    ev = tracker.process(openat(FAKE + 1, "/x", 3))
+    assert FAKE not in tracker.procs and FAKE + 2 not in tracker.procs
+    assert ev.proc.parent is expected
+
+
 def test_socket_connect_gives_the_tuple(tracker):
     spawn(tracker)
     ev = tracker.process(syscall("socket", FAKE, 3, (2, 1, 0)))

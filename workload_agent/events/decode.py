@@ -421,7 +421,7 @@ def _open_ppm(flags: int) -> int:
         ppm = _OPEN_PPM[flags] = F.open_flags_to_ppm(flags)
     return ppm
 
-_NEVER_RAISE = frozenset({"none", "ctx", "const"})
+_NEVER_RAISE = frozenset({"none", "ctx", "const", "ret"})
 
 
 def _compile(layout: Sequence[ParamSpec]) -> Callable:
@@ -432,7 +432,17 @@ def _compile(layout: Sequence[ParamSpec]) -> Callable:
     ns: Dict[str, object] = {"_finish_path": _finish_path, "_open_ppm": _open_ppm,
                              "_open_mode": F.open_mode}
     lines = ["def decode(ev, strict):", "    a = ev.args", "    out = ev.out"]
+    # Params no source fills here (process state fills them later) are set all at once,
+    # which also puts every key in Falco's order before the others are assigned.
+    empty = [p.name for p in layout if p.src[0] in ("none", "ctx")]
+    if len({p.name for p in layout}) < len(layout):
+        empty = []   # a name twice: each assignment in turn, the last one wins
+    if len(empty) > 2:
+        ns["_empty"] = dict.fromkeys(p.name for p in layout)
+        lines.append("    out.update(_empty)")
     for j, p in enumerate(layout):
+        if len(empty) > 2 and p.name in empty:
+            continue
         kind, extra = p.src[0], p.src[1:]
         if kind in _INLINE:
             expr = _INLINE[kind](*extra)
@@ -447,9 +457,8 @@ def _compile(layout: Sequence[ParamSpec]) -> Callable:
         if p.type in _PATH_TYPES and kind not in ("none", "ctx"):
             ns[f"p{j}"] = p
             expr = f"_finish_path(ev, p{j}, {expr})"
-        key = f"n{j}"
-        ns[key] = p.name
-        if kind in _NEVER_RAISE and p.type not in _PATH_TYPES:
+        key = repr(p.name)
+        if kind in _NEVER_RAISE and (p.type not in _PATH_TYPES or kind in ("none", "ctx")):
             lines.append(f"    out[{key}] = {expr}")
             continue
         lines += ["    try:", f"        out[{key}] = {expr}", "    except Exception:",

@@ -82,7 +82,12 @@ class Record:
 
 
 def decode_batch(buf: bytes) -> list[Record]:
+    """The records of one batch read from the ring (``buf``: bytes, so that a blob's
+    slice is its own bytes object)."""
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)
     out = []
+    append = out.append
     unpack_h = HEADER.unpack_from
     unpack_b = BLOB.unpack_from
     hsize, bsize = HEADER.size, BLOB.size
@@ -93,14 +98,16 @@ def decode_batch(buf: bytes) -> list[Record]:
         if length < hsize or off + length > end:
             raise ValueError(f"corrupt record at offset {off}: length {length}")
         blobs = {}
-        p = off + hsize
-        for _ in range(nblobs):
-            argidx, bkind, bflags, _r1, blen, _r2 = unpack_b(buf, p)
-            p += bsize
-            blobs[argidx] = Blob(bkind, bytes(buf[p:p + blen]), bool(bflags & B_TRUNCATED),
-                                 bool(bflags & B_UNREADABLE))
-            p += (blen + 7) & ~7
-        out.append(Record(kind, flags, ts_enter, ts_exit, tgid, tid, nr, arch, ret,
-                          (a0, a1, a2, a3, a4, a5), extra, blobs))
+        if nblobs:
+            p = off + hsize
+            for _ in range(nblobs):
+                argidx, bkind, bflags, _r1, blen, _r2 = unpack_b(buf, p)
+                p += bsize
+                # Slicing bytes copies them out of the batch: each blob is its own object.
+                blobs[argidx] = Blob(bkind, buf[p:p + blen], bflags & B_TRUNCATED != 0,
+                                     bflags & B_UNREADABLE != 0)
+                p += (blen + 7) & ~7
+        append(Record(kind, flags, ts_enter, ts_exit, tgid, tid, nr, arch, ret,
+                      (a0, a1, a2, a3, a4, a5), extra, blobs))
         off += length
     return out

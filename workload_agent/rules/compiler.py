@@ -353,6 +353,23 @@ def _glob(pattern: str, icase: bool):
 _MEMO_LIMIT = 4096
 
 
+def _remembered(fullmatch) -> Callable[[Any], bool]:
+    """A glob's answer remembered per string (a workload names the same paths over and
+    over, and a regular expression costs more than a look-up), within a bound."""
+    seen: Dict[str, bool] = {}
+
+    def pred(v):
+        hit = seen.get(v) if type(v) is str else None
+        if hit is None:
+            hit = fullmatch(v) is not None
+            if type(v) is str:
+                if len(seen) >= _MEMO_LIMIT:
+                    seen.clear()
+                seen[v] = hit
+        return hit
+    return pred
+
+
 def _components(path: str) -> Tuple[str, ...]:
     """Non-empty '/'-separated components: '/a//b/' -> ('a', 'b'), '/' -> ()."""
     return tuple(c for c in path.split("/") if c)
@@ -427,8 +444,7 @@ def _value_pred(op: str, ftype: str, raw: str, offset: int, field_text: str) -> 
             return lambda v: needle in _as_bytes(v)
         return lambda v: _as_bytes(v).startswith(needle)
     if op in ("glob", "iglob"):
-        m = _glob(raw, op == "iglob")
-        return lambda v: m(v) is not None
+        return _remembered(_glob(raw, op == "iglob"))
     if op == "regex":
         try:
             rx = re.compile(raw, re.DOTALL)

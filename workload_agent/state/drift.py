@@ -67,6 +67,8 @@ def _writable_by(st: os.stat_result, uid: int) -> bool:
 
 def proc_path(path: str, tid: int) -> Tuple[str, Optional[int]]:
     """A tracee's /proc/self/... path seen from the agent, and the fd it names if any."""
+    if not path.startswith("/proc/"):
+        return path, None   # most executables
     for prefix in ("/proc/self/", "/proc/thread-self/"):
         if path.startswith(prefix):
             path = "/proc/%d/%s" % (tid, path[len(prefix):])

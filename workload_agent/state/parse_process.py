@@ -10,10 +10,11 @@ from ..events import records as R
 from ..events.decode import (FsPath)
 from ..events.display import syscall_name
 from ..events.flags import CLONE_LINUX
-from ..events.params import P
+from ..events.params import P, SPECS
 from ..rules.event import Event, Process
 from . import drift, procfs
 from .process_tree import apply_facts, apply_stat, apply_status, fork_child
+from .threads import REAPER_IF_NEEDED
 from .values import _s32, _split
 
 _CLONE_FILES = CLONE_LINUX.get("CLONE_FILES", 0x400)
@@ -45,8 +46,66 @@ def _cgroups_param(cgroups) -> bytes:
     return text
 
 
+# execve's params that only process state knows, all filled by exec_params (below).
+_EXEC_STATE_PARAMS = ("tid", "pid", "ptid", "cwd", "fdlimit", "cgroups", "uid", "gid", "tty",
+                      "vpgid", "pgid", "loginuid", "cap_inheritable", "cap_permitted",
+                      "cap_effective", "flags", "exe_ino", "exe_ino_ctime", "exe_ino_mtime",
+                      "trusted_exepath")
+
+
+def _state_filled(name: str) -> bool:
+    """Whether every layout of ``name`` has each of _EXEC_STATE_PARAMS with no source of
+    its own (so the decoder leaves them None and exec_params may set them all)."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return False
+    for layout in (spec.params, spec.success_params):
+        if layout is None:
+            continue
+        ctx = {p.name for p in layout if p.src[0] == "ctx"}
+        names = {p.name for p in layout}
+        # proc_params' other exec keys must not be in it: the general merge would fill them.
+        if not ctx.issuperset(_EXEC_STATE_PARAMS) or "comm" not in names \
+                or names & {"vtid", "vpid", "pidns_init_start_ts"}:
+            return False
+    return True
+
+
+_EXEC_FAST = frozenset(n for n in ("execve", "execveat") if _state_filled(n))
+
+
 class ProcessParser:
     """Mixed into StateTracker."""
+
+    def fill_proc_params(self, values: dict, tid, name: str, ret) -> None:
+        """Set the params only process state knows (proc_params) where the decoder left
+        them None, from the state as this event leaves it."""
+        if name in _EXEC_FAST:
+            p = self.threads.get(tid)
+            if p is None:
+                return
+            # One update: the keys are there already (the decoder set them to None), so
+            # Falco's order stays; every one of them had no other source.
+            user, group = p.user, p.group
+            flags = 0
+            for attr, bit in _EXECVE_FLAG_BITS:
+                if getattr(p, attr):
+                    flags |= bit
+            values.update(
+                tid=tid, pid=p.pid, ptid=p.parent.pid if p.parent else 0, cwd=p.cwd,
+                fdlimit=p.fdlimit, cgroups=_cgroups_param(p.cgroups),
+                uid=user.uid if user else None, gid=group.gid if group else None, tty=p.tty,
+                vpgid=p.vpgid, pgid=p.pgid, loginuid=p.loginuid,
+                cap_inheritable=p.cap_inheritable, cap_permitted=p.cap_permitted,
+                cap_effective=p.cap_effective, flags=flags, exe_ino=p.exe_ino,
+                exe_ino_ctime=p.exe_ino_ctime, exe_ino_mtime=p.exe_ino_mtime,
+                trusted_exepath=FsPath(p.exepath) if p.exepath else None)
+            if values["comm"] is None:
+                values["comm"] = p.name
+            return
+        for k, v in (self.proc_params(tid, name, ret) or {}).items():
+            if k in values and values[k] is None:
+                values[k] = v
 
     def proc_params(self, tid, name, ret) -> Optional[dict]:
         """The params only process state knows (execve/clone/capset), from current state."""
@@ -155,11 +214,12 @@ class ProcessParser:
             code, sig = 0, 0
         core = 1 if os.WIFSIGNALED(st) and os.WCOREDUMP(st) else 0
         last = p is not None and (tid == p.pid or self.tids.get(p.pid, {tid}) <= {tid})
-        reaper = self._reaper(p) if last else None
         if p is not None:
-            self._after = lambda: self._remove_thread(p, tid, last, reaper)
+            # The reaper is looked for only if a child needs it (most exits have none).
+            self._after = lambda: self._remove_thread(p, tid, last, REAPER_IF_NEEDED if last else None)
         if self.wanted is not None and "procexit" not in self.wanted:
             return None
+        reaper = self._reaper(p) if last else None
         values = {"status": st, "ret": code, "sig": sig, "core": core,
                   "reaper_tid": reaper.pid if reaper is not None else 0}
         return self._event("procexit", r.ts_enter, tid, p, None, values, _PROCEXIT_SPECS, None,
@@ -234,8 +294,10 @@ class ProcessParser:
         in_container = self.container.id != "host"
         p.is_exe_lower_layer = (in_container and not memfd and facts.upper is False)
         # CLOEXEC fds are gone (a table shared with a vfork parent is copied first).
-        if any(getattr(fd, "cloexec", False) for fd in old_fds.values()):
-            p.fds = {n: fd for n, fd in old_fds.items() if not getattr(fd, "cloexec", False)}
+        for fd in old_fds.values():
+            if getattr(fd, "cloexec", False):
+                p.fds = {n: fd for n, fd in old_fds.items() if not getattr(fd, "cloexec", False)}
+                break
         self._link_leaders(p)
 
 

@@ -10,6 +10,9 @@ from ..rules.event import Process
 from .process_tree import fork_child, seed
 
 
+REAPER_IF_NEEDED = object()
+
+
 class ThreadTable:
     """Mixed into StateTracker: ``threads``, ``procs``, ``tids``, ``subreapers`` and
     ``proc_reads`` are set up by its __init__."""
@@ -89,7 +92,9 @@ class ThreadTable:
                 return a
         return self.procs.get(1)
 
-    def _remove_thread(self, p: Process, tid: int, last: bool, reaper: Optional[Process]) -> None:
+    def _remove_thread(self, p: Process, tid: int, last: bool, reaper) -> None:
+        """``reaper``: the process that adopts p's children, or REAPER_IF_NEEDED: found
+        (as _reaper, before p leaves the table) only when p has children."""
         if self.threads.get(tid) is p:
             del self.threads[tid]
         tids = self.tids.get(p.pid)
@@ -101,9 +106,12 @@ class ThreadTable:
         for t in self.tids.pop(p.pid, ()):
             if self.threads.get(t) is p:
                 del self.threads[t]
+        orphans = [q for q in self.procs.values() if q.parent is p]
+        if orphans and reaper is REAPER_IF_NEEDED:
+            reaper = self._reaper(p)
         if self.procs.get(p.pid) is p:
             del self.procs[p.pid]
-        for q in self.procs.values():
-            if q.parent is p:
+        for q in orphans:
+            if q is not p:
                 q.parent = reaper
 

@@ -177,9 +177,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         if fd is None and fdref is not None:
             fd = self._event_fd(proc, tid, name, fdref, values, ret)
         if wants_proc_params:
-            for k, v in (self.proc_params(tid, name, ret) or {}).items():
-                if k in values and values[k] is None:
-                    values[k] = v
+            self.fill_proc_params(values, tid, name, ret)
         if ret is None:
             ts, res = r.ts_enter, None
         else:

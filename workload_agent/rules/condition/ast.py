@@ -13,6 +13,29 @@ from typing import Optional, Tuple, Union
 class Node:
     __slots__ = ()
 
+    def __getstate__(self):
+        # The remembered hash (_cached_hash) stays in this process: str hashes differ
+        # from one process to the next.
+        state = self.__dict__
+        if "_hash" in state:
+            state = {k: v for k, v in state.items() if k != "_hash"}
+        return state
+
+
+def _cached_hash(cls):
+    """Hash a tree once: a dataclass's own hash walks the whole subtree every time, and a
+    rule group counts every sub-condition of its rules (rules/group.py)."""
+    plain = cls.__hash__
+
+    def __hash__(self):
+        d = self.__dict__
+        h = d.get("_hash")
+        if h is None:
+            h = d["_hash"] = plain(self)
+        return h
+    cls.__hash__ = __hash__
+    return cls
+
 
 @dataclass(frozen=True)
 class And(Node):
@@ -96,3 +119,8 @@ class Check(Node):
     rhs: Optional[Node] = None
     modifier: Optional[str] = None
     offset: int = field(default=-1, compare=False)
+
+
+for _cls in (And, Or, Not, MacroRef, Field, Literal, Transform, ListLit, ListRef, Check):
+    _cached_hash(_cls)
+del _cls

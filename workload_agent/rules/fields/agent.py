@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import types as T
-from .spec import FieldSpec
+from .spec import FieldSpec, inline
 
 _AIMED = frozenset({"signal", "ptrace", "memory", "pidfd"})
 
@@ -19,7 +19,8 @@ FIELDS = [
     FieldSpec("agent.targeted", T.BOOL,
               "true if the call was aimed at the agent itself: a signal, ptrace, pidfd or memory "
               "access on its pid or one of its threads, or an open of /proc/<agent>/mem.",
-              lambda e: _guard(e) in _AIMED),
+              inline(lambda e: _guard(e) in _AIMED,
+                     "getattr(e, 'agent_guard', '') in " + repr(tuple(sorted(_AIMED))))),
     FieldSpec("agent.denied", T.BOOL,
               "true if the agent made the call fail (--self-protect deny, tracing evasion, "
               "--foreign-arch deny); evt.res holds the errno it returned.",

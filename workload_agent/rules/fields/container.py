@@ -5,7 +5,7 @@ import re
 from typing import List
 
 from . import types as T
-from .spec import ARG_INDEX_OR_KEY, ARG_KEY, FieldSpec
+from .spec import ARG_INDEX_OR_KEY, ARG_KEY, FieldSpec, inline
 
 
 def _c(get, host):
@@ -99,7 +99,9 @@ def _f(name, type_, desc, get, **kw):
 
 
 FIELDS: List[FieldSpec] = [
-    _f("container.id", T.CHARBUF, "12-character container id, or 'host'.", _c(lambda c: c.id, "host")),
+    _f("container.id", T.CHARBUF, "12-character container id, or 'host'.",
+       inline(_c(lambda c: c.id, "host"),
+              "None if (_p := e.proc) is None else 'host' if (_c := _p.container) is None else _c.id")),
     _f("container.full_id", T.CHARBUF, "Full container id.", _c(lambda c: c.full_id, "host")),
     _f("container.name", T.CHARBUF, "Container name.", _c(lambda c: c.name, "host")),
     _f("container.type", T.CHARBUF, "Container runtime type.", _c(lambda c: c.type, "host")),

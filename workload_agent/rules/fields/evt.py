@@ -7,7 +7,7 @@ import time
 from typing import List, Optional
 
 from . import types as T
-from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec
+from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec, via
 
 # PPM open-flag bits (driver encoding, falco-fields.md §2.2.1) the is_open_* fields test.
 PPM_O_RDONLY = 1
@@ -92,7 +92,12 @@ def _arg(arg):
 
     def get(e, name=arg):
         return _param_text(e.param(name))
-    return get
+    return via(get, "param " + arg, _param_getter(arg), lambda e, p: _param_text(p))
+
+
+def _param_getter(name: str):
+    """One param by name: what evt.arg.NAME, evt.rawarg.NAME (and the open flags) read."""
+    return lambda e: e.param(name)
 
 
 def _rawarg(arg):
@@ -102,7 +107,11 @@ def _rawarg(arg):
     def get(e, name=arg):
         p = e.param(name)
         return None if p is None else p.raw
-    return get
+    return via(get, "param " + arg, _param_getter(arg), _raw_of)
+
+
+def _raw_of(e, p):
+    return None if p is None else p.raw
 
 
 def _type_is(arg):
@@ -128,14 +137,31 @@ def _open_flags(e):
     return p.raw if p is not None and isinstance(p.raw, int) else None
 
 
-def _is_open_read(e):
-    f = _open_flags(e)
+def _flags_of(e, p):
+    return p.raw if p is not None and e.type in OPEN_EVENTS and isinstance(p.raw, int) else None
+
+
+via(_open_flags, "param flags", _param_getter("flags"), _flags_of)
+
+
+def _readable(e, f):
     return f is not None and bool(f & PPM_O_RDONLY)
 
 
-def _is_open_write(e):
-    f = _open_flags(e)
+def _writable(e, f):
     return f is not None and bool(f & PPM_O_WRONLY)
+
+
+def _is_open_read(e):
+    return _readable(e, _open_flags(e))
+
+
+def _is_open_write(e):
+    return _writable(e, _open_flags(e))
+
+
+via(_is_open_read, "open flags", _open_flags, _readable)
+via(_is_open_write, "open flags", _open_flags, _writable)
 
 
 def _mode(e) -> int:
@@ -152,11 +178,17 @@ def _is_open_exec(e):
     return bool(f & (PPM_O_CREAT | PPM_O_TMPFILE)) and bool(_mode(e) & EXEC_MODE_BITS)
 
 
-def _is_open_create(e):
-    f = _open_flags(e)
+def _created(e, f):
     if f is None:
         return False
     return bool(f & PPM_O_F_CREATED) or (bool(f & PPM_O_TMPFILE) and (e.res or 0) >= 0)
+
+
+def _is_open_create(e):
+    return _created(e, _open_flags(e))
+
+
+via(_is_open_create, "open flags", _open_flags, _created)
 
 
 def _buflen(e):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from operator import attrgetter
 from typing import List, Optional
 
 from . import types as T
-from .spec import ARG_INDEX, MULTI_EITHER, MULTI_LIST, FieldSpec
+from .spec import ARG_INDEX, MULTI_EITHER, MULTI_LIST, FieldSpec, inline
 
 @lru_cache(maxsize=4096)
 def _ip(text: Optional[str]):
@@ -23,6 +24,12 @@ def _fd(get):
         fd = e.fd
         return None if fd is None else get(fd)
     return f
+
+
+def _fd_attr(attr: str):
+    """An fd attribute as it is (the rule groups read it inline)."""
+    assert attr.isidentifier()
+    return inline(_fd(attrgetter(attr)), f"None if (_d := e.fd) is None else _d.{attr}")
 
 
 def _directory(fd) -> Optional[str]:
@@ -125,11 +132,11 @@ def _f(name, type_, desc, get, **kw):
 
 
 FIELDS: List[FieldSpec] = [
-    _f("fd.num", T.INT64, "The fd number (-1 for failed opens).", _fd(lambda fd: fd.num)),
-    _f("fd.type", T.CHARBUF, "file, directory, ipv4, ipv6, unix, pipe, ...", _fd(lambda fd: fd.type)),
+    _f("fd.num", T.INT64, "The fd number (-1 for failed opens).", _fd_attr("num")),
+    _f("fd.type", T.CHARBUF, "file, directory, ipv4, ipv6, unix, pipe, ...", _fd_attr("type")),
     _f("fd.typechar", T.CHARBUF, "One-letter fd type (f, d, 4, 6, u, p, ...).",
-       _fd(lambda fd: fd.typechar)),
-    _f("fd.name", T.CHARBUF, "Path, socket tuple or other name of the fd.", _fd(lambda fd: fd.name)),
+       _fd_attr("typechar")),
+    _f("fd.name", T.CHARBUF, "Path, socket tuple or other name of the fd.", _fd_attr("name")),
     _f("fd.nameraw", T.CHARBUF, "Path exactly as passed (files); else as fd.name.",
        _fd(lambda fd: fd.nameraw if fd.nameraw is not None else fd.name)),
     _f("fd.directory", T.CHARBUF, "Directory of a file fd (the path itself for directories).",

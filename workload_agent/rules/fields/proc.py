@@ -1,10 +1,11 @@
 """proc.*, thread.*, user.* and group.* fields: the calling thread's process."""
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Callable, List, Optional
 
 from . import types as T
-from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_KEY, MULTI_ANY, FieldSpec
+from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_KEY, MULTI_ANY, FieldSpec, inline
 
 # Capability names by bit number (kernel numbering).
 CAP_NAMES = (
@@ -56,6 +57,18 @@ def _parent(get: Callable[[Any], Any]):
     return f
 
 
+def _proc_attr(attr: str):
+    """A process attribute as it is (the rule groups read it inline)."""
+    assert attr.isidentifier()
+    return inline(_proc(attrgetter(attr)), f"None if (_p := e.proc) is None else _p.{attr}")
+
+
+def _parent_attr(attr: str):
+    assert attr.isidentifier()
+    return inline(_parent(attrgetter(attr)),
+                  f"None if (_p := e.proc) is None or (_a := _p.parent) is None else _a.{attr}")
+
+
 def _ancestor(get: Callable[[Any], Any]):
     """proc.aX[N]: Nth ancestor (0 = self); without index the list of all
     ancestors' values, parent first (matched with "any" semantics)."""
@@ -80,7 +93,8 @@ def _ancestor(get: Callable[[Any], Any]):
 
 def _args(index):
     if index is None:
-        return _proc(lambda p: " ".join(p.args))
+        return inline(_proc(lambda p: " ".join(p.args)),
+                      "None if (_p := e.proc) is None else ' '.join(_p.args)")
 
     def f(e, i=index):
         p = e.proc
@@ -209,23 +223,23 @@ _ANY = dict(arg=ARG_INDEX, multi=MULTI_ANY, no_transform=True)
 _AT_EXEC = "read at the process's last exec (or attach), not updated by later activity"
 
 FIELDS: List[FieldSpec] = [
-    _f("proc.pid", T.INT64, "Process id (tgid).", _proc(lambda p: p.pid)),
-    _f("proc.ppid", T.INT64, "Parent process id.", _parent(lambda a: a.pid)),
+    _f("proc.pid", T.INT64, "Process id (tgid).", _proc_attr("pid")),
+    _f("proc.ppid", T.INT64, "Parent process id.", _parent_attr("pid")),
     _f("proc.vpid", T.INT64, "Process id in its own pid namespace.",
        _proc(lambda p: None if p.vpid is None or p.vpid < 0 else p.vpid)),
-    _f("proc.pvpid", T.INT64, "Parent's vpid.", _parent(lambda a: a.vpid)),
+    _f("proc.pvpid", T.INT64, "Parent's vpid.", _parent_attr("vpid")),
     _f("proc.apid", T.INT64, "pid of the Nth ancestor; without index any ancestor (output: own "
-       "pid).", _ancestor(lambda a: a.pid), output_extractor=_proc(lambda p: p.pid), **_ANY),
-    _f("proc.name", T.CHARBUF, "Thread comm (at most 15 characters).", _proc(lambda p: p.name)),
-    _f("proc.pname", T.CHARBUF, "Parent's proc.name.", _parent(lambda a: a.name)),
+       "pid).", _ancestor(lambda a: a.pid), output_extractor=_proc_attr("pid"), **_ANY),
+    _f("proc.name", T.CHARBUF, "Thread comm (at most 15 characters).", _proc_attr("name")),
+    _f("proc.pname", T.CHARBUF, "Parent's proc.name.", _parent_attr("name")),
     _f("proc.aname", T.CHARBUF, "proc.name of the Nth ancestor (0 = self); without index any "
        "ancestor (output: all, parent first).", _ancestor(lambda a: a.name), **_ANY),
-    _f("proc.exe", T.CHARBUF, "argv[0] as passed to execve.", _proc(lambda p: p.exe)),
-    _f("proc.pexe", T.CHARBUF, "Parent's proc.exe.", _parent(lambda a: a.exe)),
+    _f("proc.exe", T.CHARBUF, "argv[0] as passed to execve.", _proc_attr("exe")),
+    _f("proc.pexe", T.CHARBUF, "Parent's proc.exe.", _parent_attr("exe")),
     _f("proc.aexe", T.CHARBUF, "proc.exe of the Nth ancestor; without index any ancestor.",
        _ancestor(lambda a: a.exe), **_ANY),
-    _f("proc.exepath", T.CHARBUF, "Full path of the executable file.", _proc(lambda p: p.exepath)),
-    _f("proc.pexepath", T.CHARBUF, "Parent's proc.exepath.", _parent(lambda a: a.exepath)),
+    _f("proc.exepath", T.CHARBUF, "Full path of the executable file.", _proc_attr("exepath")),
+    _f("proc.pexepath", T.CHARBUF, "Parent's proc.exepath.", _parent_attr("exepath")),
     _f("proc.aexepath", T.CHARBUF, "proc.exepath of the Nth ancestor; without index any ancestor.",
        _ancestor(lambda a: a.exepath), **_ANY),
     _f("proc.args", T.CHARBUF, "Arguments (argv[1:]) joined by spaces; [N] one argument.", _args,
@@ -247,18 +261,18 @@ FIELDS: List[FieldSpec] = [
     _f("proc.aenv", T.CHARBUF, "Environment of the Nth ancestor, or [NAME] searched upward.",
        _aenv, arg=ARG_INDEX_OR_KEY),
     _f("proc.cwd", T.CHARBUF, "Current working directory, with a trailing '/'.",
-       _proc(lambda p: p.cwd)),
+       _proc_attr("cwd")),
     _f("proc.loginshellid", T.INT64, "pid of the eldest ancestor (or self) whose name ends in 'sh'.",
        _proc(lambda p: next((a.pid for a in reversed([p] + list(p.ancestors()))
                              if a.name and a.name.endswith("sh")), None))),
     _f("proc.tty", T.UINT32, "Controlling terminal device number (0 = none).",
-       _proc(lambda p: p.tty)),
-    _f("proc.sid", T.INT64, "Session id.", _proc(lambda p: p.sid)),
+       _proc_attr("tty")),
+    _f("proc.sid", T.INT64, "Session id.", _proc_attr("sid")),
     _f("proc.sname", T.CHARBUF, "Name of the session leader.", _leader_attr("session_leader", "name")),
     _f("proc.sid.exe", T.CHARBUF, "exe of the session leader.", _leader_attr("session_leader", "exe")),
     _f("proc.sid.exepath", T.CHARBUF, "exepath of the session leader.",
        _leader_attr("session_leader", "exepath")),
-    _f("proc.vpgid", T.INT64, "Process group id in its pid namespace.", _proc(lambda p: p.vpgid)),
+    _f("proc.vpgid", T.INT64, "Process group id in its pid namespace.", _proc_attr("vpgid")),
     _f("proc.vpgid.name", T.CHARBUF, "Name of the process group leader.",
        _leader_attr("vpgid_leader", "name")),
     _f("proc.vpgid.exe", T.CHARBUF, "exe of the process group leader.",
@@ -288,13 +302,13 @@ FIELDS: List[FieldSpec] = [
     _f("proc.ppid.ts", T.RELTIME, "Parent start time (epoch ns).",
        _parent(lambda a: a.start_ts or None)),
     _f("proc.is_exe_writable", T.BOOL, "The executable is writable by the process user.",
-       _proc(lambda p: p.is_exe_writable)),
+       _proc_attr("is_exe_writable")),
     _f("proc.is_exe_upper_layer", T.BOOL, "The executable is in the overlayfs upper layer.",
-       _proc(lambda p: p.is_exe_upper_layer)),
+       _proc_attr("is_exe_upper_layer")),
     _f("proc.is_exe_lower_layer", T.BOOL, "The executable is in an overlayfs lower layer.",
-       _proc(lambda p: p.is_exe_lower_layer)),
+       _proc_attr("is_exe_lower_layer")),
     _f("proc.is_exe_from_memfd", T.BOOL, "The executable is a memfd.",
-       _proc(lambda p: p.is_exe_from_memfd)),
+       _proc_attr("is_exe_from_memfd")),
     # Exec sessions (workload-agent's own; Falco tells them apart only by a missing parent,
     # see the container_entrypoint macro): workload_agent/attach/sessions.py.
     _f("proc.is_exec_session", T.BOOL,
@@ -329,15 +343,15 @@ FIELDS: List[FieldSpec] = [
     _f("proc.pidns_init_start_ts", T.UINT64, "Start time of the pid namespace's init (epoch ns).",
        _proc(lambda p: p.pidns_init_start_ts or None)),
     _f("proc.fdopencount", T.UINT64, "Open fd count.", _proc(lambda p: len(p.fds))),
-    _f("proc.fdlimit", T.INT64, "RLIMIT_NOFILE soft limit.", _proc(lambda p: p.fdlimit)),
-    _f("proc.vmsize", T.UINT64, "Virtual memory size (kB).", _proc(lambda p: p.vmsize), approx=_AT_EXEC),
-    _f("proc.vmrss", T.UINT64, "Resident set size (kB).", _proc(lambda p: p.vmrss), approx=_AT_EXEC),
-    _f("proc.vmswap", T.UINT64, "Swapped memory (kB).", _proc(lambda p: p.vmswap), approx=_AT_EXEC),
+    _f("proc.fdlimit", T.INT64, "RLIMIT_NOFILE soft limit.", _proc_attr("fdlimit")),
+    _f("proc.vmsize", T.UINT64, "Virtual memory size (kB).", _proc_attr("vmsize"), approx=_AT_EXEC),
+    _f("proc.vmrss", T.UINT64, "Resident set size (kB).", _proc_attr("vmrss"), approx=_AT_EXEC),
+    _f("proc.vmswap", T.UINT64, "Swapped memory (kB).", _proc_attr("vmswap"), approx=_AT_EXEC),
     _f("proc.fdusage", T.DOUBLE, "Open fds as a percentage of the fd limit.",
        _proc(lambda p: None if not p.fdlimit else len(p.fds) * 100.0 / p.fdlimit)),
     _f("proc.nchilds", T.UINT64, "Alive threads of the process, excluding the leader.",
        _proc(lambda p: None if p.nthreads is None else max(p.nthreads - 1, 0))),
-    _f("proc.nthreads", T.UINT64, "Alive threads of the process.", _proc(lambda p: p.nthreads)),
+    _f("proc.nthreads", T.UINT64, "Alive threads of the process.", _proc_attr("nthreads")),
     _f("proc.stdin.type", T.CHARBUF, "fd.type of fd 0.", _std(0, "type")),
     _f("proc.stdout.type", T.CHARBUF, "fd.type of fd 1.", _std(1, "type")),
     _f("proc.stderr.type", T.CHARBUF, "fd.type of fd 2.", _std(2, "type")),
@@ -363,8 +377,8 @@ FIELDS: List[FieldSpec] = [
        _proc(lambda p: " ".join(f"{s}={path}" for s, path in p.cgroups) or None)),
     _f("thread.cgroup", T.CHARBUF, "Cgroup path of one subsystem (thread.cgroup.SUBSYS).", _cgroup,
        dotted=True, arg_required=True),
-    _f("thread.pfmajor", T.UINT64, "Major page faults.", _proc(lambda p: p.pfmajor), approx=_AT_EXEC),
-    _f("thread.pfminor", T.UINT64, "Minor page faults.", _proc(lambda p: p.pfminor), approx=_AT_EXEC),
+    _f("thread.pfmajor", T.UINT64, "Major page faults.", _proc_attr("pfmajor"), approx=_AT_EXEC),
+    _f("thread.pfminor", T.UINT64, "Minor page faults.", _proc_attr("pfminor"), approx=_AT_EXEC),
     _f("thread.vmsize", T.UINT64, "Process kB for the main thread, 0 for others.",
        lambda e: None if e.proc is None else (e.proc.vmsize if e.tid == e.proc.pid else 0), approx=_AT_EXEC),
     _f("thread.vmrss", T.UINT64, "Process kB for the main thread, 0 for others.",

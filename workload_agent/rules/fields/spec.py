@@ -9,6 +9,22 @@ from ..errors import ConditionError
 
 Getter = Callable[[Any], Any]
 
+def inline(get: Getter, source: str) -> Getter:
+    """Mark ``get`` as the expression ``source`` on ``e`` (the event), which a rule group
+    (rules/group.py) writes into its code instead of calling ``get``. The source must give
+    exactly what ``get(e)`` gives; it may bind names starting with "_" as temporaries."""
+    get.inline = source  # type: ignore[attr-defined]
+    return get
+
+
+def via(get: Getter, base_key: str, base: Getter, derive: Callable[[Any, Any], Any]) -> Getter:
+    """Mark ``get`` as ``derive(e, base(e))``: a rule group extracts ``base`` once per
+    event for every field derived from it (``base_key`` names that value; it starts with
+    NUL so that it never equals a field's text)."""
+    get.via = ("\0" + base_key, base, derive)  # type: ignore[attr-defined]
+    return get
+
+
 # How a field takes an argument.
 ARG_NONE = "none"
 ARG_INDEX = "index"          # [N]
