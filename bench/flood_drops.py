@@ -6,11 +6,17 @@
 
 A C flooder runs PROCS processes that open+close /etc/hostname at a paced total rate
 (each open is a traced syscall under the shipped rules) for SECONDS. For each target
-rate we run it under the agent with the shipped rules, read the agent's final metrics
+rate we run it under the agent with the shipped rules and `--no-prefilter` (the
+prefilter would drop these opens in C: this bench is about the ring and the consumer
+under a flood of events), read the agent's final metrics
 line (events, drops, ring waits), and print the rate the workload achieved, the share
 of events dropped (availability) and how often the workload waited (security).
 --pin runs everything on CPU 0 (`taskset -c 0`), as a small Fargate task would.
 This machine is shared and noisy: read the threshold as an order of magnitude.
+The agent is the installed `workload-agent` (agent_cmd.py). Availability runs are the
+subject here, so they cannot use `--priority security` to prove the tracer started: the
+bench checks that the agent traces at all first, and fails on a run whose metrics saw no
+event, so that an untraced run cannot pose as a flood taken without drops.
 """
 from __future__ import annotations
 
@@ -24,6 +30,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from agent_cmd import agent_exe, check_traced  # noqa: E402
 
 C_FLOOD = r"""
 #include <fcntl.h>
@@ -58,15 +67,17 @@ def build(tmp: pathlib.Path) -> str:
 def one(flood, rate, args, tmp, priority):
     metrics = tmp / f"m-{priority}-{rate}.jsonl"
     pin = ["taskset", "-c", "0"] if args.pin else []
-    cmd = pin + [sys.executable, "-m", "workload_agent", "run", "--priority", priority, "--metrics-file",
+    cmd = pin + [agent_exe(), "run", "--priority", priority, "--no-prefilter", "--metrics-file",
                  str(metrics), "--ring-size", str(args.ring_size), "--alerts-to", os.devnull, "--",
                  flood, str(rate), str(args.procs), str(args.seconds)]
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     opens = sum(int(x) for x in p.stdout.split())
     final = [json.loads(x) for x in metrics.read_text().splitlines()][-1]
+    if opens and final.get("events", 0) + final.get("drops", 0) == 0:
+        sys.exit(f"bench: the agent saw none of {opens} opens ({priority}): refusing to report an "
+                 f"untraced run")
     return opens, wall, final
 
 
@@ -78,6 +89,7 @@ def main() -> int:
     ap.add_argument("--rates", default="2000,5000,10000,20000,40000,0", help="total opens/s; 0 = flat out")
     ap.add_argument("--pin", action="store_true")
     args = ap.parse_args()
+    check_traced()
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
         flood = build(tmp)
