@@ -192,16 +192,27 @@ struct exec_view {
     char *joined[2];   /* args, env */
 };
 
-static const uint8_t *blob_bytes(const struct wa_buf *b, uint16_t slot, uint16_t kind, size_t *n)
+/* The data of the blob at slot if it is of kind and has none of the reject flags. */
+static const uint8_t *blob_bytes(const struct wa_buf *b, uint16_t slot, uint16_t kind, uint16_t reject,
+                                 size_t *n)
 {
     const struct wa_blob *h = wa_blob_find(b, slot);
-    if (!h || h->kind != kind || (h->flags & WA_B_UNREADABLE))
+    if (!h || h->kind != kind || (h->flags & reject))
         return NULL;
     *n = h->len;
     return (const uint8_t *)(h + 1);
 }
 
-int wa_exec_comm(const char *path, size_t n, char out[16])
+static int ascii(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return 0;
+    return 1;
+}
+
+/* out is written only on success. */
+static int exec_comm(const char *path, size_t n, char out[16])
 {
     const char *nul = memchr(path, 0, n);
     if (nul)
@@ -216,14 +227,20 @@ int wa_exec_comm(const char *path, size_t n, char out[16])
     if (bl == 0)
         return -1;   /* no name: the state keeps the old one */
     if (bl > 15) {
-        for (size_t i = 0; i < bl; i++)
-            if ((unsigned char)base[i] >= 0x80)
-                return -1;   /* the state cuts 15 characters, not bytes */
+        if (!ascii(base, bl))
+            return -1;   /* the state cuts 15 characters, not bytes */
         bl = 15;
     }
     memcpy(out, base, bl);
     out[bl] = 0;
     return 0;
+}
+
+int wa_exec_name(const struct wa_buf *sys, uint8_t path_arg, char out[16])
+{
+    size_t n = 0;
+    const uint8_t *d = blob_bytes(sys, path_arg, WA_C_PATH, WA_B_UNREADABLE | WA_B_TRUNCATED, &n);
+    return d ? exec_comm((const char *)d, n, out) : -1;
 }
 
 /* argv items from the first (skip = 1) or all, joined by spaces as proc.args/proc.env. */
@@ -260,16 +277,14 @@ static void subject(struct exec_view *v, int which)
     const uint8_t *d;
     switch (which) {
     case WA_PF_S_NAME:
-        d = blob_bytes(v->sys, v->prog->path_arg, WA_C_PATH, &n);
-        if (d && !(wa_blob_find(v->sys, v->prog->path_arg)->flags & WA_B_TRUNCATED) &&
-            wa_exec_comm((const char *)d, n, v->name) == 0) {
+        if (wa_exec_name(v->sys, v->prog->path_arg, v->name) == 0) {
             v->sub[k].s = v->name;
             v->sub[k].n = strlen(v->name);
             v->sub[k].known = 1;
         }
         break;
     case WA_PF_S_EXE:
-        d = blob_bytes(v->sys, v->prog->flags_arg, WA_C_ARGV, &n);
+        d = blob_bytes(v->sys, v->prog->flags_arg, WA_C_ARGV, WA_B_UNREADABLE, &n);
         if (d) {
             const uint8_t *nul = memchr(d, 0, n);
             v->sub[k].s = (const char *)d;
@@ -279,8 +294,8 @@ static void subject(struct exec_view *v, int which)
         break;
     case WA_PF_S_EXEPATH:
     case WA_PF_S_EXEPATH_BASE:
-        d = blob_bytes(v->img, WA_SLOT_EXE, WA_C_LINK, &n);
-        if (d && !(wa_blob_find(v->img, WA_SLOT_EXE)->flags & WA_B_TRUNCATED) && n > 0 && !memchr(d, 0, n)) {
+        d = blob_bytes(v->img, WA_SLOT_EXE, WA_C_LINK, WA_B_UNREADABLE | WA_B_TRUNCATED, &n);
+        if (d && n > 0 && !memchr(d, 0, n)) {
             static const char del[] = " (deleted)";
             if (n >= sizeof del - 1 && memcmp(d + n - (sizeof del - 1), del, sizeof del - 1) == 0)
                 n -= sizeof del - 1;
@@ -306,7 +321,7 @@ static void subject(struct exec_view *v, int which)
     case WA_PF_S_ARGS:
     case WA_PF_S_ENV: {
         int env = which == WA_PF_S_ENV;
-        d = blob_bytes(v->sys, (uint16_t)(v->prog->flags_arg + env), WA_C_ARGV, &n);
+        d = blob_bytes(v->sys, (uint16_t)(v->prog->flags_arg + env), WA_C_ARGV, WA_B_UNREADABLE, &n);
         if (d) {
             char *s = join_items(d, n, !env, &v->sub[k].n);
             if (s) {
@@ -327,14 +342,6 @@ static void subject(struct exec_view *v, int which)
     default:
         break;
     }
-}
-
-static int ascii(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            return 0;
-    return 1;
 }
 
 static int icontains(const char *h, size_t hn, const char *lower, size_t ln)
@@ -395,7 +402,7 @@ static int exec_atom_holds(const struct wa_pf *pf, struct exec_view *v, const st
         return !v->facts || !(v->facts->valid & WA_PF_STAT) || v->facts->tty != 0;
     case WA_PF_EXE_NEW: {
         size_t n = 0;
-        const uint8_t *d = blob_bytes(v->img, WA_SLOT_SCRIPT, WA_C_FILE_FACTS, &n);
+        const uint8_t *d = blob_bytes(v->img, WA_SLOT_SCRIPT, WA_C_FILE_FACTS, WA_B_UNREADABLE, &n);
         struct wa_file_facts f;
         if (d && n == sizeof f)
             memcpy(&f, d, sizeof f);
@@ -407,7 +414,7 @@ static int exec_atom_holds(const struct wa_pf *pf, struct exec_view *v, const st
     }
     case WA_PF_MEMFD: {
         size_t n = 0;
-        const uint8_t *d = blob_bytes(v->sys, v->prog->path_arg, WA_C_PATH, &n);
+        const uint8_t *d = blob_bytes(v->sys, v->prog->path_arg, WA_C_PATH, WA_B_UNREADABLE, &n);
         if (!d || (n >= 6 && memcmp(d, "/proc/", 6) == 0) || (n >= 8 && memcmp(d, "/dev/fd/", 8) == 0))
             return 1;
         subject(v, WA_PF_S_EXEPATH);
@@ -470,7 +477,7 @@ int wa_prefilter_exec_keep(const struct wa_pf *pf, const struct wa_buf *sys, con
     if (!sys->len || (r->flags & WA_F_FOREIGN_ARCH) || !img->len)
         return 1;
     size_t n = 0;
-    const uint8_t *fd = blob_bytes(img, WA_SLOT_PROC, WA_C_PROC_FACTS, &n);
+    const uint8_t *fd = blob_bytes(img, WA_SLOT_PROC, WA_C_PROC_FACTS, WA_B_UNREADABLE, &n);
     if (!fd || n != sizeof(struct wa_proc_facts))
         return 1;   /* the state would read /proc later: nothing here is what it will see */
     struct exec_view v;

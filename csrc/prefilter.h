@@ -95,6 +95,7 @@ int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b);
 int wa_prefilter_exec_keep(const struct wa_pf *pf, const struct wa_buf *sys, const struct wa_buf *img,
                            const char *pname);
 
-/* proc.name after a successful execve of this path (NUL-terminated), in out[16]; -1: unknown. */
-int wa_exec_comm(const char *path, size_t n, char out[16]);
+/* proc.name after the successful exec whose record (its entry blobs) is sys, its file the
+ * PATH blob at path_arg, into out[16] (written only then); -1: the state's is unknown here. */
+int wa_exec_name(const struct wa_buf *sys, uint8_t path_arg, char out[16]);
 #endif

@@ -301,7 +301,6 @@ static void cap_str(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uin
     blob_end(b, off, (uint32_t)n, (uint16_t)((trunc ? WA_B_TRUNCATED : 0) | (unread ? WA_B_UNREADABLE : 0)));
 }
 
-/* A NULL-terminated char*[]: blob holds the strings, each NUL-terminated. */
 /* One string of an argv or envp vector, of at most maxp bytes, into dst: from its window
  * (wa_mem_read_windows) when that settles it, else read alone. Same results either way. */
 static size_t argv_item(pid_t tid, uint64_t p, const uint8_t *win, uint32_t got, char *dst, size_t maxp,
@@ -321,6 +320,7 @@ static size_t argv_item(pid_t tid, uint64_t p, const uint8_t *win, uint32_t got,
     return wa_mem_read_str(tid, p, dst, maxp, trunc, unread);
 }
 
+/* A NULL-terminated char*[]: blob holds the strings, each NUL-terminated. */
 static void cap_argv(struct wa_tracer *t, pid_t tid, struct wa_buf *b, int i, uint64_t addr, int compat)
 {
     uint32_t max = t->max_argv_bytes;
@@ -558,12 +558,18 @@ static void task_note(struct wa_tracer *t, pid_t tid)
     t->seen[t->nseen++] = tid;
 }
 
-static void task_forget(struct task *tk)
+/* An empty slot, a new generation: links to its former owner fail. */
+static void task_clear(struct task *tk)
 {
-    free(tk->rb.buf);
     uint32_t gen = tk->gen + 1;
     memset(tk, 0, sizeof *tk);
     tk->gen = gen;
+}
+
+static void task_forget(struct task *tk)
+{
+    free(tk->rb.buf);
+    task_clear(tk);
 }
 
 /* Inside a syscall whose exit we want, every resume must keep the exit stop armed. */
@@ -717,22 +723,17 @@ static const char *parent_name(struct wa_tracer *t, const struct task *tk)
 static void exec_judge(struct wa_tracer *t, struct task *tk, const struct wa_buf *img)
 {
     const struct wa_record *sr = rec(&tk->rb);
-    int execve = (tk->state & T_IN_SYSCALL) && tk->rb.len && sr->arch == NATIVE_ARCH && sr->nr == SYS_execve &&
-                 !(sr->flags & WA_F_FOREIGN_ARCH);
+    const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+    /* Names matter only to the exec program, which names the filename's argument. */
+    int judged = (tk->state & T_IN_SYSCALL) && tk->rb.len && sr->arch == NATIVE_ARCH &&
+                 sr->nr == SYS_execve && !(sr->flags & WA_F_FOREIGN_ARCH) && pf && pf->exec.active;
     if (tk->state & T_QUIET) {
-        const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-        if (execve && pf && !wa_prefilter_exec_keep(pf, &tk->rb, img, parent_name(t, tk)))
+        if (judged && !wa_prefilter_exec_keep(pf, &tk->rb, img, parent_name(t, tk)))
             tk->state |= T_EXEC_OK;
         else
             tk->state &= ~T_QUIET;   /* this record releases everything held before it */
     }
-    char name[16];
-    size_t n = 0;
-    const struct wa_blob *h = execve ? wa_blob_find(&tk->rb, 0) : NULL;
-    if (h && h->kind == WA_C_PATH && !(h->flags & (WA_B_TRUNCATED | WA_B_UNREADABLE)) &&
-        (n = h->len, wa_exec_comm((const char *)(h + 1), n, name) == 0))
-        memcpy(tk->name, name, sizeof name);
-    else
+    if (!judged || wa_exec_name(&tk->rb, pf->exec.path_arg, tk->name) != 0)
         tk->name[0] = 0;
 }
 
@@ -948,15 +949,13 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         int thread = event == PTRACE_EVENT_CLONE && (flags & CLONE_THREAD);
         struct task *ck = task_of(t, child);
         struct task *pk = task_of(t, tk->tgid);
-        int quiet = 0;
         if (ck && !thread && pk) {
             /* The state's view of the child: its parent, and the name it inherits. */
             ck->parent = tk->tgid;
             ck->parent_gen = pk->gen;
             memcpy(ck->name, pk->name, sizeof ck->name);
             const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-            quiet = pf && pf->exec.active && !(tk->state & T_FULL);
-            if (quiet) {
+            if (pf && pf->exec.active && !(tk->state & T_FULL)) {
                 ck->state |= T_QUIET;   /* before the clone record, which is then held */
                 pk->quiet_kids++;
             }
@@ -992,14 +991,13 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             flush_pending(t, tk);
             if (fk) {
                 struct task moved = *fk;
-                uint32_t lgen = tk->gen + 1, fgen = fk->gen + 1;
+                uint32_t lgen = tk->gen + 1;
                 free(tk->rb.buf);
                 *tk = moved;
                 tk->gen = lgen;   /* a new incarnation of the leader's slot for children's links */
                 if (tk->rb.buf)
                     task_note(t, tid);
-                memset(fk, 0, sizeof *fk);
-                fk->gen = fgen;
+                task_clear(fk);   /* its buffer moved with it */
             }
             tk->tgid = tid;
             tk->state |= T_KNOWN;

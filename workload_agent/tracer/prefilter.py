@@ -446,8 +446,6 @@ def _exec_check(node: Check, start_ns: Optional[int]) -> Dnf:
         values = frozenset(v.lower() for v in values)
     if op == STR_PMATCH and any(ch in v for v in values for ch in "?*["):
         return TRUE   # a glob component
-    if op in (STR_IN,) and node.op == "=" and len(values) != 1:
-        return TRUE
     return (frozenset({(op, frozenset(values), subject)}),)
 
 
