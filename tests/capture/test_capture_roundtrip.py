@@ -59,7 +59,8 @@ def _value(get, ev):
     return (type(v).__name__, sorted(state.items()) if state else repr(v))
 
 
-def roundtrip(evs, version=None):
+def _written(evs, version=None) -> str:
+    """A capture file of the events and a drop (7, 2) after them; the caller unlinks it."""
     buf = io.BytesIO()
     w = CaptureWriter(buf, {"hostname": "h"}, **({} if version is None else {"version": version}))
     for ev in evs:
@@ -68,11 +69,16 @@ def roundtrip(evs, version=None):
     w.close()
     with tempfile.NamedTemporaryFile(suffix=".wacap", delete=False) as f:
         f.write(buf.getvalue())
+    return f.name
+
+
+def roundtrip(evs, version=None):
+    path = _written(evs, version)
     try:
-        reader = CaptureReader(f.name)
+        reader = CaptureReader(path)
         got = list(reader.records())
     finally:
-        os.unlink(f.name)
+        os.unlink(path)
     assert reader.complete and reader.truncated is None
     assert version is None or reader.version == version
     assert isinstance(got[-1], Drop) and (got[-1].ts, got[-1].count) == (7, 2)
@@ -223,20 +229,13 @@ def test_reading_some_types_gives_those_events_as_reading_all_does(version, evs,
     """replay asks the reader for the types its rules can match: the events it gets are
     the ones a full read gives, with the same field values, the drop included."""
     types = data.draw(st.sets(st.sampled_from(sorted({ev.type for ev in evs} | {"openat", "bogus"}))))
-    buf = io.BytesIO()
-    w = CaptureWriter(buf, {"hostname": "h"}, version=version)
-    for ev in evs:
-        w.write_event(ev)
-    w.write_drop(7, 2)
-    w.close()
-    with tempfile.NamedTemporaryFile(suffix=".wacap", delete=False) as f:
-        f.write(buf.getvalue())
+    path = _written(evs, version)
     try:
-        every = list(CaptureReader(f.name).records())
-        reader = CaptureReader(f.name)
+        every = list(CaptureReader(path).records())
+        reader = CaptureReader(path)
         some = list(reader.records(types))
     finally:
-        os.unlink(f.name)
+        os.unlink(path)
     assert reader.events_read == len(evs)
     want = [x for x in every if isinstance(x, Drop) or x.type in types]
     assert [type(x) for x in some] == [type(x) for x in want]

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from tests.conftest import needs_tracing
+from tests.state.test_container import ecs_server  # noqa: F401 - the task metadata endpoint fixture
 
 needs_tracing()
 
@@ -115,49 +116,27 @@ def test_no_collection_while_starting_then_frozen(tmp_path, rules):
     assert p.stdout.split()[-4:] == ["0", "0", "True", "True"], p.stdout
 
 
-def test_container_found_once_the_workload_runs(tmp_path, rules):
+def test_container_found_once_the_workload_runs(tmp_path, rules, ecs_server):
     """The container is detected after the workload's exec when nothing needs it before:
     an alert still names the ECS task's container, and an endpoint that does not answer is
     a logged warning, not a failure."""
-    from http.server import BaseHTTPRequestHandler, HTTPServer
     import json
-    import threading
 
-    from tests.state.test_container import CONTAINER_DOC, TASK_DOC
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server API
-            doc = {"/v4/abc": CONTAINER_DOC, "/v4/abc/task": TASK_DOC}.get(self.path)
-            body = json.dumps(doc).encode() if doc is not None else b"not found"
-            self.send_response(200 if doc is not None else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    srv = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        base = "http://127.0.0.1:%d/v4" % srv.server_address[1]
-        argv = [sys.executable, "-m", "workload_agent", "run", "--json", "--priority", "security",
-                "--rules", rules, "--", "sh", "-c", "cat /etc/hostname >/dev/null"]
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                           env=env_for(tmp_path, ECS_CONTAINER_METADATA_URI_V4=base + "/abc"))
-        assert p.returncode == 0, p.stderr
-        (alert,) = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-        assert alert["output_fields"]["container.id"] == "0d8b4c7e1f2a"
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                           env=env_for(tmp_path, ECS_CONTAINER_METADATA_URI_V4=base + "/gone"))
-        assert p.returncode == 0, p.stderr
-        assert "ECS task metadata" in p.stderr and "unavailable" in p.stderr
-        assert "Traceback" not in p.stderr
-        (alert,) = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-        assert alert["output_fields"]["container.id"] != "0d8b4c7e1f2a"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    url, _ = ecs_server
+    argv = [sys.executable, "-m", "workload_agent", "run", "--json", "--priority", "security",
+            "--rules", rules, "--", "sh", "-c", "cat /etc/hostname >/dev/null"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                       env=env_for(tmp_path, ECS_CONTAINER_METADATA_URI_V4=url))
+    assert p.returncode == 0, p.stderr
+    (alert,) = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert alert["output_fields"]["container.id"] == "0d8b4c7e1f2a"
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                       env=env_for(tmp_path, ECS_CONTAINER_METADATA_URI_V4=url.rsplit("/", 1)[0] + "/gone"))
+    assert p.returncode == 0, p.stderr
+    assert "ECS task metadata" in p.stderr and "unavailable" in p.stderr
+    assert "Traceback" not in p.stderr
+    (alert,) = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert alert["output_fields"]["container.id"] != "0d8b4c7e1f2a"
 
 
 def test_a_thread_that_is_not_a_daemon_gets_the_usual_exit(tmp_path, rules):

@@ -151,11 +151,16 @@ def test_an_fd_copy_has_every_field_and_its_own_flags():
     assert (new.num, new.cloexec, new.sotype, new.name_changed) == (9, False, "tcp", False)
 
 
+def _tracker(etc) -> StateTracker:
+    """A tracker whose users and groups are a root-only passwd and group in ``etc``."""
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (etc / "group").write_text("root:x:0:\n")
+    return StateTracker(Container(id="abcdef012345"), agent_pid=ME, users=str(etc),
+                        start_ns=time.time_ns())
+
+
 def test_events_built_from_a_dict_are_complete_and_do_not_share_state(tmp_path):
-    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
-    (tmp_path / "group").write_text("root:x:0:\n")
-    tracker = StateTracker(Container(id="abcdef012345"), agent_pid=ME, users=str(tmp_path),
-                           start_ns=time.time_ns())
+    tracker = _tracker(tmp_path)
     tracker.process(clone(ME, FAKE))
     tracker.process(exec_(FAKE))
     tracker.process(execve(FAKE, "/bin/cat", ["cat"]))
@@ -239,11 +244,7 @@ def test_execs_state_params_are_proc_params_filled_where_the_decoder_left_none(t
     from workload_agent.state.parse_process import _EXEC_FAST
 
     assert _EXEC_FAST == {"execve", "execveat"}
-    etc = tmp_path_factory.mktemp("etc")
-    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
-    (etc / "group").write_text("root:x:0:\n")
-    tracker = StateTracker(Container(id="abcdef012345"), agent_pid=ME, users=str(etc),
-                           start_ns=time.time_ns())
+    tracker = _tracker(tmp_path_factory.mktemp("etc"))
     tracker.process(clone(ME, FAKE))
     tracker.process(exec_(FAKE))
     tracker.process(execve(FAKE, exe, [exe.rsplit("/", 1)[-1], "-x"], ret=ret))
