@@ -79,6 +79,7 @@ enum task_state {
     T_QUIET = 1u << 7,        /* born under us, nothing of it reached the ring yet (see below) */
     T_NO_PARENT = 1u << 8,    /* CLONE_PARENT: the state's parent is not the cloner */
     T_EXEC_OK = 1u << 9,      /* at its exec stop: the exec can match no rule */
+    T_FACTS_LATE = 1u << 10,  /* its held exec record still lacks the rest of its facts */
 };
 
 struct task {
@@ -97,6 +98,7 @@ struct held {
     int32_t owner;
     uint32_t gen;
     uint32_t off, len;
+    uint32_t facts;   /* an exec record whose facts lack the rest: their offset in it; 0 none */
 };
 
 struct wa_tracer {
@@ -153,6 +155,7 @@ struct wa_tracer {
 
     struct wa_placement placement;   /* the tracer thread's own: only it reads or writes */
     char agent_name[16];             /* the agent's name as the state reads it (its comm) */
+    uint32_t late_facts;             /* emit_exec to commit: where the deferred facts are */
     _Atomic uint64_t tracer_moves;
 };
 
@@ -173,39 +176,68 @@ struct wa_tracer {
 
 static struct task *task_of(struct wa_tracer *t, pid_t tid);
 
+/* The rest of a quiet exec's facts (credentials, loginuid, fd limit) is read at the
+ * process's next stop, before any call of its runs, or when its records are released:
+ * only a quiet process whose records are dropped never pays for them. Nothing the process
+ * did before that point changed them but its untraced calls (setrlimit). */
+static void facts_rest(uint8_t *facts, pid_t tid)
+{
+    struct wa_proc_facts f;
+    memcpy(&f, facts, sizeof f);   /* blob data is 8-aligned in the buffer, not in memory */
+    wa_proc_facts_rest(tid, &f);
+    memcpy(facts, &f, sizeof f);
+}
+
 static void held_release(struct wa_tracer *t)
 {
     for (uint32_t i = 0; i < t->nhq; i++) {
         struct held *h = &t->hq[i];
-        wa_ring_put(&t->ring, t->held.buf + h->off, h->len);
         struct task *tk = task_of(t, h->owner);
-        if (tk && tk->gen == h->gen)
+        int same = tk && tk->gen == h->gen;
+        if (h->facts) {
+            facts_rest(t->held.buf + h->off + h->facts, h->owner);
+            if (same)
+                tk->state &= ~T_FACTS_LATE;
+        }
+        wa_ring_put(&t->ring, t->held.buf + h->off, h->len);
+        if (same)
             tk->state &= ~T_QUIET;
     }
     t->nhq = 0;
     t->held.len = 0;
 }
 
-static void held_put(struct wa_tracer *t, const struct wa_buf *b, pid_t owner, uint32_t gen)
+/* The record in b could not be held: out it goes, after everything held. */
+static void held_overflow(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_t facts)
+{
+    held_release(t);
+    if (facts) {
+        facts_rest(b->buf + facts, owner);
+        struct task *tk = task_of(t, owner);
+        if (tk)
+            tk->state &= ~T_FACTS_LATE;
+    }
+    wa_ring_put(&t->ring, b->buf, b->len);
+}
+
+static void held_put(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_t gen, uint32_t facts)
 {
     if (t->nhq == t->caphq) {
         uint32_t cap = t->caphq ? t->caphq * 2 : 64;
         struct held *p = realloc(t->hq, cap * sizeof *p);
         if (!p) {
-            held_release(t);
-            wa_ring_put(&t->ring, b->buf, b->len);
+            held_overflow(t, b, owner, facts);
             return;
         }
         t->hq = p;
         t->caphq = cap;
     }
     if (reserve(&t->held, b->len) != 0) {
-        held_release(t);
-        wa_ring_put(&t->ring, b->buf, b->len);
+        held_overflow(t, b, owner, facts);
         return;
     }
     memcpy(t->held.buf + t->held.len, b->buf, b->len);
-    t->hq[t->nhq++] = (struct held){ owner, gen, t->held.len, b->len };
+    t->hq[t->nhq++] = (struct held){ owner, gen, t->held.len, b->len, facts };
     t->held.len += b->len;
     if (t->held.len > HELD_MAX_BYTES || t->nhq > HELD_MAX_RECORDS)
         held_release(t);
@@ -227,6 +259,19 @@ static void held_discard(struct wa_tracer *t, pid_t owner, uint32_t gen)
     }
     t->nhq = j;
     t->held.len = off;
+}
+
+/* A process whose exec facts are still partial stopped: read the rest before it goes on. */
+static void facts_now(struct wa_tracer *t, pid_t tid, struct task *tk)
+{
+    tk->state &= ~T_FACTS_LATE;
+    for (uint32_t i = 0; i < t->nhq; i++) {
+        struct held *h = &t->hq[i];
+        if (h->owner == tid && h->gen == tk->gen && h->facts) {
+            facts_rest(t->held.buf + h->off + h->facts, tid);
+            h->facts = 0;
+        }
+    }
 }
 
 static void commit(struct wa_tracer *t, struct wa_buf *b)
@@ -255,10 +300,16 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
         else if (pf && pf->progs)
             holdable = pf->progs[r->nr].quiet_hold;
         if (holdable) {
-            held_put(t, b, owner, ok->gen);
+            held_put(t, b, owner, ok->gen, r->kind == WA_K_EXEC ? t->late_facts : 0);
             b->len = 0;
             return;
         }
+    }
+    if (r->kind == WA_K_EXEC && t->late_facts) {   /* not held after all: complete it now */
+        facts_rest(b->buf + t->late_facts, r->tid);
+        t->late_facts = 0;
+        if (ok)
+            ok->state &= ~T_FACTS_LATE;
     }
     if (t->nhq)
         held_release(t);
@@ -749,7 +800,9 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
         return;
     rec(b)->extra = (uint32_t)former;
     rec(b)->arch = NATIVE_ARCH;
-    wa_capture_proc_facts(tid, b);
+    /* A quiet process's exec is judged on the stat facts, the exe and the links alone. */
+    int quiet = (tk->state & T_QUIET) != 0;
+    long facts = wa_capture_proc_facts(tid, b, !quiet);
     char path[4096];
     /* /proc/self and /dev/fd name the tracer's own files from here: the exe facts cover them. */
     if (pending_exec_path(tk, path, sizeof path) == 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/dev/fd/", 8) != 0) {
@@ -764,7 +817,17 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
         wa_capture_file_facts(tid, path, WA_SLOT_SCRIPT, b, have ? &exe : NULL);
     }
     exec_judge(t, tk, b);
+    t->late_facts = 0;
+    if (quiet && facts > 0) {
+        if (tk->state & T_QUIET) {
+            t->late_facts = (uint32_t)facts;   /* held: the rest is read later */
+            tk->state |= T_FACTS_LATE;
+        } else {
+            facts_rest(b->buf + facts, tid);
+        }
+    }
     commit(t, b);
+    t->late_facts = 0;
 }
 
 #define NR_CLONE3 435   /* same number on x86_64 and aarch64 */
@@ -1205,6 +1268,8 @@ static void trace_loop(struct wa_tracer *t)
         }
         if (!WIFSTOPPED(st))
             continue;
+        if (tk->state & T_FACTS_LATE)
+            facts_now(t, tid, tk);
         if (wa_placement_follow(&t->placement, tid))
             atomic_fetch_add_explicit(&t->tracer_moves, 1, memory_order_relaxed);
         int sig = WSTOPSIG(st);

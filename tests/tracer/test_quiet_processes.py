@@ -253,18 +253,26 @@ class Sink:
     def __init__(self, ruleset, delay):
         self.tracker = StateTracker(CONTAINER, start_ns=time.time_ns())
         self.ruleset, self.delay = ruleset, delay
-        self.fired, self.execs, self.stats = [], [], None
+        self.fired, self.execs, self.exec_facts, self.stats = [], [], [], None
+        self.fact_bits = set()   # the facts each exec record brought (valid bits)
 
     def handle(self, batch):
         if self.delay:
             time.sleep(self.delay)
             self.delay = 0
         for r in batch:
+            if r.kind == R.K_EXEC:
+                pf = facts.proc_facts(r.blobs)
+                self.fact_bits.add(pf.valid if pf is not None else None)
             ev = self.tracker.process(r)
             if ev is None:
                 continue
             if ev.type == "execve":
                 self.execs.append(ev.proc.name)
+                p = ev.proc
+                self.exec_facts.append((p.name, p.user.uid if p.user else None,
+                                        p.group.gid if p.group else None, p.loginuid,
+                                        p.fdlimit, p.cap_effective, p.tty, p.sid))
             for rule in self.ruleset.match(ev, "all"):
                 self.fired.append((rule.name, ev.proc.name, ev.proc.parent.name if ev.proc.parent else None))
 
@@ -346,6 +354,32 @@ def test_live_the_workloads_own_process_is_quiet_too(tmp_path, delay):
     os.symlink("/bin/true", tmp_path / "xmrig")
     quiet, _ = _same_alerts(rules, ["sh", "-c", f"{tmp_path}/xmrig; /bin/true"], delay)
     assert ("Crypto miner started", "xmrig", "sh") in quiet.fired, quiet.fired
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_a_quiet_exec_keeps_the_facts_it_had(delay):
+    """A quiet process's credentials, loginuid and fd limit are read at its next stop (or
+    when its records are released), not at its exec stop: they must be what the exec had.
+    The quiet Python drops its privileges: setuid is kept, and releases the held exec, whose
+    facts were read at setuid's entry stop, before the call ran."""
+    needs_tracing()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to change user")
+    script = (f"/bin/true; {sys.executable} -S -c 'import os; os.setgid(65534); os.setuid(65534); "
+              f"os.execv(\"/bin/true\", [\"true\"])'; /bin/true")
+    quiet, loud = _same_alerts(detect.load_ruleset([])[0], script, delay)
+    py = Path(sys.executable).name[:15]
+    mine = [f for f in quiet.exec_facts if f[0] == py]
+    assert mine and mine == [f for f in loud.exec_facts if f[0] == py], (quiet.exec_facts, loud.exec_facts)
+    assert mine[0][1:3] == (0, 0)   # the exec ran as root
+    # every exec record as complete as without quiet processes (the fd limit of another
+    # user's process may be unreadable: prlimit's permission check)
+    assert quiet.fact_bits == loud.fact_bits, (quiet.fact_bits, loud.fact_bits)
+    whole = facts.PF_STAT | facts.PF_STATUS | facts.PF_EXE
+    assert all(bits & whole == whole for bits in quiet.fact_bits), quiet.fact_bits
+    # the true it then exec'd (no longer quiet: its records reached the ring) as nobody
+    assert ("true", 65534) in [f[:2] for f in quiet.exec_facts]
+    assert ("true", 65534) in [f[:2] for f in loud.exec_facts]
 
 
 def _ruleset(tmp_path, text):
