@@ -261,7 +261,7 @@ static void held_discard(struct wa_tracer *t, pid_t owner, uint32_t gen)
     t->held.len = off;
 }
 
-/* A process whose exec facts are still partial stopped: read the rest before it goes on. */
+/* A process whose exec facts are still partial: read the rest now. */
 static void facts_now(struct wa_tracer *t, pid_t tid, struct task *tk)
 {
     tk->state &= ~T_FACTS_LATE;
@@ -273,6 +273,27 @@ static void facts_now(struct wa_tracer *t, pid_t tid, struct task *tk)
         }
     }
 }
+
+/* A process whose exec facts are still partial entered a call: read the rest before the
+ * call runs, unless it is one that cannot change them. A read-only open cannot (only a
+ * write to /proc/self/loginuid changes the loginuid): those are the dynamic loader's. */
+static void facts_before(struct wa_tracer *t, pid_t tid, struct task *tk, uint32_t arch, uint64_t nr,
+                         const uint64_t *args)
+{
+    if (!(tk->state & T_FACTS_LATE))
+        return;
+    if (arch == NATIVE_ARCH) {
+        uint64_t flags = nr == SYS_openat ? args[2] : UINT64_MAX;
+#ifdef SYS_open
+        if (nr == SYS_open)
+            flags = args[1];
+#endif
+        if (flags != UINT64_MAX && (flags & O_ACCMODE) == O_RDONLY)
+            return;
+    }
+    facts_now(t, tid, tk);
+}
+
 
 static void commit(struct wa_tracer *t, struct wa_buf *b)
 {
@@ -990,6 +1011,7 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             break;   /* someone else's filter: its syscalls are seen at the entry stop */
         if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) <= 0 || si.op != SI_OP_SECCOMP)
             break;
+        facts_before(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args);
         uint32_t data = si.seccomp.ret_data;
         uint64_t nr = si.seccomp.nr;
         int foreign = si.arch != NATIVE_ARCH;
@@ -1093,6 +1115,7 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
     if (n > 0 && si.op == SI_OP_EXIT) {
         end_syscall(t, tid, tk, si.exit.rval);
     } else if (n > 0 && si.op == SI_OP_ENTRY && (!t->filter || (tk->state & T_FULL))) {
+        facts_before(t, tid, tk, si.arch, si.entry.nr, si.entry.args);
         uint64_t nr = si.entry.nr;
         int foreign = si.arch != NATIVE_ARCH;
         int guarded = t->has_guard && (foreign ? t->guard.foreign_flags != 0 : wa_guard_watches(&t->guard, nr));
@@ -1268,8 +1291,6 @@ static void trace_loop(struct wa_tracer *t)
         }
         if (!WIFSTOPPED(st))
             continue;
-        if (tk->state & T_FACTS_LATE)
-            facts_now(t, tid, tk);
         if (wa_placement_follow(&t->placement, tid))
             atomic_fetch_add_explicit(&t->tracer_moves, 1, memory_order_relaxed);
         int sig = WSTOPSIG(st);
