@@ -10,6 +10,7 @@ and the quiet processes never reach Python.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -360,13 +361,18 @@ def test_live_the_workloads_own_process_is_quiet_too(tmp_path, delay):
 def test_live_a_quiet_exec_keeps_the_facts_it_had(delay):
     """A quiet process's credentials, loginuid and fd limit are read at its next stop (or
     when its records are released), not at its exec stop: they must be what the exec had.
-    The quiet Python drops its privileges: setuid is kept, and releases the held exec, whose
-    facts were read at setuid's entry stop, before the call ran."""
+    The quiet Python sets its loginuid where it may (an open for writing: not the loader's
+    read-only opens, which leave the facts unread) and drops its privileges: setgid is
+    kept, and releases the held exec, whose facts were read before either call ran."""
     needs_tracing()
     if os.geteuid() != 0:
         pytest.skip("needs root to change user")
-    script = (f"/bin/true; {sys.executable} -S -c 'import os; os.setgid(65534); os.setuid(65534); "
-              f"os.execv(\"/bin/true\", [\"true\"])'; /bin/true")
+    login = subprocess.run(["sh", "-c", "echo 4321 > /proc/self/loginuid"],
+                           stderr=subprocess.DEVNULL).returncode == 0
+    set_login = ('fd = os.open(\"/proc/self/loginuid\", os.O_WRONLY); os.write(fd, b\"4321\"); '
+                 if login else "")
+    script = (f"/bin/true; {sys.executable} -S -c 'import os; {set_login}os.setgid(65534); "
+              f"os.setuid(65534); os.execv(\"/bin/true\", [\"true\"])'; /bin/true")
     quiet, loud = _same_alerts(detect.load_ruleset([])[0], script, delay)
     py = Path(sys.executable).name[:15]
     mine = [f for f in quiet.exec_facts if f[0] == py]
@@ -380,6 +386,8 @@ def test_live_a_quiet_exec_keeps_the_facts_it_had(delay):
     # the true it then exec'd (no longer quiet: its records reached the ring) as nobody
     assert ("true", 65534) in [f[:2] for f in quiet.exec_facts]
     assert ("true", 65534) in [f[:2] for f in loud.exec_facts]
+    if login:
+        assert mine[0][3] != 4321 and ("true", 4321) in [(f[0], f[3]) for f in quiet.exec_facts]
 
 
 def _ruleset(tmp_path, text):
