@@ -164,9 +164,16 @@ static void parse_status(const char *buf, struct wa_proc_facts *f)
     }
 }
 
-void wa_proc_facts_rest(pid_t tid, struct wa_proc_facts *f)
+void wa_proc_facts_more(pid_t tid, struct wa_proc_facts *f, unsigned what)
 {
     char path[64], buf[4096];
+    if ((what & WA_FACTS_STAT) && !(f->valid & WA_PF_STAT)) {
+        snprintf(path, sizeof path, "/proc/%d/stat", tid);
+        if (read_file(path, buf, sizeof buf) > 0 && parse_stat(buf, f) == 0)
+            f->valid |= WA_PF_STAT;
+    }
+    if (!(what & WA_FACTS_REST))
+        return;
     snprintf(path, sizeof path, "/proc/%d/status", tid);
     if (read_file(path, buf, sizeof buf) > 0) {
         parse_status(buf, f);
@@ -184,17 +191,13 @@ void wa_proc_facts_rest(pid_t tid, struct wa_proc_facts *f)
     }
 }
 
-long wa_capture_proc_facts(pid_t tid, struct wa_buf *b, int rest)
+long wa_capture_proc_facts(pid_t tid, struct wa_buf *b, unsigned what)
 {
     struct wa_proc_facts f;
-    char path[64], buf[4096];
+    char path[64];
     struct stat st;
     memset(&f, 0, sizeof f);
-    snprintf(path, sizeof path, "/proc/%d/stat", tid);
-    if (read_file(path, buf, sizeof buf) > 0 && parse_stat(buf, &f) == 0)
-        f.valid |= WA_PF_STAT;
-    if (rest)
-        wa_proc_facts_rest(tid, &f);
+    wa_proc_facts_more(tid, &f, what);
     /* stat() through the magic link reaches the running file even once it is unlinked. */
     snprintf(path, sizeof path, "/proc/%d/exe", tid);
     if (stat(path, &st) == 0) {

@@ -176,16 +176,21 @@ struct wa_tracer {
 
 static struct task *task_of(struct wa_tracer *t, pid_t tid);
 
-/* The rest of a quiet exec's facts (credentials, loginuid, fd limit) is read at the
- * process's next stop, before any call of its runs, or when its records are released:
- * only a quiet process whose records are dropped never pays for them. Nothing the process
- * did before that point changed them but its untraced calls (setrlimit). */
-static void facts_rest(uint8_t *facts, pid_t tid)
+/* A quiet exec's stop reads only what its judgement needs; the rest of its facts is read
+ * at the process's next stop on a call that could change them, before the call runs, or
+ * when its records are released: a quiet process whose records are dropped never pays for
+ * them. What can drift meanwhile changes only through untraced calls (setrlimit). */
+static void facts_more(uint8_t *facts, pid_t tid, unsigned what)
 {
     struct wa_proc_facts f;
     memcpy(&f, facts, sizeof f);   /* blob data is 8-aligned in the buffer, not in memory */
-    wa_proc_facts_rest(tid, &f);
+    wa_proc_facts_more(tid, &f, what);
     memcpy(facts, &f, sizeof f);
+}
+
+static void facts_rest(uint8_t *facts, pid_t tid)
+{
+    facts_more(facts, tid, WA_FACTS_ALL);
 }
 
 static void held_release(struct wa_tracer *t)
@@ -793,23 +798,14 @@ static const char *parent_name(struct wa_tracer *t, const struct task *tk)
     return pk->name;
 }
 
-/* At a successful exec (img: its EXEC record): the name the state will give the process,
- * and whether a quiet process stays quiet, i.e. no rule can match this exec. */
-static void exec_judge(struct wa_tracer *t, struct task *tk, const struct wa_buf *img)
+/* At a successful exec, whether the exec program can judge it (a native execve). */
+static const struct wa_pf *exec_program(struct wa_tracer *t, struct task *tk)
 {
     const struct wa_record *sr = rec(&tk->rb);
     const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-    /* Names matter only to the exec program, which names the filename's argument. */
     int judged = (tk->state & T_IN_SYSCALL) && tk->rb.len && sr->arch == NATIVE_ARCH &&
                  sr->nr == SYS_execve && !(sr->flags & WA_F_FOREIGN_ARCH) && pf && pf->exec.active;
-    if (tk->state & T_QUIET) {
-        if (judged && !wa_prefilter_exec_keep(pf, &tk->rb, img, parent_name(t, tk)))
-            tk->state |= T_EXEC_OK;
-        else
-            tk->state &= ~T_QUIET;   /* this record releases everything held before it */
-    }
-    if (!judged || wa_exec_name(&tk->rb, pf->exec.path_arg, tk->name) != 0)
-        tk->name[0] = 0;
+    return judged ? pf : NULL;
 }
 
 /* The new image, read at the exec stop: the exe's inode even if it is unlinked a
@@ -821,9 +817,8 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
         return;
     rec(b)->extra = (uint32_t)former;
     rec(b)->arch = NATIVE_ARCH;
-    /* A quiet process's exec is judged on the stat facts, the exe and the links alone. */
     int quiet = (tk->state & T_QUIET) != 0;
-    long facts = wa_capture_proc_facts(tid, b, !quiet);
+    long facts = wa_capture_proc_facts(tid, b, quiet ? 0 : WA_FACTS_ALL);
     char path[4096];
     /* /proc/self and /dev/fd name the tracer's own files from here: the exe facts cover them. */
     if (pending_exec_path(tk, path, sizeof path) == 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/dev/fd/", 8) != 0) {
@@ -837,16 +832,32 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
             exe = pf->exe;
         wa_capture_file_facts(tid, path, WA_SLOT_SCRIPT, b, have ? &exe : NULL);
     }
-    exec_judge(t, tk, b);
-    t->late_facts = 0;
-    if (quiet && facts > 0) {
-        if (tk->state & T_QUIET) {
-            t->late_facts = (uint32_t)facts;   /* held: the rest is read later */
-            tk->state |= T_FACTS_LATE;
+    const struct wa_pf *pf = exec_program(t, tk);
+    if (quiet) {
+        /* Judged first without the stat facts, a terminal counting as present: most execs
+         * are quiet all the same. The others are judged again with them. */
+        const char *pname = parent_name(t, tk);
+        int keep = !pf || wa_prefilter_exec_keep(pf, &tk->rb, b, pname);
+        if (keep && pf && facts > 0) {
+            facts_more(b->buf + facts, tid, WA_FACTS_STAT);
+            keep = wa_prefilter_exec_keep(pf, &tk->rb, b, pname);
+        }
+        t->late_facts = 0;
+        if (!keep) {
+            tk->state |= T_EXEC_OK;
+            if (facts > 0) {
+                t->late_facts = (uint32_t)facts;   /* held: the rest is read later */
+                tk->state |= T_FACTS_LATE;
+            }
         } else {
-            facts_rest(b->buf + facts, tid);
+            tk->state &= ~T_QUIET;   /* this record releases everything held before it */
+            if (facts > 0)
+                facts_rest(b->buf + facts, tid);
         }
     }
+    /* The name the state will give the process (names matter only to the exec program). */
+    if (!pf || wa_exec_name(&tk->rb, pf->exec.path_arg, tk->name) != 0)
+        tk->name[0] = 0;
     commit(t, b);
     t->late_facts = 0;
 }

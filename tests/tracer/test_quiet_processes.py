@@ -390,6 +390,32 @@ def test_live_a_quiet_exec_keeps_the_facts_it_had(delay):
         assert mine[0][3] != 4321 and ("true", 4321) in [(f[0], f[3]) for f in quiet.exec_facts]
 
 
+PTY_SHELL = ("import os\n"
+             "pid, fd = os.forkpty()\n"
+             "if pid == 0:\n"
+             "    os.execv('/bin/sh', ['sh', '-c', 'sh -c true; true'])\n"
+             "while True:\n"
+             "    try:\n"
+             "        if not os.read(fd, 1024):\n"
+             "            break\n"
+             "    except OSError:\n"
+             "        break\n"
+             "os.waitpid(pid, 0)\n")
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_a_quiet_shell_on_a_terminal_is_judged_with_it(delay):
+    """A quiet exec is judged first without /proc/PID/stat, a terminal counting as present;
+    a shell on a terminal is then judged again with it, and kept. (The first shell set up
+    the terminal, with calls that end its quiet; the one it starts is born quiet.)"""
+    needs_tracing()
+    quiet, loud = _same_alerts(detect.load_ruleset([])[0], [sys.executable, "-S", "-c", PTY_SHELL],
+                               delay)
+    assert "Shell with terminal in container" in {f[0] for f in quiet.fired}, quiet.fired
+    shells = [f for f in quiet.exec_facts if f[0] == "sh"]
+    assert len(shells) == 2 and all(f[6] not in (None, 0) for f in shells), quiet.exec_facts
+
+
 def _ruleset(tmp_path, text):
     f = tmp_path / "rules.yaml"
     f.write_text(text)
