@@ -156,6 +156,7 @@ struct wa_tracer {
     struct wa_placement placement;   /* the tracer thread's own: only it reads or writes */
     char agent_name[16];             /* the agent's name as the state reads it (its comm) */
     uint32_t late_facts;             /* emit_exec to commit: where the deferred facts are */
+    uint64_t cpu_final;              /* the tracer thread's CPU time, written before done */
     _Atomic uint64_t tracer_moves;
 };
 
@@ -1330,6 +1331,9 @@ static void trace_loop(struct wa_tracer *t)
     if (t->nhq)
         held_release(t);
     wa_ring_finish(&t->ring, 5000);
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        t->cpu_final = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     atomic_store(&t->done, 1);
     uint64_t one = 1;
     ssize_t w = write(t->ring.efd, &one, sizeof one);
@@ -1598,6 +1602,11 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->denied = atomic_load(&t->denied);
     s->ack_timeouts = atomic_load(&t->ack_timeouts);
     s->tracer_moves = atomic_load(&t->tracer_moves);
+    s->tracer_cpu_ns = atomic_load(&t->done) ? t->cpu_final : 0;
+    clockid_t cid;
+    struct timespec ts;
+    if (!atomic_load(&t->done) && pthread_getcpuclockid(t->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+        s->tracer_cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void wa_ack(struct wa_tracer *t)
