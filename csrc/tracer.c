@@ -1075,7 +1075,11 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         break;
     }
     case PTRACE_EVENT_EXEC: {
-        ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+        /* A quiet process has one thread (a thread of its own ends its quiet): it is the
+         * one that exec'd. */
+        msg = (unsigned long)tid;
+        if (!(tk->state & T_QUIET))
+            ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
         pid_t former = (pid_t)msg;
         if (former != tid) {
             /* The kernel numbers the former tid in the namespace of whoever was the parent
