@@ -35,7 +35,7 @@ def test_tls_with_ca_verified_and_wrong_ca_refused(orch_factory, tmp_path):
     wrong_ca.send(make_alert(0))
     time.sleep(1.0)
     assert not wrong_ca.connected.is_set()
-    assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca._last_error
+    assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca.last_error
     assert wrong_ca.close(0.2).undelivered == 1
 
     plain = _client(orch.port, tls=False).start()

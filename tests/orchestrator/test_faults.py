@@ -131,7 +131,7 @@ def test_exit_flush_is_not_lost_in_a_backoff_sleep(tmp_path):
     client = _client(port, backoff_initial=30, backoff_max=30, agent_id="sleepy").start()
     for i in range(10):
         client.send(make_alert(i))
-    wait_for(lambda: client.stats()["connects"] == 0 and client._outage_failures >= 1,
+    wait_for(lambda: client.stats()["connects"] == 0 and client.last_error,
              what="the first failure")
     orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
     try:
