@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import needs_tracing
+from tests.state.rules_sink import RulesSink
 from workload_agent import detect, runner
 from workload_agent.events import capture_kinds as K
 from workload_agent.events import facts
@@ -214,29 +215,6 @@ def test_rules_on_exit_or_clone_events_turn_quiet_processes_off(tmp_path):
 # ---- live ------------------------------------------------------------------------------
 
 
-class Sink:
-    def __init__(self, ruleset, delay):
-        self.tracker = StateTracker(CONTAINER, start_ns=time.time_ns())
-        self.ruleset, self.delay = ruleset, delay
-        self.fired, self.execs, self.stats = [], [], None
-
-    def handle(self, batch):
-        if self.delay:
-            time.sleep(self.delay)
-            self.delay = 0
-        for r in batch:
-            ev = self.tracker.process(r)
-            if ev is None:
-                continue
-            if ev.type == "execve":
-                self.execs.append(ev.proc.name)
-            for rule in self.ruleset.match(ev, "all"):
-                self.fired.append((rule.name, ev.proc.name, ev.proc.parent.name if ev.proc.parent else None))
-
-    def close(self, stats):
-        self.stats = stats
-
-
 def _same_alerts(ruleset, script, delay):
     """(with quiet processes, without): traced twice, the late consumer with them."""
     with_quiet = _trace(ruleset, script, True, delay)
@@ -247,7 +225,14 @@ def _same_alerts(ruleset, script, delay):
 
 
 def _trace(ruleset, script, quiet: bool, delay: float):
-    sink = Sink(ruleset, delay)
+    execs = []
+
+    def note_exec(tracker, ev):
+        if ev.type == "execve":
+            execs.append(ev.proc.name)
+
+    sink = RulesSink(ruleset, CONTAINER, delay, on_event=note_exec)
+    sink.execs = execs
     names, _ = detect.traced_syscalls(ruleset, ARCH)
     pf = compile_prefilter(ruleset, names, keep=detect.IDENTITY_SYSCALLS,
                            start_ns=sink.tracker.start_ns) if quiet else None
