@@ -54,9 +54,14 @@ def test_orchestrator_killed_and_restarted_mid_stream_exactly_once(tmp_path):
         c.start()
     total = 3000
     done = threading.Event()
+    crashed = [threading.Event(), threading.Event()]
 
     def produce():
         for i in range(total):
+            if i in (1000, 2000):
+                # Each third waits for the crash in the one before it: on a loaded machine
+                # the restarts could otherwise outlast the whole stream.
+                crashed[i // 1000 - 1].wait(60)
             for c in clients:
                 c.send(make_alert(i))
             if i % 20 == 0:
@@ -70,6 +75,7 @@ def test_orchestrator_killed_and_restarted_mid_stream_exactly_once(tmp_path):
             wait_for(lambda: count_lines(*_rotated(out)) >= crash * 1500, what="alerts flowing")
             assert not done.is_set(), "the crash must come in the middle of the stream"
             orch.kill()  # SIGKILL: no goodbye, no flush
+            crashed[crash - 1].set()   # the next third is produced while it is down
             time.sleep(0.3)
             orch.start()
         producer.join()

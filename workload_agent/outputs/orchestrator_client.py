@@ -149,7 +149,9 @@ class OrchestratorClient:
             return {"alerts": self.n_alerts, "buffered": self._buffered(), "resent": self.n_resent,
                     "buffer_dropped": self._buf.dropped, "acked": self._buf.acked,
                     "buffered_bytes": self._buf.memory_bytes, "spilled": self._buf.spilled,
-                    "connects": self.n_connects}
+                    "connects": self.n_connects,
+                    # written to the orchestrator, not acked yet: resent if it goes away
+                    "in_flight": max(0, self._sent_upto - self._buf.acked)}
 
     def close(self, timeout: float | None = None) -> DeliveryReport:
         """Deliver what is buffered for up to `timeout` seconds (flush_timeout), then stop."""
