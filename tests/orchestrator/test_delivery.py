@@ -8,9 +8,8 @@ import time
 
 from workload_agent.outputs.orchestrator_client import OrchestratorClient
 
-from orch_harness import (KEY, OrchProcess, RoundRobinProxy, count_lines, free_port, make_alert,
-                          make_ca_and_server_cert,
-                          read_jsonl, wait_for)
+from orch_harness import (KEY, OrchProcess, RoundRobinProxy, close_when_it_is_up, count_lines,
+                          free_port, make_alert, make_ca_and_server_cert, read_jsonl, wait_for)
 
 
 def _client(port, **kw):
@@ -109,13 +108,8 @@ def test_buffer_bound_drops_oldest_and_never_blocks(tmp_path):
     assert time.monotonic() - t0 < 1.0, "send() must not wait on the network"
     stats = client.stats()
     assert stats["buffered"] == 100 and stats["buffer_dropped"] == 4900
-    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
-    try:
-        report = client.close(10)
-    finally:
-        orch.stop()
+    report, records = close_when_it_is_up(client, tmp_path, port, 10)
     assert report.undelivered == 0 and report.buffer_dropped == 4900
-    records = read_jsonl(tmp_path / "out.jsonl")
     assert [r["output_fields"]["i"] for r in records] == list(range(4900, 5000))
 
 
@@ -137,13 +131,9 @@ def test_spill_file_keeps_order_beyond_memory(tmp_path):
         client.send(make_alert(i))
     assert spill.stat().st_size > 0
     assert client.stats()["buffered"] == 1500
-    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
-    try:
-        report = client.close(10)
-    finally:
-        orch.stop()
+    report, records = close_when_it_is_up(client, tmp_path, port, 10)
     assert report.complete
-    assert [r["output_fields"]["i"] for r in read_jsonl(tmp_path / "out.jsonl")] == list(range(1500))
+    assert [r["output_fields"]["i"] for r in records] == list(range(1500))
 
 
 RULE_V1 = "- rule: r1\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: WARNING\n"
