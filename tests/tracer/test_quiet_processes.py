@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import needs_tracing
+from tests.state.rules_sink import RulesSink
 from workload_agent import detect, runner
 from workload_agent.events import capture_kinds as K
 from workload_agent.events import facts
@@ -250,35 +251,28 @@ def test_rules_on_exit_or_clone_events_turn_quiet_processes_off(tmp_path):
 # ---- live ------------------------------------------------------------------------------
 
 
-class Sink:
+class Sink(RulesSink):
+    """What the agent's consumer does, noting each exec too: its name, its facts as the
+    state has them, and which facts its record brought (valid bits)."""
+
     def __init__(self, ruleset, delay):
-        self.tracker = StateTracker(CONTAINER, start_ns=time.time_ns())
-        self.ruleset, self.delay = ruleset, delay
-        self.fired, self.execs, self.exec_facts, self.stats = [], [], [], None
-        self.fact_bits = set()   # the facts each exec record brought (valid bits)
+        super().__init__(ruleset, CONTAINER, delay, on_event=self._note)
+        self.execs, self.exec_facts, self.fact_bits = [], [], set()
 
     def handle(self, batch):
-        if self.delay:
-            time.sleep(self.delay)
-            self.delay = 0
         for r in batch:
             if r.kind == R.K_EXEC:
                 pf = facts.proc_facts(r.blobs)
                 self.fact_bits.add(pf.valid if pf is not None else None)
-            ev = self.tracker.process(r)
-            if ev is None:
-                continue
-            if ev.type == "execve":
-                self.execs.append(ev.proc.name)
-                p = ev.proc
-                self.exec_facts.append((p.name, p.user.uid if p.user else None,
-                                        p.group.gid if p.group else None, p.loginuid,
-                                        p.fdlimit, p.cap_effective, p.tty, p.sid))
-            for rule in self.ruleset.match(ev, "all"):
-                self.fired.append((rule.name, ev.proc.name, ev.proc.parent.name if ev.proc.parent else None))
+        super().handle(batch)
 
-    def close(self, stats):
-        self.stats = stats
+    def _note(self, tracker, ev):
+        if ev.type == "execve":
+            p = ev.proc
+            self.execs.append(p.name)
+            self.exec_facts.append((p.name, p.user.uid if p.user else None,
+                                    p.group.gid if p.group else None, p.loginuid,
+                                    p.fdlimit, p.cap_effective, p.tty, p.sid))
 
 
 def _same_alerts(ruleset, script, delay):
