@@ -135,21 +135,29 @@ def test_unreadable_and_truncated_pointers_are_flagged(probe):
     assert stats["read_failures"] >= 1
 
 
-def test_full_ring_drops_and_reports_without_blocking_the_workload():
+def test_full_ring_drops_and_reports_without_blocking_the_workload(tmp_path):
+    done = tmp_path / "done"
+
     class SlowSink:
+        """Takes its first batch only once the workload has made all its calls (however
+        slow the machine): the tracer must keep the workload running meanwhile."""
+
         def __init__(self):
             self.records = []
 
         def handle(self, batch):
             if not self.records:
-                time.sleep(1.0)  # the tracer must keep the workload running meanwhile
+                deadline = time.monotonic() + 120
+                while not done.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
             self.records += batch
 
         def close(self, stats):
             self.stats = stats
 
     sink = SlowSink()
-    code = runner.run(["sh", "-c", "i=0; while [ $i -lt 3000 ]; do : < /etc/hostname; i=$((i+1)); done"],
+    code = runner.run(["sh", "-c", "i=0; while [ $i -lt 3000 ]; do : < /etc/hostname; i=$((i+1)); done; "
+                       f": > {done}"],
                       sink=sink, syscalls=["openat"], ring_bytes=1 << 16)
     assert code == 0
     drops = [r for r in sink.records if r.kind == R.K_DROP]
