@@ -13,8 +13,6 @@ import time
 from typing import Iterable
 
 from .events import records as R
-from .events.params import DEFAULT_SYSCALLS, SPECS, equivalents
-from .events.syscall_table import SYSCALLS
 
 # Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
 # paths resolve against, the setuid family user.*, setsid/setpgid the session and group,
@@ -123,6 +121,10 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
 
 def traced_syscalls(ruleset, arch: str) -> tuple:
     """(syscall names to trace, note). The note says when a rule forced the default set."""
+    # here, not at the top: a start with a warm rules cache takes the names from it
+    from .events.params import DEFAULT_SYSCALLS, SPECS, equivalents
+    from .events.syscall_table import SYSCALLS
+
     types = ruleset.event_types()
     if types is not None:
         # Rules on the agent's guard (tagged "agent": rules/05-agent-defense.yaml) match only
