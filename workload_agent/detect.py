@@ -10,9 +10,12 @@ import functools
 import os
 import sys
 import time
-from typing import Iterable
 
 from .events import records as R
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Iterable
 
 # Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
 # paths resolve against, the setuid family user.*, setsid/setpgid the session and group,

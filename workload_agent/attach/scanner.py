@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Set
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Set
 
 from ..events import records as R
 

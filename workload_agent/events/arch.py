@@ -9,7 +9,10 @@ ABI (``int 0x80`` on x86_64) like the native one, under the native names, so a r
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, Optional, Tuple
 
 from .syscall_table import AUDIT_ARCH, SYSCALLS
 

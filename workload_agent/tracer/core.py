@@ -5,8 +5,11 @@ Python never calls ptrace or wait here: the C thread owns both.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Mapping, Sequence
 
 from ..events import arch as archs
 from ..events.records import decode_batch
@@ -29,14 +32,12 @@ class WorkloadExecError(RuntimeError):
         self.errno = errno_
 
 
-@dataclass(frozen=True)
-class CaptureSpec:
+# args: per argument, (capture kind, len_arg or -1); when: (argument index, value), read
+# argument memory only when that argument has it. A named tuple, not a dataclass: this
+# module is on every start's way to the workload's exec, and dataclasses costs milliseconds.
+class CaptureSpec(namedtuple("CaptureSpec", "exit_needed args when", defaults=(True, (), ()))):
     """What to do for one syscall: take the exit stop? what memory to read per argument?"""
-
-    exit_needed: bool = True
-    args: tuple = ()  # per argument: (capture kind, len_arg or -1)
-    #: (argument index, value): read argument memory only when that argument has it
-    when: tuple = ()
+    __slots__ = ()
 
 
 _lib = None
@@ -55,10 +56,14 @@ MIN_KERNEL = (5, 3)  # PTRACE_GET_SYSCALL_INFO; the seccomp stop after the entry
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
-    import re
-
-    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    """(major, minor) of a release like "6.1.0-18-amd64"; (0, 0) when it is not one
+    (parsed by hand: the re module is not otherwise needed before the workload's exec)."""
+    parts = (release or os.uname().release).split(".", 2)
+    if len(parts) < 2 or not parts[0].isdigit():
+        return (0, 0)
+    minor = parts[1]
+    digits = len(minor) - len(minor.lstrip("0123456789"))
+    return (int(parts[0]), int(minor[:digits])) if digits else (0, 0)
 
 
 def available() -> tuple[bool, str]:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional
 
 from ..events.syscall_table import SYSCALLS
 
@@ -40,16 +43,10 @@ AIMED_AT_AGENT = frozenset({SIGNAL, PTRACE, MEMORY, PIDFD})
 PROC_FILES = ("mem",)
 
 
-@dataclass(frozen=True)
-class GuardRule:
-    label: str           # agent.guard
-    syscall: str
-    match: int
-    arg: int = 0
-    deny_errno: int = 0  # 0: let the call go on
-    record: bool = True
-    value: int = 0
-    dirfd_arg: int = -1
+# label: agent.guard; deny_errno 0: let the call go on. A named tuple: see CaptureSpec.
+class GuardRule(namedtuple("GuardRule", "label syscall match arg deny_errno record value dirfd_arg",
+                           defaults=(0, 0, True, 0, -1))):
+    __slots__ = ()
 
 
 # (syscall, match, argument, dirfd argument, label): calls aimed at the agent.
