@@ -211,11 +211,12 @@ def _leave(code: int) -> None:
     that is not a daemon gets the interpreter's usual exit, which waits for it."""
     import atexit
     import os
-    import threading
 
-    main = threading.main_thread()
-    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
-        return
+    threading = sys.modules.get("threading")   # not imported: no thread of its kind exists
+    if threading is not None:
+        main = threading.main_thread()
+        if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+            return
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

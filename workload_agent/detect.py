@@ -6,7 +6,6 @@ plus what the process state needs to stay true.
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -118,6 +117,8 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
                 failures.append(f"{name} left out ({head}){text}")
         files = [f for f in files if f not in bad]
         from .rules.loader import load_rules
+
+        import functools
 
         load = functools.partial(load_rules, compile_each=False)
 

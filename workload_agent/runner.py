@@ -7,12 +7,12 @@ cannot start, `--priority availability` runs it untraced with a loud warning and
 """
 from __future__ import annotations
 
+import _signal as signal   # signal's own numbers: the signal module's enums cost ~3 ms a start
+import _thread
 import errno
 import gc
 import os
-import signal
 import sys
-import threading
 import time
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -708,34 +708,45 @@ def _run_untraced(path: str, argv: list[str], env, old_mask) -> int:
     return EXIT_NOT_EXECUTABLE  # not reached
 
 
-class _SignalForwarder(threading.Thread):
+class _SignalForwarder:
     """Relays the signals sent to the agent to the workload (they are blocked in every
-    agent thread and taken here with sigtimedwait, so nothing runs in a handler)."""
+    agent thread and taken here with sigtimedwait, so nothing runs in a handler). A bare
+    _thread thread: the threading module costs every start some 4 ms of imports, and
+    this thread needs none of it (it is joined by its lock, and never outlives the run)."""
 
     def __init__(self, pid: int) -> None:
-        super().__init__(name="signal-forwarder", daemon=True)
         self.pid = pid
-        self.stopping = threading.Event()
+        self.stopping = False
+        self.ident = None
+        self._running = _thread.allocate_lock()   # held while the thread runs
+
+    def start(self) -> None:
+        self._running.acquire()
+        self.ident = _thread.start_new_thread(self.run, ())
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            info = signal.sigtimedwait(FORWARDED, 1.0)
-            if info is None or self.stopping.is_set():
-                continue
-            if info.si_code == SI_KERNEL:
-                continue  # from our terminal: the kernel already sent it to the workload's group
-            try:
-                os.kill(self.pid, info.si_signo)
-            except ProcessLookupError:
-                return
+        try:
+            while not self.stopping:
+                info = signal.sigtimedwait(FORWARDED, 1.0)
+                if info is None or self.stopping:
+                    continue
+                if info.si_code == SI_KERNEL:
+                    continue  # from our terminal: the kernel already sent it to the workload's group
+                try:
+                    os.kill(self.pid, info.si_signo)
+                except ProcessLookupError:
+                    return
+        finally:
+            self._running.release()
 
     def stop(self) -> None:
-        self.stopping.set()
+        self.stopping = True
         try:
             signal.pthread_kill(self.ident, signal.SIGWINCH)  # wakes sigtimedwait; not forwarded
         except (ProcessLookupError, TypeError):
             pass  # already gone
-        self.join()
+        with self._running:   # joined
+            pass
 
 
 def default_capture(names=None):
@@ -771,13 +782,15 @@ def _foreign_scanner(tracer, mode: str):
     when the mode is never or the agent is not the container's init."""
     if mode == "never":
         return None
-    from .attach.scanner import ForeignScanner, scope
+    from .attach.scope import scope
 
     active, why, skip = scope()
     if not active:
         if mode != "trace":   # asked for explicitly: say why it does nothing
             _warn(f"--attach-foreign {mode} has no effect: {why}")
         return None
+    from .attach.scanner import ForeignScanner
+
     scanner = ForeignScanner(tracer, mode, skip=skip, warn=_warn)
     scanner.start()
     return scanner

@@ -110,7 +110,7 @@ def read_entry(name: str, key: str, codec: str = "pickle") -> Optional[dict]:
             if codec == "marshal":
                 import marshal
 
-                doc = marshal.load(fh)
+                doc = marshal.loads(fh.read())   # marshal.load reads a file piece by piece
             else:
                 import pickle
 

@@ -5,7 +5,6 @@ Python never calls ptrace or wait here: the C thread owns both.
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 TYPE_CHECKING = False  # typing costs milliseconds at every container start
 if TYPE_CHECKING:
@@ -32,12 +31,30 @@ class WorkloadExecError(RuntimeError):
         self.errno = errno_
 
 
-# args: per argument, (capture kind, len_arg or -1); when: (argument index, value), read
-# argument memory only when that argument has it. A named tuple, not a dataclass: this
-# module is on every start's way to the workload's exec, and dataclasses costs milliseconds.
-class CaptureSpec(namedtuple("CaptureSpec", "exit_needed args when", defaults=(True, (), ()))):
-    """What to do for one syscall: take the exit stop? what memory to read per argument?"""
-    __slots__ = ()
+class CaptureSpec:
+    """What to do for one syscall: take the exit stop? what memory to read per argument?
+    (A plain class, not a dataclass or a named tuple: this module is on every start's way
+    to the workload's exec, and their modules cost milliseconds to import.)"""
+
+    __slots__ = ("exit_needed", "args", "when")
+
+    def __init__(self, exit_needed: bool = True, args: tuple = (), when: tuple = ()):
+        self.exit_needed = exit_needed
+        self.args = args    # per argument: (capture kind, len_arg or -1)
+        #: (argument index, value): read argument memory only when that argument has it
+        self.when = when
+
+    def _values(self) -> tuple:
+        return (self.exit_needed, self.args, self.when)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CaptureSpec) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"CaptureSpec(exit_needed={self.exit_needed!r}, args={self.args!r}, when={self.when!r})"
 
 
 _lib = None

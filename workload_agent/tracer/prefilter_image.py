@@ -90,12 +90,13 @@ class PrefilterImage:
             a = c_atoms[i]
             a.op, a.nstr, a.first_str, a.value, a.arg = op, nstr, first, value, arg
         pool = ffi.new("char[]", b"".join(self.strings) or b"\0")
-        offs = ffi.new("uint32_t[]", max(len(self.strings), 1))
-        lens = ffi.new("uint32_t[]", max(len(self.strings), 1))
-        off = 0
-        for i, s in enumerate(self.strings):
-            offs[i], lens[i] = off, len(s)
-            off += len(s)
+        lengths = [len(s) for s in self.strings] or [0]
+        starts, off = [], 0
+        for n in lengths:
+            starts.append(off)
+            off += n
+        offs = ffi.new("uint32_t[]", starts)
+        lens = ffi.new("uint32_t[]", lengths)
         pf.progs, pf.clauses, pf.atoms = progs, c_clauses, c_atoms
         pf.str_off, pf.str_len, pf.pool = offs, lens, pool
         return pf, [progs, c_clauses, c_atoms, pool, offs, lens]
