@@ -344,6 +344,33 @@ static void subject(struct exec_view *v, int which)
     }
 }
 
+/* proc.args[i]: argv[i + 1] as the state splits the vector (a truncated last item is an
+ * item), "" past the last one. */
+static int arg_item(const struct exec_view *v, int i, struct subj *out)
+{
+    size_t n = 0;
+    const uint8_t *d = blob_bytes(v->sys, v->prog->flags_arg, WA_C_ARGV, WA_B_UNREADABLE, &n);
+    if (!d)
+        return -1;
+    const uint8_t *end = d + n, *p = memchr(d, 0, n);
+    out->s = "";
+    out->n = 0;
+    if (!p)
+        return 0;
+    for (p++; p < end; i--) {
+        const uint8_t *q = memchr(p, 0, (size_t)(end - p));
+        if (i == 0) {
+            out->s = (const char *)p;
+            out->n = (size_t)((q ? q : end) - p);
+            return 0;
+        }
+        if (!q)
+            break;
+        p = q + 1;
+    }
+    return 0;
+}
+
 static int icontains(const char *h, size_t hn, const char *lower, size_t ln)
 {
     if (ln > hn)
@@ -424,12 +451,19 @@ static int exec_atom_holds(const struct wa_pf *pf, struct exec_view *v, const st
     default:
         break;
     }
-    if (a->arg < WA_PF_S_NAME || a->arg > WA_PF_S_PNAME)
-        return 1;
-    subject(v, a->arg);
-    const struct subj *s = &v->sub[a->arg - WA_PF_S_NAME];
-    if (!s->known)
-        return 1;
+    struct subj item;
+    const struct subj *s = &item;
+    if (a->arg >= WA_PF_S_ARG0 && a->arg < WA_PF_S_ARG0 + WA_PF_ARGN_MAX) {
+        if (arg_item(v, a->arg - WA_PF_S_ARG0, &item) != 0)
+            return 1;
+    } else {
+        if (a->arg < WA_PF_S_NAME || a->arg > WA_PF_S_PNAME)
+            return 1;
+        subject(v, a->arg);
+        s = &v->sub[a->arg - WA_PF_S_NAME];
+        if (!s->known)
+            return 1;
+    }
     if (a->op == WA_PF_STR_ICONTAINS && !ascii(s->s, s->n))
         return 1;   /* the rules lower the case of every character, not only ASCII */
     for (uint32_t k = 0; k < a->nstr; k++) {

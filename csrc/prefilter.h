@@ -40,6 +40,8 @@ enum wa_pf_subject {
     WA_PF_S_ARGS = 204,       /* proc.args: argv[1:] joined by spaces */
     WA_PF_S_ENV = 205,        /* proc.env: envp joined by spaces (when captured) */
     WA_PF_S_PNAME = 206,      /* proc.pname: the parent's name as the tracer tracked it */
+    WA_PF_S_ARG0 = 210,       /* proc.args[N] is WA_PF_S_ARG0 + N: argv[N + 1], "" past the end */
+    WA_PF_ARGN_MAX = 32,
 };
 
 struct wa_pf_atom {

@@ -152,6 +152,7 @@ struct wa_tracer {
     _Atomic uint64_t guard_hits, denied, ack_timeouts;
 
     struct wa_placement placement;   /* the tracer thread's own: only it reads or writes */
+    char agent_name[16];             /* the agent's name as the state reads it (its comm) */
     _Atomic uint64_t tracer_moves;
 };
 
@@ -710,6 +711,8 @@ static int pending_exec_path(struct task *tk, char *out, size_t cap)
 /* The parent's name as the state has it when it reads this process's records, or NULL. */
 static const char *parent_name(struct wa_tracer *t, const struct task *tk)
 {
+    if (tk->tgid == t->pid)   /* the workload's own process: its parent is the agent */
+        return t->agent_name[0] ? t->agent_name : NULL;
     if (tk->state & T_NO_PARENT)
         return NULL;
     const struct task *pk = task_of(t, tk->parent);
@@ -1267,6 +1270,23 @@ fail:
     _exit(rep.stage == STAGE_EXEC ? (rep.err == ENOENT ? 127 : 126) : 125);
 }
 
+/* The state names the workload's parent from the agent's stat comm, which nothing
+ * changes while we run (the leader's; thread names are the threads' own). */
+static void agent_comm(struct wa_tracer *t)
+{
+    char path[64], buf[32];
+    int trunc = 0;
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)getpid());
+    ssize_t n = wa_slurp(path, buf, sizeof buf - 1, &trunc);
+    t->agent_name[0] = 0;
+    if (n <= 0 || trunc)
+        return;
+    buf[n] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    if (strlen(buf) < sizeof t->agent_name)
+        strcpy(t->agent_name, buf);
+}
+
 static void *tracer_main(void *arg)
 {
     struct wa_tracer *t = arg;
@@ -1277,6 +1297,7 @@ static void *tracer_main(void *arg)
         start_result(t, -1);
         return NULL;
     }
+    agent_comm(t);
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
@@ -1316,6 +1337,11 @@ static void *tracer_main(void *arg)
     struct task *tk = task_of(t, pid);
     tk->tgid = pid;
     tk->state = T_KNOWN;
+    /* The workload's own process is quiet like any process born under us: a workload
+     * that does nothing a rule can see sends Python nothing at all. */
+    const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
+    if (pf && pf->exec.active)
+        tk->state |= T_QUIET;
     atomic_fetch_add(&t->task_count, 1);
     /* The workload is the agent's fork: said like any other fork, so the state builds it
      * from its parent and its exec record rather than from /proc. */

@@ -384,3 +384,18 @@ def test_live_unlinks_and_mkdirs_are_judged_in_c_and_alerts_stay(tmp_path):
     assert any("Log file" in a and str(log) in a for a in alerts["on"][0]), alerts["on"][0]
     assert alerts["on"][0] == alerts["off"][0]
     assert alerts["on"][1] >= 450 and alerts["off"][1] == 0
+
+
+def test_the_compilers_operations_and_subjects_are_the_c_cores():
+    """prefilter.py names the C core's enums for the compiler, which runs without the
+    extension (rules validate): each must be the value csrc/prefilter.h gives it."""
+    import workload_agent.tracer.prefilter as P
+    core = pytest.importorskip("workload_agent.tracer._core")
+    ops = ("PATH_IN", "PATH_PREFIX", "PATH_SUFFIX", "PATH_CONTAINS", "DIR_IN", "BASE_IN",
+           "BASE_PREFIX", "ACCMODE_IN", "FLAGS_ANY", "STR_IN", "STR_PREFIX", "STR_SUFFIX",
+           "STR_CONTAINS", "STR_ICONTAINS", "STR_PMATCH", "TTY", "EXE_NEW", "MEMFD")
+    subjects = ("S_NAME", "S_EXE", "S_EXEPATH", "S_EXEPATH_BASE", "S_ARGS", "S_ENV", "S_PNAME",
+                "S_ARG0", "ARGN_MAX")
+    for name in ops + subjects:
+        assert getattr(P, name) == getattr(core.lib, "WA_PF_" + name), name
+    assert P.S_PNAME < P.S_ARG0 and P.S_ARG0 + P.ARGN_MAX <= 256   # an atom's arg is a byte

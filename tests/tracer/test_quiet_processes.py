@@ -136,21 +136,25 @@ _DIRS = st.sampled_from(["/usr/bin/", "/tmp/", "/dev/shm/", "./", "", "/var/tmp/
                          "/proc/self/fd/", "/dev/fd/", "tmp/", "/run/shm/"])
 _ARGS = st.lists(st.sampled_from([b"-d", b"--decode", b"-e", b"/bin/sh", b"-c", b"id_rsa", b"install",
                                   b"i", b"stratum+TCP://pool", b"-s", b"\\", b"-r", b"base64", b"-m",
-                                  b"pip", b"--exec", b"EXEC:x", b"-la", b"", b"x y"]), max_size=4)
+                                  b"pip", b"--exec", b"EXEC:x", b"-la", b"", b"x y", b"/tmp/x.sh",
+                                  b"//tmp/./y", b"/tmpfoo/z", b"/dev/shm", b"tmp/x"]), max_size=4)
 _ENV = st.lists(st.sampled_from([b"PATH=/bin", b"LD_PRELOAD=/tmp/x.so", b"GLIBC_TUNABLES=x",
                                  b"glibc_tunables=y", b"HOME=/root", b"LD_PRELOAD=libjemalloc.so"]),
                 max_size=3)
+#: a first argument: a shell is judged by where its script is
+_FIRST_ARGS = st.sampled_from([None, b"/tmp/x.sh", b"//tmp/./y", b"/tmpfoo/z", b"/dev/shm", b"-c"])
 _LINKS = st.sampled_from([None, "same", "/memfd:x (deleted)", "/tmp/gone (deleted)", "/usr/bin/dash"])
 _PNAMES = st.sampled_from([None, "sh", "nginx", "postgres", "bash", "python3", "httpd", "mysqld"])
 
 
 @pytest.mark.parametrize("which", sorted(RULESETS))
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=_NAMES, where=_DIRS, argv0=st.sampled_from(["path", "name", "other"]), args=_ARGS,
+@given(name=_NAMES, where=_DIRS, argv0=st.sampled_from(["path", "name", "other"]),
+       first_arg=_FIRST_ARGS, args=_ARGS,
        env=_ENV, tty=st.sampled_from([0, 34816]), link=_LINKS, new=st.booleans(), pname=_PNAMES,
        pname_known=st.booleans())
-def test_an_exec_judged_quiet_matches_no_rule(which, name, where, argv0, args, env, tty, link, new,
-                                              pname, pname_known):
+def test_an_exec_judged_quiet_matches_no_rule(which, name, where, argv0, first_arg, args, env, tty,
+                                              link, new, pname, pname_known):
     compiled = COMPILED[which]
     if compiled.prefilter.exec_program is None:
         pytest.skip(f"{which}: a rule reads clone or exit events, so no process is quiet")
@@ -158,6 +162,7 @@ def test_an_exec_judged_quiet_matches_no_rule(which, name, where, argv0, args, e
     first = {"path": path, "name": name.encode(), "other": b"/opt/x"}[argv0]
     exe_link = None if link is None else (path.decode() if link == "same" else link).encode()
     times = (NEW_NS, OLD_NS) if new else (OLD_NS, OLD_NS)
+    args = ([first_arg] if first_arg is not None else []) + args
     child = _exec_records(CHILD, path, [first] + args, env, tty, exe_link, *times)
     if compiled.keeps(child[0], child[1], pname if pname_known else None):
         return
@@ -201,6 +206,36 @@ def test_the_default_rules_keep_what_they_watch_and_let_the_rest_be_quiet():
     assert not keeps(b"/opt/xmrig-notls-but-longer", [b"x"], link=b"/opt/y")
     assert keeps(b"/opt/xmrig-notls", [b"x"], link=b"/opt/y")
     assert not keeps(b"/usr/bin/id", [b"id"], link=b"/usr/bin/id", pname="httpd-helper")
+    # proc.args[N]: one argument, "" past the last; a shell is judged by its script's place
+    sh = dict(link=b"/usr/bin/dash", pname="workload-agent")
+    assert not keeps(b"/bin/sh", [b"sh", b"-c", b"true"], **sh)
+    assert not keeps(b"/bin/sh", [b"sh"], **sh)
+    assert not keeps(b"/bin/sh", [b"sh", b"-e", b"/tmp/x.sh"], **sh)   # args[0] is -e
+    assert not keeps(b"/bin/sh", [b"sh", b"/tmpx/y.sh"], **sh)
+    assert keeps(b"/bin/sh", [b"sh", b"/tmp/x.sh"], **sh)
+    assert keeps(b"/bin/sh", [b"sh", b"//tmp/./x.sh", b"more"], **sh)
+    assert keeps(b"/bin/bash", [b"bash", b"/dev/shm"], **sh)
+    assert not keeps(b"/bin/true", [b"true", b"/tmp/x.sh"], link=b"/usr/bin/true")   # not a shell
+
+
+@pytest.mark.parametrize("which", sorted(RULESETS))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(["sh", "bash", "dash", "zsh", "true", "python3"]),
+       args=st.lists(st.sampled_from([b"/tmp/x.sh", b"//tmp/./y", b"/tmpfoo/z", b"/dev/shm",
+                                      b"/var/tmp", b"/run/shm/a/b", b"tmp/x", b"-c", b"-e", b""]),
+                     max_size=3),
+       pname=st.sampled_from(["sh", "bash", "workload-agent", "python3"]))
+def test_an_exec_judged_quiet_by_its_arguments_matches_no_rule(which, name, args, pname):
+    """The test above with everything else benign, so that each argument's place decides
+    (proc.args[N]): a shell given a script from /tmp must be kept."""
+    compiled = COMPILED[which]
+    if compiled.prefilter.exec_program is None:
+        pytest.skip(f"{which}: a rule reads clone or exit events, so no process is quiet")
+    path = b"/usr/bin/" + name.encode()
+    child = _exec_records(CHILD, path, [name.encode()] + args, [], 0, path)
+    if compiled.keeps(child[0], child[1], pname):
+        return
+    assert _matches(RULESETS[which], pname, child) == []
 
 
 def test_rules_on_exit_or_clone_events_turn_quiet_processes_off(tmp_path):
@@ -238,7 +273,8 @@ class Sink:
 
 
 def _same_alerts(ruleset, script, delay):
-    """(with quiet processes, without): traced twice, the late consumer with them."""
+    """(with quiet processes, without): traced twice, the late consumer with them. script:
+    a shell script, or the workload's whole argv."""
     with_quiet = _trace(ruleset, script, True, delay)
     without = _trace(ruleset, script, False, 0.0)
     assert sorted(with_quiet.fired) == sorted(without.fired)
@@ -251,7 +287,8 @@ def _trace(ruleset, script, quiet: bool, delay: float):
     names, _ = detect.traced_syscalls(ruleset, ARCH)
     pf = compile_prefilter(ruleset, names, keep=detect.IDENTITY_SYSCALLS,
                            start_ns=sink.tracker.start_ns) if quiet else None
-    code = runner.run(["sh", "-c", script], sink=sink, syscalls=names, prefilter=pf,
+    argv = ["sh", "-c", script] if isinstance(script, str) else script
+    code = runner.run(argv, sink=sink, syscalls=names, prefilter=pf,
                       priority="security")
     assert code == 0
     assert sink.stats["drops"] == 0
@@ -285,6 +322,30 @@ def test_live_alerts_are_the_same_with_quiet_processes(tmp_path, delay):
     assert sorted(map(str, with_quiet.execs)).count(Path(sys.executable).name[:15]) == \
         sorted(map(str, without.execs)).count(Path(sys.executable).name[:15])   # its thread told
     assert with_quiet.execs.count("true") < without.execs.count("true")
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_the_workloads_own_process_is_quiet_too(tmp_path, delay):
+    """The workload's first process is born quiet like its children: a workload that does
+    nothing a rule can see sends Python nothing; one whose own exec a rule matches is judged
+    with the agent as its parent, as the state has it."""
+    needs_tracing()
+    rules = detect.load_ruleset([])[0]
+    quiet, loud = _same_alerts(rules, ["/bin/true"], delay)
+    assert quiet.execs == [] and quiet.stats["records"] == 0 and quiet.stats["quiet_dropped"] == 1
+    assert loud.execs == ["true"]
+    quiet, _ = _same_alerts(rules, ["sh", "-c", "/bin/true; /bin/true"], delay)
+    assert quiet.execs == [] and quiet.stats["quiet_dropped"] == 3
+    # its own exec from a temporary directory: the alert names the agent as the parent
+    os.symlink("/bin/true", tmp_path / "payload")
+    quiet, loud = _same_alerts(rules, [str(tmp_path / "payload")], delay)
+    assert [f[0] for f in quiet.fired] == ["Execution from temporary directory"], quiet.fired
+    assert quiet.fired[0][2] is not None   # the agent, by the name C tracked for it
+    # a quiet shell whose child a rule matches: the held shell comes out first, so the
+    # child's parent is the shell
+    os.symlink("/bin/true", tmp_path / "xmrig")
+    quiet, _ = _same_alerts(rules, ["sh", "-c", f"{tmp_path}/xmrig; /bin/true"], delay)
+    assert ("Crypto miner started", "xmrig", "sh") in quiet.fired, quiet.fired
 
 
 def _ruleset(tmp_path, text):

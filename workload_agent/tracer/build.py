@@ -42,7 +42,8 @@ enum wa_pf_op { WA_PF_PATH_IN=..., WA_PF_PATH_PREFIX=..., WA_PF_PATH_SUFFIX=...,
                 WA_PF_STR_IN=..., WA_PF_STR_PREFIX=..., WA_PF_STR_SUFFIX=..., WA_PF_STR_CONTAINS=...,
                 WA_PF_STR_ICONTAINS=..., WA_PF_STR_PMATCH=..., WA_PF_TTY=..., WA_PF_EXE_NEW=..., WA_PF_MEMFD=... };
 enum wa_pf_subject { WA_PF_S_NAME=..., WA_PF_S_EXE=..., WA_PF_S_EXEPATH=..., WA_PF_S_EXEPATH_BASE=...,
-                     WA_PF_S_ARGS=..., WA_PF_S_ENV=..., WA_PF_S_PNAME=... };
+                     WA_PF_S_ARGS=..., WA_PF_S_ENV=..., WA_PF_S_PNAME=...,
+                     WA_PF_S_ARG0=..., WA_PF_ARGN_MAX=... };
 struct wa_buf { uint8_t *buf; uint32_t len; uint32_t cap; };
 int wa_prefilter_keep(const struct wa_pf *pf, const struct wa_buf *b);
 int wa_prefilter_exec_keep(const struct wa_pf *pf, const struct wa_buf *sys, const struct wa_buf *img,

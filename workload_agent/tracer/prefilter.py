@@ -43,9 +43,11 @@ OP_NAMES = {PATH_IN: "path in", PATH_PREFIX: "path startswith", PATH_SUFFIX: "pa
             EXE_NEW: "executable changed after", MEMFD: "may be a memfd"}
 # The exec program's subjects (csrc/prefilter.h enum wa_pf_subject), as an atom's argument.
 S_NAME, S_EXE, S_EXEPATH, S_EXEPATH_BASE, S_ARGS, S_ENV, S_PNAME = range(200, 207)
+#: proc.args[N] is the subject S_ARG0 + N, for N below ARGN_MAX
+S_ARG0, ARGN_MAX = 210, 32
 SUBJECT_NAMES = {S_NAME: "proc.name", S_EXE: "proc.exe", S_EXEPATH: "proc.exepath",
                  S_EXEPATH_BASE: "basename(proc.exepath)", S_ARGS: "proc.args", S_ENV: "proc.env",
-                 S_PNAME: "proc.pname"}
+                 S_PNAME: "proc.pname", **{S_ARG0 + n: f"proc.args[{n}]" for n in range(ARGN_MAX)}}
 
 #: (op, frozenset of strings | int mask, argument whose path it tests: -1 the program's)
 Atom = Tuple[int, object, int]
@@ -421,6 +423,9 @@ def _exec_check(node: Check, start_ns: Optional[int]) -> Dnf:
     if isinstance(lhs, Field) and lhs.arg is None:
         name = lhs.name
         subject = _EXEC_STRINGS.get(name)
+    elif (isinstance(lhs, Field) and lhs.name == "proc.args" and lhs.arg.isdigit()
+          and int(lhs.arg) < ARGN_MAX):
+        name, subject = lhs.text, S_ARG0 + int(lhs.arg)
     elif (isinstance(lhs, Transform) and lhs.name == "basename" and len(lhs.args) == 1
           and isinstance(lhs.args[0], Field) and lhs.args[0].name == "proc.exepath"
           and lhs.args[0].arg is None):
