@@ -94,8 +94,8 @@ def main() -> int:
                     help="another workload-agent (e.g. an older build's, in its own venv) run "
                          "side by side as the runner agent_compare")
     ap.add_argument("--only", metavar="LIST",
-                    help="comma-separated runners and workloads to measure (native is always "
-                         "run), e.g. agent,agent_tracer_any,strace,a_open_close,c_spawn")
+                    help="comma-separated runners and workloads to measure (native and "
+                         "--compare's build are always run), e.g. agent,agent_tracer_any,strace,a_open_close,c_spawn")
     args = ap.parse_args()
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="wa-bench-"))
@@ -148,7 +148,8 @@ def main() -> int:
         if unknown:
             sys.exit(f"bench: --only: unknown {', '.join(sorted(unknown))} "
                      f"(runners: {', '.join(runners)}; workloads: {', '.join(workloads)})")
-        runners = {r: p for r, p in runners.items() if r == "native" or r in only}
+        # the build given with --compare is what the run is for: always measured
+        runners = {r: p for r, p in runners.items() if r in ("native", "agent_compare") or r in only}
         if only & set(workloads):
             workloads = {w: v for w, v in workloads.items() if w in only}
     print("traced by the agent (and strace):", " ".join(traced), flush=True)

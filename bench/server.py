@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A server under load: nginx (1 worker, 4 KiB static files) driven by wrk on the other
-CPU, requests/s side by side in one run: native, strace on the same syscall set, and
-the agent with the default rules; nginx pinned to CPU 0 (like a 1-vCPU task, where the
+CPU, requests/s side by side in one run: native, strace on the same syscall set, a bare C
+tracer stopping on each openat only (the floor of one stop per request), and the agent
+with the default rules; nginx pinned to CPU 0 (like a 1-vCPU task, where the
 agent's consumer shares the workload's CPU) and unpinned.
 
     python3 bench/server.py [--seconds 5] [--repeat 3] [--connections 16]
@@ -131,6 +132,14 @@ def main() -> int:
     runners = {"native": []}
     if strace:
         runners["strace"] = [strace, "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(traced), "-o", "/dev/null"]
+    # the floor: a minimal C tracer taking only the openat entry stops (nginx opens the file
+    # of each request), no decoding, no rules
+    bare = os.path.join(d, "bare_tracer")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bare_tracer.c")
+    if shutil.which("gcc") and subprocess.run(["gcc", "-O2", "-o", bare, src]).returncode == 0:
+        runners["bare_c_tracer"] = [bare, "entry"]
+    else:
+        print("no gcc: the bare C tracer (the floor of one stop per request) is not measured")
     runners["agent"] = run_prefix("--alerts-to", "/dev/null")
     placements = {"unpinned": (None, None)}
     if ncpu >= 2 and shutil.which("taskset"):
@@ -150,7 +159,7 @@ def main() -> int:
             native = statistics.median(samples["native"]) or 1.0
             for r, s in samples.items():
                 med = statistics.median(s)
-                line = (f"  {r:8s} {med:10.0f} requests/s  x{med / native:5.2f} of native  "
+                line = (f"  {r:13s} {med:10.0f} requests/s  x{med / native:5.2f} of native  "
                         f"(runs: {', '.join(f'{x:.0f}' for x in s)})")
                 if r in stops:
                     line += f"   {stops[r]} stops in the last run"

@@ -311,7 +311,7 @@ int wa_attach_record(struct wa_buf *b, pid_t tgid, pid_t tid, uint64_t ts, uint3
         return -1;
     rec(b)->args[0] = ts;
     rec(b)->arch = arch;
-    wa_capture_proc_facts(tgid, b);
+    wa_capture_proc_facts(tgid, b, WA_FACTS_ALL);
     wa_attach_capture(tgid, b, max);
     return 0;
 }

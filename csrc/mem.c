@@ -100,28 +100,71 @@ size_t wa_mem_read(pid_t tid, uint64_t addr, void *dst, size_t len)
 
 void wa_mem_read_windows(pid_t tid, const uint64_t *addrs, size_t n, uint8_t *win, uint32_t *got)
 {
-    struct iovec local[WA_WINDOWS_MAX], remote[WA_WINDOWS_MAX];
     if (n > WA_WINDOWS_MAX)
         n = WA_WINDOWS_MAX;
+    size_t w[WA_WINDOWS_MAX];
+    uint8_t ord[WA_WINDOWS_MAX], rix[WA_WINDOWS_MAX];
     for (size_t i = 0; i < n; i++) {
         size_t in_page = PAGE - (size_t)(addrs[i] & (PAGE - 1));
-        size_t w = in_page < WA_WINDOW ? in_page : WA_WINDOW;
-        remote[i].iov_base = (void *)(uintptr_t)addrs[i];
-        remote[i].iov_len = w;
-        local[i].iov_base = win + i * WA_WINDOW;
-        local[i].iov_len = w;
+        w[i] = in_page < WA_WINDOW ? in_page : WA_WINDOW;
         got[i] = 0;
+        ord[i] = (uint8_t)i;
     }
     if (!n || vm_broken)
         return;
-    ssize_t r = process_vm_readv(tid, local, (unsigned long)n, remote, (unsigned long)n, 0);
+    /* The windows merged where they overlap or touch: an exec's strings lie side by side,
+     * and the kernel pins each remote iovec's pages anew, so 40 windows on one page cost
+     * 40 pins where one range costs one. Read in address order, split at page ends, so a
+     * read that stops at an unmapped page has read exactly the ranges before it. */
+    for (size_t i = 1; i < n; i++) {
+        uint8_t k = ord[i];
+        size_t j = i;
+        for (; j > 0 && addrs[ord[j - 1]] > addrs[k]; j--)
+            ord[j] = ord[j - 1];
+        ord[j] = k;
+    }
+    struct { uint64_t a, e; size_t off; } rg[WA_WINDOWS_MAX];
+    size_t nr = 0, staged = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = ord[k];
+        uint64_t a = addrs[i], e = a + w[i];
+        if (nr && a <= rg[nr - 1].e) {
+            if (e > rg[nr - 1].e)
+                rg[nr - 1].e = e;
+        } else {
+            rg[nr].a = a;
+            rg[nr].e = e;
+            nr++;
+        }
+        rix[i] = (uint8_t)(nr - 1);
+    }
+    struct iovec local, remote[WA_WINDOWS_MAX];
+    size_t nrem = 0;
+    for (size_t r = 0; r < nr; r++) {
+        rg[r].off = staged;
+        for (uint64_t a = rg[r].a; a < rg[r].e && nrem < WA_WINDOWS_MAX;) {
+            uint64_t page_end = (a | (PAGE - 1)) + 1;
+            uint64_t e = rg[r].e < page_end ? rg[r].e : page_end;
+            remote[nrem].iov_base = (void *)(uintptr_t)a;
+            remote[nrem].iov_len = (size_t)(e - a);
+            nrem++;
+            a = e;
+        }
+        staged += (size_t)(rg[r].e - rg[r].a);
+    }
+    /* The union of the windows is no larger than their sum: it fits. */
+    uint8_t stage[WA_WINDOWS_MAX * WA_WINDOW];
+    local.iov_base = stage;
+    local.iov_len = staged;
+    ssize_t r = process_vm_readv(tid, &local, 1, remote, (unsigned long)nrem, 0);
     if (r <= 0)
         return;
-    /* A read stops at the first window it cannot read; each window is inside one page. */
-    size_t left = (size_t)r;
-    for (size_t i = 0; i < n && left >= remote[i].iov_len; i++) {
-        got[i] = (uint32_t)remote[i].iov_len;
-        left -= remote[i].iov_len;
+    for (size_t i = 0; i < n; i++) {
+        size_t pos = rg[rix[i]].off + (size_t)(addrs[i] - rg[rix[i]].a);
+        if (pos + w[i] <= (size_t)r) {
+            memcpy(win + i * WA_WINDOW, stage + pos, w[i]);
+            got[i] = (uint32_t)w[i];
+        }
     }
 }
 

@@ -164,39 +164,54 @@ static void parse_status(const char *buf, struct wa_proc_facts *f)
     }
 }
 
-void wa_capture_proc_facts(pid_t tid, struct wa_buf *b)
+void wa_proc_facts_more(pid_t tid, struct wa_proc_facts *f, unsigned what)
 {
-    struct wa_proc_facts f;
     char path[64], buf[4096];
-    struct stat st;
-    memset(&f, 0, sizeof f);
-    snprintf(path, sizeof path, "/proc/%d/stat", tid);
-    if (read_file(path, buf, sizeof buf) > 0 && parse_stat(buf, &f) == 0)
-        f.valid |= WA_PF_STAT;
+    if ((what & WA_FACTS_STAT) && !(f->valid & WA_PF_STAT)) {
+        snprintf(path, sizeof path, "/proc/%d/stat", tid);
+        if (read_file(path, buf, sizeof buf) > 0 && parse_stat(buf, f) == 0)
+            f->valid |= WA_PF_STAT;
+    }
+    if (!(what & WA_FACTS_REST))
+        return;
     snprintf(path, sizeof path, "/proc/%d/status", tid);
     if (read_file(path, buf, sizeof buf) > 0) {
-        parse_status(buf, &f);
-        f.valid |= WA_PF_STATUS;
+        parse_status(buf, f);
+        f->valid |= WA_PF_STATUS;
     }
     snprintf(path, sizeof path, "/proc/%d/loginuid", tid);
     if (read_file(path, buf, sizeof buf) > 0) {
-        f.loginuid = (uint32_t)strtoul(buf, NULL, 10);
-        f.valid |= WA_PF_LOGINUID;
+        f->loginuid = (uint32_t)strtoul(buf, NULL, 10);
+        f->valid |= WA_PF_LOGINUID;
     }
     struct rlimit rl;
     if (prlimit(tid, RLIMIT_NOFILE, NULL, &rl) == 0) {
-        f.fdlimit = rl.rlim_cur;
-        f.valid |= WA_PF_FDLIMIT;
+        f->fdlimit = rl.rlim_cur;
+        f->valid |= WA_PF_FDLIMIT;
     }
+}
+
+long wa_capture_proc_facts(pid_t tid, struct wa_buf *b, unsigned what)
+{
+    struct wa_proc_facts f;
+    char path[64];
+    struct stat st;
+    memset(&f, 0, sizeof f);
+    wa_proc_facts_more(tid, &f, what);
     /* stat() through the magic link reaches the running file even once it is unlinked. */
     snprintf(path, sizeof path, "/proc/%d/exe", tid);
     if (stat(path, &st) == 0) {
         file_facts_of(&st, &f.exe);
         f.valid |= WA_PF_EXE;
     }
-    blob_put(b, WA_SLOT_PROC, WA_C_PROC_FACTS, &f, sizeof f, 0);
+    long at = blob_begin(b, WA_SLOT_PROC, WA_C_PROC_FACTS, sizeof f);
+    if (at >= 0) {
+        memcpy(blob_data(b, at), &f, sizeof f);
+        blob_end(b, at, sizeof f, 0);
+    }
     wa_capture_link(tid, "exe", WA_SLOT_EXE, b);
     wa_capture_link(tid, "cwd", WA_SLOT_CWD, b);
+    return at < 0 ? -1 : at + (long)sizeof(struct wa_blob);
 }
 
 int wa_capture_link(pid_t tid, const char *what, uint16_t slot, struct wa_buf *b)

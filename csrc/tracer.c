@@ -79,6 +79,7 @@ enum task_state {
     T_QUIET = 1u << 7,        /* born under us, nothing of it reached the ring yet (see below) */
     T_NO_PARENT = 1u << 8,    /* CLONE_PARENT: the state's parent is not the cloner */
     T_EXEC_OK = 1u << 9,      /* at its exec stop: the exec can match no rule */
+    T_FACTS_LATE = 1u << 10,  /* its held exec record still lacks the rest of its facts */
 };
 
 struct task {
@@ -97,6 +98,7 @@ struct held {
     int32_t owner;
     uint32_t gen;
     uint32_t off, len;
+    uint32_t facts;   /* an exec record whose facts lack the rest: their offset in it; 0 none */
 };
 
 struct wa_tracer {
@@ -153,6 +155,8 @@ struct wa_tracer {
 
     struct wa_placement placement;   /* the tracer thread's own: only it reads or writes */
     char agent_name[16];             /* the agent's name as the state reads it (its comm) */
+    uint32_t late_facts;             /* emit_exec to commit: where the deferred facts are */
+    uint64_t cpu_final;              /* the tracer thread's CPU time, written before done */
     _Atomic uint64_t tracer_moves;
 };
 
@@ -173,39 +177,73 @@ struct wa_tracer {
 
 static struct task *task_of(struct wa_tracer *t, pid_t tid);
 
+/* A quiet exec's stop reads only what its judgement needs; the rest of its facts is read
+ * at the process's next stop on a call that could change them, before the call runs, or
+ * when its records are released: a quiet process whose records are dropped never pays for
+ * them. What can drift meanwhile changes only through untraced calls (setrlimit). */
+static void facts_more(uint8_t *facts, pid_t tid, unsigned what)
+{
+    struct wa_proc_facts f;
+    memcpy(&f, facts, sizeof f);   /* blob data is 8-aligned in the buffer, not in memory */
+    wa_proc_facts_more(tid, &f, what);
+    memcpy(facts, &f, sizeof f);
+}
+
+static void facts_rest(uint8_t *facts, pid_t tid)
+{
+    facts_more(facts, tid, WA_FACTS_ALL);
+}
+
 static void held_release(struct wa_tracer *t)
 {
     for (uint32_t i = 0; i < t->nhq; i++) {
         struct held *h = &t->hq[i];
-        wa_ring_put(&t->ring, t->held.buf + h->off, h->len);
         struct task *tk = task_of(t, h->owner);
-        if (tk && tk->gen == h->gen)
+        int same = tk && tk->gen == h->gen;
+        if (h->facts) {
+            facts_rest(t->held.buf + h->off + h->facts, h->owner);
+            if (same)
+                tk->state &= ~T_FACTS_LATE;
+        }
+        wa_ring_put(&t->ring, t->held.buf + h->off, h->len);
+        if (same)
             tk->state &= ~T_QUIET;
     }
     t->nhq = 0;
     t->held.len = 0;
 }
 
-static void held_put(struct wa_tracer *t, const struct wa_buf *b, pid_t owner, uint32_t gen)
+/* The record in b could not be held: out it goes, after everything held. */
+static void held_overflow(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_t facts)
+{
+    held_release(t);
+    if (facts) {
+        facts_rest(b->buf + facts, owner);
+        struct task *tk = task_of(t, owner);
+        if (tk)
+            tk->state &= ~T_FACTS_LATE;
+    }
+    wa_ring_put(&t->ring, b->buf, b->len);
+}
+
+static void held_put(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_t gen, uint32_t facts)
 {
     if (t->nhq == t->caphq) {
         uint32_t cap = t->caphq ? t->caphq * 2 : 64;
         struct held *p = realloc(t->hq, cap * sizeof *p);
         if (!p) {
-            held_release(t);
-            wa_ring_put(&t->ring, b->buf, b->len);
+            held_overflow(t, b, owner, facts);
             return;
         }
         t->hq = p;
         t->caphq = cap;
     }
     if (reserve(&t->held, b->len) != 0) {
-        held_release(t);
-        wa_ring_put(&t->ring, b->buf, b->len);
+        held_overflow(t, b, owner, facts);
         return;
     }
     memcpy(t->held.buf + t->held.len, b->buf, b->len);
-    t->hq[t->nhq++] = (struct held){ owner, gen, t->held.len, b->len };
+    t->hq[t->nhq++] = (struct held){ owner, gen, t->held.len, b->len, facts };
     t->held.len += b->len;
     if (t->held.len > HELD_MAX_BYTES || t->nhq > HELD_MAX_RECORDS)
         held_release(t);
@@ -228,6 +266,40 @@ static void held_discard(struct wa_tracer *t, pid_t owner, uint32_t gen)
     t->nhq = j;
     t->held.len = off;
 }
+
+/* A process whose exec facts are still partial: read the rest now. */
+static void facts_now(struct wa_tracer *t, pid_t tid, struct task *tk)
+{
+    tk->state &= ~T_FACTS_LATE;
+    for (uint32_t i = 0; i < t->nhq; i++) {
+        struct held *h = &t->hq[i];
+        if (h->owner == tid && h->gen == tk->gen && h->facts) {
+            facts_rest(t->held.buf + h->off + h->facts, tid);
+            h->facts = 0;
+        }
+    }
+}
+
+/* A process whose exec facts are still partial entered a call: read the rest before the
+ * call runs, unless it is one that cannot change them. A read-only open cannot (only a
+ * write to /proc/self/loginuid changes the loginuid): those are the dynamic loader's. */
+static void facts_before(struct wa_tracer *t, pid_t tid, struct task *tk, uint32_t arch, uint64_t nr,
+                         const uint64_t *args)
+{
+    if (!(tk->state & T_FACTS_LATE))
+        return;
+    if (arch == NATIVE_ARCH) {
+        uint64_t flags = nr == SYS_openat ? args[2] : UINT64_MAX;
+#ifdef SYS_open
+        if (nr == SYS_open)
+            flags = args[1];
+#endif
+        if (flags != UINT64_MAX && (flags & O_ACCMODE) == O_RDONLY)
+            return;
+    }
+    facts_now(t, tid, tk);
+}
+
 
 static void commit(struct wa_tracer *t, struct wa_buf *b)
 {
@@ -255,10 +327,16 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
         else if (pf && pf->progs)
             holdable = pf->progs[r->nr].quiet_hold;
         if (holdable) {
-            held_put(t, b, owner, ok->gen);
+            held_put(t, b, owner, ok->gen, r->kind == WA_K_EXEC ? t->late_facts : 0);
             b->len = 0;
             return;
         }
+    }
+    if (r->kind == WA_K_EXEC && t->late_facts) {   /* not held after all: complete it now */
+        facts_rest(b->buf + t->late_facts, r->tid);
+        t->late_facts = 0;
+        if (ok)
+            ok->state &= ~T_FACTS_LATE;
     }
     if (t->nhq)
         held_release(t);
@@ -721,23 +799,14 @@ static const char *parent_name(struct wa_tracer *t, const struct task *tk)
     return pk->name;
 }
 
-/* At a successful exec (img: its EXEC record): the name the state will give the process,
- * and whether a quiet process stays quiet, i.e. no rule can match this exec. */
-static void exec_judge(struct wa_tracer *t, struct task *tk, const struct wa_buf *img)
+/* At a successful exec, whether the exec program can judge it (a native execve). */
+static const struct wa_pf *exec_program(struct wa_tracer *t, struct task *tk)
 {
     const struct wa_record *sr = rec(&tk->rb);
     const struct wa_pf *pf = atomic_load_explicit(&t->pf, memory_order_acquire);
-    /* Names matter only to the exec program, which names the filename's argument. */
     int judged = (tk->state & T_IN_SYSCALL) && tk->rb.len && sr->arch == NATIVE_ARCH &&
                  sr->nr == SYS_execve && !(sr->flags & WA_F_FOREIGN_ARCH) && pf && pf->exec.active;
-    if (tk->state & T_QUIET) {
-        if (judged && !wa_prefilter_exec_keep(pf, &tk->rb, img, parent_name(t, tk)))
-            tk->state |= T_EXEC_OK;
-        else
-            tk->state &= ~T_QUIET;   /* this record releases everything held before it */
-    }
-    if (!judged || wa_exec_name(&tk->rb, pf->exec.path_arg, tk->name) != 0)
-        tk->name[0] = 0;
+    return judged ? pf : NULL;
 }
 
 /* The new image, read at the exec stop: the exe's inode even if it is unlinked a
@@ -749,7 +818,8 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
         return;
     rec(b)->extra = (uint32_t)former;
     rec(b)->arch = NATIVE_ARCH;
-    wa_capture_proc_facts(tid, b);
+    int quiet = (tk->state & T_QUIET) != 0;
+    long facts = wa_capture_proc_facts(tid, b, quiet ? 0 : WA_FACTS_ALL);
     char path[4096];
     /* /proc/self and /dev/fd name the tracer's own files from here: the exe facts cover them. */
     if (pending_exec_path(tk, path, sizeof path) == 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/dev/fd/", 8) != 0) {
@@ -763,8 +833,34 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
             exe = pf->exe;
         wa_capture_file_facts(tid, path, WA_SLOT_SCRIPT, b, have ? &exe : NULL);
     }
-    exec_judge(t, tk, b);
+    const struct wa_pf *pf = exec_program(t, tk);
+    if (quiet) {
+        /* Judged first without the stat facts, a terminal counting as present: most execs
+         * are quiet all the same. The others are judged again with them. */
+        const char *pname = parent_name(t, tk);
+        int keep = !pf || wa_prefilter_exec_keep(pf, &tk->rb, b, pname);
+        if (keep && pf && facts > 0) {
+            facts_more(b->buf + facts, tid, WA_FACTS_STAT);
+            keep = wa_prefilter_exec_keep(pf, &tk->rb, b, pname);
+        }
+        t->late_facts = 0;
+        if (!keep) {
+            tk->state |= T_EXEC_OK;
+            if (facts > 0) {
+                t->late_facts = (uint32_t)facts;   /* held: the rest is read later */
+                tk->state |= T_FACTS_LATE;
+            }
+        } else {
+            tk->state &= ~T_QUIET;   /* this record releases everything held before it */
+            if (facts > 0)
+                facts_rest(b->buf + facts, tid);
+        }
+    }
+    /* The name the state will give the process (names matter only to the exec program). */
+    if (!pf || wa_exec_name(&tk->rb, pf->exec.path_arg, tk->name) != 0)
+        tk->name[0] = 0;
     commit(t, b);
+    t->late_facts = 0;
 }
 
 #define NR_CLONE3 435   /* same number on x86_64 and aarch64 */
@@ -927,6 +1023,7 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
             break;   /* someone else's filter: its syscalls are seen at the entry stop */
         if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof si, &si) <= 0 || si.op != SI_OP_SECCOMP)
             break;
+        facts_before(t, tid, tk, si.arch, si.seccomp.nr, si.seccomp.args);
         uint32_t data = si.seccomp.ret_data;
         uint64_t nr = si.seccomp.nr;
         int foreign = si.arch != NATIVE_ARCH;
@@ -978,7 +1075,11 @@ static void handle_event(struct wa_tracer *t, pid_t tid, struct task *tk, int ev
         break;
     }
     case PTRACE_EVENT_EXEC: {
-        ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+        /* A quiet process has one thread (a thread of its own ends its quiet): it is the
+         * one that exec'd. */
+        msg = (unsigned long)tid;
+        if (!(tk->state & T_QUIET))
+            ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
         pid_t former = (pid_t)msg;
         if (former != tid) {
             /* The kernel numbers the former tid in the namespace of whoever was the parent
@@ -1030,6 +1131,7 @@ static void handle_syscall_stop(struct wa_tracer *t, pid_t tid, struct task *tk)
     if (n > 0 && si.op == SI_OP_EXIT) {
         end_syscall(t, tid, tk, si.exit.rval);
     } else if (n > 0 && si.op == SI_OP_ENTRY && (!t->filter || (tk->state & T_FULL))) {
+        facts_before(t, tid, tk, si.arch, si.entry.nr, si.entry.args);
         uint64_t nr = si.entry.nr;
         int foreign = si.arch != NATIVE_ARCH;
         int guarded = t->has_guard && (foreign ? t->guard.foreign_flags != 0 : wa_guard_watches(&t->guard, nr));
@@ -1233,6 +1335,9 @@ static void trace_loop(struct wa_tracer *t)
     if (t->nhq)
         held_release(t);
     wa_ring_finish(&t->ring, 5000);
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        t->cpu_final = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     atomic_store(&t->done, 1);
     uint64_t one = 1;
     ssize_t w = write(t->ring.efd, &one, sizeof one);
@@ -1501,6 +1606,11 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->denied = atomic_load(&t->denied);
     s->ack_timeouts = atomic_load(&t->ack_timeouts);
     s->tracer_moves = atomic_load(&t->tracer_moves);
+    s->tracer_cpu_ns = atomic_load(&t->done) ? t->cpu_final : 0;
+    clockid_t cid;
+    struct timespec ts;
+    if (!atomic_load(&t->done) && pthread_getcpuclockid(t->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+        s->tracer_cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void wa_ack(struct wa_tracer *t)

@@ -73,6 +73,7 @@ struct wa_stats {
     uint64_t ack_timeouts;        /* guarded stops that stopped waiting for the consumer */
     uint64_t tracer_moves;        /* times the tracer thread moved to its tracee's CPU */
     uint64_t quiet_dropped;       /* processes no rule could see: their records never sent */
+    uint64_t tracer_cpu_ns;       /* CPU time of the tracer thread so far */
 };
 
 struct wa_tracer;

@@ -239,19 +239,50 @@ def test_sessions_that_end_before_the_agent_looks_cost_nothing(tmp_path):
         assert f"{started} attached" in line and "not permitted" not in line
 
 
+def _until_reported(agent) -> str:
+    """Shell code that waits (20 s at most) until the agent reported the session: in alert
+    mode nothing else tells the session that it was seen."""
+    return (f'for i in $(seq 400); do grep -q "Exec session started" {agent.alerts_path} && break; '
+            'sleep 0.05; done')
+
+
 def test_alert_mode_reports_without_tracing(tmp_path):
     _requirements()
     agent = NsAgent(tmp_path, extra=["--attach-foreign", "alert"])
     try:
-        p = agent.enter(["sh", "-c", "sleep 0.5; cat /etc/hostname > /dev/null"], timeout=30)
+        p = agent.enter(["sh", "-c", f"{_until_reported(agent)}; cat /etc/hostname > /dev/null"],
+                        timeout=30)
         assert p.returncode == 0
     finally:
         code, _stdout, stderr = agent.stop()
     assert code == 0 and "Traceback" not in stderr, stderr
     alerts = agent.alerts()
-    assert len(_by_rule(alerts, "Exec session started in container")) == 1
+    assert len(_by_rule(alerts, "Exec session started in container")) == 1, alerts
     assert _by_rule(alerts, "t session file read") == []   # not traced: its syscalls unseen
     assert "reported (not traced)" in stderr
+
+
+def test_alert_mode_session_seen_before_the_runtime_helper_execs(tmp_path):
+    """nsenter and runc exec fork a helper that execs the session's program; the session
+    starts at that exec, which alert mode never sees. A helper seen before it (a loaded
+    machine) used to leave a session that never started: no alert at all."""
+    _requirements()
+    agent = NsAgent(tmp_path, extra=["--attach-foreign", "alert"])
+    # A script called nsenter is a process whose name is nsenter (its comm) until it execs:
+    # a helper slow enough that the scanner surely sees it as one.
+    helper = tmp_path / "nsenter"
+    helper.write_text(f"#!/bin/sh\nsleep 1.5\nexec sh -c '{_until_reported(agent)}'\n")
+    helper.chmod(0o755)
+    try:
+        p = agent.enter([str(helper)], timeout=30)
+        assert p.returncode == 0
+    finally:
+        code, _stdout, stderr = agent.stop()
+    assert code == 0 and "Traceback" not in stderr, stderr
+    started = _by_rule(agent.alerts(), "Exec session started in container")
+    assert len(started) == 1, agent.alerts()
+    f = started[0]["output_fields"]
+    assert f["proc.cmdline"].startswith("sh -c for i in") and f["proc.exec_session.kind"] == "exec"
 
 
 def test_never_mode_leaves_them_alone(tmp_path):

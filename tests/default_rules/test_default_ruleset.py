@@ -127,12 +127,9 @@ def test_rule_names_do_not_collide_with_upstream_names(ruleset):
 
 
 def test_loads_together_with_upstream_stable_rules():
-    from tests.rules.upstream_files import rules_dir
+    from tests.rules.upstream_files import upstream_file
 
-    try:
-        upstream = rules_dir() / "falco_rules.yaml"
-    except FileNotFoundError:
-        pytest.skip("upstream falco-rules not found")
+    upstream = upstream_file()
     result = load_rules([str(upstream), str(RULES_DIR)])
     assert result.ok, "\n".join(m.text for m in result.messages)
     ours = load_rules([str(RULES_DIR)]).ruleset

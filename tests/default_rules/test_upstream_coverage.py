@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from workload_agent.rules.loader import load_rules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,15 +32,11 @@ def _matrix():
 
 
 def _upstream_rules():
-    from tests.rules.upstream_files import NAMES, rules_dir
+    from tests.rules.upstream_files import NAMES, upstream_file
 
-    try:
-        folder = rules_dir()
-    except FileNotFoundError:
-        pytest.skip("upstream falco-rules not found")
     out = set()
     for name in NAMES:
-        result = load_rules([str(folder / name)])
+        result = load_rules([str(upstream_file(name))])
         assert result.ok, "\n".join(m.text for m in result.messages)
         out |= {(SHORT[name], r.name) for r in result.ruleset.rules}
     return out

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-import pytest
+from workload_agent.orchestrator.bundle import make_bundle
 
 AGENT = [sys.executable, "-m", "workload_agent"]
 KEY = "test-key-0123456789"
@@ -79,19 +79,18 @@ def test_alerts_reach_the_orchestrator_and_pushed_rules_fire(tmp_path):
         local = tmp_path / "local.yaml"
         local.write_text(FIRST)
         go = tmp_path / "go"
+        agent_err = tmp_path / "agent.err"
         agent = subprocess.Popen(AGENT + ["run", "-r", str(local), "--orchestrator", f"127.0.0.1:{port}",
                                           "--no-tls", "--no-stdout", "--", sys.executable, "-c", WORKLOAD,
                                           str(go)],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                 env=env, stdout=subprocess.PIPE, stderr=open(agent_err, "wb"))
         wait_for(lambda: any(a["rule"] == "Hostname read" for a in alerts(out)), what="first alert")
         (rules_dir / "rules.yaml").write_text(SECOND)
-        wait_for(lambda: b"" if agent.poll() is not None else True, timeout=1, what="agent alive")
-        # The agent says when it took the bundle; give it the time to do so, then go.
-        time.sleep(3)
+        # The agent says when it took the pushed bundle (by its hash): then the workload goes on.
+        pushed = f"rules bundle {make_bundle({'rules.yaml': SECOND}).hash}"
+        wait_for(lambda: agent.poll() is None and pushed in agent_err.read_text(), what="the pushed bundle")
         go.write_text("go")
         assert agent.wait(60) == 0
-        err = agent.stderr.read().decode()
-        assert "rules bundle" in err, err
         wait_for(lambda: any(a["rule"] == "Passwd read" for a in alerts(out)), what="pushed rule's alert")
         got = alerts(out)
         assert [a["rule"] for a in got].count("Hostname read") == 1  # once: no duplicate downstream

@@ -105,6 +105,17 @@ class OrchProcess:
         return self.proc.returncode
 
 
+def close_when_it_is_up(client, workdir: Path, port: int, timeout: float) -> tuple:
+    """Start an orchestrator (file output) on `port`, which `client` has been failing to
+    reach, and close the client against it: (its delivery report, the records written)."""
+    orch = OrchProcess(workdir, "--output", f"file:{workdir}/out.jsonl", port=port).start()
+    try:
+        report = client.close(timeout)
+    finally:
+        orch.stop()
+    return report, read_jsonl(workdir / "out.jsonl")
+
+
 class RawAgent:
     """A hand-driven protocol peer, for what a well-behaved client never does."""
 

@@ -8,9 +8,8 @@ import time
 
 from workload_agent.outputs.orchestrator_client import OrchestratorClient
 
-from orch_harness import (KEY, OrchProcess, RoundRobinProxy, count_lines, free_port, make_alert,
-                          make_ca_and_server_cert,
-                          read_jsonl, wait_for)
+from orch_harness import (KEY, OrchProcess, RoundRobinProxy, close_when_it_is_up, count_lines,
+                          free_port, make_alert, make_ca_and_server_cert, read_jsonl, wait_for)
 
 
 def _client(port, **kw):
@@ -35,7 +34,7 @@ def test_tls_with_ca_verified_and_wrong_ca_refused(orch_factory, tmp_path):
     wrong_ca.send(make_alert(0))
     time.sleep(1.0)
     assert not wrong_ca.connected.is_set()
-    assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca._last_error
+    assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca.last_error
     assert wrong_ca.close(0.2).undelivered == 1
 
     plain = _client(orch.port, tls=False).start()
@@ -54,9 +53,14 @@ def test_orchestrator_killed_and_restarted_mid_stream_exactly_once(tmp_path):
         c.start()
     total = 3000
     done = threading.Event()
+    crashed = [threading.Event(), threading.Event()]
 
     def produce():
         for i in range(total):
+            if i in (1000, 2000):
+                # Each third waits for the crash in the one before it: on a loaded machine
+                # the restarts could otherwise outlast the whole stream.
+                crashed[i // 1000 - 1].wait(60)
             for c in clients:
                 c.send(make_alert(i))
             if i % 20 == 0:
@@ -70,6 +74,7 @@ def test_orchestrator_killed_and_restarted_mid_stream_exactly_once(tmp_path):
             wait_for(lambda: count_lines(*_rotated(out)) >= crash * 1500, what="alerts flowing")
             assert not done.is_set(), "the crash must come in the middle of the stream"
             orch.kill()  # SIGKILL: no goodbye, no flush
+            crashed[crash - 1].set()   # the next third is produced while it is down
             time.sleep(0.3)
             orch.start()
         producer.join()
@@ -103,13 +108,8 @@ def test_buffer_bound_drops_oldest_and_never_blocks(tmp_path):
     assert time.monotonic() - t0 < 1.0, "send() must not wait on the network"
     stats = client.stats()
     assert stats["buffered"] == 100 and stats["buffer_dropped"] == 4900
-    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
-    try:
-        report = client.close(10)
-    finally:
-        orch.stop()
+    report, records = close_when_it_is_up(client, tmp_path, port, 10)
     assert report.undelivered == 0 and report.buffer_dropped == 4900
-    records = read_jsonl(tmp_path / "out.jsonl")
     assert [r["output_fields"]["i"] for r in records] == list(range(4900, 5000))
 
 
@@ -131,13 +131,9 @@ def test_spill_file_keeps_order_beyond_memory(tmp_path):
         client.send(make_alert(i))
     assert spill.stat().st_size > 0
     assert client.stats()["buffered"] == 1500
-    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
-    try:
-        report = client.close(10)
-    finally:
-        orch.stop()
+    report, records = close_when_it_is_up(client, tmp_path, port, 10)
     assert report.complete
-    assert [r["output_fields"]["i"] for r in read_jsonl(tmp_path / "out.jsonl")] == list(range(1500))
+    assert [r["output_fields"]["i"] for r in records] == list(range(1500))
 
 
 RULE_V1 = "- rule: r1\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: WARNING\n"

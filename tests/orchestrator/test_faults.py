@@ -13,7 +13,8 @@ import pytest
 
 from workload_agent.orchestrator import protocol
 
-from orch_harness import KEY, OrchProcess, RawAgent, free_port, make_alert, read_jsonl, wait_for
+from orch_harness import (KEY, OrchProcess, RawAgent, close_when_it_is_up, free_port, make_alert,
+                          read_jsonl, wait_for)
 from test_delivery import _client
 
 
@@ -131,15 +132,11 @@ def test_exit_flush_is_not_lost_in_a_backoff_sleep(tmp_path):
     client = _client(port, backoff_initial=30, backoff_max=30, agent_id="sleepy").start()
     for i in range(10):
         client.send(make_alert(i))
-    wait_for(lambda: client.stats()["connects"] == 0 and client._outage_failures >= 1,
+    wait_for(lambda: client.stats()["connects"] == 0 and client.last_error,
              what="the first failure")
-    orch = OrchProcess(tmp_path, "--output", f"file:{tmp_path}/out.jsonl", port=port).start()
-    try:
-        report = client.close(5)
-    finally:
-        orch.stop()
+    report, records = close_when_it_is_up(client, tmp_path, port, 5)
     assert report.complete
-    assert len(read_jsonl(tmp_path / "out.jsonl")) == 10
+    assert len(records) == 10
 
 
 WORKLOAD = "for i in $(seq 30); do cat /etc/hostname >/dev/null; sleep 0.05; done; echo done >&2"

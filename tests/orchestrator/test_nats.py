@@ -3,6 +3,7 @@ loopback, started here): subjects as falcosidekick names them, each alert once i
 stream across orchestrator replicas, failover and a SIGKILL."""
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from workload_agent.orchestrator.nats_output import subject
 from workload_agent.orchestrator.outputs import OutputError, make_output
 
-from orch_harness import NatsServer, OrchProcess, make_alert
+from orch_harness import NatsServer, OrchProcess, make_alert, wait_for
 from test_delivery import _client
 
 
@@ -47,15 +48,19 @@ def test_two_orchestrators_one_stream_sigkill_exactly_once(tmp_path, nats_server
     out = f"{nats_server.url}/FALCO"
     a = OrchProcess(tmp_path, "--output", out).start()
     b = OrchProcess(tmp_path, "--output", out).start()
-    n_agents, per_agent = 6, 150
+    n_agents, per_agent, first_part = 6, 150, 50
     clients = []
     for k in range(n_agents):
         first, second = (a, b) if k % 2 == 0 else (b, a)
         clients.append(_client(first.port, failover=[("127.0.0.1", second.port)],
                                agent_id=f"agent-{k}", heartbeat_interval=0.5).start())
+    on_a = clients[::2]
+    frozen = threading.Event()
 
     def produce(client):
         for i in range(per_agent):
+            if i == first_part:
+                frozen.wait(30)
             client.send(make_alert(i))
             time.sleep(0.01)
 
@@ -63,9 +68,15 @@ def test_two_orchestrators_one_stream_sigkill_exactly_once(tmp_path, nats_server
     try:
         for t in producers:
             t.start()
-        time.sleep(0.5)
+        wait_for(lambda: all(c.stats()["acked"] > 0 for c in clients), what="alerts flowing")
+        # Frozen, a keeps what its agents write without acking it: when it dies, each of
+        # them surely has alerts in flight (a plain kill could find them all acked).
+        a.proc.send_signal(signal.SIGSTOP)
+        frozen.set()
+        wait_for(lambda: all(c.stats()["in_flight"] > 0 for c in on_a), what="alerts in flight to a")
+        in_flight = sum(c.stats()["in_flight"] for c in on_a)
         a.kill()  # SIGKILL mid-stream: its agents fail over to b and resend the unacked
-        time.sleep(1.0)
+        wait_for(lambda: all(c.stats()["connects"] >= 2 for c in on_a), what="failover to b")
         a.start()
         for t in producers:
             t.join()
@@ -85,7 +96,7 @@ def test_two_orchestrators_one_stream_sigkill_exactly_once(tmp_path, nats_server
         meta = body["orchestrator"]
         assert headers["Nats-Msg-Id"] == f"{meta['agent_id']}/{meta['instance']}/{meta['seq']}"
         assert body["output_fields"]["i"] == meta["seq"] - 1
-    assert "resent" in str([c.stats() for c in clients]) and sum(c.stats()["resent"] for c in clients) > 0
+    assert sum(c.stats()["resent"] for c in on_a) >= in_flight > 0
 
 
 def test_nats_down_means_no_ack_then_delivered(tmp_path, nats_server):

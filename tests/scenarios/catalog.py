@@ -5,13 +5,14 @@ ruleset it must raise, and the rules of Falco's upstream stable ruleset it shoul
 raise. Commands run with the work directory as cwd and HOME, and with bin/ (fake
 tools: nc, socat, apt-get, xmrig, httpd) first on PATH.
 
-Placeholders: {py} this Python, {w} the workloads/ directory, {workdir}.
+Placeholders: {py} this Python (PYTHON: at a path outside /tmp), {w} the workloads/ directory, {workdir}.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Tuple
@@ -40,8 +41,37 @@ def _outside_temp(src: Path) -> Path:
     return dest
 
 
+def _python_outside_temp(executable: str = sys.executable) -> str:
+    """This interpreter at a path outside the temporary directories: a checkout's venv
+    under one would make every `$PYTHON script` of a workload trip the same rule. A venv
+    is mirrored there (its pyvenv.cfg, its lib, the base interpreter), so the workload's
+    Python has the same packages."""
+    exe = Path(executable)
+    if not str(exe).startswith(_TEMP_ROOTS):
+        return str(exe)
+    venv = exe.parent.parent
+    if not (venv / "pyvenv.cfg").is_file():
+        return str(exe.resolve())
+    dest = Path("/var/lib/workload-agent-tests") / hashlib.sha1(str(venv).encode()).hexdigest()[:12] / "venv"
+    try:
+        if dest.exists():
+            shutil.rmtree(dest)
+        (dest / "bin").mkdir(parents=True)
+        shutil.copy(venv / "pyvenv.cfg", dest / "pyvenv.cfg")
+        (dest / "bin" / exe.name).symlink_to(exe.resolve())
+        for lib in ("lib", "lib64"):
+            if (venv / lib).is_dir():
+                (dest / lib).symlink_to((venv / lib).resolve())
+        for d in (dest.parent.parent, dest.parent, dest, dest / "bin"):
+            os.chmod(d, 0o755)
+    except OSError:
+        return str(exe)
+    return str(dest / "bin" / exe.name)
+
+
 BIN_DIR = _outside_temp(HERE / "bin")
 WORKLOADS_DIR = _outside_temp(HERE / "workloads")
+PYTHON = _python_outside_temp()
 
 #: The container context every scenario runs with (set explicitly: the tests do not
 #: need to run in a container for container-only rules to apply).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .catalog import BIN_DIR, CONTAINER_ID, CONTAINER_IMAGE, HERE, WORKLOADS_DIR, Scenario
+from .catalog import BIN_DIR, CONTAINER_ID, CONTAINER_IMAGE, HERE, PYTHON, WORKLOADS_DIR, Scenario
 
 REPO = HERE.parents[1]
 OUR_RULES = REPO / "rules"
@@ -76,7 +76,7 @@ def readable_by_others(path: Path) -> bool:
 
 def python_for(user: Optional[int]) -> Optional[str]:
     """A Python interpreter the workload's user can run (None: there is none)."""
-    candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
+    candidates = [PYTHON, "/usr/bin/python3", "/usr/local/bin/python3"]
     for cand in candidates:
         path = Path(cand)
         if not path.exists():

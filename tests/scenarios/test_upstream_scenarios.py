@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from tests.rules.upstream_files import upstream_file
+
 from .catalog import LOUD_PRIORITIES, SCENARIOS
 from .harness import make_workdir, pipeline_missing_reason, remove_workdir, run
 
@@ -14,20 +16,11 @@ _missing = pipeline_missing_reason()
 pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
 
 
-def _stable_rules():
-    from tests.rules.upstream_files import rules_dir
-
-    return rules_dir() / "falco_rules.yaml"
-
-
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.upstream], ids=lambda s: s.name)
 def test_upstream_stable_rule_fires(scenario):
     if os.geteuid() != 0:
         pytest.skip("several upstream rules look at successful calls or capabilities: run as root")
-    try:
-        rules = _stable_rules()
-    except FileNotFoundError:
-        pytest.skip("upstream falco-rules not found")
+    rules = upstream_file()
     workdir = make_workdir(shared=False)
     try:
         outcome = run(scenario, [rules], workdir)
@@ -43,10 +36,7 @@ def test_upstream_stable_rules_quiet_on_benign_workloads(scenario):
                if not (os.path.exists(prog) if prog.startswith("/") else shutil.which(prog))]
     if missing:
         pytest.skip(f"{scenario.name} needs {', '.join(missing)} installed")
-    try:
-        rules = _stable_rules()
-    except FileNotFoundError:
-        pytest.skip("upstream falco-rules not found")
+    rules = upstream_file()
     workdir = make_workdir(shared=False)
     try:
         outcome = run(scenario, [rules], workdir)

@@ -11,12 +11,12 @@ import os
 import shutil
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import needs_tracing
+from tests.rules.upstream_files import upstream_file
+from tests.state.rules_sink import RulesSink
 
 from workload_agent import runner
 from workload_agent.detect import traced_syscalls
@@ -26,7 +26,6 @@ from workload_agent.rules.compiler import compile_condition
 from workload_agent.rules.event import Container
 from workload_agent.rules.loader import load_rules
 from workload_agent.rules.output import compile_output
-from workload_agent.state import StateTracker
 from workload_agent.events.arch import native_arch
 
 needs_tracing()
@@ -35,65 +34,34 @@ FIELDS = ("evt.type proc.name proc.pid proc.exepath proc.exe_ino proc.exe_ino.ct
           "proc.exe_ino.mtime proc.is_exe_upper_layer proc.tty proc.sid proc.vpgid "
           "proc.is_sid_leader proc.is_vpgid_leader fd.name fd.num fd.type fd.sport fd.cport "
           "fd.sip fd.cip").split()
+CONTAINER = Container(id="abcdef012345", name="app", image="app:1", repository="app", tag="1",
+                      privileged=False)
 #: How late the slow consumer starts: long enough for every workload here to finish.
 LATE = 1.5
 
 
-def _upstream(name: str) -> Path:
-    repo = Path(__file__).resolve().parents[2]
-    for d in (repo.parent / "shared" / "falco-rules", Path("/work/shared/falco-rules")):
-        if (d / name).is_file():
-            return d / name
-    pytest.skip("upstream falco-rules not found")
-
-
 @pytest.fixture(scope="module")
 def ruleset():
-    result = load_rules([str(_upstream("falco_rules.yaml")), str(_upstream("falco-sandbox_rules.yaml"))])
+    result = load_rules([str(upstream_file("falco_rules.yaml")), str(upstream_file("falco-sandbox_rules.yaml"))])
     assert result.ok, result.errors
     return result.ruleset
 
 
-class Sink:
-    """Records -> tracker -> upstream rules and the test's own conditions; optionally
-    starting only once the workload has long finished."""
-
-    def __init__(self, ruleset, conditions, delay: float):
-        self.tracker = StateTracker(Container(id="abcdef012345", name="app", image="app:1",
-                                              repository="app", tag="1", privileged=False),
-                                    start_ns=time.time_ns())
-        self.ruleset = ruleset
-        self.checks = [(c, compile_condition(parse_condition(c))) for c in conditions]
-        self.fields = compile_output(" ".join("%" + f for f in FIELDS))
-        self.hits = {c: [] for c in conditions}
-        self.fired = []
-        self.delay = delay
-        self.stats = None
-        self.on_event = None
-
-    def handle(self, batch):
-        if self.delay:
-            time.sleep(self.delay)
-            self.delay = 0
-        for r in batch:
-            ev = self.tracker.process(r)
-            if ev is None:
-                continue
-            for rule in self.ruleset.match(ev, "all"):
-                self.fired.append(rule.name)
-            for cond, pred in self.checks:
-                if pred(ev):
-                    self.hits[cond].append(self.fields.fields(ev))
-            if self.on_event is not None:
-                self.on_event(self.tracker, ev)
-
-    def close(self, stats):
-        self.stats = stats
-
-
 def run(ruleset, argv, conditions=(), delay=0.0, extra=(), on_event=None):
-    sink = Sink(ruleset, conditions, delay)
-    sink.on_event = on_event
+    """Trace argv under the rules; sink.hits[condition] holds FIELDS of each event that
+    matched one of the test's own conditions."""
+    checks = [(c, compile_condition(parse_condition(c))) for c in conditions]
+    fields = compile_output(" ".join("%" + f for f in FIELDS))
+
+    def check(tracker, ev):
+        for cond, pred in checks:
+            if pred(ev):
+                sink.hits[cond].append(fields.fields(ev))
+        if on_event is not None:
+            on_event(tracker, ev)
+
+    sink = RulesSink(ruleset, CONTAINER, delay, on_event=check)
+    sink.hits = {c: [] for c in conditions}
     names, _ = traced_syscalls(ruleset, native_arch())
     table = SYSCALLS[native_arch()]
     syscalls = sorted(set(names) | {n for n in extra if n in table})
@@ -124,7 +92,7 @@ def test_exec_then_rm_after_exit(ruleset, drop_dir, delay):
     cond = f"evt.type = execve and proc.exepath = {x}"
     code, sink = run(ruleset, ["sh", "-c", script], [cond], delay)
     assert code == 0 and not x.exists()
-    assert DROP_RULE in sink.fired
+    assert DROP_RULE in sink.rules_fired()
     (hit,) = sink.hits[cond]
     assert hit["proc.exe_ino"] == int((drop_dir / "ino").read_text())
     assert hit["proc.is_exe_upper_layer"] is True
@@ -138,7 +106,7 @@ def test_exec_then_rm_while_alive(ruleset, drop_dir, delay):
     cond = f"evt.type = execve and proc.exepath = {x}"
     code, sink = run(ruleset, ["sh", "-c", script], [cond], delay)
     assert code == 0
-    assert DROP_RULE in sink.fired
+    assert DROP_RULE in sink.rules_fired()
     (hit,) = sink.hits[cond]
     assert hit["proc.exe_ino"] == int((drop_dir / "ino").read_text())
 
@@ -181,7 +149,7 @@ def test_exec_variants_are_drift(ruleset, drop_dir, delay, how):
         argv = [sys.executable, "-c", prog]
     code, sink = run(ruleset, argv, delay=delay)
     assert code == 0
-    assert DROP_RULE in sink.fired
+    assert DROP_RULE in sink.rules_fired()
 
 
 def test_short_lived_shell_on_a_fresh_pty(ruleset, delay):
@@ -316,7 +284,7 @@ def test_upstream_rule_fires_through_the_cli_in_container_mode(drop_dir):
     alerts = drop_dir / "alerts"
     script = f"cp {shutil.which('true')} {x} && {x} && rm {x}"
     p = subprocess.run([sys.executable, "-m", "workload_agent", "run", "--priority", "security",
-                        "-r", str(_upstream("falco_rules.yaml")), "--container-id", "abcdef012345",
+                        "-r", str(upstream_file("falco_rules.yaml")), "--container-id", "abcdef012345",
                         "--alerts-to", str(alerts), "--", "sh", "-c", script],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr

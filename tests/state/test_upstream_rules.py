@@ -7,11 +7,11 @@ import shutil
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import needs_tracing
+from tests.rules.upstream_files import upstream_file
 
 from workload_agent import runner
 from workload_agent.detect import traced_syscalls
@@ -23,17 +23,9 @@ from workload_agent.events.arch import native_arch
 needs_tracing()
 
 
-def _rules_file() -> Path:
-    repo = Path(__file__).resolve().parents[2]
-    for d in (repo.parent / "shared" / "falco-rules", Path("/work/shared/falco-rules")):
-        if (d / "falco_rules.yaml").is_file():
-            return d / "falco_rules.yaml"
-    pytest.skip("upstream falco-rules not found")
-
-
 @pytest.fixture(scope="module")
 def ruleset():
-    result = load_rules([str(_rules_file())])
+    result = load_rules([str(upstream_file())])
     assert result.ok, result.errors
     return result.ruleset
 

@@ -62,6 +62,22 @@ int main(int argc, char **argv)
     for (int i = 0; i < ne; i++)
         ev[i] = place(1000 + i, 5 + i % 16, (char)('A' + i % 26));
     ev[ne] = 0;
+    if (strncmp(argv[1], "mixed", 5) == 0) {
+        /* pointers out of address order, some twice: the environment reversed, and each
+         * seventh item the one before it */
+        for (int i = 0; i < ne / 2; i++) {
+            char *t = ev[i];
+            ev[i] = ev[ne - 1 - i];
+            ev[ne - 1 - i] = t;
+        }
+        for (int i = 7; i < ne; i += 7)
+            ev[i] = ev[i - 1];
+        if (strcmp(argv[1], "mixed") == 0) {
+            execve("/bin/true", av, ev);
+            return 1;
+        }
+        argv[1] = "hole";
+    }
     if (strcmp(argv[1], "cut") == 0 || strcmp(argv[1], "hole") == 0) {
         char *h = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         munmap(h + 4096, 4096);
@@ -105,6 +121,9 @@ def _expected(items):
 
 ARGV = [bytes([ord("a") + i % 26]) * (LENS[i % 8] + i // 8) for i in range(150)]
 ENV = [bytes([ord("A") + i % 26]) * (5 + i % 16) for i in range(100)]
+MIXED_ENV = list(reversed(ENV))
+for _i in range(7, 100, 7):
+    MIXED_ENV[_i] = MIXED_ENV[_i - 1]
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +149,19 @@ def test_vectors_across_batches_pages_and_limits(trace, program, mode):
     assert (env.data, env.truncated, env.unreadable) == (want_env, False, False)
 
 
-@pytest.mark.parametrize("how", ["cut", "hole"])
+def test_pointers_out_of_address_order_and_repeated(trace, program, mode):
+    """The batch merges the windows it reads by address: the items still come out in the
+    vector's order, a repeated pointer twice."""
+    needs_tracing()
+    code, c = trace([program, "mixed"], syscalls=["execve"], use_seccomp=(mode == "seccomp"))
+    assert code == 0
+    (r,) = _true_execs(c)
+    assert (r.blobs[2].data, r.blobs[2].truncated, r.blobs[2].unreadable) == \
+        (_expected(MIXED_ENV)[0], False, False)
+    assert r.blobs[1].data == _expected(ARGV)[0]
+
+
+@pytest.mark.parametrize("how", ["cut", "hole", "mixed-hole"])
 def test_an_item_running_into_unmapped_memory_makes_the_vector_unreadable(trace, program, mode, how):
     needs_tracing()
     code, c = trace([program, how], syscalls=["execve"], use_seccomp=(mode == "seccomp"))

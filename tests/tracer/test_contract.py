@@ -11,6 +11,15 @@ import pytest
 AGENT = [sys.executable, "-m", "workload_agent", "run"]
 
 
+@pytest.fixture(autouse=True)
+def _alerts_to_a_file(tmp_path, monkeypatch):
+    """The contract is about the workload's own stdio, and alerts go to stdout by default:
+    they go to a file here, so that a rule that fires (a checkout under /tmp makes its
+    interpreter "executed from a temporary directory") is not read as the workload's
+    output. A test that passes its own environment leaves this out."""
+    monkeypatch.setenv("WORKLOAD_AGENT_ALERTS_TO", str(tmp_path / "alerts"))
+
+
 def run_agent(args, mode_args=(), **kw):
     return subprocess.run(AGENT + list(mode_args) + ["--"] + list(args), capture_output=True,
                           timeout=60, **kw)

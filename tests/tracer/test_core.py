@@ -206,3 +206,19 @@ def test_the_tracer_follows_its_tracee_to_its_cpu(follow):
         assert stats["tracer_moves"] >= 1
     else:
         assert stats["tracer_moves"] == 0
+
+
+def test_the_tracer_thread_reports_its_own_cpu_time():
+    """stats' tracer_cpu_ns: the tracer thread's CPU, part of this process's (which also
+    counts the consumer), none of the workload's busy loop (a child, not a thread)."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    specs = {"openat": CaptureSpec(exit_needed=False)}
+    script = "for _ in range(3000):\n    open('/dev/null').close()\nx = 0\nfor i in range(3000000):\n    x += i\n"
+    code, recs, stats = _run_tracer([sys.executable, "-I", "-c", script], specs)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    assert code == 0
+    ours_ns = ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) * 1e9
+    # at least a microsecond per stop; at most this process's CPU (the rusage ticks are
+    # coarser than the thread clock: a 20 ms margin)
+    assert 3000 * 1000 <= stats["tracer_cpu_ns"] <= ours_ns + 20e6, (stats["tracer_cpu_ns"], ours_ns)

@@ -10,6 +10,7 @@ and the quiet processes never reach Python.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import needs_tracing
+from tests.state.rules_sink import RulesSink
 from workload_agent import detect, runner
 from workload_agent.events import capture_kinds as K
 from workload_agent.events import facts
@@ -249,27 +251,28 @@ def test_rules_on_exit_or_clone_events_turn_quiet_processes_off(tmp_path):
 # ---- live ------------------------------------------------------------------------------
 
 
-class Sink:
+class Sink(RulesSink):
+    """What the agent's consumer does, noting each exec too: its name, its facts as the
+    state has them, and which facts its record brought (valid bits)."""
+
     def __init__(self, ruleset, delay):
-        self.tracker = StateTracker(CONTAINER, start_ns=time.time_ns())
-        self.ruleset, self.delay = ruleset, delay
-        self.fired, self.execs, self.stats = [], [], None
+        super().__init__(ruleset, CONTAINER, delay, on_event=self._note)
+        self.execs, self.exec_facts, self.fact_bits = [], [], set()
 
     def handle(self, batch):
-        if self.delay:
-            time.sleep(self.delay)
-            self.delay = 0
         for r in batch:
-            ev = self.tracker.process(r)
-            if ev is None:
-                continue
-            if ev.type == "execve":
-                self.execs.append(ev.proc.name)
-            for rule in self.ruleset.match(ev, "all"):
-                self.fired.append((rule.name, ev.proc.name, ev.proc.parent.name if ev.proc.parent else None))
+            if r.kind == R.K_EXEC:
+                pf = facts.proc_facts(r.blobs)
+                self.fact_bits.add(pf.valid if pf is not None else None)
+        super().handle(batch)
 
-    def close(self, stats):
-        self.stats = stats
+    def _note(self, tracker, ev):
+        if ev.type == "execve":
+            p = ev.proc
+            self.execs.append(p.name)
+            self.exec_facts.append((p.name, p.user.uid if p.user else None,
+                                    p.group.gid if p.group else None, p.loginuid,
+                                    p.fdlimit, p.cap_effective, p.tty, p.sid))
 
 
 def _same_alerts(ruleset, script, delay):
@@ -346,6 +349,65 @@ def test_live_the_workloads_own_process_is_quiet_too(tmp_path, delay):
     os.symlink("/bin/true", tmp_path / "xmrig")
     quiet, _ = _same_alerts(rules, ["sh", "-c", f"{tmp_path}/xmrig; /bin/true"], delay)
     assert ("Crypto miner started", "xmrig", "sh") in quiet.fired, quiet.fired
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_a_quiet_exec_keeps_the_facts_it_had(delay):
+    """A quiet process's credentials, loginuid and fd limit are read at its next stop (or
+    when its records are released), not at its exec stop: they must be what the exec had.
+    The quiet Python sets its loginuid where it may (an open for writing: not the loader's
+    read-only opens, which leave the facts unread) and drops its privileges: setgid is
+    kept, and releases the held exec, whose facts were read before either call ran."""
+    needs_tracing()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to change user")
+    login = subprocess.run(["sh", "-c", "echo 4321 > /proc/self/loginuid"],
+                           stderr=subprocess.DEVNULL).returncode == 0
+    set_login = ('fd = os.open(\"/proc/self/loginuid\", os.O_WRONLY); os.write(fd, b\"4321\"); '
+                 if login else "")
+    script = (f"/bin/true; {sys.executable} -S -c 'import os; {set_login}os.setgid(65534); "
+              f"os.setuid(65534); os.execv(\"/bin/true\", [\"true\"])'; /bin/true")
+    quiet, loud = _same_alerts(detect.load_ruleset([])[0], script, delay)
+    py = Path(sys.executable).name[:15]
+    mine = [f for f in quiet.exec_facts if f[0] == py]
+    assert mine and mine == [f for f in loud.exec_facts if f[0] == py], (quiet.exec_facts, loud.exec_facts)
+    assert mine[0][1:3] == (0, 0)   # the exec ran as root
+    # every exec record as complete as without quiet processes (the fd limit of another
+    # user's process may be unreadable: prlimit's permission check)
+    assert quiet.fact_bits == loud.fact_bits, (quiet.fact_bits, loud.fact_bits)
+    whole = facts.PF_STAT | facts.PF_STATUS | facts.PF_EXE
+    assert all(bits & whole == whole for bits in quiet.fact_bits), quiet.fact_bits
+    # the true it then exec'd (no longer quiet: its records reached the ring) as nobody
+    assert ("true", 65534) in [f[:2] for f in quiet.exec_facts]
+    assert ("true", 65534) in [f[:2] for f in loud.exec_facts]
+    if login:
+        assert mine[0][3] != 4321 and ("true", 4321) in [(f[0], f[3]) for f in quiet.exec_facts]
+
+
+PTY_SHELL = ("import os\n"
+             "pid, fd = os.forkpty()\n"
+             "if pid == 0:\n"
+             "    os.execv('/bin/sh', ['sh', '-c', 'sh -c true; true'])\n"
+             "while True:\n"
+             "    try:\n"
+             "        if not os.read(fd, 1024):\n"
+             "            break\n"
+             "    except OSError:\n"
+             "        break\n"
+             "os.waitpid(pid, 0)\n")
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5], ids=["prompt", "late"])
+def test_live_a_quiet_shell_on_a_terminal_is_judged_with_it(delay):
+    """A quiet exec is judged first without /proc/PID/stat, a terminal counting as present;
+    a shell on a terminal is then judged again with it, and kept. (The first shell set up
+    the terminal, with calls that end its quiet; the one it starts is born quiet.)"""
+    needs_tracing()
+    quiet, loud = _same_alerts(detect.load_ruleset([])[0], [sys.executable, "-S", "-c", PTY_SHELL],
+                               delay)
+    assert "Shell with terminal in container" in {f[0] for f in quiet.fired}, quiet.fired
+    shells = [f for f in quiet.exec_facts if f[0] == "sh"]
+    assert len(shells) == 2 and all(f[6] not in (None, 0) for f in shells), quiet.exec_facts
 
 
 def _ruleset(tmp_path, text):

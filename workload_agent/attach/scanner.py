@@ -11,7 +11,8 @@ child is traced from its first instruction, so this has no race with the workloa
 
 What to do with a foreign process is the mode (--attach-foreign):
 trace   ask the tracer thread to seize it (csrc/attach.c); its ATTACH record follows
-alert   report it without tracing it: an ATTACH record with no facts (state reads /proc)
+alert   report it without tracing it: an ATTACH record with the facts /proc gives now;
+        one still the runtime's helper (nsenter, runc init) once it has exec'd
 never   this scanner does not run
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 from ..events import records as R
 from .scope import KNOWN_INITS, scope  # noqa: F401 - scope() is this module's too
+from .sessions import RUNTIME_HELPERS
 
 MODES = ("trace", "alert", "never")
 
@@ -42,7 +44,7 @@ _INIT_PIDNS = "pid:[4026531836]"   # the kernel's initial pid namespace (PROC_PI
 
 
 class _Status:
-    __slots__ = ("tgid", "ppid", "tracer", "kthread")
+    __slots__ = ("tgid", "ppid", "tracer", "kthread", "name")
 
 
 def _status(pid: int) -> Optional[_Status]:
@@ -54,9 +56,12 @@ def _status(pid: int) -> Optional[_Status]:
     s = _Status()
     s.tgid = s.ppid = s.tracer = -1
     s.kthread = False
+    s.name = ""
     for line in data.split(b"\n"):
         key, _, value = line.partition(b":")
-        if key == b"Tgid":
+        if key == b"Name":
+            s.name = value.strip().decode("utf-8", "replace")
+        elif key == b"Tgid":
             s.tgid = int(value)
         elif key == b"PPid":
             s.ppid = int(value)
@@ -87,6 +92,7 @@ class ForeignScanner(threading.Thread):
         self._seen: Set[int] = set()          # tgids already decided on
         self._asked: Dict[int, float] = {}    # tgid -> when we asked the tracer for it
         self._waiting: Dict[int, tuple] = {}  # child -> (parent, since): see _act
+        self._held: Dict[int, tuple] = {}     # alert mode: tgid -> (parent, since): see _notice
         self._notices: List[R.Record] = []
         self._lock = threading.Lock()
         self._last_pid = -1
@@ -108,7 +114,7 @@ class ForeignScanner(threading.Thread):
                 if not watched:   # no watcher thread: poll from here
                     self.stopping.wait(self.period)
                 else:
-                    wait = self.period if self._waiting else min(IDLE_WAIT, max(
+                    wait = self.period if self._waiting or self._held else min(IDLE_WAIT, max(
                         0.0, self._next_full - time.monotonic()))
                     self.tracer.scan_wait(wait)
                 if not self.stopping.is_set():
@@ -142,6 +148,8 @@ class ForeignScanner(threading.Thread):
         now = time.monotonic()
         if self._waiting:
             self._release(now)
+        if self._held:
+            self._release_held(now)
         if self.counts["requested"] and not self._denied_warned:
             self._check_denied()
         last = self._last_allocated()
@@ -161,6 +169,7 @@ class ForeignScanner(threading.Thread):
             pids = range(self._last_pid + 1, last + 1)
         self._last_pid = last
         found = []
+        names: Dict[int, str] = {}
         for pid in pids:
             if pid in self.skip or pid in self._seen or self.tracer.knows(pid):
                 continue
@@ -182,8 +191,9 @@ class ForeignScanner(threading.Thread):
                 continue
             self._seen.add(tgid)
             found.append((tgid, st.ppid))
+            names[tgid] = st.name
         if found:
-            self._act(_parents_first(found), dict(found))
+            self._act(_parents_first(found), dict(found), names)
 
     #: How long a child waits for its parent's ATTACH record before it is asked for anyway
     #: (the parent could not be attached). A parent that is gone releases it at once. On a
@@ -213,11 +223,16 @@ class ForeignScanner(threading.Thread):
                 del self._waiting[child]
                 self._ask(child, now)
 
-    def _act(self, found, ppids=None) -> None:
+    #: Alert mode: how long a process that is still the runtime's helper (nsenter, runc
+    #: init) is held back waiting for its exec before it is reported as it is.
+    HELPER_WAIT = 2.0
+
+    def _act(self, found, ppids=None, names=None) -> None:
+        ppids = ppids or {}
         if self.mode == "trace":
             now = time.monotonic()
             for tgid in found:
-                parent = (ppids or {}).get(tgid, 0)
+                parent = ppids.get(tgid, 0)
                 if (parent in self._asked or parent in self._waiting) and not self.tracer.announced(parent):
                     # Its parent's ATTACH record must go out first, or the child would not
                     # find the session to join: ask for it once that one is out.
@@ -226,12 +241,41 @@ class ForeignScanner(threading.Thread):
                 self._ask(tgid, now)
             return
         self._asked.clear()
+        now = time.monotonic()
+        ready = []
+        for tgid in found:   # parents first
+            parent = ppids.get(tgid, 0)
+            if (names or {}).get(tgid) in RUNTIME_HELPERS or parent in self._held:
+                # Seen between the runtime helper's fork and its exec: a session rooted at
+                # the helper starts at that exec, which alert mode never sees. So it is
+                # reported once it runs the session's program; its children after it.
+                self._held[tgid] = (parent, now)
+            else:
+                ready.append(tgid)
+        self._notice(ready)
+
+    def _release_held(self, now: float) -> None:
+        ready = []
+        for tgid, (parent, since) in list(self._held.items()):   # parents first
+            if parent in self._held:
+                continue
+            st = _status(tgid)
+            if st is None:
+                del self._held[tgid]   # gone before its exec: nothing ran in the container
+            elif st.name not in RUNTIME_HELPERS or now - since > self.HELPER_WAIT:
+                del self._held[tgid]
+                ready.append(tgid)
+        self._notice(ready)
+
+    def _notice(self, tgids: List[int]) -> None:
+        if not tgids:
+            return
         now = time.time_ns()
         # Read now: a short-lived process is gone by the time the consumer looks (the
         # empty record of one already gone is counted as such by the state).
         notices = [self.tracer.notice(tgid) or
                    R.Record(R.K_ATTACH, 0, now, 0, tgid, tgid, -1, 0, 0, (0,) * 6, 0, {})
-                   for tgid in found]
+                   for tgid in tgids]
         self.counts["noticed"] += len(notices)
         with self._lock:
             self._notices.extend(notices)

@@ -15,13 +15,13 @@ import http.client
 import json
 import logging
 import os
-import random
 import sys
 import threading
 import time
 from typing import Iterable
 
 from ..outputs.falco_http import RETRY_STATUS, FalcoHttp
+from ..outputs.retry import Backoff, Outage
 
 log = logging.getLogger("workload_agent.orchestrator")
 
@@ -192,14 +192,15 @@ class HttpOutput(Output):
         self.url = url
         self.name = url
         self._timeout = timeout
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(min(0.2, max_backoff), max_backoff)
+        self._outage = Outage(log, f"output {url}",
+                              retrying="retrying (alerts are acked once it accepts them)")
         self._cond = threading.Condition()
         self._jobs: collections.deque = collections.deque()  # (bodies, concurrent Future)
         self.queued = 0          # records waiting or being posted
         self.sent = 0
         self.dropped = 0         # refused by the endpoint for good
         self.retries = 0
-        self._outage_failures = 0
         self._stop = threading.Event()
         self._deadline = float("inf")
         self._thread = threading.Thread(target=self._run, name=f"http-output {url}", daemon=True)
@@ -247,7 +248,7 @@ class HttpOutput(Output):
 
     def _post_all(self, bodies: list) -> None:
         for body in bodies:
-            delay = 0.2
+            self._backoff.reset()
             while True:
                 try:
                     status = self._http.post(body)
@@ -257,10 +258,7 @@ class HttpOutput(Output):
                     reason = f"HTTP {status}"
                 if status is not None and 200 <= status < 300:
                     self.sent += 1
-                    if self._outage_failures:
-                        log.info("output %s: delivering again after %d failed attempts", self.url,
-                                 self._outage_failures)
-                        self._outage_failures = 0
+                    self._outage.over()
                     break
                 if status is not None and status not in RETRY_STATUS:
                     log.error("output %s refused an alert (%s); dropped", self.url, reason)
@@ -269,13 +267,9 @@ class HttpOutput(Output):
                 if self._stop.is_set() and time.monotonic() > self._deadline:
                     raise _Stopped(f"output {self.url} closed while failing: {reason}")
                 self.retries += 1
-                self._outage_failures += 1
-                level = logging.WARNING if self._outage_failures == 1 else logging.DEBUG
-                log.log(level, "output %s: %s; retrying (alerts are acked once it accepts them)",
-                        self.url, reason)
-                time.sleep(min(delay * random.uniform(0.5, 1.0),
-                               max(0.0, self._deadline - time.monotonic()) + 0.01))
-                delay = min(delay * 2, self._max_backoff)
+                self._outage.failed(reason)
+                # past the deadline by a hair, so that the check above ends it
+                self._backoff.wait(self._deadline + 0.01)
 
     def close(self, timeout: float = 5.0) -> None:
         self._deadline = time.monotonic() + timeout

@@ -12,13 +12,12 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import random
 import threading
-import time
 
 from .buffer import AlertBuffer, unpack_alert
 from .falco_http import RETRY_STATUS, FalcoHttp
 from .orchestrator_client import DeliveryReport
+from .retry import Backoff, Outage
 
 log = logging.getLogger("workload_agent.http_output")
 
@@ -36,18 +35,16 @@ class HttpAlertClient:
         self._timeout = timeout
         self._buf = AlertBuffer(buffer_size, buffer_bytes, spill_file, memory_items)
         self.flush_timeout = flush_timeout
-        self._backoff = (backoff_initial, backoff_max)
         self._lock = threading.Lock()
         self._work = threading.Event()       # something was buffered, or close() began
         self._stop_now = threading.Event()   # the flush time is over
-        self._cut_sleep = threading.Event()  # close() ends a backoff sleep early
+        self._backoff = Backoff(backoff_initial, backoff_max)   # close() sets its cut
+        self._outage = Outage(log, url)
         self._closing = False
         self.n_alerts = 0
         self.n_sent = 0
         self.n_refused = 0
         self.n_retries = 0
-        self._outage_failures = 0
-        self._outage_start = 0.0
         self._thread = threading.Thread(target=self._run, name="http-output", daemon=True)
 
     def start(self) -> "HttpAlertClient":
@@ -71,7 +68,7 @@ class HttpAlertClient:
         timeout = self.flush_timeout if timeout is None else timeout
         with self._lock:
             self._closing = True
-        self._cut_sleep.set()
+        self._backoff.cut.set()
         self._work.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -100,7 +97,6 @@ class HttpAlertClient:
             return None
 
     def _run(self) -> None:
-        attempt = 0
         while not self._stop_now.is_set():
             item = self._next()
             if item is None:
@@ -124,25 +120,15 @@ class HttpAlertClient:
                         self.n_refused += 1
                 if status >= 300:
                     log.error("%s refused alert seq %d (%s); dropped", self.url, seq, reason)
-                if self._outage_failures:
-                    log.info("%s: delivering again after %d failed attempts in %.1fs", self.url,
-                             self._outage_failures, time.monotonic() - self._outage_start)
-                    self._outage_failures = 0
-                attempt = 0
+                self._outage.over()
+                self._backoff.reset()
                 continue
             self.n_retries += 1
-            self._outage_failures += 1
-            if self._outage_failures == 1:  # the log is the workload's stderr: once per outage
-                self._outage_start = time.monotonic()
-                log.warning("%s: %s; will retry (quietly until it is back)", self.url, reason)
-            else:
-                log.debug("%s: %s", self.url, reason)
+            self._outage.failed(reason)
             if self._closing:
-                self._stop_now.wait(random.uniform(0.05, 0.2))
+                self._backoff.flush_pause(self._stop_now)
             else:
-                delay = min(self._backoff[1], self._backoff[0] * (2 ** attempt))
-                attempt = min(attempt + 1, 32)
-                self._cut_sleep.wait(random.uniform(delay / 2, delay))
+                self._backoff.wait()
 
 
 def http_client_from_config(config, url: str) -> HttpAlertClient:

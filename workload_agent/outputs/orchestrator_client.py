@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import select
 import socket
 import ssl
@@ -29,6 +28,7 @@ from typing import Callable
 from .. import __version__
 from ..orchestrator import protocol
 from .buffer import AlertBuffer, unpack_alert
+from .retry import Backoff, Outage
 
 log = logging.getLogger("workload_agent.orchestrator_client")
 
@@ -85,7 +85,7 @@ class OrchestratorClient:
         self._window = window
         self._connect_timeout = connect_timeout
         self._io_timeout = io_timeout
-        self._backoff = (backoff_initial, backoff_max)
+        self._backoff = Backoff(backoff_initial, backoff_max)   # close() sets its cut
         self._max_frame = protocol.DEFAULT_MAX_FRAME
 
         self._lock = threading.Lock()
@@ -104,12 +104,9 @@ class OrchestratorClient:
         self._wake_pending = False
         self._closing = False
         self._stop_now = threading.Event()
-        self._cut_sleep = threading.Event()  # close() ends a backoff sleep early
         self._thread = threading.Thread(target=self._run, name="orchestrator-client", daemon=True)
-        self._last_error = ""
+        self._outage = Outage(log, f"orchestrator {host}:{port}", back="connected")
         self.refused = False     # the orchestrator refused our key
-        self._outage_start = 0.0   # monotonic time of the first failure of this outage
-        self._outage_failures = 0
         self._welcomed = False
         self._last_rx = 0.0
 
@@ -145,21 +142,23 @@ class OrchestratorClient:
     @property
     def last_error(self) -> str:
         """Why the last connection attempt failed ('' once connected)."""
-        return self._last_error
+        return self._outage.last_error
 
     def stats(self) -> dict:
         with self._lock:
             return {"alerts": self.n_alerts, "buffered": self._buffered(), "resent": self.n_resent,
                     "buffer_dropped": self._buf.dropped, "acked": self._buf.acked,
                     "buffered_bytes": self._buf.memory_bytes, "spilled": self._buf.spilled,
-                    "connects": self.n_connects}
+                    "connects": self.n_connects,
+                    # written to the orchestrator, not acked yet: resent if it goes away
+                    "in_flight": max(0, self._sent_upto - self._buf.acked)}
 
     def close(self, timeout: float | None = None) -> DeliveryReport:
         """Deliver what is buffered for up to `timeout` seconds (flush_timeout), then stop."""
         timeout = self.flush_timeout if timeout is None else timeout
         with self._lock:
             self._closing = True
-            self._cut_sleep.set()
+            self._backoff.cut.set()
             self._poke()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -177,9 +176,9 @@ class OrchestratorClient:
             log.warning("orchestrator %s:%d: %d alerts not delivered at shutdown (seq %d..%d), "
                         "%d dropped earlier at the buffer bound", self.host, self.port,
                         report.undelivered, report.acked + 1, report.last_seq, report.buffer_dropped)
-        elif self._outage_failures:
+        elif self._outage.failures:
             log.info("orchestrator %s:%d: all alerts delivered at shutdown after %d failed attempts",
-                     self.host, self.port, self._outage_failures)
+                     self.host, self.port, self._outage.failures)
         if not stuck:
             self._wake_r.close()
             self._wake_w.close()
@@ -192,24 +191,24 @@ class OrchestratorClient:
             return self._stop_now.is_set() or (self._closing and self._buffered() == 0)
 
     def _run(self) -> None:
-        attempt = 0   # failed rounds over all addresses since the last welcome
         tried = 0     # addresses tried in this round
         while not self._done():
             sock = None
             self._welcomed = False
             self.host, self.port = self.addresses[self._addr_index]
+            self._outage.name = f"orchestrator {self.host}:{self.port}"
             try:
                 sock = self._connect()
                 self._session(sock)
             except AuthRefused as exc:
                 self.refused = True
-                self._note_error(f"refused by the orchestrator: {exc}", logging.ERROR)
-                attempt = max(attempt, 4)  # a wrong key will not fix itself quickly
+                self._outage.failed(f"refused by the orchestrator: {exc}", logging.ERROR)
+                self._backoff.at_least(4)  # a wrong key will not fix itself quickly
             except (OSError, protocol.ProtocolError, _Closed, ssl.SSLError) as exc:
-                self._note_error(f"{type(exc).__name__}: {exc}")
+                self._outage.failed(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a bug here must not end delivery for good
                 log.exception("orchestrator client: unexpected error")
-                self._note_error(f"{type(exc).__name__}: {exc}")
+                self._outage.failed(f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
                 if sock is not None:
@@ -220,34 +219,18 @@ class OrchestratorClient:
             if self._done():
                 break
             if self._welcomed:  # a working session ended: the same address, soon
-                attempt = tried = 0
-                delay = self._backoff[0]
+                tried = 0
+                self._backoff.reset()
             else:  # the next address right away; back off once every address failed
                 self._addr_index = (self._addr_index + 1) % len(self.addresses)
                 tried += 1
                 if tried < len(self.addresses):
                     continue
                 tried = 0
-                delay = min(self._backoff[1], self._backoff[0] * (2 ** attempt))
-                attempt = min(attempt + 1, 32)
             if self._closing:  # the exit flush has seconds, not minutes: keep trying
-                self._stop_now.wait(random.uniform(0.05, 0.2))
+                self._backoff.flush_pause(self._stop_now)
             else:
-                self._cut_sleep.wait(random.uniform(delay / 2, delay))
-
-    def _note_error(self, message: str, level: int = logging.WARNING) -> None:
-        # The log is the workload's stderr: one line when an outage starts, one when it
-        # ends (with the count); a refused key is worth repeating once it changes.
-        self._outage_failures += 1
-        if self._outage_failures == 1:
-            self._outage_start = time.monotonic()
-            log.log(level, "orchestrator %s:%d: %s; will retry (quietly until it is back)",
-                    self.host, self.port, message)
-        elif level >= logging.ERROR and message != self._last_error:
-            log.log(level, "orchestrator %s:%d: %s", self.host, self.port, message)
-        else:
-            log.debug("orchestrator %s:%d: %s", self.host, self.port, message)
-        self._last_error = message
+                self._backoff.wait()
 
     def _connect(self) -> socket.socket:
         # a failed address must not eat the exit flush: cap the attempt then
@@ -315,11 +298,7 @@ class OrchestratorClient:
         self.n_connects += 1
         self._welcomed = True
         self.connected.set()
-        if self._outage_failures:
-            log.info("orchestrator %s:%d: connected after %d failed attempts in %.1fs", self.host,
-                     self.port, self._outage_failures, time.monotonic() - self._outage_start)
-            self._outage_failures = 0
-            self._last_error = ""
+        self._outage.over()
         for frame in early:
             self._handle(sock, frame)
         next_hb = time.monotonic()

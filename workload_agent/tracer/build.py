@@ -30,7 +30,8 @@ struct wa_config {
 };
 struct wa_stats { uint64_t records; uint64_t drops; uint64_t stops; uint64_t tasks; uint64_t read_failures;
                   uint64_t prefiltered; uint64_t ring_waits; uint64_t ring_wait_ns; uint64_t guard_hits; uint64_t denied;
-                  uint64_t ack_timeouts; uint64_t tracer_moves; uint64_t quiet_dropped; };
+                  uint64_t ack_timeouts; uint64_t tracer_moves; uint64_t quiet_dropped;
+                  uint64_t tracer_cpu_ns; };
 struct wa_pf_atom { uint8_t op; uint8_t arg; uint32_t nstr; uint32_t first_str; uint64_t value; ...; };
 struct wa_pf_clause { uint32_t first_atom; uint32_t natoms; };
 struct wa_pf_prog { uint8_t active; uint8_t path_arg; uint8_t flags_arg; uint8_t quiet_hold; uint32_t first_clause; uint32_t nclauses; ...; };

@@ -240,9 +240,7 @@ class Tracer:
     def stats(self) -> dict:
         s = self._ffi.new("struct wa_stats *")
         self._lib.wa_get_stats(self._t, s)
-        return {k: getattr(s, k) for k in ("records", "drops", "stops", "tasks", "read_failures",
-                                             "prefiltered", "ring_waits", "ring_wait_ns", "guard_hits",
-                                             "denied", "ack_timeouts", "tracer_moves", "quiet_dropped")}
+        return {k: getattr(s, k) for k, _ in self._ffi.typeof("struct wa_stats").fields}
 
     def ack(self) -> None:
         """Everything read so far is handled: tracees held at a guarded stop go on."""
