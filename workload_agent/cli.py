@@ -55,6 +55,114 @@ def build_parser(only: str | None = None):
     return parser
 
 
+class _Args:
+    """What parse_args gives, from quick_args."""
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__.update(values)
+
+
+class _Options:
+    """Stands in for argparse's subparsers and for the parser they make, for a command's
+    register(): it keeps the options it is given, and quick_args reads a plain command
+    line with them. Everything it is not sure of (help, a value argparse might take
+    otherwise, an error to report) is left to argparse, which gives the usual messages."""
+
+    _TAKES_VALUE = {None: True, "store": True, "append": True, "store_true": False,
+                    "store_false": False, "store_const": False}
+    _KNOWN = {"action", "default", "dest", "type", "choices", "nargs", "const", "help", "metavar"}
+
+    def __init__(self) -> None:
+        self.options: dict = {}    # option string -> (dest, action, type, choices, const)
+        self.defaults: dict = {}
+        self.positional = None
+        self.unsure: set = set()   # option strings left to argparse
+
+    def add_parser(self, name, **kwargs):
+        return self
+
+    def set_defaults(self, **kwargs) -> None:
+        self.defaults.update(kwargs)
+
+    def add_argument(self, *flags, **kw) -> None:
+        action = kw.get("action")
+        if not flags[0].startswith("-"):
+            if self.positional is not None or kw.get("nargs") != "*":
+                self.unsure.add("")   # a command line this reading does not know: argparse
+            self.positional = kw.get("dest", flags[0])
+            return
+        named = next((f for f in flags if f.startswith("--")), flags[0])   # as argparse names it
+        dest = kw.get("dest") or named.lstrip("-").replace("-", "_")
+        if action not in self._TAKES_VALUE or set(kw) - self._KNOWN or "nargs" in kw:
+            self.unsure.update(flags)
+        for flag in flags:
+            self.options[flag] = (dest, action, kw.get("type"), kw.get("choices"), kw.get("const"))
+        if action == "store_true":
+            default = kw.get("default", False)
+        elif action == "store_false":
+            default = kw.get("default", True)
+        else:
+            default = kw.get("default")
+        self.defaults.setdefault(dest, default)
+
+    def parse(self, argv: list):
+        """The namespace argparse would give for ``OPTIONS -- CMD...``, or None."""
+        if "--" not in argv or "" in self.unsure or self.positional is None:
+            return None
+        cut = argv.index("--")
+        opts, rest = argv[:cut], argv[cut + 1:]
+        if "--" in rest:
+            return None   # argparse's handling of a second "--" changed across versions
+        values = {k: (list(v) if isinstance(v, list) else v) for k, v in self.defaults.items()}
+        i = 0
+        while i < len(opts):
+            flag, value = opts[i], None
+            if flag.startswith("--") and "=" in flag:
+                flag, value = flag.split("=", 1)
+            spec = self.options.get(flag)
+            if spec is None or flag in self.unsure:
+                return None
+            dest, action, type_, choices, const = spec
+            if not self._TAKES_VALUE[action]:
+                if value is not None:
+                    return None
+                values[dest] = {"store_true": True, "store_false": False}.get(action, const)
+                i += 1
+                continue
+            if value is None:
+                i += 1
+                if i >= len(opts) or opts[i].startswith("-"):
+                    return None
+                value = opts[i]
+            if type_ is not None:
+                try:
+                    value = type_(value)
+                except Exception:  # noqa: BLE001 - argparse says what is wrong with it
+                    return None
+            if choices is not None and value not in choices:
+                return None
+            if action == "append":
+                values[dest] = (values[dest] or []) + [value]
+            else:
+                values[dest] = value
+            i += 1
+        values[self.positional] = rest
+        return _Args(values)
+
+
+def quick_args(argv: list):
+    """The parsed `run` command line without argparse (whose import and parser building
+    cost every container start some 10 ms), when it is the plain ``run [OPTIONS] -- CMD``
+    form with options spelled out; None for anything else, which argparse then reads."""
+    if not argv or argv[0] != "run":
+        return None
+    from .runner import register
+
+    options = _Options()
+    register(options)
+    return options.parse(argv[1:])
+
+
 # Commands after which the process has nothing left to do but exit (see _leave).
 LEAVE_AT_ONCE = {"run"}
 
@@ -63,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     as_process = argv is None   # the console script: this process ends when we return
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first if first in SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
+    parser = None
+    args = quick_args(argv)
+    if args is None:
+        parser = build_parser(first if first in SUBCOMMANDS else None)
+        args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -100,11 +211,12 @@ def _leave(code: int) -> None:
     that is not a daemon gets the interpreter's usual exit, which waits for it."""
     import atexit
     import os
-    import threading
 
-    main = threading.main_thread()
-    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
-        return
+    threading = sys.modules.get("threading")   # not imported: no thread of its kind exists
+    if threading is not None:
+        main = threading.main_thread()
+        if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+            return
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -568,13 +568,16 @@ def add_arguments(parser, names: tuple | list | None = None) -> None:
         kwargs: dict[str, Any] = {"default": None, "dest": setting.name,
                                   "help": f"{setting.help} (env {', '.join(setting.env_names)})"}
         if setting.parse is _parse_bool:
-            import argparse
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            choices = getattr(setting.parse, "choices", None)
-            if choices:
-                kwargs["choices"] = choices
-            kwargs["metavar"] = setting.metavar or (None if choices else "VALUE")
+            # --NAME and --no-NAME, as argparse's BooleanOptionalAction would make them, in
+            # plain actions that cli.py's quick reading of `run` options understands too
+            parser.add_argument(setting.option, action="store_const", const=True, **kwargs)
+            parser.add_argument("--no-" + setting.option[2:], action="store_const", const=False,
+                                default=None, dest=setting.name, help=f"the opposite of {setting.option}")
+            continue
+        choices = getattr(setting.parse, "choices", None)
+        if choices:
+            kwargs["choices"] = choices
+        kwargs["metavar"] = setting.metavar or (None if choices else "VALUE")
         parser.add_argument(setting.option, **kwargs)
 
 

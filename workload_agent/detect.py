@@ -6,15 +6,15 @@ plus what the process state needs to stay true.
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
-from typing import Iterable
 
 from .events import records as R
-from .events.params import DEFAULT_SYSCALLS, SPECS, equivalents
-from .events.syscall_table import SYSCALLS
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Iterable
 
 # Traced whatever the rules say: exec gives process identity, chdir the cwd that relative
 # paths resolve against, the setuid family user.*, setsid/setpgid the session and group,
@@ -118,11 +118,17 @@ def load_ruleset_leniently(paths: Iterable[str], *, min_priority=None):
         files = [f for f in files if f not in bad]
         from .rules.loader import load_rules
 
+        import functools
+
         load = functools.partial(load_rules, compile_each=False)
 
 
 def traced_syscalls(ruleset, arch: str) -> tuple:
     """(syscall names to trace, note). The note says when a rule forced the default set."""
+    # here, not at the top: a start with a warm rules cache takes the names from it
+    from .events.params import DEFAULT_SYSCALLS, SPECS, equivalents
+    from .events.syscall_table import SYSCALLS
+
     types = ruleset.event_types()
     if types is not None:
         # Rules on the agent's guard (tagged "agent": rules/05-agent-defense.yaml) match only

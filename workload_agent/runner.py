@@ -7,12 +7,12 @@ cannot start, `--priority availability` runs it untraced with a loud warning and
 """
 from __future__ import annotations
 
+import _signal as signal   # signal's own numbers: the signal module's enums cost ~3 ms a start
+import _thread
 import errno
 import gc
 import os
-import signal
 import sys
-import threading
 import time
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -32,10 +32,10 @@ def pause_gc() -> None:
     """No cyclic garbage collection while the agent starts: nearly everything it makes
     then (modules, rules, the detector) lives as long as it does, and each collection
     would walk all of it again (some 40 of them before the first event is judged)."""
-    global _gc_paused
+    global _gc_paused, _gc_managed
     if gc.isenabled():
         gc.disable()
-        _gc_paused = True
+        _gc_paused = _gc_managed = True
 
 
 def settle_gc() -> None:
@@ -49,6 +49,7 @@ def settle_gc() -> None:
 
 
 _gc_paused = False
+_gc_managed = False   # an entry point paused it: the detector made later is kept out too
 
 
 def _warn(msg: str) -> None:
@@ -158,12 +159,20 @@ class DetectionPlan:
 
     _prefilter = None
     _container = None
+    _capture = None
 
     def __init__(self, *, ruleset, names, writer, container, start_ns, matching,
-                 metrics_file=None, heartbeat_interval=None):
+                 metrics_file=None, heartbeat_interval=None, warm=None, notes=(),
+                 min_priority=None, remember=False):
         """container: the Container, or a function that detects it (called once, when
-        first needed)."""
-        self.ruleset = ruleset
+        first needed). warm: a WarmStart (warm_start.py), whose rules are loaded only when
+        first asked for (ruleset is None then); remember: keep what this start derives
+        for the next one (its rules all loaded)."""
+        self._ruleset = ruleset
+        self.warm = warm
+        self.notes = list(notes)
+        self.min_priority = min_priority
+        self.remember = remember and warm is None
         self.names = names
         self.writer = writer
         self._find_container = container if callable(container) else (lambda: container)
@@ -178,26 +187,60 @@ class DetectionPlan:
             self._container = self._find_container()
         return self._container
 
-    def prefilter(self):
-        from . import detect
+    @property
+    def ruleset(self):
+        if self._ruleset is None:
+            self._ruleset = self.warm.ruleset()
+        return self._ruleset
 
+    def capture(self) -> dict:
+        """The tracer's capture specs for ``names``."""
+        if self._capture is None:
+            self._capture = (self.warm.capture_specs() if self.warm is not None
+                             else default_capture(self.names))
+        return self._capture
+
+    def prefilter(self):
+        """What the tracer drops at the stop: a Prefilter, or on a warm start its image."""
         if self._prefilter is None:
-            self._prefilter = detect.prefilter_for(self.ruleset, self.names, self.start_ns)
+            if self.warm is not None:
+                self._prefilter = self.warm.image.with_start(self.start_ns)
+            else:
+                from . import detect
+
+                self._prefilter = detect.prefilter_for(self.ruleset, self.names, self.start_ns)
+                if self.remember:
+                    from . import warm_start
+                    from .events.arch import native_arch
+
+                    warm_start.remember(self.ruleset, self.min_priority, native_arch(), self.names,
+                                        self.notes, self.capture(), self._prefilter.image())
         return self._prefilter
 
     def build(self):
-        from . import detect
-        from .state import StateTracker
+        return self.complete(self.detector())
 
-        tracker = StateTracker(self.container, start_ns=self.start_ns)
-        tracker.wanted = self.ruleset.event_types()  # events no rule can match are not built
-        detector = detect.Detector(self.ruleset, tracker, self.writer, mode=self.matching)
+    def detector(self):
+        """The detector with its outputs and counters, without state or rules yet: what a
+        run needs until its first record (complete() adds them)."""
+        from . import detect
+
+        detector = detect.Detector(None, None, self.writer, mode=self.matching)
         detector.traced = frozenset(self.names)
         detector.prefilter = self.prefilter()
         if self.metrics_file is not None:
             detector.metrics_file = self.metrics_file
         if self.heartbeat_interval is not None:
             detector.heartbeat_interval = self.heartbeat_interval
+        return detector
+
+    def complete(self, detector):
+        """``detector`` with its state tracker and rules."""
+        from .state import StateTracker
+
+        tracker = StateTracker(self.container, start_ns=self.start_ns)
+        tracker.wanted = self.ruleset.event_types()  # events no rule can match are not built
+        detector.ruleset, detector.tracker = self.ruleset, tracker
         return detector
 
 
@@ -212,13 +255,18 @@ def plan_detection(*, rules=(), json_lines=False, alerts_to=None, matching="firs
     from .events.arch import native_arch
 
     policy = policy or FailurePolicy()
-    ruleset, notes, failures = detect.load_ruleset_leniently(rules, min_priority=min_priority)
-    if failures:
-        policy.fail("some rules did not load" if ruleset.enabled_rules else "no rules loaded",
-                    "\n".join(failures), "; ".join(f.splitlines()[0] for f in failures))
-    names, note = detect.traced_syscalls(ruleset, native_arch())
-    if note:
-        notes.append(note)
+    warm = None if plan_only else _warm_start(rules, min_priority, native_arch())
+    failures = ()
+    if warm is not None:
+        ruleset, names, notes = None, list(warm.names), list(warm.notes)
+    else:
+        ruleset, notes, failures = detect.load_ruleset_leniently(rules, min_priority=min_priority)
+        if failures:
+            policy.fail("some rules did not load" if ruleset.enabled_rules else "no rules loaded",
+                        "\n".join(failures), "; ".join(f.splitlines()[0] for f in failures))
+        names, note = detect.traced_syscalls(ruleset, native_arch())
+        if note:
+            notes.append(note)
     if plan_only:
         return None, names, notes
     if config is not None:
@@ -254,8 +302,18 @@ def plan_detection(*, rules=(), json_lines=False, alerts_to=None, matching="firs
     plan = DetectionPlan(ruleset=ruleset, names=names, writer=writer, container=find_container,
                          start_ns=start_ns, matching=matching,
                          metrics_file=config.metrics_file if config is not None else None,
-                         heartbeat_interval=config.heartbeat_interval if config is not None else None)
+                         heartbeat_interval=config.heartbeat_interval if config is not None else None,
+                         warm=warm, notes=notes, min_priority=min_priority, remember=not failures)
     return plan, names, notes
+
+
+def _warm_start(rules, min_priority, arch):
+    """The WarmStart (warm_start.py) for these rules, or None: a full load then."""
+    from . import warm_start
+    from .detect import default_rules_paths
+
+    paths = list(rules) or default_rules_paths()
+    return warm_start.find(paths, min_priority, arch) if paths else None
 
 
 def prepare_detection(*, config=None, policy=None, defer=False, **kw):
@@ -381,7 +439,6 @@ def event_printer(args):
 
 def _run_command(args) -> int:
     from .detect import Tee
-    from .events.params import DEFAULT_SYSCALLS
 
     pause_gc()
     try:
@@ -404,7 +461,11 @@ def _run_command(args) -> int:
     if detector is None and not args.no_rules:
         _announce_untraced(config, config.alerts_to, args.json, policy.reasons)
         return _exec_untraced(args.command)
-    names = given or (names if not args.no_rules else sorted(DEFAULT_SYSCALLS))
+    if args.no_rules and not given:
+        from .events.params import DEFAULT_SYSCALLS
+
+        names = sorted(DEFAULT_SYSCALLS)
+    names = given or names
     printer = event_printer(args)
     # --events shows every traced syscall: it is for seeing what rules could be written on.
     use_pf = detector is not None and not given and args.prefilter and printer is None
@@ -413,6 +474,7 @@ def _run_command(args) -> int:
                    syscalls=names, ring_bytes=args.ring_size, self_protect=config.self_protect,
                    foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
                    tracer_cpu=config.tracer_cpu, prefilter=detector.prefilter() if use_pf else None,
+                   capture=None if given else detector.capture(),
                    build=_late_detector(detector, config.priority, printer=printer,
                                         use_prefilter=use_pf, print_stats=args.stats))
     if detector is not None:
@@ -460,7 +522,7 @@ def instrument(argv: list[str]) -> int:
         return run(argv, priority=config.priority, syscalls=names, self_protect=config.self_protect,
                    foreign_arch=config.foreign_arch, attach_foreign=config.attach_foreign,
                    tracer_cpu=config.tracer_cpu, prefilter=detector.prefilter(),
-                   build=_late_detector(detector, config.priority))
+                   capture=detector.capture(), build=_late_detector(detector, config.priority))
     return run(argv, priority=config.priority, sink=detector, syscalls=names,
                self_protect=config.self_protect, foreign_arch=config.foreign_arch,
                prefilter=detector.prefilter, on_tracer=detector.attach_tracer,
@@ -482,39 +544,90 @@ class _OutputsOnly:
 
 
 def _late_detector(plan, priority: str, *, printer=None, use_prefilter=True, print_stats=False):
-    """The ``build`` of `run` for a DetectionPlan: the detector, made once the workload
-    runs, and its prefilter handed to the tracer. A failure here is a bug of ours met
-    after the workload started: availability goes on without detection, with the degraded
-    alert; security stops the workload (SetupFailed) as it would have refused to start it."""
-    from .detect import Detector, Tee
+    """The ``build`` of `run` for a DetectionPlan: the detector, its state and rules made
+    once the first records arrive (_FirstRecord), and its prefilter handed to the tracer.
+    A failure to make them is a bug of ours met after the workload started: availability
+    goes on without detection, with the degraded alert; security stops the workload
+    (SetupFailed) as it would have refused to start it."""
+    from .detect import Tee
 
     def build(tracer):
         """tracer: the running tracer, or None when tracing could not start (the sink is
         then only there for the degraded alerts)."""
         try:
-            detector = plan.build()
-            detector.print_stats = print_stats
-            if use_prefilter and tracer is not None:
-                detector.attach_tracer(tracer)   # it started with the plan's prefilter
+            detector = plan.detector()
         except Exception as exc:  # noqa: BLE001 - reported, then the policy decides
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-            why = f"{type(exc).__name__}: {exc}"
-            if priority == "security":
-                _warn(f"internal error while setting detection up: {why}")
-                _warn("stopping the workload: it must not run undetected (priority: security)")
-                raise SetupFailed(EXIT_REFUSED) from None
-            policy = FailurePolicy(priority)
-            policy.fail("internal error while setting detection up", why)
-            sink = Detector(None, None, plan.writer, append_container=False)
-            for what, reason in policy.reasons:
-                sink.degraded(what, reason)
-            sink.degraded("running the workload without detection", "no detection at all for this run")
-            return Tee(_OutputsOnly(plan.writer), printer)
-        return Tee(detector, printer) if printer is not None else detector
+            return Tee(_setup_failed(plan, priority, exc), printer)
+        detector.print_stats = print_stats
+        if tracer is None:
+            return Tee(detector, printer) if printer is not None else detector
+        detector.tracer_stats = tracer.stats
+        detector.guard_labels = tracer.guard_labels
+        if use_prefilter:
+            detector.attach_tracer(tracer)   # it started with the plan's prefilter
+        sink = _FirstRecord(plan, detector, priority)
+        return Tee(sink, printer) if printer is not None else sink
 
     return build
+
+
+def _setup_failed(plan, priority: str, exc: Exception):
+    """The sink once making the detector failed: SetupFailed in security, else the outputs
+    alone, with the degraded alerts written."""
+    import traceback
+
+    from .detect import Detector
+
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    why = f"{type(exc).__name__}: {exc}"
+    if priority == "security":
+        _warn(f"internal error while setting detection up: {why}")
+        _warn("stopping the workload: it must not run undetected (priority: security)")
+        raise SetupFailed(EXIT_REFUSED) from None
+    policy = FailurePolicy(priority)
+    policy.fail("internal error while setting detection up", why)
+    sink = Detector(None, None, plan.writer, append_container=False)
+    for what, reason in policy.reasons:
+        sink.degraded(what, reason)
+    sink.degraded("running the workload without detection", "no detection at all for this run")
+    return _OutputsOnly(plan.writer)
+
+
+class _FirstRecord:
+    """A run's sink until its first records: the detector without state or rules, which
+    are made for the first batch. In security mode the records wait in the ring meanwhile,
+    in availability mode the ring holds megabytes of them: nothing is lost. A workload
+    that never does anything a rule could judge sends no record, and then neither the
+    rules nor the state are ever loaded."""
+
+    def __init__(self, plan, detector, priority: str) -> None:
+        self.plan = plan
+        self.detector = detector
+        self.priority = priority
+        self.sink = None
+
+    def handle(self, batch) -> None:
+        if self.sink is None:
+            self.sink = self._complete()
+        self.sink.handle(batch)
+
+    def _complete(self):
+        if _gc_managed:
+            pause_gc()   # what is made now lives as long as the agent: frozen after
+        try:
+            return self.plan.complete(self.detector)
+        except Exception as exc:  # noqa: BLE001 - reported, then the policy decides
+            return _setup_failed(self.plan, self.priority, exc)
+        finally:
+            settle_gc()
+
+    def tick(self) -> None:
+        tick = getattr(self.sink or self.detector, "tick", None)
+        if tick is not None:
+            tick()
+
+    def close(self, stats) -> None:
+        (self.sink or self.detector).close(stats)
 
 
 def _announce_untraced(config, alerts_to, json_lines, reasons) -> None:
@@ -595,34 +708,45 @@ def _run_untraced(path: str, argv: list[str], env, old_mask) -> int:
     return EXIT_NOT_EXECUTABLE  # not reached
 
 
-class _SignalForwarder(threading.Thread):
+class _SignalForwarder:
     """Relays the signals sent to the agent to the workload (they are blocked in every
-    agent thread and taken here with sigtimedwait, so nothing runs in a handler)."""
+    agent thread and taken here with sigtimedwait, so nothing runs in a handler). A bare
+    _thread thread: the threading module costs every start some 4 ms of imports, and
+    this thread needs none of it (it is joined by its lock, and never outlives the run)."""
 
     def __init__(self, pid: int) -> None:
-        super().__init__(name="signal-forwarder", daemon=True)
         self.pid = pid
-        self.stopping = threading.Event()
+        self.stopping = False
+        self.ident = None
+        self._running = _thread.allocate_lock()   # held while the thread runs
+
+    def start(self) -> None:
+        self._running.acquire()
+        self.ident = _thread.start_new_thread(self.run, ())
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            info = signal.sigtimedwait(FORWARDED, 1.0)
-            if info is None or self.stopping.is_set():
-                continue
-            if info.si_code == SI_KERNEL:
-                continue  # from our terminal: the kernel already sent it to the workload's group
-            try:
-                os.kill(self.pid, info.si_signo)
-            except ProcessLookupError:
-                return
+        try:
+            while not self.stopping:
+                info = signal.sigtimedwait(FORWARDED, 1.0)
+                if info is None or self.stopping:
+                    continue
+                if info.si_code == SI_KERNEL:
+                    continue  # from our terminal: the kernel already sent it to the workload's group
+                try:
+                    os.kill(self.pid, info.si_signo)
+                except ProcessLookupError:
+                    return
+        finally:
+            self._running.release()
 
     def stop(self) -> None:
-        self.stopping.set()
+        self.stopping = True
         try:
             signal.pthread_kill(self.ident, signal.SIGWINCH)  # wakes sigtimedwait; not forwarded
         except (ProcessLookupError, TypeError):
             pass  # already gone
-        self.join()
+        with self._running:   # joined
+            pass
 
 
 def default_capture(names=None):
@@ -658,13 +782,15 @@ def _foreign_scanner(tracer, mode: str):
     when the mode is never or the agent is not the container's init."""
     if mode == "never":
         return None
-    from .attach.scanner import ForeignScanner, scope
+    from .attach.scope import scope
 
     active, why, skip = scope()
     if not active:
         if mode != "trace":   # asked for explicitly: say why it does nothing
             _warn(f"--attach-foreign {mode} has no effect: {why}")
         return None
+    from .attach.scanner import ForeignScanner
+
     scanner = ForeignScanner(tracer, mode, skip=skip, warn=_warn)
     scanner.start()
     return scanner
@@ -695,6 +821,7 @@ class _Pump:
         self.sink = sink
         self.scanner = scanner   # attach/scanner.py: alert-mode notices, ATTACH order
         self.failures: dict = {}
+        self.refused = None      # the exit status when the sink refused to go on
 
     def _failed(self, where: str, exc: BaseException) -> None:
         key = f"{where}: {type(exc).__name__}"
@@ -723,6 +850,12 @@ class _Pump:
         if self.sink is not None:
             try:
                 self.sink.handle(batch)
+            except SetupFailed as exc:   # detection could not be made (security): stop it
+                self.refused, self.sink = exc.code, None
+                try:
+                    os.kill(self.tracer.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             except Exception as exc:  # noqa: BLE001 - isolated to this batch
                 self._failed("event processing", exc)
         # Handled, alerts written: a tracee held at a guarded stop may go on.
@@ -741,10 +874,11 @@ class _Pump:
 def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = True, sink=None,
         syscalls=None, ring_bytes: int = 8 << 20, env=None, self_protect: str = "deny",
         foreign_arch: str = "decode", prefilter=None, on_tracer=None,
-        attach_foreign: str = "never", tracer_cpu: str = "follow", build=None) -> int:
+        attach_foreign: str = "never", tracer_cpu: str = "follow", build=None, capture=None) -> int:
     """Runs argv traced; its exit status. build: called with the started tracer, gives the
     sink (instead of ``sink``): work the workload need not wait for (_late_detector);
-    raising SetupFailed there stops the workload and gives that status."""
+    raising SetupFailed there, or in the sink's handle, stops the workload and gives that
+    status. capture: the capture specs of ``syscalls`` when the caller has them."""
     env = original_environment() if env is None else dict(env)
     path = resolve_command(argv[0], env)
     if path is None:
@@ -759,7 +893,8 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
         if not ok:
             raise TraceStartError(why)
         try:
-            capture = default_capture(syscalls)
+            if capture is None:
+                capture = default_capture(syscalls)
         except ValueError as exc:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             _warn(str(exc))
@@ -834,7 +969,9 @@ def run(argv: list[str], *, priority: str = "availability", use_seccomp: bool = 
             scanner = None
         stats = tracer.stats()
         _write_stats(stats)
-        if sink is not None:
+        if pump.refused is not None:
+            refused = pump.refused
+        elif sink is not None:
             try:
                 sink.close(stats)
             except Exception as exc:  # noqa: BLE001 - the workload's status still counts

@@ -310,7 +310,7 @@ def test_internal_error_while_setting_up(tmp_path, marker):
 
 # A bug in what is built once the workload runs (the state tracker, the container's
 # detection): `run` and `instrument` start the workload before building it when no
-# orchestrator needs it.
+# orchestrator needs it, for its first record (never, for a workload that sends none).
 LATE_BUG = textwrap.dedent("""
     import sys
     from workload_agent.state import tracker
@@ -338,8 +338,9 @@ def test_internal_error_while_building_the_detector(tmp_path, marker, bug):
     assert any("without detection" in a["output"] for a in critical), p.stdout
     assert "Shadow read" not in [a["rule"] for a in alerts_of(p)]
     marker.unlink()
-    # security: the workload that started is stopped, and the run says why
-    slow = ["sh", "-c", f"sleep 5; touch {marker}; exit 3"]
+    # security: the workload that started is stopped at its first record (the detector is
+    # made for it), and the run says why
+    slow = ["sh", "-c", f"cat /etc/shadow >/dev/null 2>&1; sleep 5; touch {marker}; exit 3"]
     cmd = [sys.executable, "-c", bug + "\nfrom workload_agent.cli import main\nsys.exit(main(sys.argv[1:]))",
            "run", "--json", "--priority", "security", *args, "--", *slow]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=clean_env())

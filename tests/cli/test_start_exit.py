@@ -156,3 +156,37 @@ def test_a_thread_that_is_not_a_daemon_gets_the_usual_exit(tmp_path, rules):
                        text=True, timeout=120, env=env_for(tmp_path, WORKLOAD_AGENT_RULES=rules))
     assert p.returncode == 9, p.stderr
     assert marker.read_text() == "done"
+
+
+MODULES_AT_EXIT = textwrap.dedent("""
+    import atexit, sys
+    out = sys.argv.pop(1)
+    before = set(sys.modules)
+    heavy = ("workload_agent.state.tracker", "workload_agent.rules.ruleset", "workload_agent.rules.group",
+             "workload_agent.tracer.prefilter", "workload_agent.events.params", "threading", "argparse")
+    atexit.register(lambda: open(out, "w").write(" ".join(m for m in heavy
+                                                          if m in sys.modules and m not in before)))
+    from workload_agent import cli
+    cli.main()
+""")
+
+
+def test_a_workload_that_sends_no_record_loads_no_rules(tmp_path, rules):
+    """With a warm rules cache, a run whose workload does nothing a rule could see gets no
+    record: it never loads the rules, builds no state and starts no threading thread. One
+    that does gets the detector built at its first record, and its alert."""
+    out = tmp_path / "modules"
+    argv = [sys.executable, "-c", MODULES_AT_EXIT, str(out), "run", "--priority", "security",
+            "--stats", "--rules", rules, "--"]
+    env = env_for(tmp_path)
+    for _ in range(2):   # the second start is warm
+        p = subprocess.run(argv + ["sh", "-c", "ls / >/dev/null; exit 4"], capture_output=True,
+                           text=True, timeout=120, env=env)
+        assert p.returncode == 4, p.stderr
+    assert " records=0 " in p.stderr, p.stderr
+    assert out.read_text() == ""
+    p = subprocess.run(argv + ["sh", "-c", "cat /etc/hostname >/dev/null"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("hostname read by cat") == 1, (p.stdout, p.stderr)
+    assert "workload_agent.state.tracker" in out.read_text().split()

@@ -20,16 +20,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Set
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Set
 
 from ..events import records as R
+from .scope import KNOWN_INITS, scope  # noqa: F401 - scope() is this module's too
 from .sessions import RUNTIME_HELPERS
 
 MODES = ("trace", "alert", "never")
-
-#: Minimal inits that may run the agent as PID 2 (docker --init, ECS initProcessEnabled,
-#: podman --init): the agent's namespace is still the container's.
-KNOWN_INITS = frozenset({"tini", "docker-init", "dumb-init", "catatonit", "tini-static"})
 
 #: The first look after a process enters comes within PERIOD (see docs/tracer.md for the
 #: measured exec-to-attach delay); the full listing every FULL_PERIOD; this thread wakes
@@ -41,27 +41,6 @@ IDLE_WAIT = 0.25
 MAX_PROBES = 64
 
 _INIT_PIDNS = "pid:[4026531836]"   # the kernel's initial pid namespace (PROC_PID_INIT_INO)
-
-
-def scope(pid: Optional[int] = None, ppid: Optional[int] = None, proc: str = "/proc"):
-    """(active, why not, pids never to touch). Foreign processes are the container's only
-    when the agent is its init, or the child of a minimal init; elsewhere (a shell on a
-    host) every other process of the machine would look foreign."""
-    me = os.getpid() if pid is None else pid
-    parent = os.getppid() if ppid is None else ppid
-    if me == 1:
-        return True, "", {1}
-    if parent == 1:
-        try:
-            with open(f"{proc}/1/comm", encoding="utf-8", errors="replace") as fh:
-                init = fh.read().strip()
-        except OSError:
-            init = ""
-        if init in KNOWN_INITS:
-            return True, "", {1, me}
-        return False, (f"the agent is not the container's init: PID 1 is {init or '?'}, not one "
-                       f"of {', '.join(sorted(KNOWN_INITS))}"), set()
-    return False, "the agent is not the container's init (PID 1)", set()
 
 
 class _Status:

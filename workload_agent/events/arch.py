@@ -9,7 +9,10 @@ ABI (``int 0x80`` on x86_64) like the native one, under the native names, so a r
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, Optional, Tuple
 
 from .syscall_table import AUDIT_ARCH, SYSCALLS
 
@@ -61,22 +64,35 @@ def _canonical(name: str, native: Dict[str, int]) -> str:
     return name
 
 
+# arch -> numbers(arch), made when first asked for: a start needs one or two of them
+_NUMBERS: Dict[str, Dict[int, str]] = {}
+
+
 def numbers(arch: str) -> Dict[int, str]:
-    """Syscall number -> the name rules use, for a native or compat ABI."""
+    """Syscall number -> the name rules use, for a native or compat ABI (not to be changed:
+    every caller shares it)."""
+    out = _NUMBERS.get(arch)
+    if out is not None:
+        return out
     native = SYSCALLS[_native_of(arch)]
     out = {nr: _canonical(name, native) for name, nr in SYSCALLS[arch].items()}
     if arch != _native_of(arch):
         for k, name in enumerate(sorted({n for n, _ in SOCKETCALL.values()} - set(out.values()))):
             out[_SOCKETCALL_ONLY_BASE + k] = name
+    _NUMBERS[arch] = out
     return out
 
 
-_BY_AUDIT = {AUDIT_ARCH[a]: numbers(a) for a in SYSCALLS}
+_BY_AUDIT: Dict[int, Dict[int, str]] = {}   # AUDIT_ARCH_* -> numbers(), filled when asked
 
 
 def syscall_name(audit_arch: int, nr: int) -> str:
     """The name of syscall nr of an ABI (AUDIT_ARCH_*), as rules name it."""
-    return _BY_AUDIT.get(audit_arch, {}).get(nr, f"syscall_{nr}")
+    table = _BY_AUDIT.get(audit_arch)
+    if table is None:
+        arch = next((a for a in SYSCALLS if AUDIT_ARCH[a] == audit_arch), None)
+        table = _BY_AUDIT[audit_arch] = numbers(arch) if arch is not None else {}
+    return table.get(nr, f"syscall_{nr}")
 
 
 def numbers_of(arch: str, names: Iterable[str]) -> Dict[int, str]:

@@ -32,21 +32,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-try:   # the built-in SHA-256, without hashlib's load of OpenSSL (~3 ms of every start)
-    from _sha2 import sha256   # Python >= 3.12
-except ImportError:
-    try:
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
-
-from .. import __version__
+from .cache_entries import FORMAT, cache_dir, cache_key, read_entry, read_files, sha256, write_entry
 from .ruleset import Rule
-
-_FORMAT = 1
 
 
 class _Text:
@@ -69,13 +58,19 @@ class CachedLoad:
         self.warnings = [_Text(t) for t in warnings]
 
 
-def load_rules_cached(paths, *, min_priority=None, enable=(), disable=()):
+def load_rules_cached(paths, *, min_priority=None, enable=(), disable=(), files=None):
     """load_rules(paths, compile_each=False) through the cache: a CachedLoad on a hit,
-    else the loader's own result (stored when it succeeded)."""
+    else the loader's own result (stored when it succeeded).
+
+    files: the (name, bytes) of ``paths`` as read_files gave them earlier: the rules are
+    then what those bytes hold, whatever the files hold now (a start that derived its
+    syscalls and prefilter from these bytes must judge events by the same rules)."""
     from .ruleset import select_rules
 
-    files = read_files(paths) if cache_dir() is not None else None
-    key = cache_key(files) if files is not None else None
+    given = files is not None
+    if not given and cache_dir() is not None:
+        files = read_files(paths)
+    key = cache_key(files) if files is not None and cache_dir() is not None else None
     if key is not None:
         hit = load(key)
         if hit is not None:
@@ -85,126 +80,25 @@ def load_rules_cached(paths, *, min_priority=None, enable=(), disable=()):
             return CachedLoad(ruleset, warnings)
     from .loader import load_rules
 
+    contents = None
+    if given:
+        try:   # as the loader reads a file: UTF-8, universal newlines
+            contents = {name: data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+                        for name, data in files}
+            paths = [name for name, _ in files]
+        except UnicodeDecodeError:   # the loader reads the files and says what is wrong
+            contents = key = None
     result = load_rules(paths, min_priority=min_priority, enable=enable, disable=disable,
-                        compile_each=False)
+                        compile_each=False, contents=contents)
     if key is not None and result.ok:
         store(key, result.ruleset.rules, [m.as_text() for m in result.warnings])
         result.ruleset.cache_key = key
     return result
 
 
-def cache_dir() -> Optional[str]:
-    env = os.environ.get("WORKLOAD_AGENT_RULES_CACHE")
-    if env is not None:
-        return None if env.strip().lower() in ("", "off", "0", "no", "false") else env
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "workload-agent")
-
-
-_fingerprint: Optional[bytes] = None
-
-
-def _code_fingerprint() -> bytes:
-    """Every module of the agent, by size and mtime: the rules' trees depend on the fields
-    registry and the event tables, a prefilter on the tracer's and the state's modules."""
-    global _fingerprint
-    if _fingerprint is not None:
-        return _fingerprint
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = sha256(here.encode("utf-8", "surrogateescape"))
-    for root, dirs, files in os.walk(here):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                st = os.stat(path)
-                h.update(f"{path[len(here):]}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-    _fingerprint = h.digest()
-    return _fingerprint
-
-
-def cache_key(files: List[Tuple[str, bytes]]) -> str:
-    h = sha256()
-    h.update(f"{_FORMAT}\0{__version__}\0{sys.version}\0".encode())
-    h.update(_code_fingerprint())
-    for name, data in files:
-        h.update(os.path.abspath(name).encode("utf-8", "surrogateescape") + b"\0")
-        h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-def _private_dir(path: str, create: bool) -> bool:
-    """True if ``path`` is a directory only we can write (made so when ``create``)."""
-    try:
-        if create:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.stat(path)
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
-
-
-def read_files(paths) -> Optional[List[Tuple[str, bytes]]]:
-    """(name, bytes) of every rules file in load order; None if one cannot be read
-    (the full loader then reports it)."""
-    from .paths import expand_paths
-
-    out = []
-    for name in expand_paths(paths):
-        try:
-            with open(name, "rb") as fh:
-                out.append((name, fh.read()))
-        except OSError:
-            return None
-    return out
-
-
-def _read_entry(name: str, key: str) -> Optional[dict]:
-    """The entry file ``name`` if it is ours alone, whole, and stored under ``key``."""
-    d = cache_dir()
-    if d is None or not _private_dir(d, create=False):
-        return None
-    path = os.path.join(d, name)
-    try:
-        st = os.stat(path)
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            return None
-        with open(path, "rb") as fh:
-            doc = pickle.load(fh)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError,
-            TypeError, ValueError, MemoryError, KeyError, RecursionError):
-        return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
-        return None
-    return doc
-
-
-def _write_entry(name: str, doc: dict) -> bool:
-    """Store ``doc`` as the entry file ``name`` (readers see a whole entry or none)."""
-    d = cache_dir()
-    if d is None or not _private_dir(d, create=True):
-        return False
-    path = os.path.join(d, name)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except (OSError, pickle.PicklingError, RecursionError, TypeError, AttributeError):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        return False
-    kind = name.split("-", 1)[0]
-    # a few derived entries per rules entry (syscall sets, starts with and without a state)
-    _prune(d, keep=path, prefix=kind + "-", limit=8 if kind == "rules" else 32)
-    return True
-
-
 def load(key: str):
     """(rules, warning texts) stored under ``key``, or None."""
-    doc = _read_entry(f"rules-{key}.pickle", key)
+    doc = read_entry(f"rules-{key}.pickle", key)
     if doc is None:
         return None
     rules = doc["rules"]
@@ -230,7 +124,7 @@ def store(key: str, rules: list, warnings: List[str]) -> None:
         trees = pickle.dumps([r.condition for r in rules], protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, RecursionError, TypeError, AttributeError):
         return
-    _write_entry(f"rules-{key}.pickle",
+    write_entry(f"rules-{key}.pickle",
                  {"key": key, "rules": slim, "trees": trees, "warnings": list(warnings)})
 
 
@@ -244,12 +138,12 @@ def derived(ruleset, what: str, params: tuple, build):
     must pickle; what build() raises goes to the caller."""
     key = _derived_key(ruleset, what, params)
     if key is not None:
-        doc = _read_entry(f"{what}-{key}.pickle", key)
+        doc = read_entry(f"{what}-{key}.pickle", key)
         if doc is not None and "value" in doc:
             return doc["value"]
     value = build()
     if key is not None:
-        _write_entry(f"{what}-{key}.pickle", {"key": key, "value": value})
+        write_entry(f"{what}-{key}.pickle", {"key": key, "value": value})
     return value
 
 
@@ -257,26 +151,12 @@ def _derived_key(ruleset, what: str, params: tuple) -> Optional[str]:
     rules_key = getattr(ruleset, "cache_key", None)
     if rules_key is None or cache_dir() is None:
         return None
-    h = sha256(f"{_FORMAT}\0{what}\0{rules_key}\0{params!r}\0".encode("utf-8", "surrogateescape"))
+    h = sha256(f"{FORMAT}\0{what}\0{rules_key}\0{params!r}\0".encode("utf-8", "surrogateescape"))
     # the rules as selected now: a selection changed after the load changes the key
     for r in ruleset.rules:
         types = None if r.event_types is None else sorted(r.event_types)
         h.update(f"{r.name!r}\0{r.enabled}\0{r.source}\0{types!r}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
-
-
-def _prune(d: str, keep: str, prefix: str = "rules-", limit: int = 8) -> None:
-    """Keep the most recent few entries of a kind: each changed rules file makes a new one."""
-    try:
-        entries = [os.path.join(d, n) for n in os.listdir(d) if n.startswith(prefix) and n.endswith(".pickle")]
-        if len(entries) <= limit:
-            return
-        entries.sort(key=lambda p: os.stat(p).st_mtime_ns)
-        for p in entries[:-limit]:
-            if p != keep:
-                os.unlink(p)
-    except OSError:
-        pass
 
 
 class _Trees:

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Iterable
 
 
 def expand_paths(paths: Iterable[str]) -> list:

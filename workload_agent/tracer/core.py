@@ -5,8 +5,10 @@ Python never calls ptrace or wait here: the C thread owns both.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Mapping, Sequence
 
 from ..events import arch as archs
 from ..events.records import decode_batch
@@ -29,14 +31,30 @@ class WorkloadExecError(RuntimeError):
         self.errno = errno_
 
 
-@dataclass(frozen=True)
 class CaptureSpec:
-    """What to do for one syscall: take the exit stop? what memory to read per argument?"""
+    """What to do for one syscall: take the exit stop? what memory to read per argument?
+    (A plain class, not a dataclass or a named tuple: this module is on every start's way
+    to the workload's exec, and their modules cost milliseconds to import.)"""
 
-    exit_needed: bool = True
-    args: tuple = ()  # per argument: (capture kind, len_arg or -1)
-    #: (argument index, value): read argument memory only when that argument has it
-    when: tuple = ()
+    __slots__ = ("exit_needed", "args", "when")
+
+    def __init__(self, exit_needed: bool = True, args: tuple = (), when: tuple = ()):
+        self.exit_needed = exit_needed
+        self.args = args    # per argument: (capture kind, len_arg or -1)
+        #: (argument index, value): read argument memory only when that argument has it
+        self.when = when
+
+    def _values(self) -> tuple:
+        return (self.exit_needed, self.args, self.when)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CaptureSpec) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"CaptureSpec(exit_needed={self.exit_needed!r}, args={self.args!r}, when={self.when!r})"
 
 
 _lib = None
@@ -55,10 +73,14 @@ MIN_KERNEL = (5, 3)  # PTRACE_GET_SYSCALL_INFO; the seccomp stop after the entry
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
-    import re
-
-    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    """(major, minor) of a release like "6.1.0-18-amd64"; (0, 0) when it is not one
+    (parsed by hand: the re module is not otherwise needed before the workload's exec)."""
+    parts = (release or os.uname().release).split(".", 2)
+    if len(parts) < 2 or not parts[0].isdigit():
+        return (0, 0)
+    minor = parts[1]
+    digits = len(minor) - len(minor.lstrip("0123456789"))
+    return (int(parts[0]), int(minor[:digits])) if digits else (0, 0)
 
 
 def available() -> tuple[bool, str]:

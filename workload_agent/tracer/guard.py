@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import Iterable, List, Optional
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional
 
 from ..events.syscall_table import SYSCALLS
 
@@ -40,16 +42,21 @@ AIMED_AT_AGENT = frozenset({SIGNAL, PTRACE, MEMORY, PIDFD})
 PROC_FILES = ("mem",)
 
 
-@dataclass(frozen=True)
 class GuardRule:
-    label: str           # agent.guard
-    syscall: str
-    match: int
-    arg: int = 0
-    deny_errno: int = 0  # 0: let the call go on
-    record: bool = True
-    value: int = 0
-    dirfd_arg: int = -1
+    """One call the guard checks (a plain class: see core.CaptureSpec)."""
+
+    __slots__ = ("label", "syscall", "match", "arg", "deny_errno", "record", "value", "dirfd_arg")
+
+    def __init__(self, label: str, syscall: str, match: int, arg: int = 0, deny_errno: int = 0,
+                 record: bool = True, value: int = 0, dirfd_arg: int = -1):
+        self.label = label            # agent.guard
+        self.syscall = syscall
+        self.match = match
+        self.arg = arg
+        self.deny_errno = deny_errno  # 0: let the call go on
+        self.record = record
+        self.value = value
+        self.dirfd_arg = dirfd_arg
 
 
 # (syscall, match, argument, dirfd argument, label): calls aimed at the agent.

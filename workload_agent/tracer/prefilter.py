@@ -28,6 +28,7 @@ from ..events.flags import FILE_FLAGS, TABLES, open_flag_kernel_bits, open_flags
 from ..events.params import SPECS, STATEFUL_SYSCALLS
 from ..state.rates import RATED_SYSCALLS
 from ..rules.condition.ast import And, Check, Field, ListLit, Literal, Node, Not, Or, Transform
+from .prefilter_image import NO_ARG, PrefilterImage
 
 # C operations (csrc/prefilter.h enum wa_pf_op).
 PATH_IN, PATH_PREFIX, PATH_SUFFIX, PATH_CONTAINS = 1, 2, 3, 4
@@ -566,60 +567,39 @@ class Prefilter:
             lines.append(f"{name}: kept when " + " | ".join(f"({a})" for a in alts))
         return lines
 
-    def to_c(self, ffi, lib, table: Dict[str, int]):
-        """cffi objects for struct wa_pf (kept alive by the returned holder)."""
-        progs = ffi.new("struct wa_pf_prog[]", lib.WA_MAX_NR)
-        clauses, atoms, strings = [], [], []
-        pf = ffi.new("struct wa_pf *")
-        jobs = []
-        for name, dnf in self.programs.items():
-            nr = table.get(name)
-            if nr is None or nr >= lib.WA_MAX_NR:
-                continue
-            ev = _PATH_EVENTS.get(name)
-            p = progs[nr]
-            p.path_arg = ev.path_arg if ev is not None and ev.path_arg is not None else 255
-            p.flags_arg = ev.flags_arg if ev is not None and ev.flags_arg is not None else 255
-            jobs.append((p, dnf))
-        for name in self.quiet_hold:
-            nr = table.get(name)
-            if nr is not None and nr < lib.WA_MAX_NR:
-                progs[nr].quiet_hold = 1
-        if self.exec_program is not None and "execve" in table:
-            pf.exec.path_arg, pf.exec.flags_arg = _exec_args()
-            pf.quiet_failed_exec = 1 if self.quiet_failed_exec else 0
-            jobs.append((pf.exec, self.exec_program))
-        for p, dnf in jobs:
-            p.active = 1
-            p.first_clause = len(clauses)
-            p.nclauses = len(dnf)
+    def image(self) -> PrefilterImage:
+        """The arrays the C core takes, as plain data (prefilter_image.py)."""
+        progs, clauses, atoms, strings, start_atoms = [], [], [], [], []
+
+        def add(dnf) -> tuple:
+            first = len(clauses)
             for clause in dnf:
                 clauses.append((len(atoms), len(clause)))
                 for op, value, arg in sorted(clause, key=_atom_key):
-                    c_arg = arg if arg >= 0 else 255
+                    c_arg = arg if arg >= 0 else NO_ARG
                     if isinstance(value, frozenset):
                         atoms.append((op, len(value), len(strings), 0, c_arg))
-                        strings.extend(sorted(value))
+                        strings.extend(s.encode("utf-8", "surrogateescape") for s in sorted(value))
                     else:
+                        if op == EXE_NEW:
+                            start_atoms.append(len(atoms))
                         atoms.append((op, 0, 0, value, c_arg))
-        c_clauses = ffi.new("struct wa_pf_clause[]", max(len(clauses), 1))
-        for i, (first, n) in enumerate(clauses):
-            c_clauses[i].first_atom, c_clauses[i].natoms = first, n
-        c_atoms = ffi.new("struct wa_pf_atom[]", max(len(atoms), 1))
-        for i, (op, nstr, first, value, arg) in enumerate(atoms):
-            a = c_atoms[i]
-            a.op, a.nstr, a.first_str, a.value, a.arg = op, nstr, first, value, arg
-        encoded = [s.encode("utf-8", "surrogateescape") for s in strings]
-        pool = ffi.new("char[]", b"".join(encoded) or b"\0")
-        offs = ffi.new("uint32_t[]", max(len(encoded), 1))
-        lens = ffi.new("uint32_t[]", max(len(encoded), 1))
-        off = 0
-        for i, s in enumerate(encoded):
-            offs[i], lens[i] = off, len(s)
-            off += len(s)
-        pf.progs, pf.clauses, pf.atoms = progs, c_clauses, c_atoms
-        pf.str_off, pf.str_len, pf.pool = offs, lens, pool
-        return pf, [progs, c_clauses, c_atoms, pool, offs, lens]
+            return first, len(dnf)
+
+        for name, dnf in self.programs.items():
+            ev = _PATH_EVENTS.get(name)
+            path_arg = ev.path_arg if ev is not None and ev.path_arg is not None else NO_ARG
+            flags_arg = ev.flags_arg if ev is not None and ev.flags_arg is not None else NO_ARG
+            progs.append((name, path_arg, flags_arg) + add(dnf))
+        exec_prog = None
+        if self.exec_program is not None:
+            exec_prog = _exec_args() + add(self.exec_program)
+        return PrefilterImage(progs, sorted(self.quiet_hold), exec_prog, self.quiet_failed_exec,
+                              clauses, atoms, strings, start_atoms)
+
+    def to_c(self, ffi, lib, table: Dict[str, int]):
+        """cffi objects for struct wa_pf (kept alive by the returned holder)."""
+        return self.image().to_c(ffi, lib, table)
 
 
 def _atom_key(a: Atom):

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Mapping
+
+TYPE_CHECKING = False  # typing costs milliseconds at every container start
+if TYPE_CHECKING:
+    from typing import Mapping
 
 from ..events.arch import SOCKETCALL, compat_arch, native_arch, numbers_of
 from ..events.syscall_table import AUDIT_ARCH, SYSCALLS
