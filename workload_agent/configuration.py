@@ -120,6 +120,9 @@ def split_host_port(text: str, default_port: int | None = None,
         host, port_text = text, ""
     if not host:
         raise ValueError(f"bad address {text!r}: no host")
+    if "[" in host or "]" in host:   # nothing could write such a host back
+        raise ValueError(f"bad address {text!r}: brackets go around an IPv6 address only, "
+                         "as [::1]:PORT")
     if not port_text:
         return host, default_port
     try:

@@ -57,6 +57,11 @@ class Run:
                 return True
         return False
 
+    def attach(self, pid: int) -> None:
+        """Ask the tracer for pid and wait for its ATTACH record."""
+        assert self.t.attach(pid)
+        assert self.pump(lambda recs: any(r.kind == R.K_ATTACH and r.tgid == pid for r in recs))
+
     def finish(self):
         os.write(self.w, b"\n")
         while self.t.done() is None:
@@ -89,8 +94,7 @@ def test_first_record_is_the_attach_with_facts_read_at_the_stop_and_children_are
     pid, fifo = _stranger(tmp_path, f"cat /etc/hostname > {marker}; exit 3")
     run = Run()
     try:
-        assert run.t.attach(pid)
-        assert run.pump(lambda recs: any(r.kind == R.K_ATTACH and r.tgid == pid for r in recs))
+        run.attach(pid)
         with open(fifo, "w") as fh:
             fh.write("go\n")
         assert run.pump(lambda recs: any(r.kind == R.K_EXIT and r.tid == pid for r in recs))
@@ -128,8 +132,7 @@ def test_a_process_gone_before_the_attach_is_a_counted_miss():
     p.wait()
     run = Run()
     try:
-        assert run.t.attach(p.pid)
-        assert run.pump(lambda recs: any(r.kind == R.K_ATTACH for r in recs))
+        run.attach(p.pid)
     finally:
         stats = run.finish()
     att = [r for r in run.records if r.kind == R.K_ATTACH]
@@ -154,8 +157,7 @@ def test_the_attached_process_runs_on_when_tracing_ends(tmp_path):
     pid, fifo = _stranger(tmp_path, f"echo done > {marker}")
     run = Run()
     try:
-        assert run.t.attach(pid)
-        assert run.pump(lambda recs: any(r.kind == R.K_ATTACH and r.tgid == pid for r in recs))
+        run.attach(pid)
     finally:
         run.finish()   # the tracer thread is gone: the process is detached, not killed
     with open(fifo, "w") as fh:

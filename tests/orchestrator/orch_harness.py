@@ -105,6 +105,30 @@ class OrchProcess:
         return self.proc.returncode
 
 
+def finishes(fn, what: str, within: float = 30.0):
+    """fn()'s result, run in a thread; a failure if it has not returned after `within`
+    seconds. For calls that must not wait on a network that never answers: a liveness
+    bound far above their own timeouts, not a speed check."""
+    import threading
+
+    box: list = []
+
+    def call():
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:  # handed to the test's thread
+            box.append((False, exc))
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(within)
+    assert box, f"{what} had not returned after {within:.0f}s"
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 def close_when_it_is_up(client, workdir: Path, port: int, timeout: float) -> tuple:
     """Start an orchestrator (file output) on `port`, which `client` has been failing to
     reach, and close the client against it: (its delivery report, the records written)."""

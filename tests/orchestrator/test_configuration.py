@@ -177,7 +177,7 @@ def test_import_and_env_only_load_are_light():
     assert out.stdout.strip() == "[]"
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
 
 # every variable we read, except the config file path (random text there reads files)
 _env_names = sorted(({n for s in configuration.SETTINGS for n in s.env_names}
@@ -198,8 +198,15 @@ def test_fuzz_environment_gives_config_or_config_error(env):
     cfg.explain()
 
 
+@pytest.mark.parametrize("text", ["::]", "[[::1]:1", "a]:1", "[a", "[::1]]:1", "x[y"])
+def test_brackets_outside_an_ipv6_address_are_refused(text):
+    with pytest.raises(ValueError, match="bad address"):
+        configuration.split_host_port(text, 1)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=30), st.integers(min_value=1, max_value=65535))
+@example("::]", 1)   # once taken as a bare IPv6 host that no address could write back
 def test_fuzz_split_host_port(text, port):
     try:
         host, got = configuration.split_host_port(text, port)
