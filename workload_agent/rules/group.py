@@ -277,10 +277,17 @@ class _Builder:
         inline = getattr(get, "inline", None)
         via = getattr(get, "via", None)
         if inline is not None:
+            self.ns.update(getattr(get, "inline_names", ()))
             value = f"({inline})"
         elif via is not None:
             base_key, base_get, derive = via
-            value = f"{self._name(derive)}(e, {self._operand_source(base_get, base_key)})"
+            base = self._operand_source(base_get, base_key)
+            template = getattr(derive, "inline_derive", None)
+            if template is not None:
+                self.ns.update(getattr(derive, "inline_names", ()))
+                value = "(" + template.format(v=base) + ")"
+            else:
+                value = f"{self._name(derive)}(e, {base})"
         else:
             value = f"{self._name(get)}(e)"
         if key is not None and self.key_uses[key] > 1:

@@ -7,7 +7,6 @@ still reads ``<NA>``).
 """
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import socket as _socket
 from typing import Dict, Optional, Tuple
@@ -100,22 +99,18 @@ _new_fd = object.__new__
 _FD_FIELDS = frozenset(Fd.__dataclass_fields__)
 
 
-# Fd's defaults, for entries built from one dict (an open makes one per event).
-_FD_BASE = {f.name: f.default for f in dataclasses.fields(Fd) if f.default is not dataclasses.MISSING}
-
-
 def new_fd(num: int, type_: Optional[str], name: Optional[str] = "", cloexec: bool = False,
            nameraw: Optional[str] = None) -> Fd:
+    # Fd(...) sets all its fields; an open makes one per event. The fields left at their
+    # defaults are read from the class (a dataclass keeps them there): only these are stored.
     fd = _new_fd(Fd)
-    d = fd.__dict__
-    d.update(_FD_BASE)
-    d["num"] = num
-    d["type"] = type_
-    d["typechar"] = TYPECHAR.get(type_ or "", "o")
-    d["name"] = name
-    d["nameraw"] = nameraw
-    d["cloexec"] = cloexec
-    d["sotype"] = None
+    fd.num = num
+    fd.type = type_
+    fd.typechar = TYPECHAR.get(type_ or "", "o")
+    fd.name = name
+    fd.nameraw = nameraw
+    fd.cloexec = cloexec
+    fd.sotype = None
     return fd
 
 

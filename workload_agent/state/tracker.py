@@ -9,7 +9,6 @@ evaluates (and formats) each event before handing the tracker the next record.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket as _socket
 import time
@@ -22,7 +21,7 @@ from ..events.params import SPECS, param_types
 from ..rules.event import Container, Event, Fd, Process
 from . import fds, parse_attach, parse_fds, parse_identity, parse_net
 from .container import start_ts_of
-from .event_params import _ParamList, _Resolver
+from .event_params import _ParamList
 from .fd_lookup import FdLookup
 from .parse_attach import AttachParser
 from .parse_process import ProcessParser
@@ -35,6 +34,7 @@ from ..events import capture_kinds as K
 
 _HAS_EXIT = R.F_HAS_EXIT
 _new_event = object.__new__
+_new_list = list.__new__
 _PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork",
                                 "capset"})
 
@@ -83,9 +83,6 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         self.rates = Rates()
-        self._event_base = {f.name: f.default for f in dataclasses.fields(Event)
-                            if f.default is not dataclasses.MISSING}
-        self._event_base.update(hostname=self.hostname, start_ts=self.start_ns)
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
@@ -137,22 +134,30 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
                specs: Dict[str, object], fd: Optional[Fd], category: Optional[str]) -> Event:
         self._num += 1
         data = values.get("data")
-        # Event's own __init__ sets all its fields one keyword at a time; this is the same
-        # object built from one dict (the constant fields from _event_base).
+        # The param list, made without a call to its __init__ (what it holds set directly).
+        params = _new_list(_ParamList)
+        params._src = (values, specs)
+        params._one = None
+        params._seen = (self, proc, tid)
+        # Event(...) sets every field one keyword at a time. The fields left at their
+        # defaults are read from the class (a dataclass keeps them there), so only what
+        # differs is stored, in one order every time (the stores stay specialised).
         ev = _new_event(Event)
-        d = ev.__dict__
-        d.update(self._event_base)
-        d["type"] = etype
-        d["ts"] = ts
-        d["num"] = self._num
-        d["tid"] = tid
-        d["res"] = res
-        d["params"] = _ParamList(values, specs, _Resolver(self, proc, tid))
-        d["proc"] = proc
-        d["fd"] = fd
-        d["category"] = category
-        d["buffer"] = data if isinstance(data, bytes) else None
-        d["prev_ts"] = self._prev_ts
+        ev.type = etype
+        ev.ts = ts
+        ev.num = self._num
+        ev.tid = tid
+        ev.res = res
+        ev.params = params
+        ev.proc = proc
+        ev.fd = fd
+        ev.category = category
+        ev.buffer = data if isinstance(data, bytes) else None
+        ev.prev_ts = self._prev_ts
+        ev.hostname = self.hostname
+        ev.start_ts = self.start_ns
+        ev.rawarg = values.get      # Event.rawarg, answered by the values themselves
+        ev.argtext = params.text    # Event.argtext, remembering the pure texts
         self._prev_ts = ts
         if etype in _RATE_TYPES:
             self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
