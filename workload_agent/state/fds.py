@@ -11,7 +11,7 @@ import ipaddress
 import socket as _socket
 from typing import Dict, Optional, Tuple
 
-from ..events.decode import normalize_path
+from ..events.decode import FsPath, normalize_path
 from ..events.flags import FILE_FLAGS
 from ..events.sockaddr import AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, SockTuple, format_tuple
 from ..rules.event import Fd
@@ -125,11 +125,30 @@ def copy_fd(fd: Fd, num: int, cloexec: bool = False) -> Fd:
     return new
 
 
-def file_fd(num: int, path: Optional[str], raw: Optional[str], ppm_flags: int) -> Fd:
-    type_ = "directory" if ppm_flags & PPM_O_DIRECTORY else "file"
-    name = normalize_path(path) if path and path.startswith("/") else path
-    return new_fd(num, type_, name, bool(ppm_flags & PPM_O_CLOEXEC),
-                  nameraw=_collapse_slashes(raw) if raw is not None else None)
+def file_fd(num: int, name, ppm_flags: int) -> Fd:
+    """The entry an open of ``name`` (its path param: FsPath, str or None) makes."""
+    names = getattr(name, "fd_names", None) if type(name) is FsPath else None
+    if names is None:
+        path = str(name) if name is not None else None
+        raw = name.raw if isinstance(name, FsPath) else path
+        names = (normalize_path(path) if path and path.startswith("/") else path,
+                 _collapse_slashes(raw) if raw is not None else None)
+        if type(name) is FsPath:
+            # An FsPath never changes and one object serves every open of an absolute
+            # path (events.decode): its fd names are worked out once.
+            name.fd_names = names
+    fd = _new_fd(Fd)
+    fd.num = num
+    if ppm_flags & PPM_O_DIRECTORY:
+        fd.type = "directory"
+        fd.typechar = TYPECHAR["directory"]
+    else:
+        fd.type = "file"
+        fd.typechar = TYPECHAR["file"]
+    fd.name, fd.nameraw = names
+    fd.cloexec = bool(ppm_flags & PPM_O_CLOEXEC)
+    fd.sotype = None
+    return fd
 
 
 def _collapse_slashes(path: str) -> str:
