@@ -269,6 +269,13 @@ class _Builder:
 
     def _test_source(self, check: "_Inline", test: str, const) -> str:
         value = self._operand_source(check.get, check.key)
+        memo = getattr(const, "memo", None)
+        if test == "{k}(v)" and type(memo) is dict:
+            # A pure test remembering its answer per string (pmatch, glob): read the
+            # answer here, call the test only for a string it has not seen.
+            k = self._name(const)
+            return (f"((v := {value}) is not None and (_h if type(v) is str and "
+                    f"(_h := {self._name(memo)}.get(v)) is not None else {k}(v)))")
         return f"((v := {value}) is not None and {test.format(k=self._name(const))})"
 
     def _operand_source(self, get, key: Optional[str]) -> str:

@@ -59,6 +59,7 @@ class Ruleset:
     def __init__(self, rules: list):
         self.rules = list(rules)  # every compiled rule, enabled or not, in load order
         self.by_name = {r.name: r for r in self.rules}
+        self._matchers: dict = {}
         self._reindex()
 
     def _reindex(self) -> None:
@@ -87,18 +88,32 @@ class Ruleset:
 
     def match(self, event, mode: str = "first") -> list:
         """Rules matching the event: at most one in "first" mode, every one in "all" mode."""
+        found = self._matchers.get(mode)
+        if found is None:
+            found = self._matchers[mode] = self.matcher(mode)
+        return found(event)
+
+    def matcher(self, mode: str = "first"):
+        """``match(event)`` for one mode (checked here, once): what a consumer calls per
+        event. It follows the ruleset's selections (set_enabled) made later."""
         if mode != "first" and mode != "all":
             raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
-        source = event.source
-        if source == "syscall":
-            group = self._groups.get(event.type)
-            if group is None:
-                group = self._groups[event.type] = self._group(event.type, source)
-        else:
-            group = self._groups.get((event.type, source))
-            if group is None:
-                group = self._groups[(event.type, source)] = self._group(event.type, source)
-        return group(event, mode == "first")
+        first = mode == "first"
+        ruleset = self
+
+        def match(event) -> list:
+            source = event.source
+            groups = ruleset._groups
+            if source == "syscall":
+                group = groups.get(event.type)
+                if group is None:
+                    group = groups[event.type] = ruleset._group(event.type, source)
+            else:
+                group = groups.get((event.type, source))
+                if group is None:
+                    group = groups[(event.type, source)] = ruleset._group(event.type, source)
+            return group(event, first)
+        return match
 
     def _group(self, event_type: str, source: str):
         from .group import compile_group
