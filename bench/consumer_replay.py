@@ -176,6 +176,9 @@ def replay(path: str, rules: list, matching: str, repeat: int, alerts: str | Non
                     per_type_ring.setdefault(name, []).append(d - a + dec_each)
         for k, v in (("decode", t_dec), ("state", t_state), ("rules", t_rules), ("output", t_out)):
             stage[k].append(v / max(n_records, 1) / 1000)
+    if alerts:
+        with open(alerts, "w", encoding="utf-8") as f:
+            f.write("".join(lines))
     print(f"{path}: {len(batches)} batches, {n_records} records, {len(lines)} alert lines, "
           f"{len(ruleset.enabled_rules)} enabled rules, --rule-matching {matching}; median of {repeat} passes")
     print(f"  consumer CPU as --stats counts it: {statistics.median(whole):6.2f} us/record "
@@ -192,9 +195,6 @@ def replay(path: str, rules: list, matching: str, repeat: int, alerts: str | Non
             continue
         print(f"  {name:12} x{len(v) // repeat:<7} median {statistics.median(v) / 1000:6.2f} us "
               f"state+rules+output, {statistics.median(per_type_ring[name]) / 1000:6.2f} us ring to verdict")
-    if alerts:
-        with open(alerts, "w", encoding="utf-8") as f:
-            f.write("".join(lines))
     return 0
 
 
