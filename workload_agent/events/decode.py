@@ -502,6 +502,27 @@ def _decoders(name: str):
     return found
 
 
+def params_decoder(name: str) -> Callable:
+    """``decode(args, ret, blobs, ctx, tid)``: decode_params(name, args, ret, blobs, ctx,
+    tid=tid, state_params=False) as one function, for a caller that decodes many records
+    of one syscall (the state tracker keeps one per syscall number)."""
+    compiled = _decoders(name)
+    if compiled is None:
+        def decode(args, ret, blobs, ctx, tid):
+            return {"res": None if ret is None else _s64(ret)}
+        return decode
+    plain, on_success = compiled
+    if on_success is None:
+        def decode(args, ret, blobs, ctx, tid):
+            return plain(_Event(name, args, ret, blobs, ctx, tid), False)
+        return decode
+
+    def decode(args, ret, blobs, ctx, tid):
+        ev = _Event(name, args, ret, blobs, ctx, tid)
+        return (on_success if ev.ret == 0 else plain)(ev, False)
+    return decode
+
+
 def decode_params(name: str, args: Sequence[int], ret: Optional[int],
                   blobs: Optional[Mapping[int, Blob]], ctx=None, *,
                   tid: Optional[int] = None, strict: bool = False,

@@ -15,7 +15,7 @@ import time
 from typing import Callable, Dict, Optional, Set
 
 from ..events import records as R
-from ..events.decode import decode_params
+from ..events.decode import params_decoder
 from ..events.display import syscall_name
 from ..events.params import SPECS, param_types
 from ..rules.event import Container, Event, Fd, Process
@@ -33,6 +33,7 @@ from .values import _s32
 from ..events import capture_kinds as K
 
 _HAS_EXIT = R.F_HAS_EXIT
+_SLOT_FD = K.SLOT_FD
 _new_event = object.__new__
 _new_list = list.__new__
 _PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork",
@@ -126,7 +127,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         spec = SPECS.get(name)
         kind = (name, self._handlers.get(name), info[0] if info else None,
                 info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name),
-                spec.success_event if spec is not None else None)
+                spec.success_event if spec is not None else None, params_decoder(name))
         self._kinds[(arch, nr)] = kind
         return kind
 
@@ -165,7 +166,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
 
     def _syscall(self, r) -> Event:
         kind = self._kinds.get((r.arch, r.nr)) or self._kind_of(r.arch, r.nr)
-        name, handler, category, fdref, wants_proc_params, specs, success_event = kind
+        name, handler, category, fdref, wants_proc_params, specs, success_event, decode = kind
         ret = r.ret if r.flags & _HAS_EXIT else None
         tid = r.tid
         if self._exec_moved and tid in self._exec_moved and name.startswith("exec"):
@@ -173,11 +174,11 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         proc = self.threads.get(tid) or self._thread(tid, r.tgid)
         blobs = r.blobs
         self._cur_blobs = blobs
-        self._cur_fds = {_s32(r.args[k - K.SLOT_FD]): k - K.SLOT_FD
-                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} \
-            if blobs and max(blobs) >= K.SLOT_FD else {}
+        self._cur_fds = {_s32(r.args[k - _SLOT_FD]): k - _SLOT_FD
+                         for k in blobs if _SLOT_FD <= k < _SLOT_FD + 6} \
+            if blobs and max(blobs) >= _SLOT_FD else {}
         # proc_params come below, from the state as this event leaves it
-        values = decode_params(name, r.args, ret, blobs, self, tid=tid, state_params=False)
+        values = decode(r.args, ret, blobs, self, tid)
         fd = handler(self, proc, tid, r, values, ret) if handler is not None else None
         if fd is None and fdref is not None:
             fd = self._event_fd(proc, tid, name, fdref, values, ret)
