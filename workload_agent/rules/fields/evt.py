@@ -116,6 +116,11 @@ def _res(e):
     return None if r is None else errno_name(r)
 
 
+# A group tests success without a call (errno_name's own first case).
+inline(_res, "None if (_r := e.res) is None else 'SUCCESS' if _r >= 0 else _w_errno_name(_r)",
+       _w_errno_name=errno_name)
+
+
 def _failed(e):
     r = e.res
     return None if r is None else r < 0
