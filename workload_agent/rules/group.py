@@ -19,8 +19,11 @@ compiled together into one function in which
   local, without the "evaluated yet?" test and without its source repeated;
 - a field extractor that says how (rules.fields.spec: ``inline``, ``via``) is written
   into the source instead of called: ``e.proc.name`` costs one call less each way, and
-  fields derived from one value (the open flags of evt.is_open_read, is_open_write...;
-  one param of evt.arg.X and evt.rawarg.X) share that value, extracted once per event.
+  fields derived from one value (the open flags of evt.is_open_read, is_open_write...)
+  share that value, extracted once per event (a derivation that says how,
+  ``derive_inline``, is written in too);
+- a pure test that remembers its answer per string (pmatch, glob) is read from its memo
+  in the source, and called only for a string it has not seen.
 
 Both are lazy (a local starts as the marker _U and is filled on first use), so
 short-circuiting still skips what is not needed, and the result of each rule is
