@@ -59,7 +59,6 @@ class Ruleset:
     def __init__(self, rules: list):
         self.rules = list(rules)  # every compiled rule, enabled or not, in load order
         self.by_name = {r.name: r for r in self.rules}
-        self._matchers: dict = {}
         self._reindex()
 
     def _reindex(self) -> None:
@@ -87,11 +86,15 @@ class Ruleset:
         return found
 
     def match(self, event, mode: str = "first") -> list:
-        """Rules matching the event: at most one in "first" mode, every one in "all" mode."""
-        found = self._matchers.get(mode)
-        if found is None:
-            found = self._matchers[mode] = self.matcher(mode)
-        return found(event)
+        """Rules matching the event: at most one in "first" mode, every one in "all" mode.
+        (A consumer calling it per event takes ``matcher(mode)``: the same, one call less.)"""
+        if mode != "first" and mode != "all":
+            raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
+        key = event.type if event.source == "syscall" else (event.type, event.source)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = self._group(event.type, event.source)
+        return group(event, mode == "first")
 
     def matcher(self, mode: str = "first"):
         """``match(event)`` for one mode (checked here, once): what a consumer calls per
@@ -102,16 +105,10 @@ class Ruleset:
         ruleset = self
 
         def match(event) -> list:
-            source = event.source
-            groups = ruleset._groups
-            if source == "syscall":
-                group = groups.get(event.type)
-                if group is None:
-                    group = groups[event.type] = ruleset._group(event.type, source)
-            else:
-                group = groups.get((event.type, source))
-                if group is None:
-                    group = groups[(event.type, source)] = ruleset._group(event.type, source)
+            key = event.type if event.source == "syscall" else (event.type, event.source)
+            group = ruleset._groups.get(key)
+            if group is None:
+                group = ruleset._groups[key] = ruleset._group(event.type, event.source)
             return group(event, first)
         return match
 
