@@ -37,6 +37,7 @@ DEGRADED_RULE = "Workload agent detection degraded"
 INTERNAL_ERROR_RULE = "Workload agent internal error"
 FOREIGN_ARCH_RULE = "Foreign ABI syscall refused"
 _GUARD_FLAGS = R.F_GUARD | R.F_DENIED
+_K_SYSCALL, _K_DROP = R.K_SYSCALL, R.K_DROP
 _KIND_NAMES = {R.K_CLONE: "clone", R.K_EXEC: "execve", R.K_EXIT: "procexit", R.K_SIGNAL: "signal"}
 
 
@@ -371,7 +372,7 @@ class Detector:
                                                self.tracker.start_ns)
                 self._tracer.set_prefilter(self.prefilter)
         process = self.tracker.process
-        match = self.ruleset.match
+        match = self.ruleset.matcher(self.mode)
         c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         self.records += len(batch)
@@ -383,14 +384,15 @@ class Detector:
 
     def _handle(self, batch, process, match) -> None:
         live = self.live
+        events = 0
         for rec in batch:
             # One failure is one event: a bug met on one record must not stop detection.
             try:
-                if rec.kind == R.K_DROP:
-                    self._drop(rec)
-                    continue
                 kind = rec.kind
-                if kind != R.K_SYSCALL:  # processes traced, for heartbeats
+                if kind != _K_SYSCALL:  # processes traced, for heartbeats
+                    if kind == _K_DROP:
+                        self._drop(rec)
+                        continue
                     if kind == R.K_EXIT:
                         if rec.tid == rec.tgid:
                             live.discard(rec.tgid)
@@ -406,11 +408,14 @@ class Detector:
                     continue
                 if guarded:
                     self._guarded(rec, ev)
-                self.events += 1
-                for rule in match(ev, self.mode):
-                    self._alert(rule, ev)
+                events += 1
+                hits = match(ev)
+                if hits:
+                    for rule in hits:
+                        self._alert(rule, ev)
             except Exception as exc:  # noqa: BLE001 - isolated to this event, counted, reported
                 self._failed(rec, exc)
+        self.events += events
 
     def _guarded(self, rec, ev) -> None:
         """What the tracer's guard did to this call, for the agent.* fields."""

@@ -37,9 +37,14 @@ def test_the_hot_fields_are_inline_or_shared():
 def _derived(e, get):
     inline = getattr(get, "inline", None)
     if inline is not None:
-        return eval(inline, {}, {"e": e})  # noqa: S307 - our own source
+        return eval(inline, dict(getattr(get, "inline_names", {})), {"e": e})  # noqa: S307 - our own source
     key, base, derive = get.via
-    return derive(e, _derived(e, base) if hasattr(base, "inline") or hasattr(base, "via") else base(e))
+    v = _derived(e, base) if hasattr(base, "inline") or hasattr(base, "via") else base(e)
+    template = getattr(derive, "inline_derive", None)
+    if template is not None:
+        names = dict(getattr(derive, "inline_names", {}), _w_base=v)
+        return eval(template.format(v="_w_base"), names, {"e": e})  # noqa: S307 - our own source
+    return derive(e, v)
 
 
 def _outcome(f):

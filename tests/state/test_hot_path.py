@@ -258,3 +258,20 @@ def test_execs_state_params_are_proc_params_filled_where_the_decoder_left_none(t
         _generic_fill(tracker, slow, FAKE, name, ret)
         assert list(fast.items()) == list(slow.items())
         assert fast["pid"] == FAKE and fast["cgroups"] is not None
+
+
+_OPEN_MODE_CALLS = sorted(n for n, s in SPECS.items() if any(p.src[0] == "open_mode" for p in s.params))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(_OPEN_MODE_CALLS), args=st.lists(REG, min_size=6, max_size=6),
+       flags=REG | st.sampled_from([os.O_CREAT, os.O_TMPFILE, os.O_TMPFILE & ~os.O_DIRECTORY,
+                                    os.O_WRONLY | os.O_CREAT, os.O_RDONLY]),
+       mode=st.integers(0, 0o177777) | REG)
+def test_the_written_out_open_mode_is_the_flags_table(name, args, flags, mode):
+    """The decoder writes open_mode out inline: every flag and mode register gives what
+    flags.open_mode gives (the permission bits, set-id and sticky included, when a file
+    may be created)."""
+    (fi, mi), = [p.src[1:] for p in SPECS[name].params if p.src[0] == "open_mode"]
+    args[fi], args[mi] = flags, mode
+    assert D.decode_params(name, tuple(args), 3, {}, tid=7) == _decode_by_steps(name, tuple(args), 3, {})

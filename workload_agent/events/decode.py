@@ -31,6 +31,7 @@ __all__ = ["Blob", "FsPath", "decode_params", "render_params", "arg_text", "errn
 
 _MASK64 = (1 << 64) - 1
 _MASK32 = (1 << 32) - 1
+_SIGN64 = 1 << 63
 _EINPROGRESS = 115
 #: Falco keeps the first snaplen bytes of an I/O buffer.
 SNAPLEN = 80
@@ -114,7 +115,7 @@ class _Event:
     def __init__(self, name, args, ret, blobs, ctx, tid):
         self.name = name
         self.args = args if len(args) == 6 else tuple(args) + (0,) * (6 - len(args))
-        self.ret = None if ret is None else _s64(ret)
+        self.ret = None if ret is None else ((ret & _MASK64) ^ _SIGN64) - _SIGN64   # _s64
         self.blobs = blobs or {}
         self.ctx = ctx
         self.tid = tid
@@ -215,6 +216,17 @@ def _src_path(ev: _Event, i: int):
             return FsPath(raw, resolve_relative(base, raw))
     # Otherwise resolution against dirfd/cwd happens per param type in _finish_path.
     return raw
+
+
+def _src_path_finished(ev: _Event, i: int, p: ParamSpec):
+    """``_finish_path(ev, p, _src_path(ev, i))``, in one call for an absolute path seen
+    before (most opens)."""
+    b = ev.blobs.get(i)
+    if b is not None and not b.unreadable and type(b.data) is bytes:
+        known = _ABS_PATHS.get(b.data)
+        if known is not None:
+            return known
+    return _finish_path(ev, p, _src_path(ev, i))
 
 
 def _dirfd_base(ev: _Event, dirfd: Optional[int]) -> Optional[str]:
@@ -407,7 +419,9 @@ _INLINE: Dict[str, Callable[..., str]] = {
     "none": lambda: "None",
     "ctx": lambda: "None",
     "open_flags": lambda i: f"_open_ppm(a[{i}] & 0xFFFFFFFF)",
-    "open_mode": lambda fi, mi: f"_open_mode(a[{fi}] & 0xFFFFFFFF, a[{mi}] & 0xFFFFFFFF)",
+    # flags.open_mode, written out: the mode's permission bits when a file may be created
+    "open_mode": lambda fi, mi: (f"((a[{mi}] & 0o7777) if a[{fi}] & {os.O_CREAT} "
+                                 f"or (a[{fi}] & {os.O_TMPFILE}) == {os.O_TMPFILE} else 0)"),
 }
 # flags register -> Falco's encoding, remembered: a workload uses a handful of them.
 _OPEN_PPM: Dict[int, int] = {}
@@ -430,7 +444,7 @@ def _compile(layout: Sequence[ParamSpec]) -> Callable:
     views written inline, the other sources called with their arguments bound. Each
     param is guarded on its own, so one bad value leaves the others decoded."""
     ns: Dict[str, object] = {"_finish_path": _finish_path, "_open_ppm": _open_ppm,
-                             "_open_mode": F.open_mode}
+                             "_src_path_finished": _src_path_finished}
     lines = ["def decode(ev, strict):", "    a = ev.args", "    out = ev.out"]
     # Params no source fills here (process state fills them later) are set all at once,
     # which also puts every key in Falco's order before the others are assigned.
@@ -454,7 +468,10 @@ def _compile(layout: Sequence[ParamSpec]) -> Callable:
             for k, x in enumerate(extra):
                 ns[f"x{j}_{k}"] = x
             expr = f"f{j}(ev" + "".join(f", x{j}_{k}" for k in range(len(extra))) + ")"
-        if p.type in _PATH_TYPES and kind not in ("none", "ctx"):
+        if p.type in _PATH_TYPES and kind == "path":
+            ns[f"p{j}"] = p
+            expr = f"_src_path_finished(ev, {extra[0]}, p{j})"
+        elif p.type in _PATH_TYPES and kind not in ("none", "ctx"):
             ns[f"p{j}"] = p
             expr = f"_finish_path(ev, p{j}, {expr})"
         key = repr(p.name)
@@ -483,6 +500,27 @@ def _decoders(name: str):
         found = _COMPILED[name] = (_compile(spec.params), _compile(spec.success_params)
                                    if spec.success_params is not None else None)
     return found
+
+
+def params_decoder(name: str) -> Callable:
+    """``decode(args, ret, blobs, ctx, tid)``: decode_params(name, args, ret, blobs, ctx,
+    tid=tid, state_params=False) as one function, for a caller that decodes many records
+    of one syscall (the state tracker keeps one per syscall number)."""
+    compiled = _decoders(name)
+    if compiled is None:
+        def decode(args, ret, blobs, ctx, tid):
+            return {"res": None if ret is None else _s64(ret)}
+        return decode
+    plain, on_success = compiled
+    if on_success is None:
+        def decode(args, ret, blobs, ctx, tid):
+            return plain(_Event(name, args, ret, blobs, ctx, tid), False)
+        return decode
+
+    def decode(args, ret, blobs, ctx, tid):
+        ev = _Event(name, args, ret, blobs, ctx, tid)
+        return (on_success if ev.ret == 0 else plain)(ev, False)
+    return decode
 
 
 def decode_params(name: str, args: Sequence[int], ret: Optional[int],

@@ -367,6 +367,7 @@ def _remembered(fullmatch) -> Callable[[Any], bool]:
                     seen.clear()
                 seen[v] = hit
         return hit
+    pred.memo = seen   # a rule group reads the answers itself (rules/group.py)
     return pred
 
 
@@ -418,6 +419,7 @@ def _pmatch(paths) -> Callable[[Any], bool]:
             seen.clear()
         seen[str(v)] = hit
         return hit
+    pred.memo = seen   # a rule group reads the answers itself (rules/group.py)
     return pred
 
 

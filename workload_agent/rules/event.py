@@ -242,3 +242,27 @@ class Event:
                 return lookup(name)
             by_name = self._by_name = {p.name: p for p in self.params}
         return by_name.get(name)
+
+    def rawarg(self, name: str):
+        """Param ``name``'s raw value, None when the event has no such param (what
+        evt.rawarg.NAME and the open flags read). The state tracker's events carry the
+        decoded values' own ``dict.get`` under this name instead (one C call)."""
+        # self.param(name), without the call (a replayed event's params look names up)
+        if self._by_name is None and (lookup := getattr(self.params, "lookup", None)) is not None:
+            p = lookup(name)
+        else:
+            p = self.param(name)
+        return None if p is None else p.raw
+
+    def argtext(self, name: str) -> Optional[str]:
+        """Param ``name``'s text as evt.arg.NAME reads it: the resolved form, else the
+        plain one, "<NA>" when not captured; None when the event has no such param. The
+        state tracker's events carry their param list's own (remembering) version."""
+        if self._by_name is None and (lookup := getattr(self.params, "lookup", None)) is not None:
+            p = lookup(name)
+        else:
+            p = self.param(name)
+        if p is None:
+            return None
+        text = (p.resolved or p.plain) if type(p) is Param else p.text()   # no call for a plain Param
+        return "<NA>" if text is None else text

@@ -19,8 +19,11 @@ compiled together into one function in which
   local, without the "evaluated yet?" test and without its source repeated;
 - a field extractor that says how (rules.fields.spec: ``inline``, ``via``) is written
   into the source instead of called: ``e.proc.name`` costs one call less each way, and
-  fields derived from one value (the open flags of evt.is_open_read, is_open_write...;
-  one param of evt.arg.X and evt.rawarg.X) share that value, extracted once per event.
+  fields derived from one value (the open flags of evt.is_open_read, is_open_write...)
+  share that value, extracted once per event (a derivation that says how,
+  ``derive_inline``, is written in too);
+- a pure test that remembers its answer per string (pmatch, glob) is read from its memo
+  in the source, and called only for a string it has not seen.
 
 Both are lazy (a local starts as the marker _U and is filled on first use), so
 short-circuiting still skips what is not needed, and the result of each rule is
@@ -269,6 +272,13 @@ class _Builder:
 
     def _test_source(self, check: "_Inline", test: str, const) -> str:
         value = self._operand_source(check.get, check.key)
+        memo = getattr(const, "memo", None)
+        if test == "{k}(v)" and type(memo) is dict:
+            # A pure test remembering its answer per string (pmatch, glob): read the
+            # answer here, call the test only for a string it has not seen.
+            k = self._name(const)
+            return (f"((v := {value}) is not None and (_h if type(v) is str and "
+                    f"(_h := {self._name(memo)}.get(v)) is not None else {k}(v)))")
         return f"((v := {value}) is not None and {test.format(k=self._name(const))})"
 
     def _operand_source(self, get, key: Optional[str]) -> str:
@@ -277,10 +287,17 @@ class _Builder:
         inline = getattr(get, "inline", None)
         via = getattr(get, "via", None)
         if inline is not None:
+            self.ns.update(getattr(get, "inline_names", ()))
             value = f"({inline})"
         elif via is not None:
             base_key, base_get, derive = via
-            value = f"{self._name(derive)}(e, {self._operand_source(base_get, base_key)})"
+            base = self._operand_source(base_get, base_key)
+            template = getattr(derive, "inline_derive", None)
+            if template is not None:
+                self.ns.update(getattr(derive, "inline_names", ()))
+                value = "(" + template.format(v=base) + ")"
+            else:
+                value = f"{self._name(derive)}(e, {base})"
         else:
             value = f"{self._name(get)}(e)"
         if key is not None and self.key_uses[key] > 1:

@@ -86,19 +86,31 @@ class Ruleset:
         return found
 
     def match(self, event, mode: str = "first") -> list:
-        """Rules matching the event: at most one in "first" mode, every one in "all" mode."""
+        """Rules matching the event: at most one in "first" mode, every one in "all" mode.
+        (A consumer calling it per event takes ``matcher(mode)``: the same, one call less.)"""
         if mode != "first" and mode != "all":
             raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
-        source = event.source
-        if source == "syscall":
-            group = self._groups.get(event.type)
-            if group is None:
-                group = self._groups[event.type] = self._group(event.type, source)
-        else:
-            group = self._groups.get((event.type, source))
-            if group is None:
-                group = self._groups[(event.type, source)] = self._group(event.type, source)
+        key = event.type if event.source == "syscall" else (event.type, event.source)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = self._group(event.type, event.source)
         return group(event, mode == "first")
+
+    def matcher(self, mode: str = "first"):
+        """``match(event)`` for one mode (checked here, once): what a consumer calls per
+        event. It follows the ruleset's selections (set_enabled) made later."""
+        if mode != "first" and mode != "all":
+            raise ValueError(f"unknown matching mode {mode!r} (expected 'first' or 'all')")
+        first = mode == "first"
+        ruleset = self
+
+        def match(event) -> list:
+            key = event.type if event.source == "syscall" else (event.type, event.source)
+            group = ruleset._groups.get(key)
+            if group is None:
+                group = ruleset._groups[key] = ruleset._group(event.type, event.source)
+            return group(event, first)
+        return match
 
     def _group(self, event_type: str, source: str):
         from .group import compile_group

@@ -41,15 +41,33 @@ class _LazyParam(Param):
         return resolved if resolved else plain
 
 
+# Param types whose text is a function of the (int) value alone: no resolver (fd, pid,
+# user and group names) and no time zone. Their texts are remembered per spec and value.
+_PURE_TEXT = frozenset({"ERRNO", "FLAGS8", "FLAGS16", "FLAGS32", "ENUMFLAGS8", "ENUMFLAGS16",
+                        "ENUMFLAGS32", "MODE", "SIGTYPE", "DYN", "INT8", "INT16", "INT32", "INT64",
+                        "UINT8", "UINT16", "UINT32", "UINT64"})
+_TEXTS: dict = {}   # id(spec) -> {value: text}; the specs are the tables' own, kept for good
+_MISSING = object()
+
+
 class _ParamList(LazyList):
     """Event.params, built on first use: most events are dropped by the rules' event-type
-    index without any param being read, and building them is a third of an event's cost."""
-    __slots__ = ("_src", "_one")
+    index without any param being read, and building them is a third of an event's cost.
+    ``seen``: (tracker, proc, tid), what the resolved forms are named from (a _Resolver,
+    made when a param is first built)."""
+    __slots__ = ("_src", "_one", "_seen")
 
-    def __init__(self, values: dict, specs: dict, resolver: "_Resolver") -> None:
+    def __init__(self, values: dict, specs: dict, seen: tuple) -> None:
         super().__init__()
-        self._src = (values, specs, resolver)
+        self._src = (values, specs)
         self._one = None
+        self._seen = seen
+
+    def _resolver(self) -> "_Resolver":
+        seen = self._seen
+        if type(seen) is tuple:
+            seen = self._seen = _Resolver(*seen)
+        return seen
 
     def lookup(self, name: str):
         """One param by name, without building the others (rules read one or two)."""
@@ -59,7 +77,7 @@ class _ParamList(LazyList):
                 if p.name == name:
                     return p
             return None
-        values, specs, resolver = src
+        values, specs = src
         if name not in values:
             return None
         one = self._one
@@ -68,14 +86,43 @@ class _ParamList(LazyList):
         p = one.get(name)
         if p is None:
             v = values[name]
-            p = one[name] = _LazyParam(specs.get(name) or _generic_spec(name, v), v, resolver)
+            p = one[name] = _LazyParam(specs.get(name) or _generic_spec(name, v), v, self._resolver())
         return p
+
+    def text(self, name: str):
+        """Event.argtext: what evt.arg.NAME reads (the resolved text, else the plain one,
+        "<NA>" when not captured; None without that param), remembered per value for the
+        types whose text depends on nothing else."""
+        src = self._src
+        if src is not None:
+            values, specs = src
+            v = values.get(name, _MISSING)
+            if v is _MISSING:
+                return None
+            spec = specs.get(name)
+            if type(v) is int and spec is not None and spec.type in _PURE_TEXT:
+                memo = _TEXTS.get(id(spec))
+                if memo is None:
+                    memo = _TEXTS[id(spec)] = {}
+                text = memo.get(v)
+                if text is None:
+                    plain, resolved = render_param(spec, v)
+                    text = resolved if resolved else plain
+                    if len(memo) < 4096:
+                        memo[v] = text
+                return text
+        p = self.lookup(name)
+        if p is None:
+            return None
+        text = p.text()
+        return "<NA>" if text is None else text
 
     def _fill(self) -> None:
         src = self._src
         if src is not None:
             self._src = None
-            values, specs, resolver = src
+            values, specs = src
+            resolver = self._resolver()
             list.extend(self, [_LazyParam(specs.get(k) or _generic_spec(k, v), v, resolver)
                                for k, v in values.items()])
 

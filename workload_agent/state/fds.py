@@ -7,12 +7,11 @@ still reads ``<NA>``).
 """
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import socket as _socket
 from typing import Dict, Optional, Tuple
 
-from ..events.decode import normalize_path
+from ..events.decode import FsPath, normalize_path
 from ..events.flags import FILE_FLAGS
 from ..events.sockaddr import AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, SockTuple, format_tuple
 from ..rules.event import Fd
@@ -100,22 +99,18 @@ _new_fd = object.__new__
 _FD_FIELDS = frozenset(Fd.__dataclass_fields__)
 
 
-# Fd's defaults, for entries built from one dict (an open makes one per event).
-_FD_BASE = {f.name: f.default for f in dataclasses.fields(Fd) if f.default is not dataclasses.MISSING}
-
-
 def new_fd(num: int, type_: Optional[str], name: Optional[str] = "", cloexec: bool = False,
            nameraw: Optional[str] = None) -> Fd:
+    # Fd(...) sets all its fields; an open makes one per event. The fields left at their
+    # defaults are read from the class (a dataclass keeps them there): only these are stored.
     fd = _new_fd(Fd)
-    d = fd.__dict__
-    d.update(_FD_BASE)
-    d["num"] = num
-    d["type"] = type_
-    d["typechar"] = TYPECHAR.get(type_ or "", "o")
-    d["name"] = name
-    d["nameraw"] = nameraw
-    d["cloexec"] = cloexec
-    d["sotype"] = None
+    fd.num = num
+    fd.type = type_
+    fd.typechar = TYPECHAR.get(type_ or "", "o")
+    fd.name = name
+    fd.nameraw = nameraw
+    fd.cloexec = cloexec
+    fd.sotype = None
     return fd
 
 
@@ -130,11 +125,30 @@ def copy_fd(fd: Fd, num: int, cloexec: bool = False) -> Fd:
     return new
 
 
-def file_fd(num: int, path: Optional[str], raw: Optional[str], ppm_flags: int) -> Fd:
-    type_ = "directory" if ppm_flags & PPM_O_DIRECTORY else "file"
-    name = normalize_path(path) if path and path.startswith("/") else path
-    return new_fd(num, type_, name, bool(ppm_flags & PPM_O_CLOEXEC),
-                  nameraw=_collapse_slashes(raw) if raw is not None else None)
+def file_fd(num: int, name, ppm_flags: int) -> Fd:
+    """The entry an open of ``name`` (its path param: FsPath, str or None) makes."""
+    names = getattr(name, "fd_names", None) if type(name) is FsPath else None
+    if names is None:
+        path = str(name) if name is not None else None
+        raw = name.raw if isinstance(name, FsPath) else path
+        names = (normalize_path(path) if path and path.startswith("/") else path,
+                 _collapse_slashes(raw) if raw is not None else None)
+        if type(name) is FsPath:
+            # An FsPath never changes and one object serves every open of an absolute
+            # path (events.decode): its fd names are worked out once.
+            name.fd_names = names
+    fd = _new_fd(Fd)
+    fd.num = num
+    if ppm_flags & PPM_O_DIRECTORY:
+        fd.type = "directory"
+        fd.typechar = TYPECHAR["directory"]
+    else:
+        fd.type = "file"
+        fd.typechar = TYPECHAR["file"]
+    fd.name, fd.nameraw = names
+    fd.cloexec = bool(ppm_flags & PPM_O_CLOEXEC)
+    fd.sotype = None
+    return fd
 
 
 def _collapse_slashes(path: str) -> str:

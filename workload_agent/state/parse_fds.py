@@ -17,15 +17,15 @@ _CLOSE_RANGE_CLOEXEC = 4
 
 def _h_open(t, p, tid, r, values, ret):
     name = values.get("name") if "name" in values else values.get("path")
-    path = str(name) if name is not None else None
-    raw = name.raw if isinstance(name, FsPath) else path
-    flags = values.get("flags") or 0
-    if _ok(ret):
-        fd = fds.file_fd(ret, path, raw, flags if isinstance(flags, int) else 0)
+    if ret is not None and ret >= 0:
+        flags = values.get("flags") or 0
+        fd = fds.file_fd(ret, name, flags if isinstance(flags, int) else 0)
         fd.name_changed = True
         t._changed = fd
         p.fds[ret] = fd
         return fd
+    path = str(name) if name is not None else None
+    raw = name.raw if isinstance(name, FsPath) else path
     ename = syscall_name(r.arch, r.nr)
     failed = Fd(-1, typechar=fds.GUESSED_TYPECHAR.get(ename, "o"),
                 name=normalize_path(path) if path and path.startswith("/") else (path or ""),

@@ -9,20 +9,19 @@ evaluates (and formats) each event before handing the tracker the next record.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket as _socket
 import time
 from typing import Callable, Dict, Optional, Set
 
 from ..events import records as R
-from ..events.decode import decode_params
+from ..events.decode import params_decoder
 from ..events.display import syscall_name
 from ..events.params import SPECS, param_types
 from ..rules.event import Container, Event, Fd, Process
 from . import fds, parse_attach, parse_fds, parse_identity, parse_net
 from .container import start_ts_of
-from .event_params import _ParamList, _Resolver
+from .event_params import _ParamList
 from .fd_lookup import FdLookup
 from .parse_attach import AttachParser
 from .parse_process import ProcessParser
@@ -34,7 +33,9 @@ from .values import _s32
 from ..events import capture_kinds as K
 
 _HAS_EXIT = R.F_HAS_EXIT
+_SLOT_FD = K.SLOT_FD
 _new_event = object.__new__
+_new_list = list.__new__
 _PROC_PARAM_EVENTS = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork",
                                 "capset"})
 
@@ -83,9 +84,6 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         self._local_ips = {"127.0.0.1", "::1"}
         self._handlers = _HANDLERS
         self.rates = Rates()
-        self._event_base = {f.name: f.default for f in dataclasses.fields(Event)
-                            if f.default is not dataclasses.MISSING}
-        self._event_base.update(hostname=self.hostname, start_ts=self.start_ns)
         # Every traced process shares the agent's pid namespace, whose init is pid 1.
         self._pidns_start = container.start_ts or start_ts_of(1)
         self._seed(self.agent_pid, with_fds=False)
@@ -129,7 +127,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         spec = SPECS.get(name)
         kind = (name, self._handlers.get(name), info[0] if info else None,
                 info[1] if info else None, name in _PROC_PARAM_EVENTS, self._specs(name),
-                spec.success_event if spec is not None else None)
+                spec.success_event if spec is not None else None, params_decoder(name))
         self._kinds[(arch, nr)] = kind
         return kind
 
@@ -137,22 +135,30 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
                specs: Dict[str, object], fd: Optional[Fd], category: Optional[str]) -> Event:
         self._num += 1
         data = values.get("data")
-        # Event's own __init__ sets all its fields one keyword at a time; this is the same
-        # object built from one dict (the constant fields from _event_base).
+        # The param list, made without a call to its __init__ (what it holds set directly).
+        params = _new_list(_ParamList)
+        params._src = (values, specs)
+        params._one = None
+        params._seen = (self, proc, tid)
+        # Event(...) sets every field one keyword at a time. The fields left at their
+        # defaults are read from the class (a dataclass keeps them there), so only what
+        # differs is stored, in one order every time (the stores stay specialised).
         ev = _new_event(Event)
-        d = ev.__dict__
-        d.update(self._event_base)
-        d["type"] = etype
-        d["ts"] = ts
-        d["num"] = self._num
-        d["tid"] = tid
-        d["res"] = res
-        d["params"] = _ParamList(values, specs, _Resolver(self, proc, tid))
-        d["proc"] = proc
-        d["fd"] = fd
-        d["category"] = category
-        d["buffer"] = data if isinstance(data, bytes) else None
-        d["prev_ts"] = self._prev_ts
+        ev.type = etype
+        ev.ts = ts
+        ev.num = self._num
+        ev.tid = tid
+        ev.res = res
+        ev.params = params
+        ev.proc = proc
+        ev.fd = fd
+        ev.category = category
+        ev.buffer = data if isinstance(data, bytes) else None
+        ev.prev_ts = self._prev_ts
+        ev.hostname = self.hostname
+        ev.start_ts = self.start_ns
+        ev.rawarg = values.get      # Event.rawarg, answered by the values themselves
+        ev.argtext = params.text    # Event.argtext, remembering the pure texts
         self._prev_ts = ts
         if etype in _RATE_TYPES:
             self.rates.observe(ev)   # windowed counts (state/rates.py) for wa.rate.* fields
@@ -160,7 +166,7 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
 
     def _syscall(self, r) -> Event:
         kind = self._kinds.get((r.arch, r.nr)) or self._kind_of(r.arch, r.nr)
-        name, handler, category, fdref, wants_proc_params, specs, success_event = kind
+        name, handler, category, fdref, wants_proc_params, specs, success_event, decode = kind
         ret = r.ret if r.flags & _HAS_EXIT else None
         tid = r.tid
         if self._exec_moved and tid in self._exec_moved and name.startswith("exec"):
@@ -168,11 +174,11 @@ class StateTracker(ThreadTable, FdLookup, ProcessParser, AttachParser):
         proc = self.threads.get(tid) or self._thread(tid, r.tgid)
         blobs = r.blobs
         self._cur_blobs = blobs
-        self._cur_fds = {_s32(r.args[k - K.SLOT_FD]): k - K.SLOT_FD
-                         for k in blobs if K.SLOT_FD <= k < K.SLOT_FD + 6} \
-            if blobs and max(blobs) >= K.SLOT_FD else {}
+        self._cur_fds = {_s32(r.args[k - _SLOT_FD]): k - _SLOT_FD
+                         for k in blobs if _SLOT_FD <= k < _SLOT_FD + 6} \
+            if blobs and max(blobs) >= _SLOT_FD else {}
         # proc_params come below, from the state as this event leaves it
-        values = decode_params(name, r.args, ret, blobs, self, tid=tid, state_params=False)
+        values = decode(r.args, ret, blobs, self, tid)
         fd = handler(self, proc, tid, r, values, ret) if handler is not None else None
         if fd is None and fdref is not None:
             fd = self._event_fd(proc, tid, name, fdref, values, ret)

@@ -7,7 +7,7 @@ import time
 from typing import List, Optional
 
 from . import types as T
-from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec, via
+from .spec import ARG_INDEX, ARG_INDEX_OR_KEY, ARG_NONE, FieldSpec, derive_inline, inline, via
 
 # PPM open-flag bits (driver encoding, falco-fields.md §2.2.1) the is_open_* fields test.
 PPM_O_RDONLY = 1
@@ -92,12 +92,7 @@ def _arg(arg):
 
     def get(e, name=arg):
         return _param_text(e.param(name))
-    return via(get, "param " + arg, _param_getter(arg), lambda e, p: _param_text(p))
-
-
-def _param_getter(name: str):
-    """One param by name: what evt.arg.NAME, evt.rawarg.NAME (and the open flags) read."""
-    return lambda e: e.param(name)
+    return inline(get, f"e.argtext({arg!r})")
 
 
 def _rawarg(arg):
@@ -107,11 +102,7 @@ def _rawarg(arg):
     def get(e, name=arg):
         p = e.param(name)
         return None if p is None else p.raw
-    return via(get, "param " + arg, _param_getter(arg), _raw_of)
-
-
-def _raw_of(e, p):
-    return None if p is None else p.raw
+    return inline(get, f"e.rawarg({arg!r})")
 
 
 def _type_is(arg):
@@ -123,6 +114,11 @@ def _type_is(arg):
 def _res(e):
     r = e.res
     return None if r is None else errno_name(r)
+
+
+# A group tests success without a call (errno_name's own first case).
+inline(_res, "None if (_r := e.res) is None else 'SUCCESS' if _r >= 0 else _w_errno_name(_r)",
+       _w_errno_name=errno_name)
 
 
 def _failed(e):
@@ -137,11 +133,8 @@ def _open_flags(e):
     return p.raw if p is not None and isinstance(p.raw, int) else None
 
 
-def _flags_of(e, p):
-    return p.raw if p is not None and e.type in OPEN_EVENTS and isinstance(p.raw, int) else None
-
-
-via(_open_flags, "param flags", _param_getter("flags"), _flags_of)
+inline(_open_flags, f"(_r if e.type in {tuple(sorted(OPEN_EVENTS))!r} "
+                   f"and isinstance(_r := e.rawarg('flags'), int) else None)")
 
 
 def _readable(e, f):
@@ -160,6 +153,8 @@ def _is_open_write(e):
     return _writable(e, _open_flags(e))
 
 
+derive_inline(_readable, f"(_f := {{v}}) is not None and bool(_f & {PPM_O_RDONLY})")
+derive_inline(_writable, f"(_f := {{v}}) is not None and bool(_f & {PPM_O_WRONLY})")
 via(_is_open_read, "open flags", _open_flags, _readable)
 via(_is_open_write, "open flags", _open_flags, _writable)
 

@@ -9,12 +9,26 @@ from ..errors import ConditionError
 
 Getter = Callable[[Any], Any]
 
-def inline(get: Getter, source: str) -> Getter:
+def inline(get: Getter, source: str, **names: Any) -> Getter:
     """Mark ``get`` as the expression ``source`` on ``e`` (the event), which a rule group
     (rules/group.py) writes into its code instead of calling ``get``. The source must give
-    exactly what ``get(e)`` gives; it may bind names starting with "_" as temporaries."""
+    exactly what ``get(e)`` gives; it may bind names starting with "_" as temporaries, and
+    read ``names`` (helpers, constants: each name starts with "_w_" and means one thing
+    wherever it is used)."""
     get.inline = source  # type: ignore[attr-defined]
+    if names:
+        get.inline_names = names  # type: ignore[attr-defined]
     return get
+
+
+def derive_inline(derive: Callable[[Any, Any], Any], template: str, **names: Any):
+    """Mark a ``via`` derivation ``derive(e, v)`` as the expression ``template`` in which
+    ``{v}`` stands for the base value's source (used once: bind it with a walrus to read it
+    twice) and ``e`` for the event; ``names`` as for ``inline``."""
+    derive.inline_derive = template  # type: ignore[attr-defined]
+    if names:
+        derive.inline_names = names  # type: ignore[attr-defined]
+    return derive
 
 
 def via(get: Getter, base_key: str, base: Getter, derive: Callable[[Any, Any], Any]) -> Getter:
