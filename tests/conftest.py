@@ -39,3 +39,11 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def mode_args(mode):
     return [] if mode == "seccomp" else ["--no-seccomp"]
+
+
+@pytest.fixture()
+def cache_dir(tmp_path, monkeypatch):
+    """A rules cache of the test's own (WORKLOAD_AGENT_RULES_CACHE), empty at first."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("WORKLOAD_AGENT_RULES_CACHE", str(d))
+    return d

@@ -32,13 +32,6 @@ RULE = """
 """
 
 
-@pytest.fixture()
-def cache_dir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("WORKLOAD_AGENT_RULES_CACHE", str(d))
-    return d
-
-
 def summary(ruleset):
     return [(r.name, r.enabled, r.priority, r.event_types, r.condition, r.output_text)
             for r in ruleset.rules]

@@ -24,13 +24,6 @@ RULE = """
 """
 
 
-@pytest.fixture()
-def cache_dir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("WORKLOAD_AGENT_RULES_CACHE", str(d))
-    return d
-
-
 def entries(d):
     return sorted(p for p in os.listdir(d) if p.endswith(".pickle")) if d.is_dir() else []
 
