@@ -9,7 +9,6 @@ real processes with and without the prefilter: the alerts are the same, fewer re
 from __future__ import annotations
 
 import os
-import struct
 import sys
 from pathlib import Path
 
