@@ -14,11 +14,18 @@ struct wa_buf {
     uint32_t len, cap;
 };
 
-static inline uint64_t wa_now_ns(void)
+/* A clock's reading in ns; 0 when it cannot be read (a thread's CPU clock once it ended). */
+static inline uint64_t wa_clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    if (clock_gettime(clock, &ts) != 0)
+        return 0;
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t wa_now_ns(void)
+{
+    return wa_clock_ns(CLOCK_REALTIME);
 }
 
 static inline int reserve(struct wa_buf *b, uint32_t more)

@@ -180,7 +180,8 @@ static struct task *task_of(struct wa_tracer *t, pid_t tid);
 /* A quiet exec's stop reads only what its judgement needs; the rest of its facts is read
  * at the process's next stop on a call that could change them, before the call runs, or
  * when its records are released: a quiet process whose records are dropped never pays for
- * them. What can drift meanwhile changes only through untraced calls (setrlimit). */
+ * them. What can drift meanwhile changes only through untraced calls (setrlimit, the
+ * terminal's ioctls) or by itself (the memory counters). */
 static void facts_more(uint8_t *facts, pid_t tid, unsigned what)
 {
     struct wa_proc_facts f;
@@ -189,9 +190,14 @@ static void facts_more(uint8_t *facts, pid_t tid, unsigned what)
     memcpy(facts, &f, sizeof f);
 }
 
-static void facts_rest(uint8_t *facts, pid_t tid)
+/* The rest of an exec record's facts, read now: its process (if still this slot's owner)
+ * has no late facts left. */
+static void facts_rest(struct wa_tracer *t, uint8_t *facts, pid_t owner, uint32_t gen)
 {
-    facts_more(facts, tid, WA_FACTS_ALL);
+    facts_more(facts, owner, WA_FACTS_ALL);
+    struct task *tk = task_of(t, owner);
+    if (tk && tk->gen == gen)
+        tk->state &= ~T_FACTS_LATE;
 }
 
 static void held_release(struct wa_tracer *t)
@@ -199,14 +205,10 @@ static void held_release(struct wa_tracer *t)
     for (uint32_t i = 0; i < t->nhq; i++) {
         struct held *h = &t->hq[i];
         struct task *tk = task_of(t, h->owner);
-        int same = tk && tk->gen == h->gen;
-        if (h->facts) {
-            facts_rest(t->held.buf + h->off + h->facts, h->owner);
-            if (same)
-                tk->state &= ~T_FACTS_LATE;
-        }
+        if (h->facts)
+            facts_rest(t, t->held.buf + h->off + h->facts, h->owner, h->gen);
         wa_ring_put(&t->ring, t->held.buf + h->off, h->len);
-        if (same)
+        if (tk && tk->gen == h->gen)
             tk->state &= ~T_QUIET;
     }
     t->nhq = 0;
@@ -214,15 +216,11 @@ static void held_release(struct wa_tracer *t)
 }
 
 /* The record in b could not be held: out it goes, after everything held. */
-static void held_overflow(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_t facts)
+static void held_overflow(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_t gen, uint32_t facts)
 {
     held_release(t);
-    if (facts) {
-        facts_rest(b->buf + facts, owner);
-        struct task *tk = task_of(t, owner);
-        if (tk)
-            tk->state &= ~T_FACTS_LATE;
-    }
+    if (facts)
+        facts_rest(t, b->buf + facts, owner, gen);
     wa_ring_put(&t->ring, b->buf, b->len);
 }
 
@@ -232,14 +230,14 @@ static void held_put(struct wa_tracer *t, struct wa_buf *b, pid_t owner, uint32_
         uint32_t cap = t->caphq ? t->caphq * 2 : 64;
         struct held *p = realloc(t->hq, cap * sizeof *p);
         if (!p) {
-            held_overflow(t, b, owner, facts);
+            held_overflow(t, b, owner, gen, facts);
             return;
         }
         t->hq = p;
         t->caphq = cap;
     }
     if (reserve(&t->held, b->len) != 0) {
-        held_overflow(t, b, owner, facts);
+        held_overflow(t, b, owner, gen, facts);
         return;
     }
     memcpy(t->held.buf + t->held.len, b->buf, b->len);
@@ -270,11 +268,11 @@ static void held_discard(struct wa_tracer *t, pid_t owner, uint32_t gen)
 /* A process whose exec facts are still partial: read the rest now. */
 static void facts_now(struct wa_tracer *t, pid_t tid, struct task *tk)
 {
-    tk->state &= ~T_FACTS_LATE;
+    tk->state &= ~T_FACTS_LATE;   /* even if no held record is found */
     for (uint32_t i = 0; i < t->nhq; i++) {
         struct held *h = &t->hq[i];
         if (h->owner == tid && h->gen == tk->gen && h->facts) {
-            facts_rest(t->held.buf + h->off + h->facts, tid);
+            facts_rest(t, t->held.buf + h->off + h->facts, tid, h->gen);
             h->facts = 0;
         }
     }
@@ -299,7 +297,6 @@ static void facts_before(struct wa_tracer *t, pid_t tid, struct task *tk, uint32
     }
     facts_now(t, tid, tk);
 }
-
 
 static void commit(struct wa_tracer *t, struct wa_buf *b)
 {
@@ -333,10 +330,8 @@ static void commit(struct wa_tracer *t, struct wa_buf *b)
         }
     }
     if (r->kind == WA_K_EXEC && t->late_facts) {   /* not held after all: complete it now */
-        facts_rest(b->buf + t->late_facts, r->tid);
+        facts_rest(t, b->buf + t->late_facts, r->tid, ok ? ok->gen : 0);
         t->late_facts = 0;
-        if (ok)
-            ok->state &= ~T_FACTS_LATE;
     }
     if (t->nhq)
         held_release(t);
@@ -853,7 +848,7 @@ static void emit_exec(struct wa_tracer *t, pid_t tid, struct task *tk, pid_t for
         } else {
             tk->state &= ~T_QUIET;   /* this record releases everything held before it */
             if (facts > 0)
-                facts_rest(b->buf + facts, tid);
+                facts_more(b->buf + facts, tid, WA_FACTS_ALL);
         }
     }
     /* The name the state will give the process (names matter only to the exec program). */
@@ -1335,9 +1330,7 @@ static void trace_loop(struct wa_tracer *t)
     if (t->nhq)
         held_release(t);
     wa_ring_finish(&t->ring, 5000);
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
-        t->cpu_final = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    t->cpu_final = wa_clock_ns(CLOCK_THREAD_CPUTIME_ID);
     atomic_store(&t->done, 1);
     uint64_t one = 1;
     ssize_t w = write(t->ring.efd, &one, sizeof one);
@@ -1606,11 +1599,11 @@ void wa_get_stats(struct wa_tracer *t, struct wa_stats *s)
     s->denied = atomic_load(&t->denied);
     s->ack_timeouts = atomic_load(&t->ack_timeouts);
     s->tracer_moves = atomic_load(&t->tracer_moves);
-    s->tracer_cpu_ns = atomic_load(&t->done) ? t->cpu_final : 0;
     clockid_t cid;
-    struct timespec ts;
-    if (!atomic_load(&t->done) && pthread_getcpuclockid(t->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
-        s->tracer_cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (atomic_load(&t->done))
+        s->tracer_cpu_ns = t->cpu_final;
+    else
+        s->tracer_cpu_ns = pthread_getcpuclockid(t->thread, &cid) == 0 ? wa_clock_ns(cid) : 0;
 }
 
 void wa_ack(struct wa_tracer *t)
